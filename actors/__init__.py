@@ -1,0 +1,59 @@
+"""durable-actors: actors for synchronous Python with durable mailboxes.
+
+Each actor is a worker process with a crash-safe mailbox and state on disk; handlers
+are plain synchronous methods. Start here::
+
+    from actors import Actor, ActorSystem
+
+    class Counter(Actor):
+        def on_start(self):
+            self.state.setdefault("count", 0)
+        def on_task(self, body, msg):
+            self.state["count"] += body["n"]
+        def on_ask(self, question, msg):
+            return self.state["count"]
+
+    with ActorSystem(home="/tmp/actors-home") as system:
+        counter = system.spawn(Counter, name="counter")
+        counter.tell({"n": 2})
+        assert counter.ask("count?") == 2
+"""
+
+from runtime.errors import (
+    ActorError,
+    ActorFailed,
+    ActorNotFound,
+    AskTimeout,
+    Cancelled,
+    InvalidSpec,
+    MailboxFull,
+    SpawnError,
+    StoreError,
+)
+from runtime.mailbox import DeadLetter
+from runtime.messages import InboxMessage as Message
+
+from ._actor import Actor, receive
+from ._ref import ActorRef
+from ._system import ActorSystem, ChildInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorFailed",
+    "ActorNotFound",
+    "ActorRef",
+    "ActorSystem",
+    "AskTimeout",
+    "Cancelled",
+    "ChildInfo",
+    "DeadLetter",
+    "InvalidSpec",
+    "MailboxFull",
+    "Message",
+    "SpawnError",
+    "StoreError",
+    "receive",
+]

@@ -1,0 +1,1162 @@
+"""``ActorSystem``: the parent process that provisions, supervises and talks to actors.
+
+::
+
+    user threads            ActorSystem (parent)                      workers
+    ------------            --------------------                      -------
+    spawn() ------------->  _launch: pool or new process -- spec --> pipe_main
+                             wait(conn, sentinel, deadline)  <- ready -+
+    tell()/ask() -------->  Router.deliver --------- file + doorbell --> mailbox
+    Future  <------------- inbox thread <------ reply file + doorbell --- worker
+                            monitor thread: wait(sentinels, conns, wake pipe)
+                             death -> restart policy (backoff, cap) -> relaunch
+    shutdown() ---------->  stop all (deepest first), grace, SIGTERM, SIGKILL
+
+One monitor thread waits on every child's sentinel and control pipe plus a wake-up
+pipe in one ``wait()`` call, so a death is noticed at once and no thread polls.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import select
+import signal
+import threading
+import time
+import traceback
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from filelock import FileLock, Timeout
+
+from runtime import worker as _worker
+from runtime.address import Address, Router, write_mailbox_config
+from runtime.durable import check_durability
+from runtime.errors import (
+    ActorError,
+    ActorFailed,
+    ActorNotFound,
+    AskTimeout,
+    InvalidSpec,
+    SpawnError,
+    StoreError,
+)
+from runtime.fabric import Fabric
+from runtime.ids import check_id
+from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox
+from runtime.messages import (
+    AskBody,
+    InboxKind,
+    InboxMessage,
+    ReplyBody,
+    ReplyError,
+    check_mode,
+    derived_msg_id,
+    reply_error,
+)
+from runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
+from runtime.store import ChildEntry, SessionStore
+
+from . import _ref
+from ._codec import decode, encode, imported_type, type_tag
+from ._ref import ActorRef
+
+log = logging.getLogger(__name__)
+
+#: Default root of all projects' actors.
+DEFAULT_HOME = os.path.join("~", ".actors")
+#: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
+#: fastest but unsafe once the parent runs threads (ours always does); "forkserver"
+#: starts a child in ~20-26 ms against ~60-75 ms for "spawn" and keeps the parent's
+#: descriptors out of the children, so a pipe's EOF reliably means the parent died.
+DEFAULT_START_METHOD = "forkserver"
+#: Modules imported once in the fork server, so each child starts with them loaded.
+PRELOAD = ["runtime.worker", "actors"]
+#: Default restart cap: this many restarts ...
+RESTART_LIMIT = 5
+#: ... within this many seconds, then the actor is marked failed.
+RESTART_WINDOW = 60.0
+#: First and largest restart delay (seconds); doubles in between.
+BACKOFF = (0.1, 5.0)
+#: Seconds between sweeps for messages waiting at actors that are not running.
+COLD_SWEEP_INTERVAL = 2.0
+#: Seconds a stopped child gets after SIGTERM before SIGKILL.
+TERMINATE_GRACE = 2.0
+#: Replies remembered per host-tool request id, to answer a re-sent request again.
+HOST_REPLY_MEMORY = 1024
+
+#: Statuses in children.json.
+STARTING, RUNNING, STOPPED, IDLE, FAILED, RESTARTING = (
+    "starting", "running", "stopped", "idle", "failed", "restarting")
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    """What ``ActorSystem.children()`` reports of one actor."""
+
+    name: str
+    actor_class: str
+    role: str | None
+    status: str
+    pid: int | None
+    restarts: int
+    parent_id: str | None
+
+
+class _Child:
+    """The parent's view of one actor of this system."""
+
+    def __init__(self, spec: ProvisionSpec) -> None:
+        self.spec = spec
+        self.name = spec.identity.child_id
+        self.status = STARTING
+        self.process: Any = None
+        self.conn: Any = None
+        self.conn_open = False
+        self.exit_reason: str | None = None
+        self.stop_requested = False
+        self.killed = False
+        self.crash_times: collections.deque[float] = collections.deque()
+        self.restarts = 0
+        self.exited = threading.Event()
+        self.exited.set()
+        self.last_error = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+class ActorSystem:
+    """The parent of a fleet of actors in one project.
+
+    Args:
+        home: root for all actor data (default ``$ACTORS_HOME`` or ``~/.actors``).
+        project: the project directory (default: the current directory); its path
+            picks the project key, so each checkout has its own actors.
+        name: this system's id within the project (its actors live under it).
+        backend: "maildir" (the only one built in).
+        durability: "machine" (fsync; survives power loss) or "process" (no fsync;
+            survives any process crash).
+        pool_size: workers kept started and imported, for fast spawns.
+        start_method: multiprocessing start method (default "forkserver").
+        max_pending: default mailbox limit for actors spawned here.
+        restart_limit, restart_window: more restarts than ``restart_limit`` within
+            ``restart_window`` seconds mark an actor failed.
+        on_failed: called as ``on_failed(name, reason)`` (on the monitor thread) when
+            an actor is marked failed.
+        spawn_timeout: default seconds a spawn waits for the actor to register.
+
+    Raises:
+        InvalidSpec: a bad argument. StoreError: the same system already runs elsewhere.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        project: str | os.PathLike[str] | None = None,
+        name: str = "main",
+        backend: str = "maildir",
+        durability: str = "machine",
+        pool_size: int = 0,
+        start_method: str | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        restart_limit: int = RESTART_LIMIT,
+        restart_window: float = RESTART_WINDOW,
+        on_failed: Callable[[str, str], None] | None = None,
+        spawn_timeout: float = 30.0,
+    ) -> None:
+        if backend != "maildir":
+            raise InvalidSpec("backend", f"{backend!r} is not available (maildir is)")
+        self.durability = check_durability(durability)
+        self.name = check_id(name, "system name")
+        if pool_size < 0:
+            raise InvalidSpec("pool_size", f"{pool_size} is negative")
+        home = home or os.environ.get("ACTORS_HOME") or DEFAULT_HOME
+        self.home = os.path.abspath(os.path.expanduser(os.fspath(home)))
+        project_dir = os.path.abspath(os.fspath(project or os.getcwd()))
+        if not os.path.isdir(project_dir):
+            raise InvalidSpec("project", f"{project_dir} is not a directory")
+        self.project_dir = project_dir
+        self.start_method = start_method or DEFAULT_START_METHOD
+        if self.start_method not in multiprocessing.get_all_start_methods():
+            raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
+        self.max_pending = max_pending
+        self.restart_limit = restart_limit
+        self.restart_window = restart_window
+        self.on_failed = on_failed
+        self.spawn_timeout = spawn_timeout
+
+        self.store = SessionStore.for_project(self.home, project_dir, self.durability)
+        self.project_key = self.store.key
+        self.fabric = Fabric(self.store.fabric_dir)
+        system_dir = self.store.system_dir(self.name)
+        os.makedirs(system_dir, exist_ok=True)
+        self._system_lock = FileLock(os.path.join(system_dir, ".system.lock"), timeout=0)
+        try:
+            self._system_lock.acquire()
+        except Timeout:
+            raise StoreError(system_dir, f"system {self.name!r} of this project is already running "
+                                         "in another process") from None
+        self.address = Address(self.store.home, self.project_key, self.name, None)
+        self._agent_ref = self.address.agent_ref("system")
+        self.store.save_session(self.name, None, {"meta": {"name": self.name, "pid": os.getpid(),
+                                                           "started_at": time.time()}})
+        self.inbox = Mailbox(self.store.mailbox_dir(self.name), durability=self.durability)
+        self._router = Router(self.durability)
+        self._send_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._state_changed = threading.Condition()
+        self._children: dict[str, _Child] = {}
+        self._pending: dict[str, tuple[Future[Any], str]] = {}
+        self._tools: dict[str, Callable[..., Any]] = {}
+        self._host_replies: collections.OrderedDict[str, InboxMessage] = collections.OrderedDict()
+        self._host_busy: set[str] = set()
+        self._restarts_due: list[tuple[float, str]] = []
+        self._closing = False
+        self._closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._mp = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            self._mp.set_forkserver_preload(PRELOAD)
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
+        self._pool = _Pool(self, pool_size)
+        self._inbox_thread = threading.Thread(target=self._serve_inbox, name=f"actors-inbox-{self.name}",
+                                              daemon=True)
+        self._monitor_thread = threading.Thread(target=self._monitor, name=f"actors-monitor-{self.name}",
+                                                daemon=True)
+        self._inbox_thread.start()
+        self._monitor_thread.start()
+        self._pool.start()
+        _ref._live_systems.append(self)
+        # Runs at interpreter exit if the user never shut the system down.
+        self._finalizer = weakref.finalize(self, _shutdown_at_exit, weakref.ref(self))
+
+    # -- context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> "ActorSystem":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def serves(self, address: Address) -> bool:
+        """Whether refs to ``address`` can be sent through this system."""
+        return address.home == self.store.home and address.project_key == self.project_key
+
+    # -- spawning --------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        actor_class: type | str,
+        name: str | None = None,
+        *,
+        role: str | None = None,
+        labels: tuple[str, ...] | list[str] = (),
+        restart: str = "on-failure",
+        secrets: dict[str, Any] | None = None,
+        idle_timeout: float | None = None,
+        handler_timeout: float | None = None,
+        max_attempts: int = 3,
+        retries: int = 0,
+        max_pending: int | None = None,
+        timeout: float | None = None,
+        parent_id: str | None = None,
+        depth: int = 1,
+    ) -> ActorRef:
+        """Start an actor (or resume it by name) and return a ref once it registered.
+
+        A name that already has a session resumes it: its state is restored and the
+        messages that waited in its mailbox are handled. A name already running in
+        this system returns the running actor's ref.
+
+        Args:
+            actor_class: an ``Actor`` subclass importable by its module path, or
+                ``"module:QualName"``.
+            name: the actor's id (default: class name + a short random suffix).
+            role, labels: free-form, shown by ``children()`` and ``actors ps``.
+            restart: "never", "on-failure" (default) or "always".
+            secrets: values the actor reads as ``self.secrets``; kept in memory only.
+            idle_timeout: seconds without messages after which the actor commits and
+                exits; the next message activates it again.
+            handler_timeout: seconds after which a running handler is cancelled.
+            max_attempts: deliveries that killed the worker before a message is
+                moved to the dead letters.
+            retries: extra attempts for a handler that raised (default none).
+            max_pending: mailbox limit (default: the system's).
+            timeout: seconds to wait for registration (default ``spawn_timeout``).
+
+        Raises:
+            InvalidSpec: a bad name or option. SpawnError: the actor could not start.
+        """
+        class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
+        if name is None:
+            base = class_path.rpartition(":")[2].rpartition(".")[2].lower() or "actor"
+            name = f"{base}-{os.urandom(4).hex()}"
+        check_id(name)
+        if name == self.name:
+            raise InvalidSpec("actor id", f"{name!r} is the system's own name")
+        if restart not in RESTART_POLICIES:
+            raise InvalidSpec("restart", f"{restart!r} is not one of {', '.join(RESTART_POLICIES)}")
+        spec = ProvisionSpec(
+            identity=Identity(child_id=name, parent_id=parent_id, system_id=self.name,
+                              project_key=self.project_key, role=role, labels=list(labels), depth=depth),
+            actor_class=class_path, home=self.store.home, project_dir=self.project_dir,
+            durability=self.durability, restart=restart, secrets=dict(secrets or {}),
+            limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
+                          max_attempts=max_attempts, retries=retries,
+                          max_pending=max_pending or self.max_pending),
+        )
+        spec.validate()
+        self._check_not_elsewhere(name)
+        with self._lock:
+            self._check_open()
+            child = self._children.get(name)
+            if child is not None and (child.alive or child.status in (STARTING, RESTARTING)):
+                if child.spec.actor_class != class_path:
+                    raise SpawnError(name, f"already running as {child.spec.actor_class}")
+                running = child
+            else:
+                running = None
+                child = _Child(spec)
+                child.exited.clear()
+                self._children[name] = child
+        if running is not None:
+            self._wait_started(running, timeout)
+            return self._ref(name)
+        self._prepare(child)
+        try:
+            self._launch(child, self.spawn_timeout if timeout is None else timeout)
+        except SpawnError as exc:
+            with self._lock:
+                child.status = FAILED
+                child.last_error = exc.reason
+                child.exited.set()
+            self._record(child)
+            raise
+        return self._ref(name)
+
+    def _check_not_elsewhere(self, name: str) -> None:
+        record = self.fabric.resolve(name)
+        if record is not None and record.system_id not in (None, self.name):
+            raise SpawnError(name, f"already running in system {record.system_id!r} (pid {record.pid})")
+        owner = self.store.resolve_child(name)
+        if owner is not None and owner != self.name:
+            raise SpawnError(name, f"the id belongs to system {owner!r} of this project")
+
+    def _prepare(self, child: _Child) -> None:
+        """Create the mailbox and index the child before its worker exists."""
+        mailbox = Mailbox(self.store.mailbox_dir(self.name, child.name), durability=self.durability)
+        write_mailbox_config(mailbox.root, child.spec.limits.max_pending)
+        mailbox.close()
+        existing = self.store.child_entry(child.name)
+        restarts = existing[1].restarts if existing else 0
+        child.restarts = restarts
+        ident = child.spec.identity
+        self.store.upsert_child(self.name, ChildEntry(
+            id=child.name, actor_class=child.spec.actor_class, role=ident.role, labels=list(ident.labels),
+            parent_id=ident.parent_id, status=STARTING, restarts=restarts, restart=child.spec.restart))
+
+    def _launch(self, child: _Child, timeout: float | None) -> None:
+        """Start a worker for ``child`` and wait until it registered.
+
+        Waits on the pipe (the "ready" event) and the process sentinel together; no
+        polling. On return the child runs and the monitor watches it.
+
+        Raises:
+            SpawnError: exited before registering, activation failed, or timed out
+                (the process is killed).
+        """
+        process, conn = self._pool.take() or self._start_process(child.name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            conn.send_bytes(child.spec.to_wire())
+        except OSError:
+            pass  # it died already; the sentinel tells why
+        error = ""
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = multiprocessing.connection.wait([conn, process.sentinel], remaining)
+            if not ready:
+                _kill(process)
+                conn.close()
+                raise SpawnError(child.name, f"did not register within {timeout} s (killed)")
+            if conn in ready:
+                event = _recv_event(conn)
+                if event is None:  # EOF: only the sentinel is left to wait for
+                    ready = multiprocessing.connection.wait([process.sentinel], remaining)
+                    if not ready:
+                        continue
+                elif event.get("event") == "ready":
+                    break
+                elif event.get("event") == "error":
+                    error = str(event.get("error", ""))
+                    continue
+                else:
+                    continue
+            process.join(TERMINATE_GRACE)
+            if process.exitcode is None:
+                _kill(process)
+            conn.close()
+            detail = error or f"exited before registering: {_describe_exit(process.exitcode)}"
+            raise SpawnError(child.name, detail.removeprefix(f"could not start {child.name!r}: "))
+        with self._lock:
+            child.process, child.conn, child.conn_open = process, conn, True
+            child.exit_reason = None
+            child.status = RUNNING
+            child.exited.clear()
+            stop_now = child.stop_requested or self._closing
+        self._record(child)
+        self._wake()
+        if stop_now:
+            _send(conn, b"stop")
+
+    def _start_process(self, label: str) -> tuple[Any, Any]:
+        parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        process = self._mp.Process(target=_worker.pipe_main, args=(child_conn,), name=f"actor-{label}",
+                                   daemon=True)
+        process.start()
+        child_conn.close()
+        return process, parent_conn
+
+    def _wait_started(self, child: _Child, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + (timeout or self.spawn_timeout)
+        while child.status in (STARTING, RESTARTING):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise SpawnError(child.name, "still starting")
+            with self._state_changed:
+                self._state_changed.wait(remaining)
+
+    def _record(self, child: _Child) -> None:
+        """Persist the supervision facts of ``child`` and wake anyone waiting on them."""
+        try:
+            self.store.update_status(self.name, child.name, status=child.status, restarts=child.restarts)
+        except StoreError as exc:
+            log.warning("actor %s: could not record status %s: %s", child.name, child.status, exc)
+        with self._state_changed:
+            self._state_changed.notify_all()
+
+    # -- addressing ----------------------------------------------------------------------------
+
+    def _ref(self, name: str, system_id: str | None = None) -> ActorRef:
+        return ActorRef(Address(self.store.home, self.project_key, system_id or self.name, name), self)
+
+    def ref(self, name: str) -> ActorRef:
+        """A ref to a known actor of this project (running or not).
+
+        Raises:
+            ActorNotFound: no actor of that id was ever spawned in this project.
+        """
+        check_id(name)
+        with self._lock:
+            if name in self._children:
+                return self._ref(name)
+        owner = self.store.resolve_child(name)
+        if owner is None:
+            raise ActorNotFound(name, f"project {self.project_key}")
+        return self._ref(name, owner)
+
+    def _address(self, target: ActorRef | str) -> Address:
+        if isinstance(target, ActorRef):
+            return target.address
+        if isinstance(target, str):
+            return self.ref(target).address
+        raise InvalidSpec("target", f"{target!r} is not an ActorRef or an actor id")
+
+    # -- messaging -----------------------------------------------------------------------------
+
+    def _deliver(self, address: Address, kind: str, body: Any, block_timeout: float | None,
+                 correlation_id: str | None = None, msg_id: str | None = None) -> InboxMessage:
+        message = InboxMessage.create(self._agent_ref, kind, body, msg_id=msg_id,
+                                      correlation_id=correlation_id)
+        with self._send_lock:
+            self._router.deliver(address, message, block_timeout=block_timeout)
+        return message
+
+    def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
+        """Send ``payload`` to an actor; returns the message id once it is durable.
+
+        Delivery is at-least-once and the actor applies each message id once. An actor
+        that is known but not running (stopped, idle, or from an earlier run) is
+        activated.
+
+        Raises:
+            ActorNotFound: unknown actor. MailboxFull: full, no room within ``block_timeout``.
+            InvalidSpec: the payload cannot be sent.
+        """
+        address = self._address(target)
+        message = self._deliver(address, InboxKind.TASK.value, encode(payload), block_timeout)
+        self._ensure_active(address)
+        return message.id
+
+    def ask_async(self, target: ActorRef | str, question: Any, *, mode: str = "query") -> "Future[Any]":
+        """Ask without waiting; the ``Future`` gets the answer or the error.
+
+        ``mode`` "query" answers from the current state and discards changes made while
+        answering; "steer" is a real turn whose changes persist.
+        """
+        address = self._address(target)
+        body = AskBody(encode(question), check_mode(mode)).to_dict(encode_json=False)
+        message = InboxMessage.create(self._agent_ref, InboxKind.ASK.value, body)
+        future: Future[Any] = Future()
+        with self._lock:
+            self._check_open()
+            self._pending[message.id] = (future, address.name)
+        try:
+            with self._send_lock:
+                self._router.deliver(address, message, block_timeout=0.0)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(message.id, None)
+            raise
+        self._ensure_active(address)
+        future.msg_id = message.id  # type: ignore[attr-defined]
+        return future
+
+    def ask(self, target: ActorRef | str, question: Any, *, timeout: float | None = 30.0,
+            mode: str = "query") -> Any:
+        """Ask an actor and wait for the answer.
+
+        Raises:
+            AskTimeout: no answer within ``timeout`` (a later answer is dropped).
+            ActorFailed: the handler raised (with the remote traceback).
+            Cancelled: the handler was cancelled.
+        """
+        future = self.ask_async(target, question, mode=mode)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(future.msg_id, None)  # type: ignore[attr-defined]
+            if future.done():
+                return future.result()
+            raise AskTimeout(self._address(target).name, timeout) from None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def _child(self, target: ActorRef | str) -> _Child | None:
+        name = target.name if isinstance(target, ActorRef) else check_id(target)
+        with self._lock:
+            child = self._children.get(name)
+        if child is None and self.store.resolve_child(name) is None:
+            raise ActorNotFound(name, f"project {self.project_key}")
+        return child
+
+    def cancel(self, target: ActorRef | str) -> None:
+        """Interrupt the handler the actor runs now (out of band; no-op when idle).
+
+        The handler sees ``Cancelled``; its message is acked; its asker gets ``Cancelled``.
+        """
+        child = self._child(target)
+        if child is not None and child.conn_open:
+            _send(child.conn, b"cancel")
+
+    def stop(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
+        """Stop an actor after its current message and wait for it to exit.
+
+        Its own children are stopped first. Messages not yet handled stay in its
+        mailbox for the next activation. Past ``timeout`` it is terminated, then killed.
+        """
+        child = self._child(target)
+        if child is None:
+            return
+        with self._lock:
+            kids = [c for c in self._children.values() if c.spec.identity.parent_id == child.name]
+        for kid in kids:
+            self.stop(kid.name, timeout)
+        with self._lock:
+            child.stop_requested = True
+            conn = child.conn if child.conn_open else None
+            process = child.process
+        if conn is not None:
+            _send(conn, b"stop")
+        if process is not None:
+            _stop_process(process, timeout)
+        child.exited.wait(timeout)
+
+    def kill(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
+        """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison."""
+        child = self._child(target)
+        if child is None:
+            return
+        with self._lock:
+            child.stop_requested = True
+            child.killed = True
+            process = child.process
+        if process is not None:
+            _kill(process)
+        child.exited.wait(timeout)
+
+    def children(self) -> list[ChildInfo]:
+        """Every actor of this system (running or not), sorted by name."""
+        infos = {}
+        for entry in self.store.list_children(self.name):
+            infos[entry.id] = ChildInfo(entry.id, entry.actor_class, entry.role, entry.status, None,
+                                        entry.restarts, entry.parent_id)
+        with self._lock:
+            for child in self._children.values():
+                ident = child.spec.identity
+                infos[child.name] = ChildInfo(child.name, child.spec.actor_class, ident.role, child.status,
+                                              child.pid, child.restarts, ident.parent_id)
+        return [infos[k] for k in sorted(infos)]
+
+    def pid_of(self, target: ActorRef | str) -> int | None:
+        """The worker pid of a running actor (``None`` when it does not run)."""
+        child = self._child(target)
+        return None if child is None else child.pid
+
+    def dead_letters(self, target: ActorRef | str) -> list[Any]:
+        """The messages of an actor that were moved to ``dead/`` (see ``DeadLetter``)."""
+        address = self._address(target)
+        return Mailbox(address.mailbox_dir(), create=False).dead_letters()
+
+    def requeue(self, target: ActorRef | str, msg_id: str) -> bool:
+        """Deliver a dead letter again; returns whether it existed."""
+        address = self._address(target)
+        box = Mailbox(address.mailbox_dir(), durability=self.durability, create=False)
+        try:
+            found = box.requeue(msg_id)
+        finally:
+            box.close()
+        if found:
+            self._ensure_active(address)
+        return found
+
+    # -- host tools ----------------------------------------------------------------------------
+
+    def expose(self, name: str, fn: Callable[..., Any]) -> None:
+        """Let actors call ``fn(**kwargs)`` here with ``self.call_host(name, **kwargs)``.
+
+        The function runs in the parent (on a small thread pool), so credentials and
+        connections stay here; arguments and results travel as JSON.
+        """
+        if not isinstance(name, str) or not name or name.startswith("actors."):
+            raise InvalidSpec("tool name", f"{name!r} is empty or reserved")
+        if not callable(fn):
+            raise InvalidSpec("tool", f"{fn!r} is not callable")
+        with self._lock:
+            self._tools[name] = fn
+
+    def _serve_request(self, message: InboxMessage) -> None:
+        body = message.body if isinstance(message.body, dict) else {}
+        tool, arguments = body.get("tool"), body.get("arguments") or {}
+        if tool == _worker.ACTIVATE_TOOL:
+            name = arguments.get("name")
+            if isinstance(name, str):
+                self._ensure_active(self._ref(name).address)
+            return
+        with self._lock:
+            cached = self._host_replies.get(message.id)
+            if cached is None and message.id in self._host_busy:
+                return  # a re-sent request whose first copy is still running
+            if cached is None:
+                self._host_busy.add(message.id)
+        if cached is not None:
+            self._send_reply(message, cached)
+            return
+        self._executor.submit(self._run_tool, message, str(tool), arguments)
+
+    def _run_tool(self, message: InboxMessage, tool: str, arguments: Any) -> None:
+        try:
+            result = self._call_tool(message, tool, arguments)
+            reply = ReplyBody(answer=encode(result))
+        except BaseException as exc:  # reported to the caller, never lost here
+            reply = ReplyBody(error=reply_error(exc, traceback.format_exc()))
+        answer = InboxMessage.create(self._agent_ref, InboxKind.MCP_REPLY.value,
+                                     reply.to_dict(encode_json=False),
+                                     msg_id=derived_msg_id(message.id, 0), correlation_id=message.id)
+        with self._lock:
+            self._host_busy.discard(message.id)
+            self._host_replies[message.id] = answer
+            while len(self._host_replies) > HOST_REPLY_MEMORY:
+                self._host_replies.popitem(last=False)
+        self._send_reply(message, answer)
+
+    def _call_tool(self, message: InboxMessage, tool: str, arguments: Any) -> Any:
+        if not isinstance(arguments, dict):
+            raise InvalidSpec("host tool arguments", "must be an object")
+        if tool == _worker.SPAWN_TOOL:
+            return self._spawn_for(message.sender.session_id, arguments)
+        if tool == _worker.CONTROL_TOOL:
+            action, name = arguments.get("action"), arguments.get("name")
+            if action == "stop":
+                self.stop(name, arguments.get("grace", 10.0))
+            elif action == "cancel":
+                self.cancel(name)
+            else:
+                raise InvalidSpec("control action", f"{action!r}")
+            return None
+        with self._lock:
+            fn = self._tools.get(tool)
+        if fn is None:
+            raise ActorNotFound(tool, "the host tools of this system")
+        return fn(**decode(arguments, imported_type, lambda address: ActorRef(address, self)))
+
+    def _spawn_for(self, parent: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            parent_child = self._children.get(parent)
+        depth = (parent_child.spec.identity.depth if parent_child else 1) + 1
+        max_depth = parent_child.spec.limits.max_depth if parent_child else Limits().max_depth
+        name = arguments.get("name")
+        if depth > max_depth:
+            raise SpawnError(str(name), f"spawn depth {depth} exceeds the cap of {max_depth}")
+        options = arguments.get("options") or {}
+        if not isinstance(options, dict):
+            raise InvalidSpec("spawn options", "must be an object")
+        allowed = {"role", "labels", "restart", "idle_timeout", "handler_timeout", "max_attempts",
+                   "retries", "max_pending", "timeout", "secrets"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise InvalidSpec("spawn options", f"unknown {', '.join(sorted(unknown))}")
+        ref = self.spawn(str(arguments.get("actor_class")), name, parent_id=parent, depth=depth, **options)
+        return ref.to_dict()
+
+    def _send_reply(self, request: InboxMessage, reply: InboxMessage) -> None:
+        try:
+            with self._send_lock:
+                self._router.deliver(self.address.reply_address(request.sender), reply, block_timeout=None)
+        except (ActorNotFound, StoreError) as exc:
+            log.warning("system %s: reply to %s not delivered: %s", self.name, request.sender.session_id, exc)
+
+    # -- background threads --------------------------------------------------------------------
+
+    def _serve_inbox(self) -> None:
+        """Drain the system inbox: replies resolve futures, requests run host tools."""
+        bell = self.inbox.doorbell()
+        try:
+            while not self._closed:
+                bell.clear()
+                batch = self.inbox.drain(1024)
+                for delivered in batch:
+                    message = delivered.message
+                    try:
+                        if message.kind == InboxKind.REPLY.value:
+                            self._resolve(message)
+                        elif message.kind == InboxKind.MCP_REQUEST.value:
+                            self._serve_request(message)
+                        else:
+                            log.warning("system %s: unexpected %r message %s from %s dropped", self.name,
+                                        message.kind, message.id, message.sender.session_id)
+                    except Exception:
+                        log.exception("system %s: failed to handle %s", self.name, message.id)
+                    self.inbox.ack_delivered(delivered)
+                if not batch:
+                    select.select([bell.fd, self._wake_r], [], [], 1.0)
+        finally:
+            bell.close()
+
+    def _resolve(self, message: InboxMessage) -> None:
+        with self._lock:
+            entry = self._pending.pop(message.correlation_id or "", None)
+        if entry is None:
+            log.debug("system %s: late reply %s dropped", self.name, message.correlation_id)
+            return
+        future, who = entry
+        body = message.body if isinstance(message.body, dict) else {}
+        if body.get("error"):
+            future.set_exception(_worker.error_from_reply(ReplyError.from_dict(body["error"]), who))
+        else:
+            future.set_result(decode(body.get("answer"), imported_type, lambda a: ActorRef(a, self)))
+
+    def _monitor(self) -> None:
+        """Wait on every child's sentinel and pipe; apply the restart policy on deaths."""
+        next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+        while not self._closed:
+            with self._lock:
+                watched: dict[Any, _Child] = {}
+                for child in self._children.values():
+                    if child.process is not None and child.status not in (STARTING, RESTARTING):
+                        watched[child.process.sentinel] = child
+                        if child.conn_open:
+                            watched[child.conn] = child
+                due = min((t for t, _ in self._restarts_due), default=None)
+            now = time.monotonic()
+            timeout = max(0.0, min(next_sweep, due if due is not None else next_sweep) - now)
+            ready = multiprocessing.connection.wait([self._wake_r, *watched], timeout)
+            for obj in ready:
+                if obj == self._wake_r:
+                    _drain_pipe(self._wake_r)
+                    continue
+                child = watched[obj]
+                if obj is child.conn:
+                    event = _recv_event(child.conn)
+                    if event is None:
+                        child.conn_open = False
+                    elif event.get("event") == "exit":
+                        child.exit_reason = str(event.get("reason"))
+                else:
+                    self._child_exited(child)
+            self._run_due_restarts()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+                self._sweep_cold()
+
+    def _child_exited(self, child: _Child) -> None:
+        process = child.process
+        process.join(TERMINATE_GRACE)
+        code = process.exitcode
+        if child.conn_open:  # pick up a last "exit" event still in the pipe
+            while child.conn.poll():
+                event = _recv_event(child.conn)
+                if event is None:
+                    break
+                if event.get("event") == "exit":
+                    child.exit_reason = str(event.get("reason"))
+        child.conn.close()
+        with self._lock:
+            child.process, child.conn, child.conn_open = None, None, False
+            reason = child.exit_reason
+            requested = child.stop_requested or self._closing
+            clean = code == 0 and reason is not None
+            if child.killed:
+                _clear_inflight(self.store.mailbox_dir(self.name, child.name))
+            if requested:
+                child.status = STOPPED
+                child.stop_requested = child.killed = False
+            elif clean and reason == "idle":
+                child.status = IDLE
+            elif clean and child.spec.restart != "always":
+                child.status = STOPPED
+            else:
+                self._on_death(child, code, reason)
+            child.exited.set()
+        self._record(child)
+        if child.status in (IDLE, STOPPED) and not requested and not self._closing:
+            if Mailbox(self.store.mailbox_dir(self.name, child.name), create=False).has_new():
+                self._ensure_active(self._ref(child.name).address)
+
+    def _on_death(self, child: _Child, code: int | None, reason: str | None) -> None:
+        """An exit nobody asked for: restart with backoff, or mark failed past the cap."""
+        what = _describe_exit(code) + (f" ({reason})" if reason else "")
+        if child.spec.restart == "never":
+            log.error("actor %s: worker died: %s; restart policy is never", child.name, what)
+            self._mark_failed(child, f"died: {what}")
+            return
+        now = time.monotonic()
+        while child.crash_times and child.crash_times[0] < now - self.restart_window:
+            child.crash_times.popleft()
+        if len(child.crash_times) >= self.restart_limit:
+            log.error("actor %s: worker died: %s; %d restarts in %.0f s, giving up", child.name, what,
+                      len(child.crash_times), self.restart_window)
+            self._mark_failed(child, f"died {len(child.crash_times) + 1} times within "
+                                     f"{self.restart_window:.0f} s; last: {what}")
+            return
+        delay = min(BACKOFF[0] * (2 ** len(child.crash_times)), BACKOFF[1])
+        child.crash_times.append(now)
+        child.status = RESTARTING
+        log.warning("actor %s: worker died: %s; restarting in %.2f s", child.name, what, delay)
+        self._restarts_due.append((now + delay, child.name))
+
+    def _mark_failed(self, child: _Child, reason: str) -> None:
+        child.status = FAILED
+        child.last_error = reason
+        if self.on_failed is not None:
+            try:
+                self.on_failed(child.name, reason)
+            except Exception:
+                log.exception("system %s: on_failed callback raised", self.name)
+
+    def _run_due_restarts(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [name for t, name in self._restarts_due if t <= now]
+            self._restarts_due = [(t, name) for t, name in self._restarts_due if t > now]
+        for name in due:
+            with self._lock:
+                child = self._children.get(name)
+                if child is None or child.status != RESTARTING or self._closing:
+                    continue
+                child.restarts += 1
+                child.exited.clear()
+            threading.Thread(target=self._relaunch, args=(child,), name=f"actors-restart-{name}",
+                             daemon=True).start()
+
+    def _relaunch(self, child: _Child) -> None:
+        try:
+            self._launch(child, self.spawn_timeout)
+            log.info("actor %s: restarted (pid %s)", child.name, child.pid)
+        except SpawnError as exc:
+            with self._lock:
+                self._on_death(child, None, exc.reason)
+                child.exited.set()
+            self._record(child)
+            self._wake()
+
+    def _ensure_active(self, address: Address) -> None:
+        """Activate a known actor of this system that has no running worker."""
+        if address.system_id != self.name or address.agent_id is None or self._closing:
+            return
+        name = address.agent_id
+        with self._lock:
+            child = self._children.get(name)
+            if child is not None and (child.alive or child.status in (STARTING, RESTARTING, FAILED)):
+                return
+            if child is None:
+                spec = self._recorded_spec(name)
+                if spec is None:
+                    return
+                child = _Child(spec)
+                self._children[name] = child
+            child.status = STARTING
+            child.stop_requested = False
+            child.exited.clear()
+        threading.Thread(target=self._activate, args=(child,), name=f"actors-activate-{name}",
+                         daemon=True).start()
+
+    def _activate(self, child: _Child) -> None:
+        try:
+            self._launch(child, self.spawn_timeout)
+        except SpawnError as exc:
+            log.error("actor %s: activation failed: %s", child.name, exc.reason)
+            with self._lock:
+                self._mark_failed(child, exc.reason)
+                child.exited.set()
+            self._record(child)
+
+    def _recorded_spec(self, name: str) -> ProvisionSpec | None:
+        """The spec an actor of this system was last started with (no secrets)."""
+        try:
+            session = self.store.load_session(self.name, name)
+        except StoreError:
+            return None
+        doc = (session or {}).get("meta", {}).get("spec")
+        if not isinstance(doc, dict):
+            return None
+        try:
+            spec = ProvisionSpec.from_dict(doc)
+            spec.home, spec.durability = self.store.home, self.durability
+            return spec.validate()
+        except (InvalidSpec, TypeError, ValueError, KeyError):
+            log.warning("actor %s: recorded spec is unusable; not activating", name)
+            return None
+
+    def _sweep_cold(self) -> None:
+        """Activate known actors with waiting messages but no worker (a safety net)."""
+        for entry in self.store.list_children(self.name):
+            if entry.status in (FAILED, STARTING, RESTARTING):
+                continue
+            with self._lock:
+                child = self._children.get(entry.id)
+                if child is not None and (child.alive or child.status != IDLE):
+                    continue
+            try:
+                waiting = Mailbox(self.store.mailbox_dir(self.name, entry.id), create=False).has_new()
+            except (StoreError, OSError):
+                continue
+            if waiting:
+                self._ensure_active(self._ref(entry.id).address)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"w")
+        except OSError:
+            pass
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ActorError(f"system {self.name!r} is shut down")
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop every actor (deepest first), then the system's threads and pool.
+
+        Politely, then firmly: a stop request, ``timeout`` seconds of grace, SIGTERM,
+        then SIGKILL. Pending asks fail with ``ActorError``. Idempotent.
+        """
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            children = sorted(self._children.values(), key=lambda c: -c.spec.identity.depth)
+        self._pool.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for child in children:
+            with self._lock:
+                conn = child.conn if child.conn_open else None
+                child.stop_requested = True
+            if conn is not None:
+                _send(conn, b"stop")
+        for child in children:
+            process = child.process
+            if process is not None:
+                remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
+                _stop_process(process, remaining)
+            child.exited.wait(TERMINATE_GRACE)
+        self._closed = True
+        self._wake()
+        self._monitor_thread.join(TERMINATE_GRACE)
+        self._inbox_thread.join(TERMINATE_GRACE)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future, who in pending.values():
+            if not future.done():
+                future.set_exception(ActorError(f"system {self.name!r} shut down before {who!r} replied"))
+        with self._send_lock:
+            self._router.close()
+        self.inbox.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        if self in _ref._live_systems:
+            _ref._live_systems.remove(self)
+        self._system_lock.release()
+        self._finalizer.detach()
+
+
+class _Pool:
+    """Warm workers: started and imported, waiting for a spec on their pipe."""
+
+    def __init__(self, system: ActorSystem, size: int) -> None:
+        self.system, self.size = system, size
+        self._idle: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.served = 0
+
+    def start(self) -> None:
+        if self.size > 0:
+            self._thread = threading.Thread(target=self._refill, name="actors-pool", daemon=True)
+            self._thread.start()
+            self._wanted.set()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [process.pid for process, _ in self._idle]
+
+    def take(self) -> tuple[Any, Any] | None:
+        """An idle warm worker, or ``None`` (the caller starts one cold)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                process, conn = self._idle.popleft()
+            self._wanted.set()
+            if process.exitcode is None:
+                self.served += 1
+                return process, conn
+            conn.close()
+
+    def _refill(self) -> None:
+        while not self._closed:
+            self._wanted.wait()
+            self._wanted.clear()
+            while not self._closed:
+                with self._lock:
+                    if len(self._idle) >= self.size:
+                        break
+                try:
+                    started = self.system._start_process("pool")
+                except OSError as exc:
+                    log.error("pool: could not start a worker: %s", exc)
+                    break
+                with self._lock:
+                    if self._closed:
+                        _close_idle([started])
+                        return
+                    self._idle.append(started)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle), collections.deque()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(TERMINATE_GRACE * 5)
+        _close_idle(idle)
+
+
+def _close_idle(idle: list[tuple[Any, Any]]) -> None:
+    """EOF tells an unprovisioned worker to exit; then make sure it did."""
+    for _, conn in idle:
+        conn.close()
+    for process, _ in idle:
+        process.join(TERMINATE_GRACE)
+        if process.exitcode is None:
+            _kill(process)
+
+
+def _send(conn: Any, data: bytes) -> None:
+    try:
+        conn.send_bytes(data)
+    except (OSError, ValueError):
+        pass  # the child is gone; its sentinel reports it
+
+
+def _recv_event(conn: Any) -> dict[str, Any] | None:
+    try:
+        return json.loads(conn.recv_bytes())
+    except (EOFError, OSError):
+        return None
+    except ValueError:
+        return {}
+
+
+def _stop_process(process: Any, timeout: float | None) -> None:
+    """Wait for a process asked to stop; then SIGTERM; then SIGKILL."""
+    process.join(timeout)
+    if process.exitcode is None:
+        process.terminate()
+        process.join(TERMINATE_GRACE)
+    if process.exitcode is None:
+        _kill(process)
+
+
+def _kill(process: Any) -> None:
+    try:
+        process.kill()
+    except (OSError, ValueError):
+        pass
+    process.join(TERMINATE_GRACE)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _clear_inflight(mailbox_dir: str) -> None:
+    """Forget which message was running (a deliberate kill is no evidence of poison)."""
+    path = os.path.join(mailbox_dir, ".inflight")
+    try:
+        with open(path, "r+b") as handle:
+            handle.write(b"\0")
+    except OSError:
+        pass
+
+
+def _shutdown_at_exit(system_ref: "weakref.ref[ActorSystem]") -> None:
+    system = system_ref()
+    if system is not None and not system._closing:
+        system.shutdown(timeout=5.0)

@@ -1,0 +1,141 @@
+"""Where a message goes: ``Address`` and the ``Router`` that delivers to one.
+
+An address names a mailbox without asking any process: home, project, system and
+actor id. Mailboxes exist on disk whether or not their actor runs, which is what
+makes them durable; the fabric is only asked who is alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .durable import MACHINE, Durability, atomic_write
+from .errors import ActorNotFound, InvalidSpec, StoreError
+from .ids import check_id
+from .mailbox import DEFAULT_MAX_PENDING, Mailbox
+from .messages import AgentRef, InboxMessage
+from .store import SessionStore
+
+#: Mailbox handles a router keeps open (each holds a doorbell descriptor).
+ROUTER_CACHE_SIZE = 256
+#: Per-mailbox settings written by the spawner, read by every sender.
+MAILBOX_CONFIG = ".config.json"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: an actor's (``agent_id`` set) or a system's inbox (``agent_id`` None)."""
+
+    home: str
+    project_key: str
+    system_id: str
+    agent_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.agent_id if self.agent_id is not None else self.system_id
+
+    def agent_ref(self, role: str | None = None) -> AgentRef:
+        """The ``from`` field for messages sent by the owner of this address."""
+        return AgentRef(session_id=self.name, role=role, system_id=self.system_id)
+
+    def reply_address(self, sender: AgentRef) -> "Address":
+        """Where a reply to a message from ``sender`` goes (same home and project)."""
+        system_id = sender.system_id or self.system_id
+        agent_id = None if sender.session_id == system_id else sender.session_id
+        return Address(self.home, self.project_key, system_id, agent_id)
+
+    def store(self, durability: Durability = MACHINE) -> SessionStore:
+        return SessionStore(self.home, self.project_key, durability)
+
+    def mailbox_dir(self) -> str:
+        return self.store().mailbox_dir(self.system_id, self.agent_id)
+
+    def fabric_path(self) -> str:
+        """Where the actor's lease record lives (meaningless for a system inbox)."""
+        return os.path.join(self.store().fabric_dir, f"{self.name}.json")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"home": self.home, "project": self.project_key, "system": self.system_id,
+                "name": self.agent_id}
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> "Address":
+        """Rebuild from :meth:`to_dict`, validating every component.
+
+        Raises:
+            InvalidSpec: missing or unsafe components.
+        """
+        if not isinstance(doc, dict):
+            raise InvalidSpec("address", f"{doc!r} is not an object")
+        try:
+            home, project, system = doc["home"], doc["project"], doc["system"]
+        except KeyError as exc:
+            raise InvalidSpec("address", f"missing {exc.args[0]!r}") from None
+        name = doc.get("name")
+        if not isinstance(home, str) or not home:
+            raise InvalidSpec("address", "home must be a non-empty string")
+        return cls(home, check_id(project, "project key"), check_id(system, "system id"),
+                   None if name is None else check_id(name))
+
+
+def write_mailbox_config(root: str, max_pending: int) -> None:
+    """Record a mailbox's limit for senders in other processes."""
+    atomic_write(os.path.join(root, MAILBOX_CONFIG), json.dumps({"max_pending": max_pending}).encode(),
+                 "process")
+
+
+def _read_max_pending(root: str) -> int:
+    try:
+        with open(os.path.join(root, MAILBOX_CONFIG), "rb") as handle:
+            value = json.load(handle).get("max_pending")
+        return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_PENDING
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_MAX_PENDING
+
+
+class Router:
+    """Delivers messages to addresses, keeping a bounded cache of mailbox handles.
+
+    Not thread-safe by itself; callers that share one serialise ``deliver``.
+    """
+
+    def __init__(self, durability: Durability = MACHINE) -> None:
+        self.durability = durability
+        self._mailboxes: OrderedDict[Address, Mailbox] = OrderedDict()
+
+    def mailbox(self, address: Address) -> Mailbox:
+        """An open handle on the mailbox of ``address``.
+
+        Raises:
+            ActorNotFound: no mailbox exists there (never spawned, or another project).
+        """
+        box = self._mailboxes.get(address)
+        if box is not None:
+            self._mailboxes.move_to_end(address)
+            return box
+        root = address.mailbox_dir()
+        try:
+            box = Mailbox(root, durability=self.durability, max_pending=_read_max_pending(root),
+                          create=False)
+        except StoreError:
+            raise ActorNotFound(address.name, f"project {address.project_key}") from None
+        self._mailboxes[address] = box
+        if len(self._mailboxes) > ROUTER_CACHE_SIZE:
+            _, evicted = self._mailboxes.popitem(last=False)
+            evicted.close()
+        return box
+
+    def deliver(self, address: Address, message: InboxMessage,
+                block_timeout: float | None = 0.0) -> str:
+        """Deliver durably (see ``Mailbox.deliver``); returns the file path."""
+        return self.mailbox(address).deliver(message, block_timeout=block_timeout)
+
+    def close(self) -> None:
+        for box in self._mailboxes.values():
+            box.close()
+        self._mailboxes.clear()

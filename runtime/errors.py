@@ -1,0 +1,126 @@
+"""One exception tree for the whole project.
+
+Every error here may cross a process boundary (a reply carries it back to an asker,
+a pipe carries it back to a parent), so each one pickles: constructors hand all of
+their arguments to ``BaseException.__init__`` and the text is built in ``__str__``.
+``actors`` re-exports these; ``runtime`` is where they live because it is the leaf.
+"""
+
+from __future__ import annotations
+
+
+class ActorError(Exception):
+    """Root of every error the framework raises on purpose."""
+
+
+class StoreError(ActorError):
+    """A durable file could not be read, written or decoded.
+
+    Attributes:
+        path: the file (or directory) involved.
+        reason: what went wrong.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = str(path), reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class InvalidSpec(ActorError, ValueError):
+    """A name, id, provisioning spec or option is not acceptable.
+
+    Raised before anything is written or started, so nothing needs undoing.
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(what, reason)
+        self.what, self.reason = what, reason
+
+    def __str__(self) -> str:
+        return f"invalid {self.what}: {self.reason}"
+
+
+class MailboxFull(ActorError):
+    """A mailbox holds ``max_pending`` messages already; the message was not sent."""
+
+    def __init__(self, mailbox: str, pending: int, limit: int) -> None:
+        super().__init__(mailbox, pending, limit)
+        self.mailbox, self.pending, self.limit = str(mailbox), pending, limit
+
+    def __str__(self) -> str:
+        return f"mailbox {self.mailbox} is full ({self.pending} pending, limit {self.limit})"
+
+
+class ActorNotFound(ActorError, LookupError):
+    """No actor of that id is known to the project."""
+
+    def __init__(self, actor_id: str, where: str = "") -> None:
+        super().__init__(actor_id, where)
+        self.actor_id, self.where = actor_id, where
+
+    def __str__(self) -> str:
+        suffix = f" in {self.where}" if self.where else ""
+        return f"no actor {self.actor_id!r}{suffix}"
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived before the deadline. A reply arriving later is dropped."""
+
+    def __init__(self, actor_id: str, timeout: float | None) -> None:
+        super().__init__(actor_id, timeout)
+        self.actor_id, self.timeout = actor_id, timeout
+
+    def __str__(self) -> str:
+        return f"{self.actor_id!r} did not reply within {self.timeout} s"
+
+
+class ActorFailed(ActorError):
+    """A remote handler (or host tool) raised; carries its type, message and traceback.
+
+    Attributes:
+        actor_id: who failed.
+        type_name: the remote exception's qualified type name.
+        message: its ``str()``.
+        traceback: the remote traceback as text (empty when there is none).
+    """
+
+    def __init__(self, actor_id: str, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(actor_id, type_name, message, traceback)
+        self.actor_id, self.type_name = actor_id, type_name
+        self.message, self.traceback = message, traceback
+
+    def __str__(self) -> str:
+        text = f"{self.actor_id!r} failed: {self.type_name}: {self.message}"
+        if self.traceback:
+            text += "\n\nRemote traceback:\n" + self.traceback.rstrip()
+        return text
+
+
+class SpawnError(ActorError):
+    """An actor could not be started (bad class, exited before registering, timeout)."""
+
+    def __init__(self, actor_id: str, reason: str) -> None:
+        super().__init__(actor_id, reason)
+        self.actor_id, self.reason = actor_id, reason
+
+    def __str__(self) -> str:
+        return f"could not start {self.actor_id!r}: {self.reason}"
+
+
+class Cancelled(BaseException):
+    """The running handler was cancelled out of band.
+
+    A ``BaseException`` (as in trio) so that ``except Exception`` in user code cannot
+    swallow it. An asker whose question was cancelled receives it as an error.
+    """
+
+    def __init__(self, actor_id: str = "", reason: str = "cancelled") -> None:
+        super().__init__(actor_id, reason)
+        self.actor_id, self.reason = actor_id, reason
+
+    def __str__(self) -> str:
+        who = f"{self.actor_id!r}: " if self.actor_id else ""
+        return f"{who}{self.reason}"

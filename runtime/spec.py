@@ -1,0 +1,196 @@
+"""``ProvisionSpec``: everything a worker needs to become a given actor (DESIGN §5).
+
+Sent by the parent as the first message on the pipe, or written as one line of JSON
+on a seed-protocol worker's stdin. Versioned and tolerant both ways: unknown fields
+are ignored and every field has a default, so a newer parent can start an older
+worker and the reverse. ``secrets`` lives in memory only: it is never put in argv,
+the environment, a log line, a record or a file, and ``repr`` hides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from dataclasses_json import DataClassJsonMixin, Undefined, dataclass_json
+
+from .durable import DURABILITY_LEVELS
+from .errors import InvalidSpec
+from .ids import check_id, is_valid_id
+
+#: Current spec format version.
+SPEC_VERSION = 1
+#: Largest spec accepted on a stream.
+MAX_SPEC_BYTES = 8 * 1024 * 1024
+#: Default seconds to wait for a spec on a stream.
+SPEC_READ_TIMEOUT = 30.0
+#: Default cap on nested spawning.
+DEFAULT_MAX_DEPTH = 4
+#: Restart policies.
+RESTART_POLICIES = ("never", "on-failure", "always")
+
+
+@dataclass_json(undefined=Undefined.EXCLUDE)
+@dataclass
+class Identity(DataClassJsonMixin):
+    """Who the actor is and where it sits in its system."""
+
+    child_id: str = ""
+    parent_id: str | None = None
+    system_id: str = ""
+    project_key: str = ""
+    role: str | None = None
+    labels: list[str] = field(default_factory=list)
+    depth: int = 1
+
+
+@dataclass_json(undefined=Undefined.EXCLUDE)
+@dataclass
+class Limits(DataClassJsonMixin):
+    """Limits the worker enforces. ``None`` means no limit."""
+
+    idle_timeout: float | None = None
+    handler_timeout: float | None = None
+    max_attempts: int = 3
+    retries: int = 0
+    max_pending: int = 50_000
+    max_depth: int = DEFAULT_MAX_DEPTH
+    lease: float = 60.0
+    sweep_interval: float = 1.0
+    batch_size: int = 256
+
+
+@dataclass_json(undefined=Undefined.EXCLUDE)
+@dataclass
+class ProvisionSpec(DataClassJsonMixin):
+    """The provisioning message.
+
+    Attributes:
+        version: format version of the sender.
+        identity: ids, role, labels, depth.
+        actor_class: ``module:qualname`` of the actor class to import.
+        home: the ``ACTORS_HOME`` root.
+        project_dir: the project directory the key was derived from (informational).
+        backend: mailbox/fabric backend name.
+        durability: "machine" or "process".
+        limits: see :class:`Limits`.
+        restart: supervision policy (the parent's business; recorded for reactivation).
+        secrets: memory-only values handed to the actor (``self.secrets``).
+    """
+
+    version: int = SPEC_VERSION
+    identity: Identity = field(default_factory=Identity)
+    actor_class: str = ""
+    home: str = ""
+    project_dir: str = ""
+    backend: str = "maildir"
+    durability: str = "machine"
+    limits: Limits = field(default_factory=Limits)
+    restart: str = "on-failure"
+    secrets: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def validate(self) -> "ProvisionSpec":
+        """Check the spec before it is sent; returns it.
+
+        Raises:
+            InvalidSpec: naming the first bad field.
+        """
+        ident = self.identity
+        check_id(ident.child_id, "child_id")
+        check_id(ident.system_id, "system_id")
+        if ident.parent_id is not None and not is_valid_id(ident.parent_id):
+            raise InvalidSpec("parent_id", f"{ident.parent_id!r} is not a valid id")
+        if not ident.project_key:
+            raise InvalidSpec("project_key", "it is empty")
+        check_id(ident.project_key, "project_key")
+        module, _, qualname = self.actor_class.partition(":")
+        if not module or not qualname:
+            raise InvalidSpec("actor_class", f"{self.actor_class!r} is not 'module:qualname'")
+        if not self.home:
+            raise InvalidSpec("home", "it is empty")
+        if self.backend != "maildir":
+            raise InvalidSpec("backend", f"{self.backend!r} is not available (maildir is)")
+        if self.durability not in DURABILITY_LEVELS:
+            raise InvalidSpec("durability", f"{self.durability!r} is not one of {DURABILITY_LEVELS}")
+        if self.restart not in RESTART_POLICIES:
+            raise InvalidSpec("restart", f"{self.restart!r} is not one of {RESTART_POLICIES}")
+        limits = self.limits
+        if ident.depth < 1 or ident.depth > limits.max_depth:
+            raise InvalidSpec("depth", f"{ident.depth} is outside 1..{limits.max_depth}")
+        for name in ("idle_timeout", "handler_timeout"):
+            value = getattr(limits, name)
+            if value is not None and not value > 0:
+                raise InvalidSpec(name, f"{value!r} must be positive or None")
+        if limits.max_attempts < 1 or limits.retries < 0 or limits.max_pending < 1:
+            raise InvalidSpec("limits", "max_attempts and max_pending must be >= 1, retries >= 0")
+        if not limits.lease > 0 or not limits.sweep_interval > 0 or limits.batch_size < 1:
+            raise InvalidSpec("limits", "lease, sweep_interval and batch_size must be positive")
+        return self
+
+    def to_wire(self) -> bytes:
+        """One line of JSON (secrets included: for the pipe or stdin only)."""
+        return self.to_json().encode() + b"\n"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The spec as a dict without ``secrets`` (safe to record or log)."""
+        doc = self.to_dict(encode_json=True)
+        doc.pop("secrets", None)
+        return doc
+
+    @classmethod
+    def from_wire(cls, data: bytes | str) -> "ProvisionSpec":
+        """Parse a spec; unknown fields ignored, missing ones defaulted.
+
+        Raises:
+            InvalidSpec: not JSON or not an object of the right shape.
+        """
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidSpec("spec", f"not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise InvalidSpec("spec", "not a JSON object")
+        try:
+            return cls.from_dict(doc)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise InvalidSpec("spec", f"wrong shape: {exc}") from None
+
+
+def read_spec(stream: BinaryIO | int, *, cap: int = MAX_SPEC_BYTES,
+              timeout: float | None = SPEC_READ_TIMEOUT) -> ProvisionSpec:
+    """Read one spec (a line of JSON, or everything up to EOF) from a stream.
+
+    Args:
+        stream: a binary file or a file descriptor (stdin for seed-protocol workers).
+        cap: refuse a spec longer than this many bytes.
+        timeout: seconds to wait for the whole spec.
+
+    Raises:
+        InvalidSpec: too big, timed out, empty, not JSON, or invalid.
+    """
+    fd = stream if isinstance(stream, int) else stream.fileno()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    buffer = bytearray()
+    while b"\n" not in buffer:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise InvalidSpec("spec", f"none arrived within {timeout} s")
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        buffer += chunk
+        if len(buffer) > cap + 1:
+            raise InvalidSpec("spec", f"larger than {cap} bytes")
+    line = bytes(buffer).split(b"\n", 1)[0]
+    if len(line) > cap:
+        raise InvalidSpec("spec", f"larger than {cap} bytes")
+    if not line.strip():
+        raise InvalidSpec("spec", "empty input")
+    return ProvisionSpec.from_wire(line).validate()

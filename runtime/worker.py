@@ -1,0 +1,860 @@
+"""The worker: one actor per process, one message at a time (DESIGN §4, §5).
+
+::
+
+    activate  read spec -> import class -> restore state + AdmittedSet -> on_start
+              -> commit -> publish AgentRecord -> batch = recover() (poison check)
+    loop      batch = batch or drain()           (wait on the doorbell when empty)
+              for each message:  AdmittedSet.insert(id) is False -> duplicate, skip
+                                 else dispatch (outgoing messages sent as it runs)
+              commit: session.json = state + admitted ids, one atomic write
+              ack every message of the batch
+    exit      stop / parent gone / idle: commit, on_stop, withdraw, exit 0
+
+Commit comes before ack: a crash between the two redelivers the batch, and the
+AdmittedSet committed with the state drops every message already applied. A crash
+before the commit loses the in-memory state changes *and* the admitted ids together,
+so the batch is applied again from the last committed state. Either way each message
+id changes the state exactly once.
+
+Control arrives out of band, never through the mailbox: on the provisioning pipe
+(``stop``, ``cancel``; EOF = the parent is gone) or as signals for seed-protocol
+workers (SIGTERM = stop, SIGUSR1 = cancel). Cancel raises ``Cancelled`` in the main
+thread only while a handler runs and never inside the runtime's own commit and ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import mmap
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+from .address import Address, Router, write_mailbox_config
+from .admitted import DEFAULT_CAPACITY, AdmittedSet
+from .durable import MACHINE, atomic_write, read_bytes
+from .errors import (
+    ActorError,
+    ActorFailed,
+    ActorNotFound,
+    AskTimeout,
+    Cancelled,
+    InvalidSpec,
+    SpawnError,
+    StoreError,
+)
+from .fabric import AgentRecord, Fabric
+from .mailbox import Delivered, Mailbox
+from .messages import (
+    AgentRef,
+    AskBody,
+    AskMode,
+    InboxKind,
+    InboxMessage,
+    ReplyBody,
+    ReplyError,
+    derived_msg_id,
+    new_msg_id,
+    reply_error,
+)
+from .spec import ProvisionSpec, read_spec
+from .store import SessionStore
+
+log = logging.getLogger(__name__)
+
+#: Exit codes of a worker process.
+EXIT_OK = 0
+EXIT_BAD_SPEC = 2
+EXIT_ACTIVATION_FAILED = 3
+EXIT_INTERNAL = 70
+
+#: Ids admitted since the last checkpoint are kept in session.json; past this many,
+#: the whole AdmittedSet is written to admitted.json and session.json starts afresh.
+CHECKPOINT_EVERY = 512
+#: Reply kinds: claimed by whoever waits for them, never dispatched to a handler.
+REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
+#: Reserved host tool names (served by the system, not registered by users).
+SPAWN_TOOL = "actors.spawn"
+ACTIVATE_TOOL = "actors.activate"
+CONTROL_TOOL = "actors.control"
+#: Kinds whose delivery should bring a deactivated actor back.
+WAKING_KINDS = frozenset({InboxKind.TASK.value, InboxKind.ASK.value, InboxKind.HANDOFF.value})
+
+_CANCEL_SIGNAL = signal.SIGUSR1
+
+
+class Handler(Protocol):
+    """What the worker drives. ``actors.Actor`` implements it; tests may too."""
+
+    def bind_context(self, context: "Context") -> None: ...
+    def restore_state(self, state: dict[str, Any]) -> None: ...
+    def snapshot_state(self) -> dict[str, Any]: ...
+    def on_start(self) -> None: ...
+    def on_stop(self) -> None: ...
+    def dispatch(self, message: InboxMessage) -> Any: ...
+    def on_failure(self, exc: BaseException, message: InboxMessage) -> None: ...
+
+
+def import_class(path: str) -> type:
+    """Import ``module:qualname``.
+
+    Raises:
+        SpawnError: the module or the attribute cannot be found (naming which).
+    """
+    module_name, _, qualname = path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure of user code is a spawn failure
+        raise SpawnError(path, f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise SpawnError(path, f"module {module_name!r} has no {qualname!r}") from None
+    if not isinstance(target, type):
+        raise SpawnError(path, f"{qualname!r} is not a class")
+    return target
+
+
+class InflightMarker:
+    """A 64-byte shared page naming the message being handled.
+
+    Written to memory (no syscall), yet it survives the process: after a crash the
+    next activation reads which message was running, to count poison attempts.
+    """
+
+    SIZE = 64
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            if os.fstat(fd).st_size < self.SIZE:
+                os.ftruncate(fd, self.SIZE)
+            self._map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+
+    def read(self) -> str | None:
+        raw = bytes(self._map[:]).rstrip(b"\0")
+        return raw.decode("ascii", "replace") or None
+
+    def set(self, msg_id: str) -> None:
+        data = msg_id.encode("ascii", "replace")[: self.SIZE]
+        self._map[:] = data + b"\0" * (self.SIZE - len(data))
+
+    def clear(self) -> None:
+        self._map[:1] = b"\0"
+
+    def close(self) -> None:
+        self._map.close()
+
+
+@dataclass
+class _Wait:
+    """State of one handler-side wait for a reply."""
+
+    correlation_id: str
+    deadline: float | None
+
+
+class Context:
+    """What a handler can do, bound to the running worker (``Actor`` wraps it).
+
+    All methods run in the worker process, on its main thread, inside a handler
+    (or ``on_start`` / ``on_stop``).
+    """
+
+    def __init__(self, worker: "Worker") -> None:
+        self._worker = worker
+        spec = worker.spec
+        self.name: str = spec.identity.child_id
+        self.system_id: str = spec.identity.system_id
+        self.role: str | None = spec.identity.role
+        self.address: Address = worker.address
+        self.spec: ProvisionSpec = spec
+        self.secrets: dict[str, Any] = spec.secrets
+
+    @property
+    def current(self) -> InboxMessage | None:
+        """The message being handled (``None`` in ``on_start`` / ``on_stop``)."""
+        return self._worker.current
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether a cancel of the running handler was requested (for polling code)."""
+        return self._worker.cancel_pending
+
+    def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
+             block_timeout: float | None = 0.0) -> str:
+        """Deliver a message from this actor; returns its id (durable on return)."""
+        return self._worker.send(target, kind, body, correlation_id=correlation_id,
+                                 block_timeout=block_timeout)
+
+    def ask(self, target: Address, question: Any, *, mode: str = AskMode.QUERY.value,
+            timeout: float | None = 30.0) -> Any:
+        """Ask another actor and wait for its answer; other messages stay queued.
+
+        Raises:
+            AskTimeout: no reply in time. ActorFailed: the handler raised there.
+            Cancelled: the question was cancelled there, or this handler was.
+            InvalidSpec: asked itself (that could never be answered).
+        """
+        if target == self.address:
+            raise InvalidSpec("ask", f"{self.name!r} cannot ask itself from inside a handler")
+        msg_id = self.send(target, InboxKind.ASK.value, AskBody(question, mode).to_dict(encode_json=False))
+        return self._worker.await_reply(msg_id, timeout, target.name)
+
+    def call_host(self, tool: str, arguments: dict[str, Any], timeout: float | None = 60.0) -> Any:
+        """Call a function the system exposed; returns its result.
+
+        Raises:
+            ActorFailed: the tool raised (or does not exist). AskTimeout: no answer in time.
+        """
+        system = Address(self.address.home, self.address.project_key, self.system_id, None)
+        msg_id = self.send(system, InboxKind.MCP_REQUEST.value, {"tool": tool, "arguments": arguments})
+        return self._worker.await_reply(msg_id, timeout, f"host tool {tool}")
+
+    def shielded(self) -> contextlib.AbstractContextManager[None]:
+        """A block a cancel cannot interrupt; a cancel requested inside is raised at its end."""
+        return self._worker.shielded()
+
+
+class Worker:
+    """Runs one activation of one actor. See the module docstring for the protocol."""
+
+    def __init__(self, spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec.validate()
+        ident = spec.identity
+        self.name = ident.child_id
+        self.durability = MACHINE if spec.durability == MACHINE else "process"
+        self.store = SessionStore(spec.home, ident.project_key, self.durability)
+        self.address = Address(self.store.home, ident.project_key, ident.system_id, ident.child_id)
+        self.mailbox = Mailbox(self.store.mailbox_dir(ident.system_id, ident.child_id),
+                               durability=self.durability, max_pending=spec.limits.max_pending)
+        self.fabric = Fabric(self.store.fabric_dir, clock=clock)
+        self.router = Router(self.durability)
+        self.session_path = self.store.session_path(ident.system_id, ident.child_id)
+        self.admitted_path = os.path.join(os.path.dirname(self.session_path), "admitted.json")
+        self._notify = notify or (lambda event: None)
+        self.current: InboxMessage | None = None
+        self.cancel_pending = False
+        self._cancellable = False
+        self._stop_requested = False
+        self._stop_reason = ""
+        self._sent_counter = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stash: dict[str, Delivered] = {}
+        self._consumed: list[Delivered] = []
+        self._not_replies: set[str] = set()
+        self._lease_stop = threading.Event()
+        self._handler_deadline: float | None = None
+        self._deadline_changed = threading.Condition()
+        self._main_ident = threading.get_ident()
+        self.handler: Handler | None = None
+        self.record: AgentRecord | None = None
+        self._signals_installed = False
+        self._bell = self.mailbox.doorbell()
+        self._fabric_paths: dict[Address, str] = {}
+
+    def install_signal_handlers(self) -> None:
+        """Route SIGUSR1 (cancel) and SIGTERM (stop; a second one cancels too) here.
+
+        Call from the main thread of the worker process before ``activate``.
+        """
+        signal.signal(_CANCEL_SIGNAL, self._on_cancel_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        self._signals_installed = True
+
+    # -- control (any thread or signal handler) ------------------------------------------
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Finish the current message, commit, withdraw and exit."""
+        if not self._stop_requested:
+            self._stop_reason = reason
+        self._stop_requested = True
+        try:
+            os.write(self._wake_w, b"s")
+        except OSError:
+            pass
+
+    def request_cancel(self) -> None:
+        """Interrupt the running handler with ``Cancelled`` (no-op when idle)."""
+        self.cancel_pending = True
+        if threading.get_ident() == self._main_ident:
+            self._raise_if_cancellable()
+        elif self._signals_installed:
+            signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
+
+    def _on_cancel_signal(self, signum: int, frame: Any) -> None:
+        self.cancel_pending = True
+        self._raise_if_cancellable()
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # a second SIGTERM escalates: cancel the handler too
+            self.request_stop("terminated")
+            self._on_cancel_signal(signum, frame)
+        self.request_stop("terminated")
+
+    def _raise_if_cancellable(self) -> None:
+        if self._cancellable and self.cancel_pending:
+            self.cancel_pending = False
+            raise Cancelled(self.name)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        previous = self._cancellable
+        self._cancellable = False
+        try:
+            yield
+        finally:
+            self._cancellable = previous
+        self._raise_if_cancellable()
+
+    @contextlib.contextmanager
+    def _cancellable_region(self) -> Iterator[None]:
+        self.cancel_pending = False
+        self._cancellable = True
+        try:
+            yield
+        finally:
+            self._cancellable = False
+
+    # -- activation ----------------------------------------------------------------------------
+
+    def activate(self) -> list[Delivered]:
+        """Restore, start and register; returns the recovered batch.
+
+        Raises:
+            SpawnError: the class cannot be imported or instantiated, or ``on_start`` failed.
+        """
+        cls = import_class(self.spec.actor_class)
+        try:
+            handler: Handler = cls()
+        except Exception as exc:
+            raise SpawnError(self.name, f"{self.spec.actor_class}() failed: {type(exc).__name__}: {exc}") from None
+        session = self.store.load_session(self.spec.identity.system_id, self.name) or {}
+        self.meta: dict[str, Any] = session.get("meta") or {}
+        self.meta.update(self._identity_meta())
+        ids = []
+        checkpoint = self.store.read_json(self.admitted_path)
+        if isinstance(checkpoint, dict):
+            ids.extend(checkpoint.get("ids") or [])
+        self._tail: list[str] = list(session.get("admitted") or [])
+        ids.extend(self._tail)
+        self.admitted = AdmittedSet.from_list(ids, DEFAULT_CAPACITY)
+        handler.restore_state(session.get("state") or {})
+        handler.bind_context(Context(self))
+        self.handler = handler
+        write_mailbox_config(self.mailbox.root, self.spec.limits.max_pending)
+        self.marker = InflightMarker(os.path.join(self.mailbox.root, ".inflight"))
+        recovered = self._check_poison(self.mailbox.recover())
+        try:
+            with self._cancellable_region():
+                handler.on_start()
+        except BaseException as exc:
+            raise SpawnError(self.name, f"on_start failed: {type(exc).__name__}: {exc}") from None
+        self.commit()
+        self.record = AgentRecord(
+            agent_id=self.name, role=self.spec.identity.role, labels=list(self.spec.identity.labels),
+            endpoint=self.mailbox.root, pid=os.getpid(), started_at=time.time(),
+            system_id=self.spec.identity.system_id, actor_class=self.spec.actor_class,
+        )
+        self.fabric.publish(self.record, self.spec.limits.lease)
+        return recovered
+
+    def _identity_meta(self) -> dict[str, Any]:
+        ident = self.spec.identity
+        return {
+            "id": ident.child_id, "actor_class": self.spec.actor_class, "role": ident.role,
+            "labels": list(ident.labels), "parent_id": ident.parent_id, "restart": self.spec.restart,
+            "depth": ident.depth, "spec": self.spec.public_dict(),
+        }
+
+    def _check_poison(self, recovered: list[Delivered]) -> list[Delivered]:
+        """Count the message that was running when the last activation died; bury repeat killers."""
+        crashed = self.marker.read()
+        present = {d.id for d in recovered}
+        attempts = {k: v for k, v in (self.meta.get("attempts") or {}).items() if k in present}
+        if crashed is not None and crashed in present:
+            attempts[crashed] = attempts.get(crashed, 0) + 1
+            log.warning("actor %s: message %s was running when the worker died (attempt %d of %d)",
+                        self.name, crashed, attempts[crashed], self.spec.limits.max_attempts)
+        self.marker.clear()
+        survivors = []
+        for delivered in recovered:
+            count = attempts.get(delivered.id, 0)
+            if count >= self.spec.limits.max_attempts:
+                reason = f"the worker died while handling it {count} times"
+                self.bury(delivered, reason, count)
+                attempts.pop(delivered.id, None)
+            else:
+                survivors.append(delivered)
+        self.meta["attempts"] = attempts
+        return survivors
+
+    def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
+        """Dead-letter a message, telling an asker it will get no answer."""
+        log.error("actor %s: message %s moved to dead/: %s", self.name, delivered.id, reason)
+        self.mailbox.bury(delivered, reason, attempts)
+        if delivered.message.kind == InboxKind.ASK.value:
+            error = ReplyError(type="runtime.errors.ActorFailed", message=f"dead letter: {reason}")
+            self._reply(delivered.message, ReplyBody(error=error), derived_msg_id(delivered.id, -1))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, batch: list[Delivered]) -> str:
+        """Serve until stopped; returns why it stopped ("stop requested", "idle", ...)."""
+        limits = self.spec.limits
+        bell = self._bell
+        lease_thread = threading.Thread(target=self._renew_lease, name=f"lease-{self.name}", daemon=True)
+        lease_thread.start()
+        watchdog = None
+        if limits.handler_timeout is not None:
+            watchdog = threading.Thread(target=self._watch_handlers, name=f"watchdog-{self.name}", daemon=True)
+            watchdog.start()
+        last_work = time.monotonic()
+        try:
+            while not self._stop_requested:
+                if not batch:
+                    bell.clear()
+                    batch = self.mailbox.drain(limits.batch_size)
+                if batch:
+                    self.process(batch)
+                    batch = []
+                    last_work = time.monotonic()
+                    continue
+                wait = limits.sweep_interval
+                if limits.idle_timeout is not None:
+                    idle_left = limits.idle_timeout - (time.monotonic() - last_work)
+                    if idle_left <= 0:
+                        # Withdraw first, then look once more: a sender that delivered
+                        # before our withdraw is seen here; one after it sees no record
+                        # and asks the system to activate us again.
+                        self.fabric.withdraw(self.name, pid=os.getpid())
+                        if self.mailbox.has_new():
+                            assert self.record is not None
+                            self.fabric.publish(self.record, limits.lease)
+                            last_work = time.monotonic()
+                            continue
+                        return "idle"
+                    wait = min(wait, idle_left)
+                readable, _, _ = select.select([bell.fd, self._wake_r], [], [], wait)
+                if self._wake_r in readable:
+                    _drain_fd(self._wake_r)
+            return self._stop_reason or "stop requested"
+        finally:
+            self._lease_stop.set()
+            with self._deadline_changed:
+                self._deadline_changed.notify_all()
+
+    def process(self, batch: list[Delivered]) -> None:
+        """Dispatch one batch, commit once, then ack (the order crash safety rests on)."""
+        done: list[Delivered] = []
+        for delivered in batch:
+            if delivered.message.kind in REPLY_KINDS:
+                self._stash[delivered.message.correlation_id or ""] = delivered
+        for delivered in batch:
+            if delivered.message.kind in REPLY_KINDS:
+                continue
+            if self._stop_requested and done:
+                break  # the rest stays in cur/ and is recovered by the next activation
+            if self.admitted.insert(delivered.id):
+                self._tail.append(delivered.id)
+                self.marker.set(delivered.id)
+                self.dispatch(delivered.message)
+                self.marker.clear()
+            else:
+                log.debug("actor %s: duplicate %s dropped", self.name, delivered.id)
+            done.append(delivered)
+        # Commit before ack: once state and admitted ids are on disk, a redelivery of
+        # any of these messages is recognised as a duplicate.
+        self.commit()
+        for delivered in done:
+            self.mailbox.ack_delivered(delivered)
+        # Replies are acked with the batch that consumed them: a crash before the commit
+        # re-runs the handler, and it must find its reply again in cur/.
+        for delivered in self._consumed:
+            self.mailbox.ack_delivered(delivered)
+        for delivered in self._stash.values():
+            self.mailbox.ack_delivered(delivered)  # late replies nobody waits for
+        self._consumed.clear()
+        self._stash.clear()
+        self._not_replies.clear()
+
+    def dispatch(self, message: InboxMessage) -> None:
+        """Run the handler for one message; reply to an ask; never raises (but BaseExceptions)."""
+        assert self.handler is not None
+        self.current = message
+        self._sent_counter = 0
+        is_ask = message.kind == InboxKind.ASK.value
+        saved = None
+        if is_ask and _ask_mode(message) == AskMode.QUERY.value:
+            saved = json.dumps(self.handler.snapshot_state())
+        reply: ReplyBody | None = None
+        attempts_left = self.spec.limits.retries
+        try:
+            while True:
+                try:
+                    self._arm_watchdog()
+                    with self._cancellable_region():
+                        answer = self.handler.dispatch(message)
+                    reply = ReplyBody(answer=answer)
+                    break
+                except Cancelled as exc:
+                    log.info("actor %s: handler for %s cancelled", self.name, message.id)
+                    reply = ReplyBody(error=reply_error(exc))
+                    break
+                except Exception as exc:
+                    text = traceback.format_exc()
+                    if attempts_left > 0:
+                        attempts_left -= 1
+                        self._sent_counter = 0
+                        log.warning("actor %s: handler failed on %s, retrying: %s", self.name, message.id, exc)
+                        continue
+                    log.error("actor %s: handler failed on %s: %s: %s", self.name, message.id,
+                              type(exc).__name__, exc)
+                    reply = ReplyBody(error=reply_error(exc, text))
+                    self._on_failure(exc, message)
+                    break
+                finally:
+                    self._disarm_watchdog()
+        finally:
+            if saved is not None:
+                self.handler.restore_state(json.loads(saved))
+            self.current = None
+        if is_ask:
+            self._reply(message, reply, derived_msg_id(message.id, -1))
+
+    def _on_failure(self, exc: BaseException, message: InboxMessage) -> None:
+        assert self.handler is not None
+        try:
+            self.handler.on_failure(exc, message)
+        except Exception:
+            log.exception("actor %s: on_failure raised", self.name)
+
+    def _reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str,
+               kind: str = InboxKind.REPLY.value) -> None:
+        body = body or ReplyBody()
+        try:
+            payload = body.to_dict(encode_json=False)
+            json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            payload = ReplyBody(error=ReplyError("TypeError", f"answer is not JSON-serialisable: {exc}")).to_dict()
+        reply = InboxMessage.create(self.address.agent_ref(self.spec.identity.role), kind, payload,
+                                    msg_id=msg_id, correlation_id=message.id)
+        try:
+            self.router.deliver(self.address.reply_address(message.sender), reply, block_timeout=None)
+        except (ActorNotFound, StoreError) as exc:
+            log.warning("actor %s: reply to %s not delivered: %s", self.name, message.sender.session_id, exc)
+
+    def commit(self) -> None:
+        """Write state + admitted ids + meta in one atomic write, then checkpoint if due.
+
+        ``session.json`` carries only the ids admitted since the last checkpoint;
+        ``admitted.json`` holds the whole set as of that checkpoint. It is written only
+        after the ids in it were committed, so their union, read at activation, is
+        always exactly the committed ids (or more of the already-committed ones).
+        """
+        assert self.handler is not None
+        doc = {"state": self.handler.snapshot_state(), "admitted": self._tail, "meta": self.meta}
+        try:
+            data = json.dumps(doc, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise StoreError(self.session_path, f"state is not JSON-serialisable: {exc}") from None
+        atomic_write(self.session_path, data, self.durability)
+        if len(self._tail) >= CHECKPOINT_EVERY:
+            atomic_write(self.admitted_path, json.dumps({"ids": self.admitted.to_list()}).encode(),
+                         self.durability)
+            self._tail = []
+
+    # -- sending and waiting -------------------------------------------------------------------
+
+    def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
+             block_timeout: float | None = 0.0) -> str:
+        if self.current is not None:
+            msg_id = derived_msg_id(self.current.id, self._sent_counter)
+            self._sent_counter += 1
+        else:
+            msg_id = new_msg_id()
+        message = InboxMessage.create(self.address.agent_ref(self.spec.identity.role), kind, body,
+                                      msg_id=msg_id, correlation_id=correlation_id)
+        with self.shielded():
+            self.router.deliver(target, message, block_timeout=block_timeout)
+            if target.agent_id is not None and kind in WAKING_KINDS:
+                self._wake_if_inactive(target)
+        return msg_id
+
+    def _wake_if_inactive(self, target: Address) -> None:
+        """Ask the target's system to activate it if it has no lease record.
+
+        The message is already durable; this only decides how soon it is handled.
+        The request has a random id (not a derived one) so that whether it was needed
+        never shifts the ids of the handler's later messages.
+        """
+        path = self._fabric_paths.get(target)
+        if path is None:
+            path = self._fabric_paths[target] = target.fabric_path()
+        if os.path.exists(path):
+            return
+        system = Address(target.home, target.project_key, target.system_id, None)
+        request = InboxMessage.create(self.address.agent_ref(self.spec.identity.role),
+                                      InboxKind.MCP_REQUEST.value,
+                                      {"tool": ACTIVATE_TOOL, "arguments": {"name": target.agent_id},
+                                       "no_reply": True})
+        try:
+            self.router.deliver(system, request, block_timeout=None)
+        except (ActorNotFound, StoreError) as exc:
+            log.warning("actor %s: could not ask for %s to be activated: %s", self.name, target.name, exc)
+
+    def await_reply(self, correlation_id: str, timeout: float | None, who: str) -> Any:
+        """Wait for the reply to ``correlation_id``, leaving other messages queued."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.shielded():
+                found = self._stash.pop(correlation_id, None) or self._scan_for_reply(correlation_id)
+            if found is not None:
+                self._consumed.append(found)
+                return _unwrap_reply(found.message, who)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise AskTimeout(who, timeout)
+            wait = self.spec.limits.sweep_interval if remaining is None else min(remaining, self.spec.limits.sweep_interval)
+            select.select([self._bell.fd], [], [], wait)
+
+    def _scan_for_reply(self, correlation_id: str) -> Delivered | None:
+        """Claim every reply waiting in new/ into the stash; return the one asked for."""
+        self._bell.clear()
+        for name in sorted(os.listdir(self.mailbox.new_dir)):
+            if name[0] == "." or name in self._not_replies:
+                continue
+            path = os.path.join(self.mailbox.new_dir, name)
+            try:
+                message = InboxMessage.from_wire(read_bytes(path))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue  # gone, or corrupt: drain deals with it
+            if message.kind not in REPLY_KINDS:
+                self._not_replies.add(name)
+                continue
+            claimed = os.path.join(self.mailbox.cur_dir, name)
+            try:
+                os.rename(path, claimed)
+            except FileNotFoundError:
+                continue
+            self._stash[message.correlation_id or ""] = Delivered(message, claimed)
+        return self._stash.pop(correlation_id, None)
+
+    # -- background threads ------------------------------------------------------------------
+
+    def _renew_lease(self) -> None:
+        every = self.spec.limits.lease / 3
+        while not self._lease_stop.wait(every):
+            try:
+                assert self.record is not None
+                self.fabric.publish(self.record, self.spec.limits.lease)
+            except (StoreError, OSError) as exc:
+                log.warning("actor %s: lease renewal failed: %s", self.name, exc)
+
+    def _arm_watchdog(self) -> None:
+        if self.spec.limits.handler_timeout is not None:
+            with self._deadline_changed:
+                self._handler_deadline = time.monotonic() + self.spec.limits.handler_timeout
+                self._deadline_changed.notify()
+
+    def _disarm_watchdog(self) -> None:
+        if self.spec.limits.handler_timeout is not None:
+            with self._deadline_changed:
+                self._handler_deadline = None
+
+    def _watch_handlers(self) -> None:
+        with self._deadline_changed:
+            while not self._lease_stop.is_set():
+                deadline = self._handler_deadline
+                if deadline is None:
+                    self._deadline_changed.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._deadline_changed.wait(remaining)
+                    continue
+                log.warning("actor %s: handler exceeded %s s, cancelling", self.name,
+                            self.spec.limits.handler_timeout)
+                self._handler_deadline = None
+                self.request_cancel()
+
+    # -- exit ----------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Commit, run ``on_stop``, withdraw. Messages not handled stay in the mailbox."""
+        if self.handler is not None:
+            try:
+                with self._cancellable_region():
+                    self.handler.on_stop()
+            except BaseException as exc:  # a failing on_stop must not cost the state
+                log.error("actor %s: on_stop failed: %s: %s", self.name, type(exc).__name__, exc)
+            self.commit()
+        self.fabric.withdraw(self.name, pid=os.getpid())
+        self.close()
+
+    def close(self) -> None:
+        """Release descriptors (the worker object is done)."""
+        self._bell.close()
+        self.router.close()
+        self.mailbox.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _ask_mode(message: InboxMessage) -> str:
+    body = message.body
+    return body.get("mode", AskMode.QUERY.value) if isinstance(body, dict) else AskMode.QUERY.value
+
+
+def _unwrap_reply(message: InboxMessage, who: str) -> Any:
+    """The answer of a reply, or raise the error it carries."""
+    body = message.body if isinstance(message.body, dict) else {}
+    error = body.get("error")
+    if error:
+        raise error_from_reply(ReplyError.from_dict(error), who)
+    return body.get("answer")
+
+
+def error_from_reply(error: ReplyError, who: str) -> BaseException:
+    """The exception an asker raises for an error reply."""
+    if error.type.rsplit(".", 1)[-1] == "Cancelled":
+        return Cancelled(who, error.message or "cancelled")
+    return ActorFailed(who, error.type, error.message, error.traceback)
+
+
+def _drain_fd(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
+          on_worker: Callable[[Worker], None] | None = None) -> int:
+    """Activate and serve one actor in this process; returns the exit code.
+
+    ``notify`` receives events for the parent: ``{"event": "ready", ...}`` once the
+    record is published, ``{"event": "error", ...}`` if activation failed, and
+    ``{"event": "exit", "reason": ...}`` at the end.
+    """
+    notify = notify or (lambda event: None)
+    worker = Worker(spec, notify=notify)
+    if on_worker is not None:
+        on_worker(worker)
+    try:
+        batch = worker.activate()
+    except ActorError as exc:
+        notify({"event": "error", "error": str(exc)})
+        log.error("%s", exc)
+        worker.close()
+        return EXIT_ACTIVATION_FAILED
+    notify({"event": "ready", "record": worker.record.to_dict() if worker.record else None})
+    reason = worker.run(batch)
+    worker.finish()
+    notify({"event": "exit", "reason": reason})
+    return EXIT_OK
+
+
+def _configure_logging() -> None:
+    """Worker processes are programs: give them a stderr handler if none is set."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+def pipe_main(conn: Any) -> None:
+    """Entry of a multiprocessing worker: spec first on ``conn``, then control.
+
+    A warm-pool worker sits here, started and imported, until a spec arrives. EOF
+    on the pipe, at any time, means the parent is gone: the worker stops cleanly.
+    """
+    _configure_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        raw = conn.recv_bytes()
+    except (EOFError, OSError):
+        os._exit(EXIT_OK)  # parent gone before provisioning: nothing to clean up
+    try:
+        spec = ProvisionSpec.from_wire(raw).validate()
+    except InvalidSpec as exc:
+        _send_event(conn, {"event": "error", "error": str(exc)})
+        os._exit(EXIT_BAD_SPEC)
+    lock = threading.Lock()
+
+    def notify(event: dict[str, Any]) -> None:
+        with lock:
+            _send_event(conn, event)
+
+    def attach(worker: Worker) -> None:
+        worker.install_signal_handlers()
+        threading.Thread(target=_control_loop, args=(conn, worker), name="control", daemon=True).start()
+
+    code = serve(spec, notify=notify, on_worker=attach)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _send_event(conn: Any, event: dict[str, Any]) -> None:
+    try:
+        conn.send_bytes(json.dumps(event).encode())
+    except (OSError, ValueError):
+        pass  # the parent is gone; the control loop sees EOF and stops us
+
+
+def _control_loop(conn: Any, worker: Worker) -> None:
+    while True:
+        try:
+            command = conn.recv_bytes()
+        except (EOFError, OSError):
+            worker.request_stop("parent gone")
+            return
+        if command == b"stop":
+            worker.request_stop()
+        elif command == b"cancel":
+            worker.request_cancel()
+        else:
+            log.warning("actor %s: unknown control command %r", worker.name, command[:40])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed-protocol worker: one spec as a JSON line on stdin; SIGTERM stop, SIGUSR1 cancel."""
+    _configure_logging()
+    try:
+        spec = read_spec(sys.stdin.buffer)
+    except InvalidSpec as exc:
+        print(f"actors worker: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+
+    try:
+        return serve(spec, on_worker=Worker.install_signal_handlers)
+    except ActorError as exc:
+        print(f"actors worker: {exc}", file=sys.stderr)
+        return EXIT_ACTIVATION_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
