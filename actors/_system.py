@@ -778,29 +778,36 @@ class ActorSystem:
         next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
         while not self._closed:
             with self._lock:
-                watched: dict[Any, _Child] = {}
+                sentinels: dict[int, tuple[_Child, Any]] = {}
+                conns: dict[Any, _Child] = {}
                 for child in self._children.values():
                     if child.process is not None and child.status not in (STARTING, RESTARTING):
-                        watched[child.process.sentinel] = child
+                        sentinels[child.process.sentinel] = (child, child.process)
                         if child.conn_open:
-                            watched[child.conn] = child
+                            conns[child.conn] = child
                 due = min((t for t, _ in self._restarts_due), default=None)
             now = time.monotonic()
             timeout = max(0.0, min(next_sweep, due if due is not None else next_sweep) - now)
-            ready = multiprocessing.connection.wait([self._wake_r, *watched], timeout)
+            ready = multiprocessing.connection.wait([self._wake_r, *sentinels, *conns], timeout)
+            # Pipes first: an "exit" event must be read before the death is judged.
+            for conn in [obj for obj in ready if obj in conns]:
+                child = conns[conn]
+                if child.conn is not conn or not child.conn_open:
+                    continue
+                event = _recv_event(conn)
+                if event is None:
+                    child.conn_open = False
+                elif event.get("event") == "exit":
+                    child.exit_reason = str(event.get("reason"))
             for obj in ready:
                 if obj == self._wake_r:
                     _drain_pipe(self._wake_r)
+                elif not isinstance(obj, int) or obj not in sentinels:
                     continue
-                child = watched[obj]
-                if obj is child.conn:
-                    event = _recv_event(child.conn)
-                    if event is None:
-                        child.conn_open = False
-                    elif event.get("event") == "exit":
-                        child.exit_reason = str(event.get("reason"))
                 else:
-                    self._child_exited(child)
+                    child, process = sentinels[obj]
+                    if child.process is process:  # not already handled
+                        self._child_exited(child)
             self._run_due_restarts()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL

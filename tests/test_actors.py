@@ -1,0 +1,329 @@
+"""Actors end to end: real worker processes, real mailboxes under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import sample_actors
+from actors import (
+    ActorError,
+    ActorFailed,
+    ActorNotFound,
+    ActorRef,
+    ActorSystem,
+    AskTimeout,
+    Cancelled,
+    InvalidSpec,
+    SpawnError,
+)
+from conftest import wait_until
+from runtime.fabric import Fabric
+from runtime.mailbox import Mailbox
+from runtime.spec import Identity, ProvisionSpec
+from runtime.store import SessionStore, project_key
+
+TESTS_DIR = Path(__file__).parent
+
+
+def test_spawn_tell_a_hundred_times_then_ask_returns_a_hundred(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    for _ in range(100):
+        counter.tell({"n": 1})
+    assert counter.ask("count", timeout=10) == 100
+
+
+def test_spawn_returns_only_once_the_actor_is_registered_in_the_fabric(system):
+    system.spawn(sample_actors.Counter, name="counter")
+    record = system.fabric.resolve("counter")
+    assert record is not None
+    assert record.pid == system.pid_of("counter")
+    assert record.system_id == system.name
+
+
+def test_two_actors_ping_pong_a_thousand_round_trips(system):
+    ponger = system.spawn(sample_actors.Ponger, name="ponger")
+    pinger = system.spawn(sample_actors.Pinger, name="pinger")
+    assert pinger.ask({"peer": ponger, "rounds": 1000}, timeout=60) == 1000
+    assert ponger.ask(-1) == 0  # it answered 1,000 asks and still serves
+
+
+def test_an_actor_asks_another_actor_inside_a_handler_and_spawns_a_child(system):
+    parent = system.spawn(sample_actors.Parent, name="parent")
+    assert parent.ask({"child": "kid"}, timeout=30) == 5
+    kids = {info.name: info for info in system.children()}
+    assert kids["kid"].parent_id == "parent"
+    assert system.ref("kid").ask("count") == 5
+
+
+def test_ask_timeout_raises_and_the_late_reply_is_dropped_without_harm(system):
+    sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
+    with pytest.raises(AskTimeout) as caught:
+        sleeper.ask({"sleep": 1.0}, timeout=0.2)
+    assert isinstance(caught.value, TimeoutError)
+    # The next ask gets its own answer, not the late "slept" of the first one.
+    assert sleeper.ask("status", timeout=10) == 0
+    assert sleeper.ask("status", timeout=10) == 0
+
+
+def test_a_handler_exception_reaches_the_asker_with_the_remote_traceback(system):
+    failing = system.spawn(sample_actors.Failing, name="failing")
+    with pytest.raises(ActorFailed) as caught:
+        failing.ask("boom")
+    error = caught.value
+    assert error.type_name == "ValueError"
+    assert error.message == "boom requested"
+    assert "raise ValueError" in error.traceback and "sample_actors.py" in error.traceback
+    assert failing.ask("again") == "fine"  # it keeps serving
+    failing.tell({})
+    assert failing.ask("again") == "fine"
+
+
+def test_query_discards_state_changes_and_steer_keeps_them(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    counter.tell({"n": 3})
+    assert counter.ask("bump", mode="query") == 4
+    assert counter.ask("count") == 3
+    assert counter.ask("bump", mode="steer") == 4
+    assert counter.ask("count") == 4
+    with pytest.raises(InvalidSpec):
+        counter.ask("count", mode="sideways")
+
+
+def test_typed_handlers_dispatch_by_dataclass_and_answer_with_one(system):
+    account = system.spawn(sample_actors.Account, name="account")
+    account.tell(sample_actors.Deposit(amount=40))
+    account.tell(sample_actors.Deposit(amount=2))
+    statement = account.ask(sample_actors.Balance())
+    assert statement == sample_actors.Statement(balance=42, owner="account")
+    with pytest.raises(ActorFailed) as caught:  # an undeclared type is not imported, but refused
+        account.ask(sample_actors.Statement(balance=1, owner="x"))
+    assert "declares no handler" in caught.value.message
+
+
+def test_refs_travel_inside_messages_and_the_receiver_sends_to_them(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
+    forwarder.tell({"reply_to": counter, "value": 7})
+    wait_until(lambda: counter.ask("count") == 7)
+    returned = forwarder.ask("who are you?")
+    assert returned == forwarder and isinstance(returned, ActorRef)
+    assert returned.ask("again") == forwarder
+
+
+def test_refs_pickle_and_round_trip_through_json(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    assert pickle.loads(pickle.dumps(counter)) == counter
+    assert ActorRef.from_dict(json.loads(json.dumps(counter.to_dict()))) == counter
+    unbound = pickle.loads(pickle.dumps(counter))
+    unbound.tell({"n": 2})  # finds the running system of its project
+    assert counter.ask("count") == 2
+
+
+def test_host_tool_round_trip_and_error(system):
+    calls = []
+
+    def lookup(key):
+        calls.append(key)
+        return {"key": key, "value": len(key)}
+
+    def broken(**_):
+        raise PermissionError("no credentials for you")
+
+    system.expose("lookup", lookup)
+    system.expose("broken", broken)
+    user = system.spawn(sample_actors.HostUser, name="user")
+    assert user.ask({"tool": "lookup", "kwargs": {"key": "abcd"}}) == {"key": "abcd", "value": 4}
+    assert calls == ["abcd"]
+    with pytest.raises(ActorFailed) as caught:
+        user.ask({"tool": "broken"})
+    assert "PermissionError" in caught.value.message and "no credentials" in caught.value.message
+    with pytest.raises(ActorFailed) as caught:
+        user.ask({"tool": "missing"})
+    assert "ActorNotFound" in caught.value.message
+
+
+def test_cancel_interrupts_a_sleeping_handler_and_the_actor_keeps_serving(system):
+    sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
+    future = sleeper.ask_async({"sleep": 60})
+    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    sleeper.cancel()
+    with pytest.raises(Cancelled):
+        future.result(timeout=10)  # far sooner than the 60 s sleep
+    assert sleeper.ask("status") == 0
+    # Answers go out before their batch is committed and acked; the ack follows.
+    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).pending_count() == 0)
+
+
+def test_cancel_interrupts_a_busy_python_loop(system):
+    sleeper = system.spawn(sample_actors.Sleeper, name="spinner")
+    future = sleeper.ask_async("spin")
+    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    sleeper.cancel()
+    with pytest.raises(Cancelled):
+        future.result(timeout=10)
+    assert sleeper.ask("status") == 0
+
+
+def test_stop_leaves_pending_messages_and_a_respawn_processes_each_once(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    counter.tell({"n": 1})
+    assert counter.ask("count") == 1
+    counter.stop()
+    assert system.pid_of("counter") is None
+    assert system.fabric.resolve("counter") is None  # withdrawn on a clean exit
+    for _ in range(50):
+        system.tell("counter", {"n": 1}, block_timeout=0)
+    wait_until(lambda: system.ref("counter").ask("count") == 51, timeout=30)
+    wait_until(lambda: Mailbox(counter.address.mailbox_dir(), create=False).pending_count() == 0)
+
+
+def test_stop_during_a_stream_then_respawn_by_name_processes_all_fifty_once(home, project):
+    with ActorSystem(home=home, project=project, durability="process") as system:
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        for _ in range(50):
+            counter.tell({"n": 1})
+        counter.stop()
+    with ActorSystem(home=home, project=project, durability="process") as system:
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        wait_until(lambda: counter.ask("count") == 50, timeout=30)
+        assert counter.ask("count") == 50
+
+
+def test_spawn_of_a_missing_class_or_module_is_a_spawn_error_naming_it(system):
+    with pytest.raises(SpawnError) as caught:
+        system.spawn("sample_actors:NoSuchActor", name="ghost")
+    assert "NoSuchActor" in str(caught.value)
+    with pytest.raises(SpawnError) as caught:
+        system.spawn("no_such_module_here:Actor", name="ghost2")
+    assert "no_such_module_here" in str(caught.value)
+    with pytest.raises(SpawnError) as caught:
+        system.spawn(sample_actors.CrashOnStart, name="crasher")
+    assert "on_start failed" in str(caught.value) and "cannot start" in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".hidden", "", "x" * 200, "a\x00b"])
+def test_an_unsafe_actor_id_is_refused_before_anything_is_written(system, bad):
+    with pytest.raises(InvalidSpec) as caught:
+        system.spawn(sample_actors.Counter, name=bad)
+    assert isinstance(caught.value, ValueError)
+    assert not any(p.name.startswith("..") for p in Path(system.store.root).rglob("*"))
+    with pytest.raises(InvalidSpec):
+        system.tell(bad, {"n": 1})
+
+
+def test_telling_an_unknown_actor_raises_actor_not_found(system):
+    with pytest.raises(ActorNotFound):
+        system.tell("nobody", {"n": 1})
+    with pytest.raises(ActorNotFound):
+        system.ref("nobody")
+
+
+def test_a_payload_that_is_not_json_is_refused_at_the_sender(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    with pytest.raises(InvalidSpec):
+        counter.tell({"n": object()})
+
+
+def test_the_same_system_cannot_run_twice_in_a_project(home, project, system):
+    with pytest.raises(ActorError) as caught:
+        ActorSystem(home=home, project=project)
+    assert "already running" in str(caught.value)
+
+
+def test_errors_pickle_with_their_fields():
+    for error in [ActorFailed("a", "ValueError", "bad", "tb"), SpawnError("a", "why"),
+                  AskTimeout("a", 1.5), Cancelled("a"), ActorNotFound("a", "here"), InvalidSpec("id", "bad")]:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+
+
+def test_the_stdin_worker_started_by_hand_registers_and_serves(home, project):
+    store = SessionStore.for_project(home, project, "process")
+    spec = ProvisionSpec(
+        identity=Identity(child_id="manual", system_id="main", project_key=store.key),
+        actor_class="sample_actors:Counter", home=str(home), durability="process")
+    Mailbox(store.mailbox_dir("main", "manual"))
+    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
+    worker = subprocess.Popen([sys.executable, "-m", "runtime.worker"], stdin=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env)
+    try:
+        worker.stdin.write(spec.to_wire())
+        worker.stdin.flush()
+        fabric = Fabric(store.fabric_dir)
+        record = wait_until(lambda: fabric.resolve("manual"), timeout=30)
+        assert record.pid == worker.pid
+        with ActorSystem(home=home, project=project, name="driver", durability="process") as system:
+            ref = ActorRef.from_dict({"home": str(home), "project": store.key, "system": "main",
+                                      "name": "manual"}, system)
+            ref.tell({"n": 4})
+            assert ref.ask("count", timeout=10) == 4
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+        assert fabric.resolve("manual") is None
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        worker.stdin.close()
+        worker.stderr.close()
+
+
+def test_the_stdin_worker_refuses_a_bad_spec_with_one_line_and_a_named_code():
+    from runtime.worker import EXIT_BAD_SPEC
+
+    for data in [b"not json\n", b"{}\n", b"\n"]:
+        result = subprocess.run([sys.executable, "-m", "runtime.worker"], input=data,
+                                capture_output=True, timeout=30)
+        assert result.returncode == EXIT_BAD_SPEC
+        lines = result.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in lines[0], lines
+
+
+PARENT_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from actors import ActorSystem
+    import sample_actors
+    system = ActorSystem(home={home!r}, project={project!r}, durability="process")
+    refs = [system.spawn(sample_actors.Counter, name=f"orphan-{{i}}") for i in range(2)]
+    print(" ".join(str(system.pid_of(r)) for r in refs), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_sigkill_of_the_parent_makes_its_children_exit_and_withdraw(home, project):
+    script = PARENT_SCRIPT.format(tests=str(TESTS_DIR), home=str(home), project=str(project))
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        fabric = Fabric(SessionStore(home, project_key(project)).fabric_dir)
+        assert {r.agent_id for r in fabric.discover()} == {"orphan-0", "orphan-1"}
+        parent.kill()
+        parent.wait()
+        wait_until(lambda: not any(_alive(pid) for pid in pids), timeout=15)
+        assert fabric.discover() == []
+        assert not list(Path(fabric.root).glob("*.json"))  # withdrawn, not merely expired
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
