@@ -10,7 +10,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 from runtime import worker as _worker
 from runtime.address import Address
-from runtime.errors import ActorError, InvalidSpec
+from runtime.errors import ActorError, ActorFailed, InvalidSpec, SpawnError
 from runtime.messages import AskMode, InboxKind, InboxMessage, check_mode
 
 from . import _ref
@@ -287,8 +287,13 @@ class Actor:
             SpawnError: the child could not start, or the depth cap was reached.
         """
         class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
-        doc = self.call_host(_worker.SPAWN_TOOL, timeout=timeout, actor_class=class_path, name=name,
-                             parent_id=self.name, options=options)
+        try:
+            doc = self.call_host(_worker.SPAWN_TOOL, timeout=timeout, actor_class=class_path, name=name,
+                                 parent_id=self.name, options=options)
+        except ActorFailed as exc:
+            if exc.type_name.rsplit(".", 1)[-1] in ("SpawnError", "InvalidSpec"):
+                raise SpawnError(name or class_path, exc.message) from None
+            raise
         if isinstance(doc, ActorRef):
             return doc
         return ActorRef.from_dict(doc)
