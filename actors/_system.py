@@ -511,7 +511,7 @@ class ActorSystem:
         answering; "steer" is a real turn whose changes persist.
         """
         address = self._address(target)
-        body = AskBody(encode(question), check_mode(mode)).to_dict(encode_json=False)
+        body = AskBody(encode(question), check_mode(mode)).to_body()
         message = InboxMessage.create(self._agent_ref, InboxKind.ASK.value, body)
         future: Future[Any] = Future()
         with self._lock:
@@ -678,7 +678,7 @@ class ActorSystem:
         except BaseException as exc:  # reported to the caller, never lost here
             reply = ReplyBody(error=reply_error(exc, traceback.format_exc()))
         answer = InboxMessage.create(self._agent_ref, InboxKind.MCP_REPLY.value,
-                                     reply.to_dict(encode_json=False),
+                                     reply.to_body(),
                                      msg_id=derived_msg_id(message.id, 0), correlation_id=message.id)
         with self._lock:
             self._host_busy.discard(message.id)

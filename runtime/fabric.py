@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dataclasses_json import DataClassJsonMixin, Undefined, dataclass_json
+from dataclasses_json import DataClassJsonMixin
 
 from .durable import PROCESS, Durability, atomic_write, read_bytes
 from .ids import check_id
@@ -30,9 +30,10 @@ DEFAULT_LEASE = 60.0
 DEFAULT_RENEW_EVERY = 20.0
 #: Version of the record format.
 RECORD_VERSION = 1
+#: (field, default, type) a record file must satisfy to be read at all.
+_CHECKED_FIELDS = (("agent_id", None, str), ("lease_expires_at", 0.0, (int, float)), ("labels", [], list))
 
 
-@dataclass_json(undefined=Undefined.EXCLUDE)
 @dataclass
 class AgentRecord(DataClassJsonMixin):
     """What the fabric knows of a live actor.
@@ -92,10 +93,17 @@ class Fabric:
 
     def _read(self, path: str) -> AgentRecord | None:
         try:
-            return AgentRecord.from_json(read_bytes(path))
+            doc = json.loads(read_bytes(path))
+            # dataclasses-json lets a non-object or a null field through (a null only
+            # warns), so check what the lease and filter logic rely on first.
+            if not isinstance(doc, dict) or not all(
+                isinstance(doc.get(key, default), kind) for key, default, kind in _CHECKED_FIELDS
+            ):
+                raise ValueError("not an agent record")
+            return AgentRecord.from_dict(doc)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.debug("fabric: unreadable record %s: %s", path, exc)
             return None
 

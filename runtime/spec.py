@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from dataclasses_json import DataClassJsonMixin, Undefined, dataclass_json
+from dataclasses_json import DataClassJsonMixin
 
 from .durable import DURABILITY_LEVELS
 from .errors import InvalidSpec
@@ -34,7 +34,6 @@ DEFAULT_MAX_DEPTH = 4
 RESTART_POLICIES = ("never", "on-failure", "always")
 
 
-@dataclass_json(undefined=Undefined.EXCLUDE)
 @dataclass
 class Identity(DataClassJsonMixin):
     """Who the actor is and where it sits in its system."""
@@ -48,7 +47,6 @@ class Identity(DataClassJsonMixin):
     depth: int = 1
 
 
-@dataclass_json(undefined=Undefined.EXCLUDE)
 @dataclass
 class Limits(DataClassJsonMixin):
     """Limits the worker enforces. ``None`` means no limit."""
@@ -64,7 +62,6 @@ class Limits(DataClassJsonMixin):
     batch_size: int = 256
 
 
-@dataclass_json(undefined=Undefined.EXCLUDE)
 @dataclass
 class ProvisionSpec(DataClassJsonMixin):
     """The provisioning message.
@@ -97,8 +94,17 @@ class ProvisionSpec(DataClassJsonMixin):
         """Check the spec before it is sent; returns it.
 
         Raises:
-            InvalidSpec: naming the first bad field.
+            InvalidSpec: naming the first bad field (or any field of the wrong type).
         """
+        try:
+            self._check()
+        except (TypeError, AttributeError) as exc:
+            # dataclasses-json does not check types: a null or mistyped field from the
+            # wire surfaces here, and must still be InvalidSpec for the worker.
+            raise InvalidSpec("spec", f"a field has the wrong type: {exc}") from None
+        return self
+
+    def _check(self) -> None:
         ident = self.identity
         check_id(ident.child_id, "child_id")
         check_id(ident.system_id, "system_id")
@@ -129,7 +135,6 @@ class ProvisionSpec(DataClassJsonMixin):
             raise InvalidSpec("limits", "max_attempts and max_pending must be >= 1, retries >= 0")
         if not limits.lease > 0 or not limits.sweep_interval > 0 or limits.batch_size < 1:
             raise InvalidSpec("limits", "lease, sweep_interval and batch_size must be positive")
-        return self
 
     def to_wire(self) -> bytes:
         """One line of JSON (secrets included: for the pipe or stdin only)."""

@@ -80,7 +80,9 @@ EXIT_INTERNAL = 70
 
 #: Ids admitted since the last checkpoint are kept in session.json; past this many,
 #: the whole AdmittedSet is written to admitted.json and session.json starts afresh.
-CHECKPOINT_EVERY = 512
+#: A commit then writes ~40 B per tail id and a checkpoint ~160 KB (4,096 ids), so
+#: per message ~20*T + 160,000/T bytes: smallest near T = 100.
+CHECKPOINT_EVERY = 128
 #: Reply kinds: claimed by whoever waits for them, never dispatched to a handler.
 REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
 #: Reserved host tool names (served by the system, not registered by users).
@@ -211,7 +213,7 @@ class Context:
         """
         if target == self.address:
             raise InvalidSpec("ask", f"{self.name!r} cannot ask itself from inside a handler")
-        msg_id = self.send(target, InboxKind.ASK.value, AskBody(question, mode).to_dict(encode_json=False))
+        msg_id = self.send(target, InboxKind.ASK.value, AskBody(question, mode).to_body())
         return self._worker.await_reply(msg_id, timeout, target.name)
 
     def call_host(self, tool: str, arguments: dict[str, Any], timeout: float | None = 60.0) -> Any:
@@ -545,18 +547,19 @@ class Worker:
         except Exception:
             log.exception("actor %s: on_failure raised", self.name)
 
-    def _reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str,
-               kind: str = InboxKind.REPLY.value) -> None:
-        body = body or ReplyBody()
-        try:
-            payload = body.to_dict(encode_json=False)
-            json.dumps(payload)
-        except (TypeError, ValueError) as exc:
-            payload = ReplyBody(error=ReplyError("TypeError", f"answer is not JSON-serialisable: {exc}")).to_dict()
-        reply = InboxMessage.create(self.address.agent_ref(self.spec.identity.role), kind, payload,
+    def _reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str) -> None:
+        """Send the reply to an ask (an answer that is not JSON becomes an error reply)."""
+        sender = self.address.agent_ref(self.spec.identity.role)
+        target = self.address.reply_address(message.sender)
+        reply = InboxMessage.create(sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
         try:
-            self.router.deliver(self.address.reply_address(message.sender), reply, block_timeout=None)
+            try:
+                self.router.deliver(target, reply, block_timeout=None)
+            except (TypeError, ValueError) as exc:  # raised by the encoding, before any write
+                error = ReplyError("TypeError", f"the answer is not JSON-serialisable: {exc}")
+                reply.body = ReplyBody(error=error).to_body()
+                self.router.deliver(target, reply, block_timeout=None)
         except (ActorNotFound, StoreError) as exc:
             log.warning("actor %s: reply to %s not delivered: %s", self.name, message.sender.session_id, exc)
 
