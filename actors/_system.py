@@ -41,7 +41,6 @@ from runtime.address import Address, Router, write_mailbox_config
 from runtime.durable import check_durability
 from runtime.errors import (
     ActorError,
-    ActorFailed,
     ActorNotFound,
     AskTimeout,
     InvalidSpec,
@@ -345,8 +344,8 @@ class ActorSystem:
             with self._lock:
                 child.status = FAILED
                 child.last_error = exc.reason
-                child.exited.set()
             self._record(child)
+            child.exited.set()
             raise
         return self._ref(name)
 
@@ -825,13 +824,16 @@ class ActorSystem:
                 if event.get("event") == "exit":
                     child.exit_reason = str(event.get("reason"))
         child.conn.close()
+        # A worker that died without withdrawing leaves a record that looks alive until
+        # its lease runs out; it is dead now, so take it away (only if it is its own).
+        self.fabric.withdraw(child.name, pid=process.pid)
         with self._lock:
             child.process, child.conn, child.conn_open = None, None, False
             reason = child.exit_reason
             requested = child.stop_requested or self._closing
             clean = code == 0 and reason is not None
             if child.killed:
-                _clear_inflight(self.store.mailbox_dir(self.name, child.name))
+                _worker.clear_inflight(self.store.mailbox_dir(self.name, child.name))
             if requested:
                 child.status = STOPPED
                 child.stop_requested = child.killed = False
@@ -841,8 +843,8 @@ class ActorSystem:
                 child.status = STOPPED
             else:
                 self._on_death(child, code, reason)
-            child.exited.set()
-        self._record(child)
+        self._record(child)  # on disk before anyone waiting on `exited` looks
+        child.exited.set()
         if child.status in (IDLE, STOPPED) and not requested and not self._closing:
             if Mailbox(self.store.mailbox_dir(self.name, child.name), create=False).has_new():
                 self._ensure_active(self._ref(child.name).address)
@@ -900,13 +902,21 @@ class ActorSystem:
         except SpawnError as exc:
             with self._lock:
                 self._on_death(child, None, exc.reason)
-                child.exited.set()
             self._record(child)
+            child.exited.set()
             self._wake()
 
     def _ensure_active(self, address: Address) -> None:
-        """Activate a known actor of this system that has no running worker."""
-        if address.system_id != self.name or address.agent_id is None or self._closing:
+        """Activate a known actor that has no running worker.
+
+        An actor of this system is started here; one of another system of the project
+        is the business of that system, which is asked (through its inbox) to start it.
+        """
+        if address.agent_id is None or self._closing:
+            return
+        if address.system_id != self.name:
+            with self._send_lock:
+                _worker.request_activation(self._router, self._agent_ref, address)
             return
         name = address.agent_id
         with self._lock:
@@ -932,8 +942,8 @@ class ActorSystem:
             log.error("actor %s: activation failed: %s", child.name, exc.reason)
             with self._lock:
                 self._mark_failed(child, exc.reason)
-                child.exited.set()
             self._record(child)
+            child.exited.set()
 
     def _recorded_spec(self, name: str) -> ProvisionSpec | None:
         """The spec an actor of this system was last started with (no secrets)."""
@@ -1150,16 +1160,6 @@ def _drain_pipe(fd: int) -> None:
         while os.read(fd, 4096):
             pass
     except BlockingIOError:
-        pass
-
-
-def _clear_inflight(mailbox_dir: str) -> None:
-    """Forget which message was running (a deliberate kill is no evidence of poison)."""
-    path = os.path.join(mailbox_dir, ".inflight")
-    try:
-        with open(path, "r+b") as handle:
-            handle.write(b"\0")
-    except OSError:
         pass
 
 

@@ -8,9 +8,10 @@ Data flow::
                                            |  drain: rename (claim)
                                            v
                                       cur/<ns>-<id>.json   -- handle, commit -->
-                                           |  ack: unlink
+                                             |  ack: rename
                                            v
-                                        (gone)      unparsable -> corrupt/
+                                      free/<name>  -- a sender claims it and writes in place
+                                                    unparsable -> corrupt/
                                                     poison     -> dead/ (envelope + reason)
 
 Guarantees: a message is *sent* once its rename into ``new/`` succeeded (and, at
@@ -18,6 +19,12 @@ durability "machine", the file and ``new/`` were fsynced). ``drain`` claims by r
 so two readers never both claim one file; a reader that crashes leaves its claims in
 ``cur/``, and ``recover`` hands them back to the next activation. Nothing but the verbs
 here touches ``new/`` and ``cur/``.
+
+Spent files are recycled through ``free/`` instead of being unlinked: on this file
+system (ext4, no journal, mounted ``discard``) creating a file costs up to ~0.8 ms
+while other processes churn inodes, and unlinking a file whose data reached the disk
+costs ~1 ms of synchronous discard; renaming and overwriting in place cost ~10 µs.
+``free/`` is capped; past the cap an ack unlinks.
 
 The doorbell is a FIFO (``.bell``) rung by senders after the rename, non-blocking: no
 reader, or a full pipe, means a wake-up is not needed or already pending. Readers wait
@@ -31,12 +38,13 @@ import errno
 import json
 import logging
 import os
+import random
 import select
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .durable import MACHINE, Durability, atomic_write, fsync_dir, read_bytes, temp_name, write_file
+from .durable import MACHINE, Durability, atomic_write, fsync_dir, overwrite, read_bytes, temp_name, write_file
 from .errors import MailboxFull, StoreError
 from .messages import InboxMessage
 
@@ -44,8 +52,15 @@ log = logging.getLogger(__name__)
 
 #: Default backpressure limit: messages waiting in ``new/``.
 DEFAULT_MAX_PENDING = 50_000
-#: Sub-directories of a mailbox.
-SUBDIRS = ("new", "cur", "corrupt", "dead")
+#: Sub-directories holding messages, by state.
+MESSAGE_DIRS = ("new", "cur", "corrupt", "dead")
+#: All sub-directories of a mailbox (``free/`` holds spent files for reuse).
+SUBDIRS = (*MESSAGE_DIRS, "free")
+#: Spent files kept for reuse; an ack past this unlinks instead.
+FREE_LIMIT = 1024
+#: After finding ``free/`` empty, a sender creates this many files before looking again
+#: (listing a directory that once held many entries is not free).
+FREE_RELIST_AFTER = 64
 #: Name of the doorbell FIFO inside the mailbox directory.
 BELL = ".bell"
 #: Temp files older than this (seconds) are debris of a crashed sender.
@@ -136,6 +151,7 @@ class Mailbox:
         self.cur_dir = os.path.join(self.root, "cur")
         self.corrupt_dir = os.path.join(self.root, "corrupt")
         self.dead_dir = os.path.join(self.root, "dead")
+        self.free_dir = os.path.join(self.root, "free")
         self.bell_path = os.path.join(self.root, BELL)
         if create:
             for sub in SUBDIRS:
@@ -150,6 +166,12 @@ class Mailbox:
         # Upper bound of what waits in new/, as far as this handle knows; only
         # re-counted (a directory listing) when it reaches max_pending.
         self._pending_bound: int | None = None
+        # Sender side of recycling: names seen in free/, and how many delivers to go
+        # before looking again after free/ was found empty.
+        self._free_names: list[str] = []
+        self._free_skip = 0
+        # Reader side: how many files free/ holds, as far as this handle knows.
+        self._free_estimate: int | None = None
 
     # -- sending ----------------------------------------------------------------------
 
@@ -172,12 +194,23 @@ class Mailbox:
         self._make_room(block_timeout)
         name = message.file_name()
         data = message.to_wire()
-        tmp = temp_name(self.new_dir)
+        tmp = self._claim_free()
         try:
-            write_file(tmp, data, self.durability)
+            if tmp is None:
+                tmp = temp_name(self.new_dir)
+                write_file(tmp, data, self.durability)
+            else:
+                fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    overwrite(fd, data, os.fstat(fd).st_size)
+                    if self.durability == MACHINE:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.rename(tmp, os.path.join(self.new_dir, name))
         except OSError as exc:
-            _unlink_quietly(tmp)
+            if tmp is not None:
+                _unlink_quietly(tmp)
             raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
         if self.durability == MACHINE:
             fsync_dir(self.new_dir)
@@ -185,6 +218,29 @@ class Mailbox:
             self._pending_bound += 1
         self.ring()
         return os.path.join(self.new_dir, name)
+
+    def _claim_free(self) -> str | None:
+        """Take a spent file from ``free/`` (renamed to a hidden temp in ``new/``), or None."""
+        while True:
+            if not self._free_names:
+                if self._free_skip > 0:
+                    self._free_skip -= 1
+                    return None
+                try:
+                    names = [n for n in os.listdir(self.free_dir) if n[0] != "."]
+                except FileNotFoundError:  # a mailbox made before recycling existed
+                    names = []
+                if not names:
+                    self._free_skip = FREE_RELIST_AFTER
+                    return None
+                random.shuffle(names)  # concurrent senders then rarely race for one file
+                self._free_names = names
+            tmp = temp_name(self.new_dir)
+            try:
+                os.rename(os.path.join(self.free_dir, self._free_names.pop()), tmp)
+                return tmp
+            except FileNotFoundError:
+                continue  # another sender took it
 
     def _make_room(self, block_timeout: float | None) -> None:
         if self._pending_bound is not None and self._pending_bound < self.max_pending:
@@ -303,13 +359,27 @@ class Mailbox:
                         pass
 
     def ack_delivered(self, delivered: Delivered | str) -> bool:
-        """Remove one claimed file. Idempotent: returns whether it deleted something."""
+        """Retire one claimed file. Idempotent: returns whether it retired something.
+
+        The file is recycled into ``free/`` (or unlinked once ``free/`` is full); either
+        way it is gone from ``cur/`` and will not be recovered again.
+        """
         path = delivered if isinstance(delivered, str) else delivered.path
         try:
-            os.unlink(path)
+            if self._free_has_room():
+                os.rename(path, os.path.join(self.free_dir, os.path.basename(path)))
+                self._free_estimate = (self._free_estimate or 0) + 1
+            else:
+                os.unlink(path)
             return True
         except FileNotFoundError:
             return False
+
+    def _free_has_room(self) -> bool:
+        if self._free_estimate is None or self._free_estimate >= FREE_LIMIT:
+            # Senders take files away, so the estimate only ever runs high: recount.
+            self._free_estimate = self._count(self.free_dir)
+        return self._free_estimate < FREE_LIMIT
 
     def ack(self, msg_id: str) -> bool:
         """Remove the claimed file(s) of ``msg_id`` from ``cur/``; returns whether any was."""
@@ -388,8 +458,8 @@ class Mailbox:
         return self.pending_count() == 0
 
     def counts(self) -> dict[str, int]:
-        """Files per sub-directory (``new``, ``cur``, ``corrupt``, ``dead``)."""
-        return {sub: self._count(os.path.join(self.root, sub)) for sub in SUBDIRS}
+        """Messages per state (``new``, ``cur``, ``corrupt``, ``dead``)."""
+        return {sub: self._count(os.path.join(self.root, sub)) for sub in MESSAGE_DIRS}
 
     def peek(self, sub: str = "new") -> Iterator[InboxMessage]:
         """Read (without claiming) the parsable messages of ``new/`` or ``cur/``, in order."""

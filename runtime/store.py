@@ -38,6 +38,8 @@ from .ids import check_id
 
 #: Seconds to wait for the index lock before giving up with ``StoreError``.
 LOCK_TIMEOUT = 30.0
+#: Extra reads of a document that did not parse (it may have been mid-rewrite).
+TORN_READ_RETRIES = 3
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _SLUG_MAX = 48
@@ -59,7 +61,8 @@ def project_key(project_dir: str | os.PathLike[str]) -> str:
     """
     path = os.path.abspath(os.fspath(project_dir))
     slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[-_SLUG_MAX:].strip("-") or "root"
-    return f"{slug}-{fnv1a_64(path.encode()) & 0xFFFFFFFF:08x}"
+    # A non-UTF-8 file name arrives with surrogate escapes, which plain .encode() refuses.
+    return f"{slug}-{fnv1a_64(path.encode('utf-8', 'surrogateescape')) & 0xFFFFFFFF:08x}"
 
 
 @dataclass
@@ -157,12 +160,19 @@ class SessionStore:
         Raises:
             StoreError: unreadable or not JSON (naming the path).
         """
-        try:
-            return json.loads(read_bytes(path))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise StoreError(path, f"cannot read: {exc}") from exc
+        for attempt in range(TORN_READ_RETRIES + 1):
+            try:
+                return json.loads(read_bytes(path))
+            except FileNotFoundError:
+                return None
+            except ValueError as exc:
+                # A session file is rewritten in place by its worker (runtime.durable.
+                # Rewriter); a read that spans two commits can see a torn text. Again.
+                if attempt == TORN_READ_RETRIES:
+                    raise StoreError(path, f"cannot read: {exc}") from exc
+            except OSError as exc:
+                raise StoreError(path, f"cannot read: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def write_json(self, path: str, doc: Any) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -315,9 +325,11 @@ class SessionStore:
             session = None
         if session is None:
             return None
-        meta = session.get("meta") or {}
-        entry = ChildEntry.from_dict({k: v for k, v in meta.items() if k not in SUPERVISION_FIELDS})
-        entry.id = agent_id
+        meta = session.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        # The directory name is the id (a session from elsewhere may carry none in meta).
+        entry = ChildEntry.from_dict({k: v for k, v in meta.items() if k not in SUPERVISION_FIELDS}
+                                     | {"id": agent_id})
         try:
             supervision = self.load_supervision(system_id, agent_id)
         except StoreError:

@@ -37,12 +37,11 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from .address import Address, Router, write_mailbox_config
 from .admitted import DEFAULT_CAPACITY, AdmittedSet
-from .durable import MACHINE, atomic_write, read_bytes
+from .durable import MACHINE, Rewriter, read_bytes
 from .errors import (
     ActorError,
     ActorFailed,
@@ -68,7 +67,7 @@ from .messages import (
     reply_error,
 )
 from .spec import ProvisionSpec, read_spec
-from .store import SessionStore
+from .store import ChildEntry, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +160,42 @@ class InflightMarker:
         self._map.close()
 
 
-@dataclass
-class _Wait:
-    """State of one handler-side wait for a reply."""
+def request_activation(router: Router, sender: AgentRef, target: Address, *,
+                       record_path: str | None = None) -> bool:
+    """Ask the system that owns ``target`` to start it, unless it has a lease record.
 
-    correlation_id: str
-    deadline: float | None
+    For a message already delivered to an actor that may not be running: the message
+    is durable either way, this only decides how soon it is handled. The owning system
+    reads the request from its inbox (when it next runs). Never raises.
+
+    Returns:
+        Whether a request was sent.
+    """
+    if os.path.exists(record_path or target.fabric_path()):
+        return False
+    owner = Address(target.home, target.project_key, target.system_id, None)
+    request = InboxMessage.create(sender, InboxKind.MCP_REQUEST.value,
+                                  {"tool": ACTIVATE_TOOL, "arguments": {"name": target.agent_id},
+                                   "no_reply": True})
+    try:
+        router.deliver(owner, request, block_timeout=None)
+        return True
+    except (ActorNotFound, StoreError) as exc:
+        log.warning("could not ask system %s to activate %s: %s", target.system_id, target.name, exc)
+        return False
+
+
+def clear_inflight(mailbox_dir: str) -> None:
+    """Forget which message was running when a worker died.
+
+    For deliberate kills: a SIGKILL sent by an operator is no evidence that the
+    message it interrupted is poison.
+    """
+    try:
+        with open(os.path.join(mailbox_dir, ".inflight"), "r+b") as handle:
+            handle.write(b"\0")
+    except OSError:
+        pass
 
 
 class Context:
@@ -248,6 +277,10 @@ class Worker:
         self.router = Router(self.durability)
         self.session_path = self.store.session_path(ident.system_id, ident.child_id)
         self.admitted_path = os.path.join(os.path.dirname(self.session_path), "admitted.json")
+        # Commits rewrite these two files in place and swap them in: no inode is created
+        # or freed per commit (see runtime.durable.Rewriter for why that matters here).
+        self._session_writer = Rewriter(self.session_path, self.durability)
+        self._admitted_writer = Rewriter(self.admitted_path, self.durability)
         self._notify = notify or (lambda event: None)
         self.current: InboxMessage | None = None
         self.cancel_pending = False
@@ -369,6 +402,7 @@ class Worker:
         except BaseException as exc:
             raise SpawnError(self.name, f"on_start failed: {type(exc).__name__}: {exc}") from None
         self.commit()
+        self._index_self()
         self.record = AgentRecord(
             agent_id=self.name, role=self.spec.identity.role, labels=list(self.spec.identity.labels),
             endpoint=self.mailbox.root, pid=os.getpid(), started_at=time.time(),
@@ -376,6 +410,19 @@ class Worker:
         )
         self.fabric.publish(self.record, self.spec.limits.lease)
         return recovered
+
+    def _index_self(self) -> None:
+        """Make sure the project's index knows this actor.
+
+        A parent indexes its children before starting them; a worker started by hand
+        (the seed protocol) has nobody to do it, so it adds itself.
+        """
+        if self.store.resolve_child(self.name) is not None:
+            return
+        ident = self.spec.identity
+        self.store.upsert_child(ident.system_id, ChildEntry(
+            id=self.name, actor_class=self.spec.actor_class, role=ident.role, labels=list(ident.labels),
+            parent_id=ident.parent_id, status="running", restart=self.spec.restart))
 
     def _identity_meta(self) -> dict[str, Any]:
         ident = self.spec.identity
@@ -577,10 +624,9 @@ class Worker:
             data = json.dumps(doc, separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
             raise StoreError(self.session_path, f"state is not JSON-serialisable: {exc}") from None
-        atomic_write(self.session_path, data, self.durability)
+        self._session_writer.write(data)
         if len(self._tail) >= CHECKPOINT_EVERY:
-            atomic_write(self.admitted_path, json.dumps({"ids": self.admitted.to_list()}).encode(),
-                         self.durability)
+            self._admitted_writer.write(json.dumps({"ids": self.admitted.to_list()}).encode())
             self._tail = []
 
     # -- sending and waiting -------------------------------------------------------------------
@@ -603,24 +649,14 @@ class Worker:
     def _wake_if_inactive(self, target: Address) -> None:
         """Ask the target's system to activate it if it has no lease record.
 
-        The message is already durable; this only decides how soon it is handled.
         The request has a random id (not a derived one) so that whether it was needed
         never shifts the ids of the handler's later messages.
         """
         path = self._fabric_paths.get(target)
         if path is None:
             path = self._fabric_paths[target] = target.fabric_path()
-        if os.path.exists(path):
-            return
-        system = Address(target.home, target.project_key, target.system_id, None)
-        request = InboxMessage.create(self.address.agent_ref(self.spec.identity.role),
-                                      InboxKind.MCP_REQUEST.value,
-                                      {"tool": ACTIVATE_TOOL, "arguments": {"name": target.agent_id},
-                                       "no_reply": True})
-        try:
-            self.router.deliver(system, request, block_timeout=None)
-        except (ActorNotFound, StoreError) as exc:
-            log.warning("actor %s: could not ask for %s to be activated: %s", self.name, target.name, exc)
+        request_activation(self.router, self.address.agent_ref(self.spec.identity.role), target,
+                           record_path=path)
 
     def await_reply(self, correlation_id: str, timeout: float | None, who: str) -> Any:
         """Wait for the reply to ``correlation_id``, leaving other messages queued."""
@@ -843,11 +879,18 @@ def _control_loop(conn: Any, worker: Worker) -> None:
             log.warning("actor %s: unknown control command %r", worker.name, command[:40])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Seed-protocol worker: one spec as a JSON line on stdin; SIGTERM stop, SIGUSR1 cancel."""
+def main(stdin: BinaryIO | int | None = None) -> int:
+    """Seed-protocol worker: one spec as a JSON line on stdin; SIGTERM stop, SIGUSR1 cancel.
+
+    Args:
+        stdin: where the spec comes from (default: this process's standard input).
+
+    Returns:
+        The exit code (``EXIT_OK``, ``EXIT_BAD_SPEC``, ``EXIT_ACTIVATION_FAILED``).
+    """
     _configure_logging()
     try:
-        spec = read_spec(sys.stdin.buffer)
+        spec = read_spec(sys.stdin.buffer if stdin is None else stdin)
     except InvalidSpec as exc:
         print(f"actors worker: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC

@@ -10,7 +10,7 @@ import pytest
 
 import fleet_actors
 import sample_actors
-from actors import ActorFailed, ActorSystem, Cancelled, MailboxFull, SpawnError
+from actors import ActorFailed, ActorSystem, Cancelled, MailboxFull
 from conftest import descendants, wait_until
 from runtime.mailbox import Mailbox
 
