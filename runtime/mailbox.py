@@ -58,9 +58,12 @@ MESSAGE_DIRS = ("new", "cur", "corrupt", "dead")
 SUBDIRS = (*MESSAGE_DIRS, "free")
 #: Spent files kept for reuse; an ack past this unlinks instead.
 FREE_LIMIT = 1024
-#: After finding ``free/`` empty, a sender creates this many files before looking again
-#: (listing a directory that once held many entries is not free).
-FREE_RELIST_AFTER = 64
+#: After finding ``free/`` empty, a sender creates files rather than look again, for
+#: one delivery per this many µs the empty listing took, at most ``FREE_RELIST_MAX``:
+#: a small directory lists in ~5 µs and is looked at again next time, while one that
+#: once held 100,000 entries still takes ~0.4 ms to list when empty.
+FREE_RELIST_US_PER_SKIP = 10.0
+FREE_RELIST_MAX = 64
 #: Name of the doorbell FIFO inside the mailbox directory.
 BELL = ".bell"
 #: Temp files older than this (seconds) are debris of a crashed sender.
@@ -226,12 +229,14 @@ class Mailbox:
                 if self._free_skip > 0:
                     self._free_skip -= 1
                     return None
+                started = time.perf_counter()
                 try:
                     names = [n for n in os.listdir(self.free_dir) if n[0] != "."]
                 except FileNotFoundError:  # a mailbox made before recycling existed
                     names = []
                 if not names:
-                    self._free_skip = FREE_RELIST_AFTER
+                    listing_us = (time.perf_counter() - started) * 1e6
+                    self._free_skip = min(FREE_RELIST_MAX, int(listing_us / FREE_RELIST_US_PER_SKIP))
                     return None
                 random.shuffle(names)  # concurrent senders then rarely race for one file
                 self._free_names = names

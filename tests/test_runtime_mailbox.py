@@ -1,0 +1,549 @@
+"""runtime.mailbox: deliver / drain / ack / recover, dead letters, backpressure, doorbell.
+
+The writer processes of the concurrency test are started with "spawn" and run a
+module-level target, so this module imports nothing heavier than the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+import types
+from multiprocessing import resource_tracker
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from runtime import mailbox as mailbox_module
+from runtime.errors import ActorError, MailboxFull, StoreError
+from runtime.mailbox import STALE_TEMP_AGE, Delivered, Mailbox
+from runtime.messages import AgentRef, InboxMessage
+
+ALICE = AgentRef("alice", "tester", "sys")
+
+
+def message(msg_id: str, body: Any = None, *, ns: int | None = None) -> InboxMessage:
+    """A message with a chosen id (and, if given, a chosen creation time)."""
+    if ns is None:
+        return InboxMessage.create(ALICE, "task", body, msg_id=msg_id)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9 // 1000:06d}Z"
+    return InboxMessage(id=msg_id, sender=ALICE, kind="task", body=body, created_at=stamp, created_ns=ns)
+
+
+def names(directory: str) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def ids_in(directory: str) -> list[str]:
+    """Message ids of the files in a directory, by file name order (temp files skipped)."""
+    return [n.split("-", 1)[1][: -len(".json")] for n in names(directory) if not n.startswith(".")]
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Mailbox]:
+    handle = Mailbox(tmp_path / "mailbox", durability="process")
+    yield handle
+    handle.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def resource_tracker_running() -> None:
+    """Start multiprocessing's resource tracker (a long-lived helper process that
+    "spawn" starts on first use) before the leak check takes its snapshot."""
+    resource_tracker.ensure_running()
+
+
+# -- the basic cycle ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("level", ["machine", "process"])
+def test_deliver_drain_ack_empties_the_mailbox(tmp_path: Path, level: str) -> None:
+    box = Mailbox(tmp_path / "mailbox", durability=level)  # type: ignore[arg-type]
+    try:
+        sent = [message(f"m{n}", {"n": n}) for n in range(3)]
+        paths = [box.deliver(m) for m in sent]
+        assert all(os.path.dirname(p) == box.new_dir for p in paths)
+        assert box.pending_count() == 3 and box.has_new() and not box.is_empty()
+        claimed = box.drain()
+        assert [d.message for d in claimed] == sent
+        assert all(os.path.dirname(d.path) == box.cur_dir for d in claimed)
+        assert not box.has_new()
+        assert box.pending_count() == 3, "claimed but unacked messages are still pending"
+        for delivered in claimed:
+            assert box.ack_delivered(delivered) is True
+        assert box.is_empty()
+        assert box.counts() == {"new": 0, "cur": 0, "corrupt": 0, "dead": 0}
+        assert box.drain() == []
+    finally:
+        box.close()
+
+
+def test_ack_by_id_removes_the_claimed_file(box: Mailbox) -> None:
+    box.deliver(message("m1"))
+    box.deliver(message("m2"))
+    box.drain()
+    assert box.ack("m1") is True
+    assert box.ack("m1") is False
+    assert ids_in(box.cur_dir) == ["m2"]
+
+
+def test_ack_does_not_touch_unclaimed_messages(box: Mailbox) -> None:
+    box.deliver(message("m1"))
+    assert box.ack("m1") is False
+    assert ids_in(box.new_dir) == ["m1"]
+
+
+def test_drain_is_in_created_at_order_not_delivery_order(box: Mailbox) -> None:
+    base = 1_763_702_546_000_000_000
+    offsets = {"c": 3_000, "a": 1_000, "e": 5_000, "b": 2_000, "d": 4_000}
+    for msg_id, offset in offsets.items():
+        box.deliver(message(msg_id, ns=base + offset))
+    box.deliver(message("a2", ns=base + 1_000))  # same instant as "a": the id breaks the tie
+    assert [d.id for d in box.drain()] == ["a", "a2", "b", "c", "d", "e"]
+
+
+def test_drain_limit_claims_the_oldest_first(box: Mailbox) -> None:
+    sent = [box.deliver(message(f"m{n}", ns=10**18 + n)) for n in range(5)]
+    assert len(sent) == 5
+    assert [d.id for d in box.drain(limit=2)] == ["m0", "m1"]
+    assert ids_in(box.new_dir) == ["m2", "m3", "m4"]
+    assert [d.id for d in box.drain()] == ["m2", "m3", "m4"]
+
+
+def test_peek_reads_without_claiming(box: Mailbox) -> None:
+    box.deliver(message("m1", ns=10**18))
+    box.deliver(message("m2", ns=10**18 + 1))
+    assert [m.id for m in box.peek()] == ["m1", "m2"]
+    assert ids_in(box.new_dir) == ["m1", "m2"]
+    box.drain(limit=1)
+    assert [m.id for m in box.peek("cur")] == ["m1"]
+    with pytest.raises(ValueError):
+        list(box.peek("dead"))
+
+
+def test_recover_yields_unacked_leftovers_from_a_fresh_handle(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    first = Mailbox(root, durability="process")
+    for n in range(5):
+        first.deliver(message(f"m{n}", {"n": n}, ns=10**18 + n))
+    claimed = first.drain(limit=4)
+    first.ack_delivered(claimed[0])
+    first.ack_delivered(claimed[2])
+    first.close()
+    del first  # the activation "crashed" holding m1 and m3
+
+    second = Mailbox(root, durability="process", create=False)
+    try:
+        recovered = second.recover()
+        assert [d.id for d in recovered] == ["m1", "m3"]
+        assert [d.message.body for d in recovered] == [{"n": 1}, {"n": 3}]
+        # recover does not move anything: the claims stay in cur/ until acked.
+        assert ids_in(second.cur_dir) == ["m1", "m3"]
+        assert [d.id for d in second.recover()] == ["m1", "m3"]
+        # and the unclaimed one is still drained normally, once.
+        assert [d.id for d in second.drain()] == ["m4"]
+        for delivered in recovered:
+            second.ack_delivered(delivered)
+        assert [d.id for d in second.recover()] == ["m4"]
+    finally:
+        second.close()
+
+
+def test_recover_sweeps_only_stale_temp_files(box: Mailbox) -> None:
+    stale = os.path.join(box.new_dir, ".tmp-stale")
+    fresh = os.path.join(box.new_dir, ".tmp-fresh")
+    for path in (stale, fresh):
+        with open(path, "wb") as handle:
+            handle.write(b"half a message")
+    old = time.time() - STALE_TEMP_AGE - 60
+    os.utime(stale, (old, old))
+    assert box.pending_count() == 0 and not box.has_new(), "temp files are not messages"
+    assert box.drain() == []
+    box.recover()
+    assert not os.path.exists(stale)
+    assert os.path.exists(fresh), "a sender may still be writing a fresh temp file"
+
+
+@pytest.mark.parametrize(
+    "bad", [b"not json", b"[]", b'{"id": 1}', b"\xff\xfe garbage", b""], ids=repr
+)
+def test_unparsable_files_go_to_corrupt_and_good_ones_pass(box: Mailbox, bad: bytes) -> None:
+    box.deliver(message("good1", ns=10**18))
+    bad_name = f"{10**18 + 1:020d}-bad.json"
+    with open(os.path.join(box.new_dir, bad_name), "wb") as handle:
+        handle.write(bad)
+    box.deliver(message("good2", ns=10**18 + 2))
+    assert [d.id for d in box.drain()] == ["good1", "good2"]
+    assert names(box.corrupt_dir) == [bad_name]
+    assert names(box.new_dir) == []
+    assert ids_in(box.cur_dir) == ["good1", "good2"]
+    with open(os.path.join(box.corrupt_dir, bad_name), "rb") as handle:
+        assert handle.read() == bad, "quarantine keeps the bytes for inspection"
+
+
+def test_a_file_corrupted_in_cur_is_quarantined_by_recover(box: Mailbox) -> None:
+    box.deliver(message("m1", ns=10**18))
+    box.deliver(message("m2", ns=10**18 + 1))
+    claimed = box.drain()
+    with open(claimed[0].path, "wb") as handle:
+        handle.write(b"{torn")
+    assert [d.id for d in box.recover()] == ["m2"]
+    assert names(box.corrupt_dir) == [os.path.basename(claimed[0].path)]
+
+
+def test_ack_by_path_is_idempotent(box: Mailbox) -> None:
+    box.deliver(message("m1"))
+    (delivered,) = box.drain()
+    assert box.ack_delivered(delivered) is True
+    assert box.ack_delivered(delivered) is False
+    assert box.ack_delivered(delivered.path) is False
+    assert box.is_empty()
+
+
+def test_acking_one_of_two_files_with_the_same_id_by_path_leaves_the_other(box: Mailbox) -> None:
+    first = message("same", {"copy": 1}, ns=10**18)
+    second = message("same", {"copy": 2}, ns=10**18 + 5)
+    box.deliver(first)
+    box.deliver(second)
+    claimed = box.drain()
+    assert [d.message.body for d in claimed] == [{"copy": 1}, {"copy": 2}]
+    assert box.ack_delivered(claimed[0]) is True
+    assert [d.message.body for d in box.recover()] == [{"copy": 2}]
+    assert os.path.exists(claimed[1].path)
+    assert box.ack("same") is True
+    assert box.is_empty()
+
+
+def test_a_message_id_cannot_steer_the_file_outside_new(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "mailbox", durability="process")
+    try:
+        evil = message("x/../../../escaped")
+        with pytest.raises(ActorError):
+            box.deliver(evil)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mailbox"]
+        assert box.counts() == {"new": 0, "cur": 0, "corrupt": 0, "dead": 0}
+        assert [n for n in os.listdir(box.new_dir) if n.startswith(".tmp-")] == []
+    finally:
+        box.close()
+
+
+def test_opening_a_missing_mailbox_without_create_raises_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no mailbox here"):
+        Mailbox(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+
+
+# -- backpressure -------------------------------------------------------------------------
+
+def test_deliver_refuses_with_mailbox_full_above_max_pending(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "mailbox", durability="process", max_pending=3)
+    try:
+        for n in range(3):
+            box.deliver(message(f"m{n}"))
+        with pytest.raises(MailboxFull) as info:
+            box.deliver(message("overflow"))
+        assert (info.value.pending, info.value.limit) == (3, 3)
+        assert "overflow" not in ids_in(box.new_dir)
+        assert len(ids_in(box.new_dir)) == 3
+        # Claiming makes room: the limit is on what waits in new/.
+        box.drain(limit=1)
+        box.deliver(message("fits"))
+        assert "fits" in ids_in(box.new_dir)
+    finally:
+        box.close()
+
+
+def test_a_fresh_handle_also_sees_the_mailbox_full(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    filler = Mailbox(root, durability="process", max_pending=2)
+    other = Mailbox(root, durability="process", max_pending=2, create=False)
+    try:
+        filler.deliver(message("m1"))
+        filler.deliver(message("m2"))
+        with pytest.raises(MailboxFull):
+            other.deliver(message("m3"))
+    finally:
+        filler.close()
+        other.close()
+
+
+def test_a_blocking_deliver_succeeds_once_a_reader_drains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "mailbox"
+    sender = Mailbox(root, durability="process", max_pending=2)
+    reader = Mailbox(root, durability="process", max_pending=2, create=False)
+    sender.deliver(message("m1"))
+    sender.deliver(message("m2"))
+
+    # Learn, without guessing with a sleep, that deliver found the box full and waits.
+    waiting = threading.Event()
+
+    def observed_sleep(seconds: float) -> None:
+        waiting.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
+        monotonic=time.monotonic, time=time.time, sleep=observed_sleep))
+    outcome: dict[str, Any] = {}
+
+    def blocked_send() -> None:
+        try:
+            outcome["path"] = sender.deliver(message("m3"), block_timeout=30.0)
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=blocked_send)
+    thread.start()
+    try:
+        assert waiting.wait(10), "deliver never waited for room"
+        assert thread.is_alive() and not outcome, "deliver returned while the mailbox was full"
+        assert [d.id for d in reader.drain(limit=1)] == ["m1"]
+    finally:
+        thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    assert os.path.basename(outcome["path"]).endswith("-m3.json")
+    assert sorted(ids_in(root / "new")) == ["m2", "m3"]
+    sender.close()
+    reader.close()
+
+
+def test_a_blocking_deliver_times_out_with_mailbox_full(tmp_path: Path) -> None:
+    box = Mailbox(tmp_path / "mailbox", durability="process", max_pending=1)
+    try:
+        box.deliver(message("m1"))
+        started = time.monotonic()
+        with pytest.raises(MailboxFull):
+            box.deliver(message("m2"), block_timeout=0.2)
+        elapsed = time.monotonic() - started
+        assert 0.2 <= elapsed < 5.0
+        assert ids_in(box.new_dir) == ["m1"]
+    finally:
+        box.close()
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+def test_bury_then_dead_letters_then_requeue(box: Mailbox) -> None:
+    poison = message("poison", {"boom": True}, ns=10**18)
+    box.deliver(poison)
+    box.deliver(message("next", ns=10**18 + 1))
+    claimed = box.drain(limit=1)
+    before = time.time()
+    dead_path = box.bury(claimed[0], "killed the worker 3 times", attempts=3)
+    assert os.path.dirname(dead_path) == box.dead_dir
+    assert ids_in(box.cur_dir) == []
+
+    (letter,) = box.dead_letters()
+    assert letter.message == poison
+    assert letter.reason == "killed the worker 3 times"
+    assert letter.attempts == 3
+    assert before <= letter.dead_at <= time.time()
+    assert letter.path == dead_path
+
+    assert box.requeue("poison") is True
+    assert box.dead_letters() == []
+    assert names(box.dead_dir) == []
+    assert ids_in(box.new_dir) == ["poison", "next"], "requeued in its original place in order"
+    drained = box.drain()
+    assert [d.id for d in drained] == ["poison", "next"]
+    assert drained[0].message == poison
+
+
+def test_requeue_of_an_unknown_id_returns_false(box: Mailbox) -> None:
+    assert box.requeue("nobody") is False
+
+
+def test_unreadable_dead_letters_are_skipped(box: Mailbox) -> None:
+    box.deliver(message("poison"))
+    (claimed,) = box.drain()
+    box.bury(claimed, "reason", 1)
+    with open(os.path.join(box.dead_dir, f"{0:020d}-junk.json"), "wb") as handle:
+        handle.write(b"[not an envelope")
+    with open(os.path.join(box.dead_dir, f"{1:020d}-nomsg.json"), "wb") as handle:
+        handle.write(json.dumps({"reason": "no message"}).encode())
+    assert [letter.message.id for letter in box.dead_letters()] == ["poison"]
+
+
+# -- the doorbell -------------------------------------------------------------------------
+
+def test_a_delivery_rings_the_doorbell(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    bell = reader.doorbell()
+    sender = Mailbox(root, durability="process", create=False)
+    try:
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(bell.wait(10.0)))
+        waiter.start()
+        sender.deliver(message("m1"))
+        waiter.join(15)
+        assert woke == [True]
+        bell.clear()
+        assert bell.wait(0.05) is False, "clear swallowed the ring"
+    finally:
+        sender.close()
+        bell.close()
+        reader.close()
+
+
+def test_a_ring_makes_wait_return_true(box: Mailbox) -> None:
+    bell = box.doorbell()
+    try:
+        box.ring()
+        assert bell.wait(5.0) is True
+    finally:
+        bell.close()
+
+
+def test_wait_returns_false_after_its_timeout_when_nobody_rang(box: Mailbox) -> None:
+    bell = box.doorbell()
+    try:
+        started = time.monotonic()
+        assert bell.wait(0.1) is False
+        assert time.monotonic() - started >= 0.1
+    finally:
+        bell.close()
+
+
+def test_ring_without_a_reader_does_not_raise(box: Mailbox) -> None:
+    box.ring()
+    box.deliver(message("m1"))
+    # A reader that came and went: the sender's descriptor now meets EPIPE.
+    bell = box.doorbell()
+    box.ring()
+    bell.close()
+    box.ring()
+    box.deliver(message("m2"))
+    assert sorted(ids_in(box.new_dir)) == ["m1", "m2"]
+
+
+def test_ring_with_a_full_pipe_does_not_block_or_raise(box: Mailbox) -> None:
+    bell = box.doorbell()
+    try:
+        for _ in range(70_000):  # more than a 64 KiB pipe holds
+            box.ring()
+        assert bell.wait(0) is True
+        bell.clear()
+        assert bell.wait(0) is False
+        box.ring()
+        assert bell.wait(0) is True
+    finally:
+        bell.close()
+
+
+def test_ring_on_a_mailbox_without_a_bell_does_not_raise(box: Mailbox) -> None:
+    os.unlink(box.bell_path)
+    box.ring()
+    box.deliver(message("m1"))
+    assert ids_in(box.new_dir) == ["m1"]
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+def test_fifty_concurrent_writer_threads_lose_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    bell = reader.doorbell()
+    writers, per_writer = 50, 20
+    expected = {f"t{w}-{n}" for w in range(writers) for n in range(per_writer)}
+    start = threading.Barrier(writers, timeout=30)
+    failures: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        box = Mailbox(root, durability="process", create=False)
+        try:
+            start.wait()
+            for n in range(per_writer):
+                box.deliver(message(f"t{writer}-{n}", {"w": writer, "n": n}))
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            box.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        # Drain while they write, as the actor would: clear the bell, list, wait.
+        while len(seen) < len(expected) and time.monotonic() < deadline and not failures:
+            bell.clear()
+            batch = reader.drain()
+            for delivered in batch:
+                seen.append(delivered.id)
+                reader.ack_delivered(delivered)
+            if not batch:
+                bell.wait(1.0)
+    finally:
+        for thread in threads:
+            thread.join(30)
+        bell.close()
+    assert not failures, failures
+    assert not any(t.is_alive() for t in threads)
+    assert len(seen) == len(set(seen)), "a message was claimed twice"
+    assert set(seen) == expected
+    assert reader.is_empty()
+    reader.close()
+
+
+def deliver_from_a_process(root: str, writer: int, count: int, start: Any) -> None:
+    """Target of the writer processes (module level, so "spawn" can import it)."""
+    box = Mailbox(root, durability="process", create=False)
+    start.wait(60)
+    for n in range(count):
+        box.deliver(message(f"p{writer}-{n}", {"w": writer, "n": n}))
+    box.close()
+
+
+def run_processes(ctx: Any, target: Any, arg_lists: list[tuple[Any, ...]], timeout: float = 60.0) -> list[int | None]:
+    """Start one process per argument tuple, wait for all (one deadline); kill stragglers."""
+    started = []
+    try:
+        for args in arg_lists:
+            process = ctx.Process(target=target, args=args)
+            process.start()
+            started.append(process)
+        deadline = time.monotonic() + timeout
+        for process in started:
+            process.join(max(0.0, deadline - time.monotonic()))
+        return [process.exitcode for process in started]
+    finally:
+        for process in started:
+            if process.is_alive():
+                process.kill()
+            process.join()
+
+
+def test_four_writer_processes_lose_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    ctx = multiprocessing.get_context("spawn")
+    writers, per_writer = 4, 250
+    start = ctx.Barrier(writers)
+    exit_codes = run_processes(
+        ctx, deliver_from_a_process, [(str(root), w, per_writer, start) for w in range(writers)]
+    )
+    assert exit_codes == [0] * writers
+    claimed = reader.drain()
+    ids = [d.id for d in claimed]
+    assert len(ids) == len(set(ids)) == writers * per_writer
+    assert set(ids) == {f"p{w}-{n}" for w in range(writers) for n in range(per_writer)}
+    assert all(d.message.body == {"w": int(d.id[1:].split("-")[0]), "n": int(d.id.split("-")[1])}
+               for d in claimed)
+    assert reader.counts()["corrupt"] == 0
+    assert [n for n in os.listdir(reader.new_dir) if n.startswith(".")] == [], "no temp debris"
+    reader.close()
+
+
+def test_delivered_wraps_a_message_and_its_path(box: Mailbox) -> None:
+    box.deliver(message("m1"))
+    (delivered,) = box.drain()
+    assert isinstance(delivered, Delivered)
+    assert delivered.id == delivered.message.id == "m1"
+    assert os.path.exists(delivered.path)
