@@ -182,8 +182,13 @@ class Mailbox:
         """Put ``message`` into ``new/``; returns the file's path.
 
         The message is sent, and survives a crash of any process (and at durability
-        "machine" a power loss), once this returns. Delivering the same message twice
-        writes two files; the receiver's AdmittedSet drops the second.
+        "machine" a power loss), once this returns. Delivering the same message again
+        either replaces the waiting file (same name) or, once the first was claimed,
+        adds a second that the receiver's AdmittedSet drops.
+
+        ``max_pending`` is a soft limit: each handle counts ``new/`` once and then adds
+        its own deliveries, re-counting only when its estimate reaches the limit, so
+        several long-lived sender handles can together overshoot it.
 
         Args:
             message: what to send.

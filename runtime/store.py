@@ -12,7 +12,9 @@
             mailbox/                 the system's inbox
             children/<agent_id>/
                 session.json         {"state", "admitted", "meta"}  -- authority; the worker writes it
-                supervision.json     {"status", "restarts", ...}    -- the supervisor writes it
+                supervision.json     the ChildEntry as its supervisor last wrote it: authority
+                                     for status and restarts, and the only record of an
+                                     actor that failed before its first commit
                 mailbox/
 
 ``session.json`` is written only by the actor's own worker (and once by the spawner,
@@ -222,8 +224,7 @@ class SessionStore:
         check_id(entry.id)
         entry.updated_at = entry.updated_at or time.time()
         with self._index_lock():
-            self.write_json(self.supervision_path(system_id, entry.id),
-                            {k: getattr(entry, k) for k in SUPERVISION_FIELDS})
+            self.write_json(self.supervision_path(system_id, entry.id), asdict(entry))
             children = self._read_children(system_id)
             children[entry.id] = asdict(entry)
             self.write_json(self.children_path(system_id), {"version": 1, "children": children})
@@ -246,8 +247,7 @@ class SessionStore:
             for key, value in changes.items():
                 setattr(entry, key, value)
             entry.updated_at = time.time()
-            self.write_json(self.supervision_path(system_id, agent_id),
-                            {k: getattr(entry, k) for k in SUPERVISION_FIELDS})
+            self.write_json(self.supervision_path(system_id, agent_id), asdict(entry))
             children[agent_id] = asdict(entry)
             self.write_json(self.children_path(system_id), {"version": 1, "children": children})
         return entry
@@ -317,27 +317,26 @@ class SessionStore:
         return index
 
     def _scan_child(self, system_id: str, agent_id: str) -> ChildEntry | None:
+        """Rebuild one child's entry: identity from its session, supervision facts from
+        ``supervision.json`` (which alone describes a child that never committed)."""
         if agent_id[0] == ".":
             return None
         try:
             session = self.load_session(system_id, agent_id)
         except StoreError:
             session = None
-        if session is None:
-            return None
-        meta = session.get("meta")
-        meta = meta if isinstance(meta, dict) else {}
-        # The directory name is the id (a session from elsewhere may carry none in meta).
-        entry = ChildEntry.from_dict({k: v for k, v in meta.items() if k not in SUPERVISION_FIELDS}
-                                     | {"id": agent_id})
         try:
             supervision = self.load_supervision(system_id, agent_id)
         except StoreError:
             supervision = {}
-        for key in SUPERVISION_FIELDS:
-            if key in supervision:
-                setattr(entry, key, supervision[key])
-        return entry
+        if session is None and not supervision:
+            return None
+        meta = (session or {}).get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        identity = {k: v for k, v in meta.items() if k not in SUPERVISION_FIELDS}
+        facts = {k: supervision[k] for k in SUPERVISION_FIELDS if k in supervision}
+        # The directory name is the id (a session from elsewhere may carry none in meta).
+        return ChildEntry.from_dict(supervision | identity | facts | {"id": agent_id})
 
 
 class _LockGuard:

@@ -287,7 +287,7 @@ def test_a_blocking_deliver_succeeds_once_a_reader_drains(
         time.sleep(seconds)
 
     monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, time=time.time, sleep=observed_sleep))
+        monotonic=time.monotonic, time=time.time, perf_counter=time.perf_counter, sleep=observed_sleep))
     outcome: dict[str, Any] = {}
 
     def blocked_send() -> None:

@@ -203,7 +203,7 @@ def test_update_status_changes_supervision_fields_only_of_known_children(store: 
     assert entry is not None and (entry.status, entry.restarts, entry.role) == ("failed", 5, "coder")
     assert entry.updated_at >= before
     assert store.list_children("sys")[0].status == "failed"
-    assert store.load_supervision("sys", "w") == {"status": "failed", "restarts": 5, "updated_at": entry.updated_at}
+    assert store.load_supervision("sys", "w") == asdict(entry)  # the supervisor's whole record
     assert store.update_status("sys", "nobody", status="running") is None
 
 
@@ -359,3 +359,14 @@ def test_a_busy_index_lock_raises_store_error(store: SessionStore, monkeypatch: 
             blocked.upsert_child("sys", ChildEntry(id="w"))
     blocked.upsert_child("sys", ChildEntry(id="w"))
     assert store.resolve_child("w") == "sys"
+
+
+def test_rebuild_keeps_a_child_that_failed_before_its_first_commit(tmp_path) -> None:
+    store = SessionStore.for_project(tmp_path / "home", tmp_path, "process")
+    store.upsert_child("main", ChildEntry(id="never-started", actor_class="m:Broken", role="r"))
+    store.update_status("main", "never-started", status="failed")
+    incremental = {e.id: (e.actor_class, e.role, e.status) for e in store.list_children("main")}
+    store.rebuild_index()
+    rebuilt = {e.id: (e.actor_class, e.role, e.status) for e in store.list_children("main")}
+    assert rebuilt == incremental == {"never-started": ("m:Broken", "r", "failed")}
+    assert store.resolve_child("never-started") == "main"
