@@ -36,6 +36,12 @@ def check_durability(value: object) -> Durability:
     return value  # type: ignore[return-value]
 
 
+def sync_data(fd: int) -> None:
+    """Make a file's contents durable: ``fdatasync``, which also flushes a changed size
+    but skips the timestamps ``fsync`` would write (a recycled file keeps its size)."""
+    os.fdatasync(fd)
+
+
 def fsync_dir(path: str) -> None:
     """Make a directory's entries (a rename, a create) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -58,7 +64,7 @@ def write_file(path: str, data: bytes, durability: Durability = MACHINE) -> None
         while view:
             view = view[os.write(fd, view):]
         if durability == MACHINE:
-            os.fsync(fd)
+            sync_data(fd)
     except BaseException:
         os.close(fd)
         _unlink_quietly(path)
@@ -203,7 +209,7 @@ class Rewriter:
             try:
                 overwrite(fd, data, os.fstat(fd).st_size)
                 if self.durability == MACHINE:
-                    os.fsync(fd)
+                    sync_data(fd)
             finally:
                 os.close(fd)
             exchange(self.spare, self.path)

@@ -44,7 +44,17 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .durable import MACHINE, Durability, atomic_write, fsync_dir, overwrite, read_bytes, temp_name, write_file
+from .durable import (
+    MACHINE,
+    Durability,
+    atomic_write,
+    fsync_dir,
+    overwrite,
+    read_bytes,
+    sync_data,
+    temp_name,
+    write_file,
+)
 from .errors import MailboxFull, StoreError
 from .messages import InboxMessage
 
@@ -212,7 +222,7 @@ class Mailbox:
                 try:
                     overwrite(fd, data, os.fstat(fd).st_size)
                     if self.durability == MACHINE:
-                        os.fsync(fd)
+                        sync_data(fd)
                 finally:
                     os.close(fd)
             os.rename(tmp, os.path.join(self.new_dir, name))

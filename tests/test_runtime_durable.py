@@ -57,7 +57,11 @@ def test_atomic_write_fsyncs_file_and_directory_only_at_machine_level(
         synced.append(fd)
         os.fsync(fd)
 
-    monkeypatch.setattr(durable, "os", OsWith(fsync=counting_fsync))
+    def counting_fdatasync(fd: int) -> None:  # the file's data (fdatasync), then the directory
+        synced.append(fd)
+        os.fdatasync(fd)
+
+    monkeypatch.setattr(durable, "os", OsWith(fsync=counting_fsync, fdatasync=counting_fdatasync))
     atomic_write(str(tmp_path / "doc"), b"data", level)  # type: ignore[arg-type]
     assert len(synced) == expected_fsyncs
     assert (tmp_path / "doc").read_bytes() == b"data"
