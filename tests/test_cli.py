@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import sample_actors
-from actors import ActorSystem, Cancelled
+from actors import ActorFailed, ActorSystem, Cancelled
 from actors import cli as cli_module
 from actors.cli import (
     EXIT_ERROR,
@@ -275,7 +275,11 @@ def test_kill_sends_sigkill_mid_message_and_the_message_is_not_counted_as_poison
     assert system.fabric.read("sleeper") is None  # the dead worker's record is withdrawn
     wait_until(lambda: ps_rows(home, project)["sleeper"]["status"] == "failed")
     assert [c.status for c in system.children()] == ["failed"]  # restart="never": not restarted
-    assert not future.done()  # the question stays in cur/ for the next activation
+    # The asker hears at once that its actor failed; the question stays in cur/ for
+    # the next activation.
+    with pytest.raises(ActorFailed, match="marked failed"):
+        future.result(timeout=10)
+    assert Mailbox(system.store.mailbox_dir("main", "sleeper"), create=False).counts()["cur"] == 1
 
 
 @pytest.mark.parametrize("command", ["stop", "cancel", "kill"])
