@@ -25,8 +25,14 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def type_tag(cls: type) -> str:
-    """``module:QualName`` of a payload class."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    """``module:QualName`` of a payload (or actor) class.
+
+    A class defined in the script being run is ``__main__`` in the parent and
+    ``__mp_main__`` in the workers (multiprocessing imports the script under that name
+    and makes ``__main__`` point to it), so both are written ``__main__``.
+    """
+    module = "__main__" if cls.__module__ == "__mp_main__" else cls.__module__
+    return f"{module}:{cls.__qualname__}"
 
 
 def encode(value: Any) -> Any:

@@ -41,6 +41,7 @@ from runtime.address import Address, Router, write_mailbox_config
 from runtime.durable import check_durability
 from runtime.errors import (
     ActorError,
+    ActorFailed,
     ActorNotFound,
     AskTimeout,
     InvalidSpec,
@@ -496,8 +497,9 @@ class ActorSystem:
 
         Raises:
             ActorNotFound: unknown actor. MailboxFull: full, no room within ``block_timeout``.
-            InvalidSpec: the payload cannot be sent.
+            InvalidSpec: the payload cannot be sent. ActorError: the system is shut down.
         """
+        self._check_open()
         address = self._address(target)
         message = self._deliver(address, InboxKind.TASK.value, encode(payload), block_timeout)
         self._ensure_active(address)
@@ -508,8 +510,16 @@ class ActorSystem:
 
         ``mode`` "query" answers from the current state and discards changes made while
         answering; "steer" is a real turn whose changes persist.
+
+        Raises:
+            ActorFailed: the actor is marked failed (an ask pending when it is marked
+                failed gets this error too, instead of waiting out its timeout).
         """
         address = self._address(target)
+        with self._lock:
+            child = self._children.get(address.name) if address.system_id == self.name else None
+            if child is not None and child.status == FAILED:
+                raise _failed_error(child)
         body = AskBody(encode(question), check_mode(mode)).to_body()
         message = InboxMessage.create(self._agent_ref, InboxKind.ASK.value, body)
         future: Future[Any] = Future()
@@ -872,8 +882,15 @@ class ActorSystem:
         self._restarts_due.append((now + delay, child.name))
 
     def _mark_failed(self, child: _Child, reason: str) -> None:
+        """Give up on ``child``: its messages stay on disk, its askers get an error now."""
         child.status = FAILED
         child.last_error = reason
+        with self._lock:
+            waiting = [msg_id for msg_id, (_, who) in self._pending.items() if who == child.name]
+            futures = [self._pending.pop(msg_id)[0] for msg_id in waiting]
+        for future in futures:
+            if not future.done():
+                future.set_exception(_failed_error(child))
         if self.on_failed is not None:
             try:
                 self.on_failed(child.name, reason)
@@ -1108,6 +1125,11 @@ def _close_idle(idle: list[tuple[Any, Any]]) -> None:
         process.join(TERMINATE_GRACE)
         if process.exitcode is None:
             _kill(process)
+
+
+def _failed_error(child: _Child) -> ActorFailed:
+    return ActorFailed(child.name, "failed", f"the actor is marked failed ({child.last_error}); its "
+                       "messages wait on disk until it is spawned again")
 
 
 def _send(conn: Any, data: bytes) -> None:

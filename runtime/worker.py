@@ -94,6 +94,10 @@ WAKING_KINDS = frozenset({InboxKind.TASK.value, InboxKind.ASK.value, InboxKind.H
 _CANCEL_SIGNAL = signal.SIGUSR1
 
 
+class _UnencodableState(StoreError):
+    """The handler's state cannot be written as JSON (nothing was written)."""
+
+
 class Handler(Protocol):
     """What the worker drives. ``actors.Actor`` implements it; tests may too."""
 
@@ -391,6 +395,7 @@ class Worker:
         ids.extend(self._tail)
         self.admitted = AdmittedSet.from_list(ids, DEFAULT_CAPACITY)
         handler.restore_state(session.get("state") or {})
+        self._state_json = json.dumps(session.get("state") or {})
         handler.bind_context(Context(self))
         self.handler = handler
         write_mailbox_config(self.mailbox.root, self.spec.limits.max_pending)
@@ -401,7 +406,10 @@ class Worker:
                 handler.on_start()
         except BaseException as exc:
             raise SpawnError(self.name, f"on_start failed: {type(exc).__name__}: {exc}") from None
-        self.commit()
+        try:
+            self.commit()
+        except _UnencodableState as exc:
+            raise SpawnError(self.name, f"on_start left {exc.reason}") from None
         self._index_self()
         self.record = AgentRecord(
             agent_id=self.name, role=self.spec.identity.role, labels=list(self.spec.identity.labels),
@@ -512,6 +520,7 @@ class Worker:
     def process(self, batch: list[Delivered]) -> None:
         """Dispatch one batch, commit once, then ack (the order crash safety rests on)."""
         done: list[Delivered] = []
+        applied: list[Delivered] = []
         for delivered in batch:
             if delivered.message.kind in REPLY_KINDS:
                 self._stash[delivered.message.correlation_id or ""] = delivered
@@ -521,16 +530,17 @@ class Worker:
             if self._stop_requested and done:
                 break  # the rest stays in cur/ and is recovered by the next activation
             if self.admitted.insert(delivered.id):
-                self._tail.append(delivered.id)
-                self.marker.set(delivered.id)
-                self.dispatch(delivered.message)
-                self.marker.clear()
+                self._apply(delivered)
+                applied.append(delivered)
             else:
                 log.debug("actor %s: duplicate %s dropped", self.name, delivered.id)
             done.append(delivered)
         # Commit before ack: once state and admitted ids are on disk, a redelivery of
         # any of these messages is recognised as a duplicate.
-        self.commit()
+        try:
+            self.commit()
+        except _UnencodableState as exc:
+            self._replay_singly(applied, exc)
         for delivered in done:
             self.mailbox.ack_delivered(delivered)
         # Replies are acked with the batch that consumed them: a crash before the commit
@@ -543,6 +553,42 @@ class Worker:
         self._stash.clear()
         self._not_replies.clear()
 
+    def _apply(self, delivered: Delivered) -> None:
+        """Dispatch an admitted message, naming it in the marker while it runs."""
+        self._tail.append(delivered.id)
+        self.marker.set(delivered.id)
+        self.dispatch(delivered.message)
+        self.marker.clear()
+
+    def _replay_singly(self, applied: list[Delivered], error: "_UnencodableState") -> None:
+        """A message of the batch left a state that is not JSON: find it and fail it alone.
+
+        The batch is rolled back to the last committed state and applied again one
+        message at a time, committing after each. The message after which the state
+        does not encode is failed like a raising handler (its changes are dropped,
+        ``on_failure`` runs) and the others keep their effects, once. Messages they
+        sent are sent again with the same ids, so receivers drop the repeats.
+        """
+        log.error("actor %s: the batch left %s; finding the message that caused it", self.name,
+                  error.reason)
+        assert self.handler is not None
+        ids = {d.id for d in applied}
+        self._tail = [i for i in self._tail if i not in ids]
+        for delivered in applied:
+            self.admitted.discard(delivered.id)
+        self.handler.restore_state(json.loads(self._state_json))
+        for delivered in applied:
+            self.admitted.insert(delivered.id)
+            self._apply(delivered)
+            try:
+                self.commit()
+            except _UnencodableState as exc:
+                log.error("actor %s: message %s left %s; its changes are dropped", self.name,
+                          delivered.id, exc.reason)
+                self.handler.restore_state(json.loads(self._state_json))
+                self._on_failure(exc, delivered.message)
+                self.commit()
+
     def dispatch(self, message: InboxMessage) -> None:
         """Run the handler for one message; reply to an ask; never raises (but BaseExceptions)."""
         assert self.handler is not None
@@ -551,7 +597,10 @@ class Worker:
         is_ask = message.kind == InboxKind.ASK.value
         saved = None
         if is_ask and _ask_mode(message) == AskMode.QUERY.value:
-            saved = json.dumps(self.handler.snapshot_state())
+            try:
+                saved = json.dumps(self.handler.snapshot_state())
+            except (TypeError, ValueError):  # an earlier message of the batch broke it;
+                saved = json.dumps(None)      # the commit will find and fail that one
         reply: ReplyBody | None = None
         attempts_left = self.spec.limits.retries
         try:
@@ -564,7 +613,7 @@ class Worker:
                     break
                 except Cancelled as exc:
                     log.info("actor %s: handler for %s cancelled", self.name, message.id)
-                    reply = ReplyBody(error=reply_error(exc))
+                    reply = ReplyBody(error=ReplyError(type="runtime.errors.Cancelled", message=exc.reason))
                     break
                 except Exception as exc:
                     text = traceback.format_exc()
@@ -582,7 +631,9 @@ class Worker:
                     self._disarm_watchdog()
         finally:
             if saved is not None:
-                self.handler.restore_state(json.loads(saved))
+                restored = json.loads(saved)
+                if restored is not None:
+                    self.handler.restore_state(restored)
             self.current = None
         if is_ask:
             self._reply(message, reply, derived_msg_id(message.id, -1))
@@ -619,12 +670,14 @@ class Worker:
         always exactly the committed ids (or more of the already-committed ones).
         """
         assert self.handler is not None
-        doc = {"state": self.handler.snapshot_state(), "admitted": self._tail, "meta": self.meta}
         try:
-            data = json.dumps(doc, separators=(",", ":")).encode()
+            state_json = json.dumps(self.handler.snapshot_state(), separators=(",", ":"))
         except (TypeError, ValueError) as exc:
-            raise StoreError(self.session_path, f"state is not JSON-serialisable: {exc}") from None
+            raise _UnencodableState(self.session_path, f"a state that is not JSON-serialisable ({exc})") from None
+        data = (f'{{"state":{state_json},"admitted":{json.dumps(self._tail)},'
+                f'"meta":{json.dumps(self.meta, separators=(",", ":"))}}}').encode()
         self._session_writer.write(data)
+        self._state_json = state_json
         if len(self._tail) >= CHECKPOINT_EVERY:
             self._admitted_writer.write(json.dumps({"ids": self.admitted.to_list()}).encode())
             self._tail = []
@@ -743,7 +796,11 @@ class Worker:
                     self.handler.on_stop()
             except BaseException as exc:  # a failing on_stop must not cost the state
                 log.error("actor %s: on_stop failed: %s: %s", self.name, type(exc).__name__, exc)
-            self.commit()
+            try:
+                self.commit()
+            except _UnencodableState as exc:
+                log.error("actor %s: on_stop left %s; keeping the last committed state",
+                          self.name, exc.reason)
         self.fabric.withdraw(self.name, pid=os.getpid())
         self.close()
 

@@ -153,3 +153,26 @@ class Poison(Actor):
 class CrashOnStart(Actor):
     def on_start(self):
         raise RuntimeError("cannot start")
+
+
+class BadState(Actor):
+    """Puts a set (not JSON) into its state on {"bad": True}; counts everything else."""
+
+    def on_start(self):
+        self.state.setdefault("count", 0)
+
+    def on_task(self, body, msg):
+        if body.get("bad"):
+            self.state["oops"] = {1, 2}
+        self.state["count"] += 1
+
+    def on_ask(self, question, msg):
+        return self.state["count"]
+
+    def on_failure(self, exc, msg):
+        self.state["failures"] = self.state.get("failures", 0) + 1
+
+
+class DiesOnAsk(Actor):
+    def on_ask(self, question, msg):
+        os._exit(3)

@@ -326,3 +326,79 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_message_that_leaves_an_unencodable_state_fails_alone_and_the_rest_apply_once(system):
+    actor = system.spawn(sample_actors.BadState, name="bad")
+    for body in [{}, {}, {"bad": True}, {}, {}]:
+        actor.tell(body)
+    wait_until(lambda: actor.ask("count") == 4)  # all but the bad one, each once
+    assert actor.ask("count") == 4
+    info = {c.name: c for c in system.children()}["bad"]
+    assert info.status == "running" and info.restarts == 0
+    session = system.store.load_session(system.name, "bad")
+    assert session["state"] == {"count": 4, "failures": 1}
+
+
+def test_typed_payloads_defined_in_the_script_being_run_reach_their_handler(tmp_path, home):
+    script = tmp_path / "typed_main.py"
+    script.write_text(textwrap.dedent(f"""
+        from dataclasses import dataclass
+        from dataclasses_json import dataclass_json
+        from actors import Actor, ActorSystem, receive
+
+        @dataclass_json
+        @dataclass
+        class Add:
+            n: int
+
+        @dataclass_json
+        @dataclass
+        class Total:
+            value: int
+
+        class Adder(Actor):
+            @receive
+            def add(self, add: Add, msg) -> Total:
+                self.state["total"] = self.state.get("total", 0) + add.n
+                return Total(self.state["total"])
+
+        if __name__ == "__main__":
+            with ActorSystem(home={str(home)!r}, project={str(tmp_path)!r}, durability="process") as system:
+                adder = system.spawn(Adder, name="adder")
+                adder.tell(Add(2))
+                answer = adder.ask(Add(3), mode="steer")
+                assert answer == Total(5), answer
+                print("typed ok", answer.value)
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip() == "typed ok 5"
+
+
+def test_an_ask_pending_when_its_actor_is_marked_failed_gets_an_error_at_once(system):
+    doomed = system.spawn(sample_actors.DiesOnAsk, name="doomed", restart="never")
+    with pytest.raises(ActorFailed) as caught:
+        doomed.ask("anything", timeout=60)
+    assert "marked failed" in str(caught.value)
+    with pytest.raises(ActorFailed):
+        doomed.ask("again", timeout=60)
+    doomed.tell("kept for later")  # a tell still queues
+
+
+def test_a_cancelled_ask_names_the_actor_once(system):
+    sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
+    future = sleeper.ask_async({"sleep": 60})
+    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    sleeper.cancel()
+    with pytest.raises(Cancelled) as caught:
+        future.result(timeout=10)
+    assert str(caught.value) == "'sleeper': cancelled"
+
+
+def test_tell_after_shutdown_is_refused(home, project):
+    system = ActorSystem(home=home, project=project, durability="process")
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    system.shutdown()
+    with pytest.raises(ActorError):
+        counter.tell({"n": 1})
