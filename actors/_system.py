@@ -234,6 +234,7 @@ class ActorSystem:
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-record-{self.name}")
         self._pool = _Pool(self, pool_size)
         self._inbox_thread = threading.Thread(target=self._serve_inbox, name=f"actors-inbox-{self.name}",
                                               daemon=True)
@@ -420,7 +421,7 @@ class ActorSystem:
             child.status = RUNNING
             child.exited.clear()
             stop_now = child.stop_requested or self._closing
-        self._record(child)
+        self._record(child, wait=False)
         self._wake()
         if stop_now:
             _send(conn, b"stop")
@@ -442,8 +443,18 @@ class ActorSystem:
             with self._state_changed:
                 self._state_changed.wait(remaining)
 
-    def _record(self, child: _Child) -> None:
-        """Persist the supervision facts of ``child`` and wake anyone waiting on them."""
+    def _record(self, child: _Child, wait: bool = True) -> None:
+        """Persist the supervision facts of ``child`` and wake anyone waiting on them.
+
+        One recorder thread writes every record, in order, each time with the child's
+        status as it is then, so a later record never loses to an earlier one. With
+        ``wait`` false the caller goes on (a spawn need not wait for its "running").
+        """
+        written = self._recorder.submit(self._write_record, child)
+        if wait:
+            written.result()
+
+    def _write_record(self, child: _Child) -> None:
         try:
             self.store.update_status(self.name, child.name, status=child.status, restarts=child.restarts)
         except StoreError as exc:
@@ -861,7 +872,10 @@ class ActorSystem:
 
     def _on_death(self, child: _Child, code: int | None, reason: str | None) -> None:
         """An exit nobody asked for: restart with backoff, or mark failed past the cap."""
-        what = _describe_exit(code) + (f" ({reason})" if reason else "")
+        if code is None:  # a restart that never registered
+            what = reason or "did not start"
+        else:
+            what = _describe_exit(code) + (f" ({reason})" if reason else "")
         if child.spec.restart == "never":
             log.error("actor %s: worker died: %s; restart policy is never", child.name, what)
             self._mark_failed(child, f"died: {what}")
@@ -1037,6 +1051,7 @@ class ActorSystem:
         self._monitor_thread.join(TERMINATE_GRACE)
         self._inbox_thread.join(TERMINATE_GRACE)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._recorder.shutdown(wait=True)
         with self._lock:
             pending, self._pending = self._pending, {}
         for future, who in pending.values():

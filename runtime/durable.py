@@ -177,14 +177,15 @@ class Rewriter:
 
     The new text goes into a hidden spare file next to the target (written in place),
     which is then swapped with the target by ``exchange``: readers see the old or the
-    new text, never a torn one, and the old text becomes the next spare. Creating a
-    file costs up to ~0.8 ms on this file system when others churn inodes, so the
-    worker commits its state this way. Falls back to :func:`atomic_write` where
-    ``renameat2`` is missing.
+    new text, never a torn one, and the old text becomes the next spare. When there is
+    no target yet (first write, or after :meth:`remove`) the spare is renamed into
+    place. Creating a file costs up to ~0.8 ms on this file system when others churn
+    inodes, so commits, index writes and lease renewals all go this way. Falls back to
+    :func:`atomic_write` where ``renameat2`` is missing.
 
-    Only one process may write a given path through a Rewriter (the actor's own worker).
-    A reader holding the old file open across two later commits could see it
-    rewritten; readers retry a read that does not parse.
+    Writers of one path must be serialised (one process, or a lock). A reader holding
+    the old file open across two later writes could see it rewritten; readers retry a
+    read that does not parse.
     """
 
     def __init__(self, path: str, durability: Durability = MACHINE) -> None:
@@ -193,7 +194,6 @@ class Rewriter:
         directory, name = os.path.split(path)
         self.directory = directory or "."
         self.spare = os.path.join(self.directory, f".{name}.spare")
-        self._exchange_works = _renameat2 is not None
 
     def write(self, data: bytes) -> None:
         """Replace the target's contents with ``data`` atomically.
@@ -201,7 +201,7 @@ class Rewriter:
         Raises:
             StoreError: the write failed; the target keeps its previous contents.
         """
-        if not self._exchange_works or not os.path.exists(self.path):
+        if _renameat2 is None:
             atomic_write(self.path, data, self.durability)
             return
         try:
@@ -212,15 +212,31 @@ class Rewriter:
                     sync_data(fd)
             finally:
                 os.close(fd)
-            exchange(self.spare, self.path)
+            try:
+                exchange(self.spare, self.path)
+            except FileNotFoundError:  # no target yet: the spare becomes it
+                os.rename(self.spare, self.path)
         except OSError as exc:
-            if exc.errno in (errno.ENOSYS, errno.EINVAL):
-                self._exchange_works = False
+            if exc.errno in (errno.ENOSYS, errno.EINVAL):  # e.g. a file system without it
+                _disable_exchange()
                 atomic_write(self.path, data, self.durability)
                 return
             raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
         if self.durability == MACHINE:
             fsync_dir(self.directory)
+
+    def remove(self) -> bool:
+        """Remove the target (the spare stays for the next write). Returns whether it existed."""
+        try:
+            os.unlink(self.path)
+            return True
+        except FileNotFoundError:
+            return False
+
+
+def _disable_exchange() -> None:
+    global _renameat2
+    _renameat2 = None
 
 
 def read_bytes(path: str) -> bytes:

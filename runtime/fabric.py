@@ -8,6 +8,7 @@ Time comes from an injected clock so lease logic is tested without sleeping.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import Callable
 
 from dataclasses_json import DataClassJsonMixin
 
-from .durable import PROCESS, Durability, atomic_write, read_bytes
+from .durable import PROCESS, Durability, Rewriter, read_bytes
 from .ids import check_id
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class Fabric:
     def publish(self, record: AgentRecord, lease: float = DEFAULT_LEASE) -> AgentRecord:
         """Write (or renew) ``record`` with a lease of ``lease`` seconds from now."""
         record.lease_expires_at = self.clock() + lease
-        atomic_write(self._path(record.agent_id), record.to_json().encode(), self.durability)
+        data = json.dumps(dataclasses.asdict(record), separators=(",", ":")).encode()
+        Rewriter(self._path(record.agent_id), self.durability).write(data)  # no inode churn
         return record
 
     def _read(self, path: str) -> AgentRecord | None:
@@ -146,11 +148,7 @@ class Fabric:
             record = self._read(path)
             if record is not None and record.pid != pid:
                 return False
-        try:
-            os.unlink(path)
-            return True
-        except FileNotFoundError:
-            return False
+        return Rewriter(path, self.durability).remove()
 
     def gc(self) -> list[str]:
         """Remove expired and corrupt records; returns the removed ids."""

@@ -166,8 +166,8 @@ class Mailbox:
         self.dead_dir = os.path.join(self.root, "dead")
         self.free_dir = os.path.join(self.root, "free")
         self.bell_path = os.path.join(self.root, BELL)
-        if create:
-            for sub in SUBDIRS:
+        if create and not (os.path.isdir(self.free_dir) and os.path.exists(self.bell_path)):
+            for sub in SUBDIRS:  # free/ last: its presence means the rest exists
                 os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             try:
                 os.mkfifo(self.bell_path, 0o600)
