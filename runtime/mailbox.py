@@ -80,6 +80,8 @@ BELL = ".bell"
 STALE_TEMP_AGE = 600.0
 #: How often a blocked deliver re-checks a full mailbox (no doorbell runs backwards).
 _FULL_RECHECK = 0.05
+#: Bytes a pipe holds on Linux: one read of this size empties the doorbell.
+_PIPE_CAPACITY = 65536
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,8 @@ class Doorbell:
     def clear(self) -> None:
         """Swallow pending rings. Call *before* listing, so a later ring is not lost."""
         try:
-            while os.read(self.fd, 4096):
-                pass
+            while len(os.read(self.fd, _PIPE_CAPACITY)) == _PIPE_CAPACITY:
+                pass  # one read takes every ring; a full one means there may be more
         except BlockingIOError:
             pass
 
@@ -179,6 +181,8 @@ class Mailbox:
         # Upper bound of what waits in new/, as far as this handle knows; only
         # re-counted (a directory listing) when it reaches max_pending.
         self._pending_bound: int | None = None
+        #: Whether the last ``drain`` stopped at its limit with messages left in new/.
+        self.more_waiting = False
         # Sender side of recycling: names seen in free/, and how many delivers to go
         # before looking again after free/ was found empty.
         self._free_names: list[str] = []
@@ -317,9 +321,11 @@ class Mailbox:
         Each file is renamed ``new/ -> cur/``; a file another reader claimed first is
         skipped; an unparsable one is moved to ``corrupt/`` and not returned. The
         claimed messages stay in ``cur/`` until acked, so a crash loses none of them.
+        Afterwards ``more_waiting`` says whether ``limit`` left messages behind.
         """
         names = sorted(n for n in os.listdir(self.new_dir) if n[0] != ".")
-        if limit is not None:
+        self.more_waiting = limit is not None and len(names) > limit
+        if self.more_waiting:
             names = names[:limit]
         claimed = []
         for name in names:

@@ -20,6 +20,7 @@ ten times faster; a test holds the two to the same output on generated messages.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,8 +38,14 @@ _DERIVED_NS = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
 
 
 def new_msg_id() -> MsgId:
-    """A fresh random message id."""
-    return str(uuid.uuid4())
+    """A fresh random message id (a version-4 UUID string)."""
+    # The same text as str(uuid.uuid4()), built without the UUID object (~5x cheaper).
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+#: The UUID variant bits (10xx) applied to a random hex digit.
+_VARIANT = {d: format(0x8 | (int(d, 16) & 0x3), "x") for d in "0123456789abcdef"}
 
 
 def derived_msg_id(parent: MsgId, counter: int) -> MsgId:
@@ -72,10 +79,9 @@ def check_mode(mode: object) -> str:
     """Return ``mode`` as an ask-mode string, or raise ``InvalidSpec``."""
     from .errors import InvalidSpec
 
-    try:
-        return AskMode(mode).value
-    except ValueError:
-        raise InvalidSpec("ask mode", f"{mode!r} is not 'query' or 'steer'") from None
+    if mode == "query" or mode == "steer":
+        return str(mode)
+    raise InvalidSpec("ask mode", f"{mode!r} is not 'query' or 'steer'")
 
 
 @dataclass(frozen=True)

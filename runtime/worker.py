@@ -306,6 +306,9 @@ class Worker:
         self.record: AgentRecord | None = None
         self._signals_installed = False
         self._bell = self.mailbox.doorbell()
+        self._bell_taken = False
+        self._state_hint: str | None = None
+        self._meta_json: str | None = None
         self._fabric_paths: dict[Address, str] = {}
 
     def install_signal_handlers(self) -> None:
@@ -487,12 +490,16 @@ class Worker:
             while not self._stop_requested:
                 if not batch:
                     bell.clear()
+                    self._bell_taken = False
                     batch = self.mailbox.drain(limits.batch_size)
                 if batch:
                     self.process(batch)
                     batch = []
                     last_work = time.monotonic()
-                    continue
+                    if self.mailbox.more_waiting or self._bell_taken:
+                        continue
+                    # Anything delivered since the drain rang the bell after our clear,
+                    # so waiting on the bell (not listing again) cannot miss it.
                 wait = limits.sweep_interval
                 if limits.idle_timeout is not None:
                     idle_left = limits.idle_timeout - (time.monotonic() - last_work)
@@ -594,6 +601,7 @@ class Worker:
         assert self.handler is not None
         self.current = message
         self._sent_counter = 0
+        self._state_hint = None
         is_ask = message.kind == InboxKind.ASK.value
         saved = None
         if is_ask and _ask_mode(message) == AskMode.QUERY.value:
@@ -634,6 +642,9 @@ class Worker:
                 restored = json.loads(saved)
                 if restored is not None:
                     self.handler.restore_state(restored)
+                    # The state is exactly that text again: a commit right after this
+                    # (a batch of queries) need not encode it once more.
+                    self._state_hint = saved
             self.current = None
         if is_ask:
             self._reply(message, reply, derived_msg_id(message.id, -1))
@@ -670,12 +681,16 @@ class Worker:
         always exactly the committed ids (or more of the already-committed ones).
         """
         assert self.handler is not None
-        try:
-            state_json = json.dumps(self.handler.snapshot_state(), separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise _UnencodableState(self.session_path, f"a state that is not JSON-serialisable ({exc})") from None
-        data = (f'{{"state":{state_json},"admitted":{json.dumps(self._tail)},'
-                f'"meta":{json.dumps(self.meta, separators=(",", ":"))}}}').encode()
+        state_json, self._state_hint = self._state_hint, None
+        if state_json is None:
+            try:
+                state_json = json.dumps(self.handler.snapshot_state(), separators=(",", ":"))
+            except (TypeError, ValueError) as exc:
+                raise _UnencodableState(self.session_path,
+                                        f"a state that is not JSON-serialisable ({exc})") from None
+        if self._meta_json is None:  # meta is settled by activation, before the first commit
+            self._meta_json = json.dumps(self.meta, separators=(",", ":"))
+        data = f'{{"state":{state_json},"admitted":{json.dumps(self._tail)},"meta":{self._meta_json}}}'.encode()
         self._session_writer.write(data)
         self._state_json = state_json
         if len(self._tail) >= CHECKPOINT_EVERY:
@@ -729,6 +744,7 @@ class Worker:
     def _scan_for_reply(self, correlation_id: str) -> Delivered | None:
         """Claim every reply waiting in new/ into the stash; return the one asked for."""
         self._bell.clear()
+        self._bell_taken = True  # rings of other messages went here: the loop must list
         for name in sorted(os.listdir(self.mailbox.new_dir)):
             if name[0] == "." or name in self._not_replies:
                 continue
