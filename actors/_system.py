@@ -397,7 +397,7 @@ class ActorSystem:
                 conn.close()
                 raise SpawnError(child.name, f"did not register within {timeout} s (killed)")
             if conn in ready:
-                event = _recv_event(conn)
+                event = self._recv_event(conn)
                 if event is None:  # EOF: only the sentinel is left to wait for
                     ready = multiprocessing.connection.wait([process.sentinel], remaining)
                     if not ready:
@@ -793,6 +793,27 @@ class ActorSystem:
         else:
             future.set_result(decode(body.get("answer"), imported_type, lambda a: ActorRef(a, self)))
 
+    def _recv_event(self, conn: Any) -> dict[str, Any] | None:
+        """The next event on a child's pipe (``None`` at EOF).
+
+        A reply sent back on the pipe (see ``Worker._reply``) resolves its future here
+        and reads as an empty event.
+        """
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return None
+        if raw[:1] == _worker.REPLY_PREFIX:
+            try:
+                self._resolve(InboxMessage.from_wire(raw[1:]))
+            except ValueError:
+                log.warning("system %s: unreadable reply on a child's pipe dropped", self.name)
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return {}
+
     def _monitor(self) -> None:
         """Wait on every child's sentinel and pipe; apply the restart policy on deaths."""
         next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
@@ -814,7 +835,7 @@ class ActorSystem:
                 child = conns[conn]
                 if child.conn is not conn or not child.conn_open:
                     continue
-                event = _recv_event(conn)
+                event = self._recv_event(conn)
                 if event is None:
                     child.conn_open = False
                 elif event.get("event") == "exit":
@@ -839,7 +860,7 @@ class ActorSystem:
         code = process.exitcode
         if child.conn_open:  # pick up a last "exit" event still in the pipe
             while child.conn.poll():
-                event = _recv_event(child.conn)
+                event = self._recv_event(child.conn)
                 if event is None:
                     break
                 if event.get("event") == "exit":
@@ -1152,15 +1173,6 @@ def _send(conn: Any, data: bytes) -> None:
         conn.send_bytes(data)
     except (OSError, ValueError):
         pass  # the child is gone; its sentinel reports it
-
-
-def _recv_event(conn: Any) -> dict[str, Any] | None:
-    try:
-        return json.loads(conn.recv_bytes())
-    except (EOFError, OSError):
-        return None
-    except ValueError:
-        return {}
 
 
 def _stop_process(process: Any, timeout: float | None) -> None:

@@ -84,6 +84,9 @@ EXIT_INTERNAL = 70
 CHECKPOINT_EVERY = 128
 #: Reply kinds: claimed by whoever waits for them, never dispatched to a handler.
 REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
+#: First byte of a reply sent to the parent over the control pipe (events are JSON
+#: objects, so they start with "{").
+REPLY_PREFIX = b"R"
 #: Reserved host tool names (served by the system, not registered by users).
 SPAWN_TOOL = "actors.spawn"
 ACTIVATE_TOOL = "actors.activate"
@@ -309,6 +312,10 @@ class Worker:
         self._bell_taken = False
         self._state_hint: str | None = None
         self._meta_json: str | None = None
+        #: Sends a reply's wire bytes to the parent system over the control pipe;
+        #: returns whether it could (set by the pipe launcher, None otherwise).
+        self.parent_lane: Callable[[bytes], bool] | None = None
+        self._parent_inbox = Address(self.address.home, self.address.project_key, ident.system_id, None)
         self._fabric_paths: dict[Address, str] = {}
 
     def install_signal_handlers(self) -> None:
@@ -664,11 +671,18 @@ class Worker:
                                     msg_id=msg_id, correlation_id=message.id)
         try:
             try:
-                self.router.deliver(target, reply, block_timeout=None)
-            except (TypeError, ValueError) as exc:  # raised by the encoding, before any write
+                wire = reply.to_wire()
+            except (TypeError, ValueError) as exc:
                 error = ReplyError("TypeError", f"the answer is not JSON-serialisable: {exc}")
                 reply.body = ReplyBody(error=error).to_body()
-                self.router.deliver(target, reply, block_timeout=None)
+                wire = reply.to_wire()
+            # A reply to the system that started us goes back on the control pipe: the
+            # question waits in that process's memory only, so a file (and its fsync,
+            # its doorbell and the system's drain) would buy nothing. If the pipe is
+            # gone, the file path below still delivers it.
+            if target == self._parent_inbox and self.parent_lane is not None and self.parent_lane(wire):
+                return
+            self.router.deliver(target, reply, block_timeout=None)
         except (ActorNotFound, StoreError) as exc:
             log.warning("actor %s: reply to %s not delivered: %s", self.name, message.sender.session_id, exc)
 
@@ -920,7 +934,16 @@ def pipe_main(conn: Any) -> None:
         with lock:
             _send_event(conn, event)
 
+    def reply_lane(wire: bytes) -> bool:
+        with lock:
+            try:
+                conn.send_bytes(REPLY_PREFIX + wire)
+                return True
+            except (OSError, ValueError):
+                return False
+
     def attach(worker: Worker) -> None:
+        worker.parent_lane = reply_lane
         worker.install_signal_handlers()
         threading.Thread(target=_control_loop, args=(conn, worker), name="control", daemon=True).start()
 
