@@ -68,6 +68,8 @@ MESSAGE_DIRS = ("new", "cur", "corrupt", "dead")
 SUBDIRS = (*MESSAGE_DIRS, "free")
 #: Spent files kept for reuse; an ack past this unlinks instead.
 FREE_LIMIT = 1024
+#: After finding free/ full, this many acks unlink before the reader counts it again.
+FREE_RECOUNT_AFTER = 256
 #: After finding ``free/`` empty, a sender creates files rather than look again, for
 #: one delivery per this many µs the empty listing took, at most ``FREE_RELIST_MAX``:
 #: a small directory lists in ~5 µs and is looked at again next time, while one that
@@ -187,8 +189,10 @@ class Mailbox:
         # before looking again after free/ was found empty.
         self._free_names: list[str] = []
         self._free_skip = 0
-        # Reader side: how many files free/ holds, as far as this handle knows.
+        # Reader side: how many files free/ holds, as far as this handle knows, and
+        # how many more acks unlink before looking again after finding it full.
         self._free_estimate: int | None = None
+        self._free_full_for = 0
 
     # -- sending ----------------------------------------------------------------------
 
@@ -402,9 +406,16 @@ class Mailbox:
             return False
 
     def _free_has_room(self) -> bool:
+        if self._free_full_for > 0:  # found full lately: unlink without listing again
+            self._free_full_for -= 1
+            return False
         if self._free_estimate is None or self._free_estimate >= FREE_LIMIT:
             # Senders take files away, so the estimate only ever runs high: recount.
             self._free_estimate = self._count(self.free_dir)
+            if self._free_estimate >= FREE_LIMIT:
+                # Nobody is taking files (a backlog being worked off): listing a full
+                # free/ on every ack would cost more than the recycling saves.
+                self._free_full_for = FREE_RECOUNT_AFTER
         return self._free_estimate < FREE_LIMIT
 
     def ack(self, msg_id: str) -> bool:
