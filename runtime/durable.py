@@ -74,7 +74,7 @@ def write_file(path: str, data: bytes, durability: Durability = MACHINE) -> None
 
 def _new_temp_prefix() -> None:
     global _temp_prefix
-    _temp_prefix = f".tmp-{uuid.uuid4().hex[:12]}-"
+    _temp_prefix = f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 
 
 _temp_prefix = ""
@@ -86,10 +86,27 @@ _temp_counter = itertools.count()
 def temp_name(directory: str) -> str:
     """A hidden, unique path in ``directory`` (scanners skip dot-files).
 
-    Unique per process by a random prefix (renewed in forked children) and a counter,
-    which is cheaper than a fresh UUID per file.
+    Unique per process by a prefix (the pid and a random part, renewed in forked
+    children) and a counter, which is cheaper than a fresh UUID per file. The pid lets
+    a sweep tell a live writer's temp from a dead one's (see :func:`temp_owner_alive`).
     """
     return os.path.join(directory, f"{_temp_prefix}{next(_temp_counter)}")
+
+
+def temp_owner_alive(name: str) -> bool:
+    """Whether the process that made the temp file ``name`` still runs.
+
+    A name without a pid (an older format) counts as dead. A reused pid keeps a dead
+    writer's debris a while longer, which is harmless.
+    """
+    try:
+        pid = int(name.split("-")[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write(path: str, data: bytes, durability: Durability = MACHINE) -> None:

@@ -53,6 +53,7 @@ from .durable import (
     read_bytes,
     sync_data,
     temp_name,
+    temp_owner_alive,
     write_file,
 )
 from .errors import MailboxFull, StoreError
@@ -382,6 +383,10 @@ class Mailbox:
             for name in os.listdir(sub):
                 if name.startswith(".tmp-"):
                     path = os.path.join(sub, name)
+                    if temp_owner_alive(name):
+                        # A live sender's, perhaps a recycled file it just claimed: that
+                        # keeps the mtime of its last write, however old.
+                        continue
                     try:
                         if os.stat(path).st_mtime < cutoff:
                             os.unlink(path)
@@ -484,6 +489,14 @@ class Mailbox:
     def pending_count(self) -> int:
         """Messages not yet acked: waiting in ``new/`` plus claimed in ``cur/``."""
         return self._count(self.new_dir) + self._count(self.cur_dir)
+
+    def has_waiting(self) -> bool:
+        """Whether any message waits to be handled (in ``new/``, or left in ``cur/``)."""
+        for directory in (self.new_dir, self.cur_dir):
+            with os.scandir(directory) as entries:
+                if any(e.name[0] != "." for e in entries):
+                    return True
+        return False
 
     def has_new(self) -> bool:
         """Whether any message waits in ``new/`` (cheaper than counting)."""

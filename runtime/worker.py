@@ -300,6 +300,7 @@ class Worker:
         os.set_blocking(self._wake_w, False)
         self._stash: dict[str, Delivered] = {}
         self._consumed: list[Delivered] = []
+        self._spare_replies: list[Delivered] = []
         self._not_replies: set[str] = set()
         self._lease_stop = threading.Event()
         self._handler_deadline: float | None = None
@@ -375,8 +376,8 @@ class Worker:
     @contextlib.contextmanager
     def _cancellable_region(self) -> Iterator[None]:
         self.cancel_pending = False
-        self._cancellable = True
         try:
+            self._cancellable = True
             yield
         finally:
             self._cancellable = False
@@ -537,12 +538,14 @@ class Worker:
         applied: list[Delivered] = []
         for delivered in batch:
             if delivered.message.kind in REPLY_KINDS:
-                self._stash[delivered.message.correlation_id or ""] = delivered
+                self._stash_reply(delivered)
+        cut_short = False
         for delivered in batch:
             if delivered.message.kind in REPLY_KINDS:
                 continue
             if self._stop_requested and done:
-                break  # the rest stays in cur/ and is recovered by the next activation
+                cut_short = True  # the rest stays in cur/ for the next activation
+                break
             if self.admitted.insert(delivered.id):
                 self._apply(delivered)
                 applied.append(delivered)
@@ -559,13 +562,33 @@ class Worker:
             self.mailbox.ack_delivered(delivered)
         # Replies are acked with the batch that consumed them: a crash before the commit
         # re-runs the handler, and it must find its reply again in cur/.
-        for delivered in self._consumed:
+        for delivered in self._consumed + self._spare_replies:
             self.mailbox.ack_delivered(delivered)
-        for delivered in self._stash.values():
-            self.mailbox.ack_delivered(delivered)  # late replies nobody waits for
+        if not cut_short:  # else the messages left in cur/ may still need these
+            for delivered in self._stash.values():
+                self.mailbox.ack_delivered(delivered)  # late replies nobody waits for
         self._consumed.clear()
+        self._spare_replies.clear()
         self._stash.clear()
         self._not_replies.clear()
+
+    def _stash_reply(self, delivered: Delivered) -> None:
+        """Keep a claimed reply for the handler that will wait for it (a repeat is spare)."""
+        key = delivered.message.correlation_id or ""
+        if key in self._stash:
+            self._spare_replies.append(delivered)
+        else:
+            self._stash[key] = delivered
+
+    def _unconsume(self) -> None:
+        """Put the replies handlers consumed back, before those handlers run again.
+
+        A handler that runs again (a retry, a replay) re-sends its asks with the same
+        ids; the peers drop them as repeats, so the answers must come from here.
+        """
+        for delivered in self._consumed:
+            self._stash_reply(delivered)
+        self._consumed.clear()
 
     def _apply(self, delivered: Delivered) -> None:
         """Dispatch an admitted message, naming it in the marker while it runs."""
@@ -586,6 +609,7 @@ class Worker:
         log.error("actor %s: the batch left %s; finding the message that caused it", self.name,
                   error.reason)
         assert self.handler is not None
+        self._unconsume()
         ids = {d.id for d in applied}
         self._tail = [i for i in self._tail if i not in ids]
         for delivered in applied:
@@ -635,6 +659,7 @@ class Worker:
                     if attempts_left > 0:
                         attempts_left -= 1
                         self._sent_counter = 0
+                        self._unconsume()
                         log.warning("actor %s: handler failed on %s, retrying: %s", self.name, message.id, exc)
                         continue
                     log.error("actor %s: handler failed on %s: %s: %s", self.name, message.id,
@@ -746,8 +771,9 @@ class Worker:
         while True:
             with self.shielded():
                 found = self._stash.pop(correlation_id, None) or self._scan_for_reply(correlation_id)
+                if found is not None:  # recorded before a deferred cancel can be raised
+                    self._consumed.append(found)
             if found is not None:
-                self._consumed.append(found)
                 return _unwrap_reply(found.message, who)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -775,7 +801,7 @@ class Worker:
                 os.rename(path, claimed)
             except FileNotFoundError:
                 continue
-            self._stash[message.correlation_id or ""] = Delivered(message, claimed)
+            self._stash_reply(Delivered(message, claimed))
         return self._stash.pop(correlation_id, None)
 
     # -- background threads ------------------------------------------------------------------
@@ -894,7 +920,7 @@ def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | Non
         log.error("%s", exc)
         worker.close()
         return EXIT_ACTIVATION_FAILED
-    notify({"event": "ready", "record": worker.record.to_dict() if worker.record else None})
+    notify({"event": "ready", "pid": os.getpid()})
     reason = worker.run(batch)
     worker.finish()
     notify({"event": "exit", "reason": reason})
