@@ -49,7 +49,7 @@ from runtime.errors import (
     StoreError,
 )
 from runtime.fabric import Fabric
-from runtime.ids import check_id
+from runtime.ids import check_id, is_valid_id
 from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox
 from runtime.messages import (
     AskBody,
@@ -225,6 +225,7 @@ class ActorSystem:
         self._host_replies: collections.OrderedDict[str, InboxMessage] = collections.OrderedDict()
         self._host_busy: set[str] = set()
         self._restarts_due: list[tuple[float, str]] = []
+        self._launching: dict[str, Any] = {}  # name -> process of a start in progress
         self._closing = False
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
@@ -235,6 +236,9 @@ class ActorSystem:
             self._mp.set_forkserver_preload(PRELOAD)
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-record-{self.name}")
+        # User code called by the system (on_failed, futures' done-callbacks) runs here,
+        # never on the threads that read replies or watch children, and never under a lock.
+        self._callbacks = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
         self._pool = _Pool(self, pool_size)
         self._inbox_thread = threading.Thread(target=self._serve_inbox, name=f"actors-inbox-{self.name}",
                                               daemon=True)
@@ -382,7 +386,20 @@ class ActorSystem:
             SpawnError: exited before registering, activation failed, or timed out
                 (the process is killed).
         """
-        process, conn = self._pool.take() or self._start_process(child.name)
+        with self._lock:
+            if self._closing:
+                raise SpawnError(child.name, f"system {self.name!r} is shutting down")
+            process, conn = self._pool.take() or self._start_process(child.name)
+            self._launching[child.name] = process  # shutdown finishes or kills it
+        try:
+            self._await_ready(child, process, conn, timeout)
+        finally:
+            with self._lock:
+                self._launching.pop(child.name, None)
+            with self._state_changed:
+                self._state_changed.notify_all()
+
+    def _await_ready(self, child: _Child, process: Any, conn: Any, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             conn.send_bytes(child.spec.to_wire())
@@ -423,7 +440,7 @@ class ActorSystem:
             stop_now = child.stop_requested or self._closing
         self._record(child, wait=False)
         self._wake()
-        if stop_now:
+        if stop_now:  # stopped (or the system shut down) while it was starting
             _send(conn, b"stop")
 
     def _start_process(self, label: str) -> tuple[Any, Any]:
@@ -435,13 +452,20 @@ class ActorSystem:
         return process, parent_conn
 
     def _wait_started(self, child: _Child, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + (timeout or self.spawn_timeout)
-        while child.status in (STARTING, RESTARTING):
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise SpawnError(child.name, "still starting")
-            with self._state_changed:
+        """Wait for a start already in progress (another caller's) to finish.
+
+        Raises:
+            SpawnError: that start failed, or did not finish within ``timeout``.
+        """
+        deadline = time.monotonic() + (self.spawn_timeout if timeout is None else timeout)
+        with self._state_changed:  # status is checked under the condition: no lost wakeup
+            while child.status in (STARTING, RESTARTING):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SpawnError(child.name, "still starting")
                 self._state_changed.wait(remaining)
+        if child.status == FAILED:
+            raise SpawnError(child.name, child.last_error or "it failed to start")
 
     def _record(self, child: _Child, wait: bool = True) -> None:
         """Persist the supervision facts of ``child`` and wake anyone waiting on them.
@@ -450,7 +474,11 @@ class ActorSystem:
         status as it is then, so a later record never loses to an earlier one. With
         ``wait`` false the caller goes on (a spawn need not wait for its "running").
         """
-        written = self._recorder.submit(self._write_record, child)
+        try:
+            written = self._recorder.submit(self._write_record, child)
+        except RuntimeError:  # shut down: the caller is the last writer anyway
+            self._write_record(child)
+            return
         if wait:
             written.result()
 
@@ -533,7 +561,7 @@ class ActorSystem:
                 raise _failed_error(child)
         body = AskBody(encode(question), check_mode(mode)).to_body()
         message = InboxMessage.create(self._agent_ref, InboxKind.ASK.value, body)
-        future: Future[Any] = Future()
+        future: Future[Any] = _Reply(self)
         with self._lock:
             self._check_open()
             self._pending[message.id] = (future, address.name)
@@ -603,11 +631,27 @@ class ActorSystem:
             child.stop_requested = True
             conn = child.conn if child.conn_open else None
             process = child.process
+            cancelled = self._cancel_restart(child)
+        if cancelled:
+            self._record(child)
+            child.exited.set()
+            return
         if conn is not None:
             _send(conn, b"stop")
         if process is not None:
             _stop_process(process, timeout)
         child.exited.wait(timeout)
+
+    def _cancel_restart(self, child: _Child) -> bool:
+        """Call off a restart still waiting out its backoff (hold ``_lock``)."""
+        if child.status != RESTARTING or child.process is not None:
+            return False
+        if not any(name == child.name for _, name in self._restarts_due):
+            return False  # already relaunching: the launch sees stop_requested
+        self._restarts_due = [(t, name) for t, name in self._restarts_due if name != child.name]
+        child.status = STOPPED
+        child.stop_requested = child.killed = False
+        return True
 
     def kill(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
         """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison."""
@@ -618,6 +662,11 @@ class ActorSystem:
             child.stop_requested = True
             child.killed = True
             process = child.process
+            cancelled = self._cancel_restart(child)
+        if cancelled:
+            self._record(child)
+            child.exited.set()
+            return
         if process is not None:
             _kill(process)
         child.exited.wait(timeout)
@@ -677,7 +726,7 @@ class ActorSystem:
         tool, arguments = body.get("tool"), body.get("arguments") or {}
         if tool == _worker.ACTIVATE_TOOL:
             name = arguments.get("name")
-            if isinstance(name, str):
+            if is_valid_id(name):
                 self._ensure_active(self._ref(name).address)
             return
         with self._lock:
@@ -815,44 +864,56 @@ class ActorSystem:
             return {}
 
     def _monitor(self) -> None:
-        """Wait on every child's sentinel and pipe; apply the restart policy on deaths."""
-        next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+        """Wait on every child's sentinel and pipe; apply the restart policy on deaths.
+
+        Supervision must outlive any one mistake: an iteration that raises is logged
+        and the loop goes on.
+        """
+        self._next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
         while not self._closed:
-            with self._lock:
-                sentinels: dict[int, tuple[_Child, Any]] = {}
-                conns: dict[Any, _Child] = {}
-                for child in self._children.values():
-                    if child.process is not None and child.status not in (STARTING, RESTARTING):
-                        sentinels[child.process.sentinel] = (child, child.process)
-                        if child.conn_open:
-                            conns[child.conn] = child
-                due = min((t for t, _ in self._restarts_due), default=None)
-            now = time.monotonic()
-            timeout = max(0.0, min(next_sweep, due if due is not None else next_sweep) - now)
-            ready = multiprocessing.connection.wait([self._wake_r, *sentinels, *conns], timeout)
-            # Pipes first: an "exit" event must be read before the death is judged.
-            for conn in [obj for obj in ready if obj in conns]:
-                child = conns[conn]
-                if child.conn is not conn or not child.conn_open:
-                    continue
-                event = self._recv_event(conn)
-                if event is None:
-                    child.conn_open = False
-                elif event.get("event") == "exit":
-                    child.exit_reason = str(event.get("reason"))
-            for obj in ready:
-                if obj == self._wake_r:
-                    _drain_pipe(self._wake_r)
-                elif not isinstance(obj, int) or obj not in sentinels:
-                    continue
-                else:
-                    child, process = sentinels[obj]
-                    if child.process is process:  # not already handled
-                        self._child_exited(child)
-            self._run_due_restarts()
-            if time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
-                self._sweep_cold()
+            try:
+                self._monitor_once()
+            except Exception:
+                log.exception("system %s: supervision error (continuing)", self.name)
+
+    def _monitor_once(self) -> None:
+        """One wait on every sentinel, pipe and the wake-up pipe; then the due work."""
+        next_sweep = self._next_sweep
+        with self._lock:
+            sentinels: dict[int, tuple[_Child, Any]] = {}
+            conns: dict[Any, _Child] = {}
+            for child in self._children.values():
+                if child.process is not None and child.status not in (STARTING, RESTARTING):
+                    sentinels[child.process.sentinel] = (child, child.process)
+                    if child.conn_open:
+                        conns[child.conn] = child
+            due = min((t for t, _ in self._restarts_due), default=None)
+        now = time.monotonic()
+        timeout = max(0.0, min(next_sweep, due if due is not None else next_sweep) - now)
+        ready = multiprocessing.connection.wait([self._wake_r, *sentinels, *conns], timeout)
+        # Pipes first: an "exit" event must be read before the death is judged.
+        for conn in [obj for obj in ready if obj in conns]:
+            child = conns[conn]
+            if child.conn is not conn or not child.conn_open:
+                continue
+            event = self._recv_event(conn)
+            if event is None:
+                child.conn_open = False
+            elif event.get("event") == "exit":
+                child.exit_reason = str(event.get("reason"))
+        for obj in ready:
+            if obj == self._wake_r:
+                _drain_pipe(self._wake_r)
+            elif not isinstance(obj, int) or obj not in sentinels:
+                continue
+            else:
+                child, process = sentinels[obj]
+                if child.process is process:  # not already handled
+                    self._child_exited(child)
+        self._run_due_restarts()
+        if time.monotonic() >= next_sweep:
+            self._next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+            self._sweep_cold()
 
     def _child_exited(self, child: _Child) -> None:
         process = child.process
@@ -887,8 +948,10 @@ class ActorSystem:
                 self._on_death(child, code, reason)
         self._record(child)  # on disk before anyone waiting on `exited` looks
         child.exited.set()
-        if child.status in (IDLE, STOPPED) and not requested and not self._closing:
-            if Mailbox(self.store.mailbox_dir(self.name, child.name), create=False).has_new():
+        # An actor that went idle as a message arrived comes straight back. One that
+        # stopped stays stopped (its leftovers wait) until a new message activates it.
+        if child.status == IDLE and not self._closing:
+            if Mailbox(self.store.mailbox_dir(self.name, child.name), create=False).has_waiting():
                 self._ensure_active(self._ref(child.name).address)
 
     def _on_death(self, child: _Child, code: int | None, reason: str | None) -> None:
@@ -923,14 +986,25 @@ class ActorSystem:
         with self._lock:
             waiting = [msg_id for msg_id, (_, who) in self._pending.items() if who == child.name]
             futures = [self._pending.pop(msg_id)[0] for msg_id in waiting]
+        error = _failed_error(child)
         for future in futures:
             if not future.done():
-                future.set_exception(_failed_error(child))
+                future.set_exception(error)
         if self.on_failed is not None:
+            self._call_back(self.on_failed, child.name, reason)
+
+    def _call_back(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run user code on the callback thread; its exceptions are logged, not raised."""
+        def run() -> None:
             try:
-                self.on_failed(child.name, reason)
+                fn(*args)
             except Exception:
-                log.exception("system %s: on_failed callback raised", self.name)
+                log.exception("system %s: callback %r raised", self.name, fn)
+
+        try:
+            self._callbacks.submit(run)
+        except RuntimeError:  # shut down
+            run()
 
     def _run_due_restarts(self) -> None:
         now = time.monotonic()
@@ -940,7 +1014,7 @@ class ActorSystem:
         for name in due:
             with self._lock:
                 child = self._children.get(name)
-                if child is None or child.status != RESTARTING or self._closing:
+                if child is None or child.status != RESTARTING or child.stop_requested or self._closing:
                     continue
                 child.restarts += 1
                 child.exited.clear()
@@ -1007,7 +1081,7 @@ class ActorSystem:
         if not isinstance(doc, dict):
             return None
         try:
-            spec = ProvisionSpec.from_dict(doc)
+            spec = ProvisionSpec.from_doc(doc)
             spec.home, spec.durability = self.store.home, self.durability
             return spec.validate()
         except (InvalidSpec, TypeError, ValueError, KeyError):
@@ -1016,21 +1090,31 @@ class ActorSystem:
 
     def _sweep_cold(self) -> None:
         """Activate known actors with waiting messages but no worker (a safety net)."""
-        for entry in self.store.list_children(self.name):
-            if entry.status in (FAILED, STARTING, RESTARTING):
-                continue
+        try:
+            entries = self.store.list_children(self.name)
+        except StoreError as exc:  # a cache; rebuild_index regenerates it
+            log.warning("system %s: cannot read children.json (%s); run `actors rebuild-index`",
+                        self.name, exc)
+            return
+        for entry in entries:
             with self._lock:
                 child = self._children.get(entry.id)
                 if child is not None and (child.alive or child.status != IDLE):
                     continue
+            # Not known to this run: the record says what its last run left it as. A
+            # stopped or failed actor waits for a message (or a spawn) to bring it back.
+            if child is None and entry.status in (STOPPED, FAILED):
+                continue
             try:
-                waiting = Mailbox(self.store.mailbox_dir(self.name, entry.id), create=False).has_new()
+                waiting = Mailbox(self.store.mailbox_dir(self.name, entry.id), create=False).has_waiting()
             except (StoreError, OSError):
                 continue
             if waiting:
                 self._ensure_active(self._ref(entry.id).address)
 
     def _wake(self) -> None:
+        if self._wake_w < 0:  # shut down: nobody to wake, and the number may be reused
+            return
         try:
             os.write(self._wake_w, b"w")
         except OSError:
@@ -1055,6 +1139,15 @@ class ActorSystem:
             children = sorted(self._children.values(), key=lambda c: -c.spec.identity.depth)
         self._pool.close()
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Starts in progress end first (ready, then told to stop; or failed), or are
+        # killed: no worker may outlive the system that would have supervised it.
+        with self._state_changed:
+            while self._launching and (deadline is None or time.monotonic() < deadline):
+                self._state_changed.wait(None if deadline is None else deadline - time.monotonic())
+        with self._lock:
+            stragglers = list(self._launching.values())
+        for process in stragglers:
+            _kill(process)
         for child in children:
             with self._lock:
                 conn = child.conn if child.conn_open else None
@@ -1073,6 +1166,7 @@ class ActorSystem:
         self._inbox_thread.join(TERMINATE_GRACE)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._recorder.shutdown(wait=True)
+        self._callbacks.shutdown(wait=False)
         with self._lock:
             pending, self._pending = self._pending, {}
         for future, who in pending.values():
@@ -1081,12 +1175,27 @@ class ActorSystem:
         with self._send_lock:
             self._router.close()
         self.inbox.close()
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        wake_r, wake_w, self._wake_w = self._wake_r, self._wake_w, -1
+        os.close(wake_w)
+        os.close(wake_r)
         if self in _ref._live_systems:
             _ref._live_systems.remove(self)
         self._system_lock.release()
         self._finalizer.detach()
+
+
+class _Reply(Future):  # type: ignore[type-arg]
+    """The future of an ask. Its done-callbacks run on the system's callback thread:
+    the thread that resolves it reads replies for everyone, and a callback that asked
+    again there would wait for a reply only that thread could deliver."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        super().__init__()
+        self._system = system
+
+    def add_done_callback(self, fn: Callable[[Future[Any]], Any]) -> None:
+        system = self._system
+        super().add_done_callback(lambda future: system._call_back(fn, future))
 
 
 class _Pool:
