@@ -67,6 +67,9 @@ class AgentRecord(DataClassJsonMixin):
         return self.lease_expires_at > now
 
 
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
+
+
 class Fabric:
     """Leased records in one directory.
 
@@ -102,7 +105,7 @@ class Fabric:
                 isinstance(doc.get(key, default), kind) for key, default, kind in _CHECKED_FIELDS
             ):
                 raise ValueError("not an agent record")
-            return AgentRecord.from_dict(doc)
+            return AgentRecord(**{k: v for k, v in doc.items() if k in _RECORD_FIELDS})
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
