@@ -157,6 +157,8 @@ class ActorSystem:
         on_failed: called as ``on_failed(name, reason)`` (on the monitor thread) when
             an actor is marked failed.
         spawn_timeout: default seconds a spawn waits for the actor to register.
+        preload: modules pool workers import while they wait (the modules of actor
+            classes this system spawns are added as it goes).
 
     Raises:
         InvalidSpec: a bad argument. StoreError: the same system already runs elsewhere.
@@ -177,6 +179,7 @@ class ActorSystem:
         restart_window: float = RESTART_WINDOW,
         on_failed: Callable[[str, str], None] | None = None,
         spawn_timeout: float = 30.0,
+        preload: tuple[str, ...] | list[str] = (),
     ) -> None:
         if backend != "maildir":
             raise InvalidSpec("backend", f"{backend!r} is not available (maildir is)")
@@ -239,7 +242,7 @@ class ActorSystem:
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
         self._callbacks = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
-        self._pool = _Pool(self, pool_size)
+        self._pool = _Pool(self, pool_size, tuple(preload))
         self._inbox_thread = threading.Thread(target=self._serve_inbox, name=f"actors-inbox-{self.name}",
                                               daemon=True)
         self._monitor_thread = threading.Thread(target=self._monitor, name=f"actors-monitor-{self.name}",
@@ -365,6 +368,12 @@ class ActorSystem:
 
     def _prepare(self, child: _Child) -> None:
         """Create the mailbox and index the child before its worker exists."""
+        child_dir = self.store.child_dir(self.name, child.name)
+        if not os.path.isdir(child_dir):
+            skeleton = self._pool.take_skeleton()
+            if skeleton is not None:
+                self.store.claim_skeleton(skeleton, self.name, child.name)
+        self._pool.note_module(child.spec.actor_class.partition(":")[0])
         mailbox = Mailbox(self.store.mailbox_dir(self.name, child.name), durability=self.durability)
         write_mailbox_config(mailbox.root, child.spec.limits.max_pending)
         mailbox.close()
@@ -440,6 +449,7 @@ class ActorSystem:
             stop_now = child.stop_requested or self._closing
         self._record(child, wait=False)
         self._wake()
+        self._pool.refill_soon()
         if stop_now:  # stopped (or the system shut down) while it was starting
             _send(conn, b"stop")
 
@@ -1199,11 +1209,20 @@ class _Reply(Future):  # type: ignore[type-arg]
 
 
 class _Pool:
-    """Warm workers: started and imported, waiting for a spec on their pipe."""
+    """Warm workers and warm directories, for spawns that only hand over a spec.
 
-    def __init__(self, system: ActorSystem, size: int) -> None:
+    Workers are started, have imported the runtime and the modules of the actor
+    classes this system spawned (or was told to ``preload``), and wait for a spec on
+    their pipe. Skeletons are actor directories made ahead of time (see
+    ``SessionStore.make_skeleton``); a spawn claims one with a rename. Both are
+    refilled by one background thread after each spawn.
+    """
+
+    def __init__(self, system: ActorSystem, size: int, preload: tuple[str, ...] = ()) -> None:
         self.system, self.size = system, size
         self._idle: collections.deque[tuple[Any, Any]] = collections.deque()
+        self._skeletons: list[str] = []
+        self._modules: set[str] = set(preload)
         self._lock = threading.Lock()
         self._wanted = threading.Event()
         self._closed = False
@@ -1227,30 +1246,63 @@ class _Pool:
                 if not self._idle:
                     return None
                 process, conn = self._idle.popleft()
-            self._wanted.set()
             if process.exitcode is None:
                 self.served += 1
                 return process, conn
             conn.close()
 
+    def take_skeleton(self) -> str | None:
+        """A ready-made actor directory to rename into place, or ``None``."""
+        with self._lock:
+            return self._skeletons.pop() if self._skeletons else None
+
+    def note_module(self, module: str) -> None:
+        """Have idle and future workers import ``module`` (an actor class's)."""
+        if self.size == 0 or module == "__main__":  # workers load the main script anyway
+            return
+        with self._lock:
+            if module in self._modules:
+                return
+            self._modules.add(module)
+            for _, conn in self._idle:
+                _send(conn, _worker.PRELOAD_PREFIX + json.dumps([module]).encode())
+
+    def refill_soon(self) -> None:
+        """Top up after a spawn finished (not during it: starting a process competes
+        with the spawn for this process's time)."""
+        self._wanted.set()
+
     def _refill(self) -> None:
+        store, name = self.system.store, self.system.name
+        with self._lock:
+            self._skeletons = store.skeletons(name)[: self.size]
         while not self._closed:
             self._wanted.wait()
             self._wanted.clear()
             while not self._closed:
                 with self._lock:
-                    if len(self._idle) >= self.size:
-                        break
-                try:
-                    started = self.system._start_process("pool")
-                except OSError as exc:
-                    log.error("pool: could not start a worker: %s", exc)
+                    need_worker = len(self._idle) < self.size
+                    need_skeleton = len(self._skeletons) < self.size
+                    modules = sorted(self._modules)
+                if not (need_worker or need_skeleton):
                     break
-                with self._lock:
-                    if self._closed:
-                        _close_idle([started])
-                        return
-                    self._idle.append(started)
+                try:
+                    if need_worker:
+                        started = self.system._start_process("pool")
+                        if modules:
+                            _send(started[1], _worker.PRELOAD_PREFIX + json.dumps(modules).encode())
+                        with self._lock:
+                            if self._closed:
+                                _close_idle([started])
+                                return
+                            self._idle.append(started)
+                    if need_skeleton:
+                        skeleton = store.make_skeleton(name)
+                        with self._lock:
+                            self._skeletons.append(skeleton)
+                except OSError as exc:
+                    log.error("pool: could not refill: %s", exc)
+                    break
 
     def close(self) -> None:
         with self._lock:

@@ -84,8 +84,9 @@ class Address:
 
 
 def write_mailbox_config(root: str, max_pending: int) -> None:
-    """Record a mailbox's limit for senders in other processes (unless already recorded)."""
-    if _read_max_pending(root) == max_pending and os.path.exists(os.path.join(root, MAILBOX_CONFIG)):
+    """Record a mailbox's limit for senders in other processes (unless already in force;
+    no file means the default)."""
+    if _read_max_pending(root) == max_pending:
         return
     atomic_write(os.path.join(root, MAILBOX_CONFIG), json.dumps({"max_pending": max_pending}).encode(),
                  "process")

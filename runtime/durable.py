@@ -242,6 +242,11 @@ class Rewriter:
         if self.durability == MACHINE:
             fsync_dir(self.directory)
 
+    def prepare(self) -> None:
+        """Make the spare now (empty), so the first write creates no file."""
+        fd = os.open(self.spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        os.close(fd)
+
     def remove(self) -> bool:
         """Remove the target (the spare stays for the next write). Returns whether it existed."""
         try:

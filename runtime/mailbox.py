@@ -79,6 +79,8 @@ FREE_RELIST_US_PER_SKIP = 10.0
 FREE_RELIST_MAX = 64
 #: Name of the doorbell FIFO inside the mailbox directory.
 BELL = ".bell"
+#: Name of the in-flight marker (which message a worker is handling; see runtime.worker).
+INFLIGHT = ".inflight"
 #: Temp files older than this (seconds) are debris of a crashed sender.
 STALE_TEMP_AGE = 600.0
 #: How often a blocked deliver re-checks a full mailbox (no doorbell runs backwards).

@@ -37,11 +37,18 @@ from filelock import FileLock, Timeout
 from .durable import MACHINE, Durability, Rewriter, atomic_write, read_bytes
 from .errors import StoreError
 from .ids import check_id
+from .mailbox import INFLIGHT, Mailbox
 
 #: Seconds to wait for the index lock before giving up with ``StoreError``.
 LOCK_TIMEOUT = 30.0
 #: Extra reads of a document that did not parse (it may have been mid-rewrite).
 TORN_READ_RETRIES = 3
+#: Name prefix of a ready-made actor directory (see ``SessionStore.make_skeleton``).
+SKELETON_PREFIX = ".spare-"
+#: Spent files a skeleton's mailbox starts with, so its first messages reuse them.
+SKELETON_FREE_FILES = 4
+#: In a skeleton, the spare that becomes the actor's first lease record.
+FABRIC_SPARE = "fabric-record.json"
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _SLUG_MAX = 48
@@ -141,6 +148,63 @@ class SessionStore:
 
     def children_path(self, system_id: str) -> str:
         return os.path.join(self.system_dir(system_id), "children.json")
+
+    def children_dir(self, system_id: str) -> str:
+        return os.path.join(self.system_dir(system_id), "children")
+
+    # -- skeletons: actor directories made ahead of time -----------------------------------
+
+    def make_skeleton(self, system_id: str) -> str:
+        """Build an empty actor directory, ready to be renamed into place; returns it.
+
+        It holds the mailbox (its directories, doorbell and in-flight marker) and the
+        spare files the first commits rewrite, so a spawn that claims it with one
+        ``rename`` creates almost nothing: on this file system every new inode costs up
+        to ~1 ms while other processes churn files. Built under a temporary name and
+        renamed to ``.spare-*`` only when complete; scans skip dot-names.
+        """
+        children_dir = self.children_dir(system_id)
+        os.makedirs(children_dir, exist_ok=True)
+        token = os.urandom(6).hex()
+        building = os.path.join(children_dir, f".building-{token}")
+        os.mkdir(building)
+        mailbox = Mailbox(os.path.join(building, "mailbox"), durability=self.durability)
+        mailbox.close()
+        spent = [os.path.join(mailbox.root, INFLIGHT)]  # and spent files for the first sends:
+        spent += [os.path.join(mailbox.free_dir, f"seed-{n}") for n in range(SKELETON_FREE_FILES)]
+        for path in spent:
+            with open(path, "wb"):
+                pass
+        for name in ("session.json", "supervision.json", "admitted.json", FABRIC_SPARE):
+            Rewriter(os.path.join(building, name), self.durability).prepare()
+        ready = os.path.join(children_dir, f"{SKELETON_PREFIX}{token}")
+        os.rename(building, ready)
+        return ready
+
+    def claim_skeleton(self, skeleton: str, system_id: str, agent_id: str) -> bool:
+        """Rename a skeleton into place as ``agent_id``'s directory; returns whether it was.
+
+        Its fabric spare moves to where the actor's first lease record will be written.
+        """
+        target = self.child_dir(system_id, agent_id)
+        try:
+            os.rename(skeleton, target)
+        except OSError:  # the directory appeared meanwhile; the skeleton stays unused
+            return False
+        record_spare = Rewriter(os.path.join(self.fabric_dir, f"{agent_id}.json")).spare
+        try:
+            os.rename(Rewriter(os.path.join(target, FABRIC_SPARE)).spare, record_spare)
+        except OSError:
+            pass
+        return True
+
+    def skeletons(self, system_id: str) -> list[str]:
+        """Skeletons left ready by an earlier run (reused, not rebuilt)."""
+        children_dir = self.children_dir(system_id)
+        if not os.path.isdir(children_dir):
+            return []
+        return [os.path.join(children_dir, n) for n in sorted(os.listdir(children_dir))
+                if n.startswith(SKELETON_PREFIX)]
 
     # -- documents -------------------------------------------------------------------------
 

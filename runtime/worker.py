@@ -53,7 +53,7 @@ from .errors import (
     StoreError,
 )
 from .fabric import AgentRecord, Fabric
-from .mailbox import Delivered, Mailbox
+from .mailbox import INFLIGHT, Delivered, Mailbox
 from .messages import (
     AgentRef,
     AskBody,
@@ -87,6 +87,9 @@ REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
 #: First byte of a reply sent to the parent over the control pipe (events are JSON
 #: objects, so they start with "{").
 REPLY_PREFIX = b"R"
+#: First byte of a message to an unprovisioned (pool) worker: a JSON list of modules
+#: to import while it waits for its spec.
+PRELOAD_PREFIX = b"I"
 #: Reserved host tool names (served by the system, not registered by users).
 SPAWN_TOOL = "actors.spawn"
 ACTIVATE_TOOL = "actors.activate"
@@ -199,7 +202,7 @@ def clear_inflight(mailbox_dir: str) -> None:
     message it interrupted is poison.
     """
     try:
-        with open(os.path.join(mailbox_dir, ".inflight"), "r+b") as handle:
+        with open(os.path.join(mailbox_dir, INFLIGHT), "r+b") as handle:
             handle.write(b"\0")
     except OSError:
         pass
@@ -410,7 +413,7 @@ class Worker:
         handler.bind_context(Context(self))
         self.handler = handler
         write_mailbox_config(self.mailbox.root, self.spec.limits.max_pending)
-        self.marker = InflightMarker(os.path.join(self.mailbox.root, ".inflight"))
+        self.marker = InflightMarker(os.path.join(self.mailbox.root, INFLIGHT))
         recovered = self._check_poison(self.mailbox.recover())
         try:
             with self._cancellable_region():
@@ -945,10 +948,14 @@ def pipe_main(conn: Any) -> None:
     """
     _configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        raw = conn.recv_bytes()
-    except (EOFError, OSError):
-        os._exit(EXIT_OK)  # parent gone before provisioning: nothing to clean up
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(EXIT_OK)  # parent gone before provisioning: nothing to clean up
+        if raw[:1] != PRELOAD_PREFIX:
+            break
+        _preload(json.loads(raw[1:]))
     try:
         spec = ProvisionSpec.from_wire(raw).validate()
     except InvalidSpec as exc:
@@ -977,6 +984,15 @@ def pipe_main(conn: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _preload(modules: list[str]) -> None:
+    """Import modules while waiting in the pool, so an activation finds them loaded."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the activation will report it properly, if it matters
+            log.debug("pool worker: preloading %s failed: %s", module, exc)
 
 
 def _send_event(conn: Any, event: dict[str, Any]) -> None:
