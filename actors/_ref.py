@@ -74,6 +74,16 @@ class ActorRef:
         """
         return self._runtime().tell(self, payload, block_timeout=block_timeout)
 
+    def tell_many(self, payloads: list[Any], *, block_timeout: float | None = 0.0) -> list[str]:
+        """Send several payloads in order; one flush to disk for all (see ActorSystem.tell_many).
+
+        Inside an actor this is a ``tell`` per payload (same guarantee, no group commit).
+        """
+        runtime = self._runtime()
+        if runtime is _worker_actor:
+            return [runtime.tell(self, payload, block_timeout=block_timeout) for payload in payloads]
+        return runtime.tell_many(self, payloads, block_timeout=block_timeout)
+
     def ask(self, question: Any, *, timeout: float | None = 30.0, mode: str = "query") -> Any:
         """Ask and wait for the answer (``mode`` "query" or "steer", see ActorSystem.ask).
 

@@ -138,6 +138,11 @@ class Router:
         """Deliver durably (see ``Mailbox.deliver``); returns the file path."""
         return self.mailbox(address).deliver(message, block_timeout=block_timeout)
 
+    def deliver_many(self, address: Address, messages: list[InboxMessage],
+                     block_timeout: float | None = 0.0) -> list[str]:
+        """Deliver a batch with one flush (see ``Mailbox.deliver_many``)."""
+        return self.mailbox(address).deliver_many(messages, block_timeout=block_timeout)
+
     def close(self) -> None:
         for box in self._mailboxes.values():
             box.close()

@@ -23,6 +23,7 @@ from actors import (
     AskTimeout,
     Cancelled,
     InvalidSpec,
+    MailboxFull,
     SpawnError,
 )
 from conftest import wait_until
@@ -402,3 +403,19 @@ def test_tell_after_shutdown_is_refused(home, project):
     system.shutdown()
     with pytest.raises(ActorError):
         counter.tell({"n": 1})
+
+
+def test_tell_many_delivers_in_order_with_one_flush_and_refuses_bad_batches_whole(home, project):
+    with ActorSystem(home=home, project=project, durability="machine") as system:
+        echo = system.spawn(sample_actors.Echo, name="echo", max_pending=50)
+        ids = echo.tell_many([{"i": i} for i in range(30)])
+        assert len(set(ids)) == 30
+        wait_until(lambda: len(system.store.load_session("main", "echo")["state"].get("told", [])) == 30)
+        told = system.store.load_session("main", "echo")["state"]["told"]
+        assert told == [{"i": i} for i in range(30)]  # one sender's order is kept
+        with pytest.raises(InvalidSpec):
+            echo.tell_many([{"i": 1}, {"bad": object()}])
+        with pytest.raises(MailboxFull):
+            echo.tell_many([{"i": i} for i in range(51)])
+        box = Mailbox(echo.address.mailbox_dir(), create=False)
+        assert box.counts()["new"] == 0  # nothing of either refused batch was sent

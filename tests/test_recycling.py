@@ -142,3 +142,16 @@ def test_a_rewriter_killed_at_any_moment_leaves_a_whole_document(tmp_path):
         os.kill(process.pid, signal.SIGKILL)
         process.join()
         assert isinstance(json.loads(read_bytes(path))["n"], int)
+
+
+@pytest.mark.parametrize("durability", ["process", "machine"])
+def test_deliver_many_flushes_once_for_the_whole_batch(tmp_path, monkeypatch, durability):
+    flushes = []
+    real = mailbox_module.sync_filesystem
+    monkeypatch.setattr(mailbox_module, "sync_filesystem", lambda path: (flushes.append(path), real(path)))
+    box = Mailbox(tmp_path / "mb", durability=durability)
+    messages = [_message(n) for n in range(20)]
+    paths = box.deliver_many(messages)
+    assert len(paths) == 20 and flushes == ([box.new_dir] if durability == "machine" else [])
+    assert [d.message.body for d in box.drain()] == list(range(20))
+    assert box.deliver_many([]) == []
