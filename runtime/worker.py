@@ -295,6 +295,8 @@ class Worker:
         self.current: InboxMessage | None = None
         self.cancel_pending = False
         self._cancellable = False
+        self._handling: str | None = None  # id of the message claimed for handling now
+        self._cancel_target: str | None = None  # the message a pending cancel is for
         self._stop_requested = False
         self._stop_reason = ""
         self._sent_counter = 0
@@ -344,7 +346,12 @@ class Worker:
             pass
 
     def request_cancel(self) -> None:
-        """Interrupt the running handler with ``Cancelled`` (no-op when idle)."""
+        """Interrupt the running handler with ``Cancelled`` (no-op when idle).
+
+        The cancel is meant for the message being handled when it is requested, even
+        if its handler has not quite started yet; one sent to an idle actor is dropped.
+        """
+        self._cancel_target = self._handling
         self.cancel_pending = True
         if threading.get_ident() == self._main_ident:
             self._raise_if_cancellable()
@@ -352,6 +359,8 @@ class Worker:
             signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
 
     def _on_cancel_signal(self, signum: int, frame: Any) -> None:
+        if not self.cancel_pending:  # a SIGUSR1 from outside (seed-protocol workers)
+            self._cancel_target = self._handling
         self.cancel_pending = True
         self._raise_if_cancellable()
 
@@ -378,7 +387,8 @@ class Worker:
 
     @contextlib.contextmanager
     def _cancellable_region(self) -> Iterator[None]:
-        self.cancel_pending = False
+        if self._cancel_target is None or self._cancel_target != self._handling:
+            self.cancel_pending = False  # meant for an earlier message, or for none
         try:
             self._cancellable = True
             yield
@@ -597,7 +607,11 @@ class Worker:
         """Dispatch an admitted message, naming it in the marker while it runs."""
         self._tail.append(delivered.id)
         self.marker.set(delivered.id)
-        self.dispatch(delivered.message)
+        self._handling = delivered.id
+        try:
+            self.dispatch(delivered.message)
+        finally:
+            self._handling = None
         self.marker.clear()
 
     def _replay_singly(self, applied: list[Delivered], error: "_UnencodableState") -> None:

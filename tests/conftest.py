@@ -67,6 +67,15 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         time.sleep(interval)
 
 
+def handling(ref) -> bool:
+    """Whether an actor's worker has claimed a message for handling (its marker is set)."""
+    try:
+        with open(os.path.join(ref.address.mailbox_dir(), ".inflight"), "rb") as handle:
+            return handle.read(1) not in (b"", b"\0")
+    except FileNotFoundError:
+        return False
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
     """Fail a test that leaves a process of its own behind (and kill the leftovers)."""

@@ -26,7 +26,7 @@ from actors import (
     MailboxFull,
     SpawnError,
 )
-from conftest import wait_until
+from conftest import handling, wait_until
 from runtime.fabric import Fabric
 from runtime.mailbox import Mailbox
 from runtime.spec import Identity, ProvisionSpec
@@ -155,7 +155,7 @@ def test_host_tool_round_trip_and_error(system):
 def test_cancel_interrupts_a_sleeping_handler_and_the_actor_keeps_serving(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     future = sleeper.ask_async({"sleep": 60})
-    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    wait_until(lambda: handling(sleeper))
     sleeper.cancel()
     with pytest.raises(Cancelled):
         future.result(timeout=10)  # far sooner than the 60 s sleep
@@ -167,7 +167,7 @@ def test_cancel_interrupts_a_sleeping_handler_and_the_actor_keeps_serving(system
 def test_cancel_interrupts_a_busy_python_loop(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="spinner")
     future = sleeper.ask_async("spin")
-    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    wait_until(lambda: handling(sleeper))
     sleeper.cancel()
     with pytest.raises(Cancelled):
         future.result(timeout=10)
@@ -390,7 +390,7 @@ def test_an_ask_pending_when_its_actor_is_marked_failed_gets_an_error_at_once(sy
 def test_a_cancelled_ask_names_the_actor_once(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     future = sleeper.ask_async({"sleep": 60})
-    wait_until(lambda: Mailbox(sleeper.address.mailbox_dir(), create=False).counts()["cur"] == 1)
+    wait_until(lambda: handling(sleeper))
     sleeper.cancel()
     with pytest.raises(Cancelled) as caught:
         future.result(timeout=10)

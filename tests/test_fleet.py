@@ -11,7 +11,7 @@ import pytest
 import fleet_actors
 import sample_actors
 from actors import ActorFailed, ActorSystem, Cancelled, MailboxFull
-from conftest import descendants, wait_until
+from conftest import descendants, handling, wait_until
 from runtime.mailbox import Mailbox
 
 
@@ -87,8 +87,7 @@ def test_a_handler_that_raises_is_not_retried_by_default_but_can_be(system):
 def test_a_full_mailbox_refuses_and_a_blocking_tell_waits_for_room(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper", max_pending=5)
     busy = sleeper.ask_async({"sleep": 60})
-    box = Mailbox(sleeper.address.mailbox_dir(), create=False)
-    wait_until(lambda: box.counts()["cur"] == 1)
+    wait_until(lambda: handling(sleeper))
     for _ in range(5):
         sleeper.tell("queued")
     with pytest.raises(MailboxFull) as caught:
@@ -186,37 +185,14 @@ def test_stopping_an_actor_stops_its_children_first(system):
 def test_stop_and_kill_are_not_restarted_and_a_kill_is_not_blamed_as_poison(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     future = sleeper.ask_async({"sleep": 60})
-    box = Mailbox(sleeper.address.mailbox_dir(), create=False)
-    wait_until(lambda: box.counts()["cur"] == 1)
+    wait_until(lambda: handling(sleeper))
     system.kill(sleeper)
     assert _status(system, "sleeper").status == "stopped"
     assert system.pid_of(sleeper) is None
     # Spawning it again redelivers the interrupted ask; the kill was not an attempt.
     system.spawn(sample_actors.Sleeper, name="sleeper")
-    system.cancel(sleeper)  # may race with the redelivered sleep starting; retry below
-    wait_until(lambda: _cancel_until_done(system, sleeper, future), timeout=30)
+    wait_until(lambda: handling(sleeper))
+    system.cancel(sleeper)
+    with pytest.raises(Cancelled):
+        future.result(timeout=30)
     assert system.dead_letters(sleeper) == []
-
-
-def _cancel_until_done(system, ref, future):
-    if not future.done():
-        system.cancel(ref)
-    return future.done()
-
-
-def test_a_warm_spawn_claims_a_ready_made_directory_and_later_runs_reuse_leftovers(home, project):
-    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as system:
-        skeletons = wait_until(lambda: system.store.skeletons(system.name))
-        inode = os.stat(skeletons[0]).st_ino
-        counter = system.spawn(sample_actors.Counter, name="warm")
-        child_dir = system.store.child_dir(system.name, "warm")
-        assert os.stat(child_dir).st_ino == inode  # renamed into place, not built
-        for _ in range(3):
-            counter.tell({"n": 1})
-        assert counter.ask("count") == 3
-        leftover = set(wait_until(lambda: system.store.skeletons(system.name)))
-    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as again:
-        assert set(again.store.skeletons(again.name)) == leftover  # reused, not rebuilt
-        again.spawn(sample_actors.Counter, name="warm-2")
-        assert again.ref("warm").ask("count") == 3
-        assert [c.name for c in again.children()] == ["warm", "warm-2"]  # skeletons are not actors
