@@ -38,7 +38,8 @@ def test_a_crashing_actor_restarts_with_backoff_until_the_cap_then_fails_while_a
         wait_until(lambda: _status(system, "crasher").status == "failed", timeout=30)
         info = _status(system, "crasher")
         assert info.restarts == 3 and info.pid is None
-        assert failures and failures[0][0] == "crasher" and "within" in failures[0][1]
+        wait_until(lambda: failures)  # on_failed runs on the system's callback thread
+        assert failures[0][0] == "crasher" and "within" in failures[0][1]
         # Its messages stay on disk; a failed actor is not activated by them.
         crasher.tell({"kept": True})
         assert Mailbox(crasher.address.mailbox_dir(), create=False).counts()["new"] == 1
