@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``.
+``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
+library has it.
 Each runs at durability "process" and "machine" where that matters, and runs its
 Pipe baseline in the same run; the table shows ``ratio = actor / Pipe``. Results go
 to ``bench/results/latest.json`` unless ``--json`` says otherwise. See
@@ -47,6 +49,8 @@ DURABILITIES = ("process", "machine")
 CONFIG: dict[str, dict[str, Any]] = {
     "quick": {
         "tell_n": {"process": 5_000, "machine": 1_000},
+        "tell_many_n": {"process": 5_000, "machine": 5_000},
+        "tell_many_batch": 100,
         "ask_n": {"process": 1_000, "machine": 300},
         "ask_warmup": 50,
         "spawn_k": 10,
@@ -63,6 +67,8 @@ CONFIG: dict[str, dict[str, Any]] = {
     },
     "full": {
         "tell_n": {"process": 20_000, "machine": 3_000},
+        "tell_many_n": {"process": 20_000, "machine": 20_000},
+        "tell_many_batch": 100,
         "ask_n": {"process": 2_000, "machine": 2_000},
         "ask_warmup": 100,
         "spawn_k": 20,
@@ -146,7 +152,34 @@ def bench_tell(cfg: dict[str, Any]) -> list[dict[str, Any]]:
                          tell_call_rate=n / (sent - start), drain_after_last_tell_s=done - sent))
         if durability == "process":
             rows.append(_ratio_row("tell", durability, rate / pipe))
+    for durability in DURABILITIES:
+        batched = _tell_many(cfg, durability, pipe)
+        if batched is not None:
+            rows.append(batched)
     return rows
+
+
+def _tell_many(cfg: dict[str, Any], durability: str, pipe: float) -> dict[str, Any] | None:
+    """The same stream sent with ``tell_many`` (group commit: one flush per batch).
+
+    Informational (no target of its own); skipped on trees without ``tell_many``.
+    """
+    n, batch = cfg["tell_many_n"][durability], cfg["tell_many_batch"]
+    with temp_system(durability=durability) as system:
+        ref = system.spawn(Counter, name="tell-many")
+        if not hasattr(ref, "tell_many"):
+            return None
+        ref.ask("count", timeout=30)
+        start = time.perf_counter()
+        for first in range(0, n, batch):
+            ref.tell_many([{"n": 1, "i": i} for i in range(first, min(n, first + batch))])
+        sent = time.perf_counter()
+        count = ref.ask("count", timeout=600)
+        while count < n:
+            count = ref.ask("count", timeout=600)
+        done = time.perf_counter()
+    return _row("tell", durability, f"tell_many x{batch}", "msg/s", n / (done - start), pipe, n,
+                tell_call_rate=n / (sent - start), drain_after_last_tell_s=done - sent)
 
 
 # -- 2. ask round trip ---------------------------------------------------------------------
