@@ -89,6 +89,8 @@ BACKOFF = (0.1, 5.0)
 COLD_SWEEP_INTERVAL = 2.0
 #: Seconds a stopped child gets after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 2.0
+#: The pool refills once no spawn has taken from it for this many seconds.
+REFILL_DELAY = 0.05
 #: Replies remembered per host-tool request id, to answer a re-sent request again.
 HOST_REPLY_MEMORY = 1024
 
@@ -1248,6 +1250,7 @@ class _Pool:
         self._wanted = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._last_take = 0.0
         self.served = 0
 
     def start(self) -> None:
@@ -1289,8 +1292,10 @@ class _Pool:
                 _send(conn, _worker.PRELOAD_PREFIX + json.dumps([module]).encode())
 
     def refill_soon(self) -> None:
-        """Top up after a spawn finished (not during it: starting a process competes
-        with the spawn for this process's time)."""
+        """Top up once spawns pause: starting a process (and building a skeleton)
+        competes with a new actor's first messages for the machine's cores, and a burst
+        of spawns is better served from what is left and refilled in one go."""
+        self._last_take = time.monotonic()
         self._wanted.set()
 
     def _refill(self) -> None:
@@ -1300,6 +1305,12 @@ class _Pool:
         while not self._closed:
             self._wanted.wait()
             self._wanted.clear()
+            while not self._closed:  # debounce: wait for a quiet REFILL_DELAY
+                quiet_for = time.monotonic() - self._last_take
+                if quiet_for >= REFILL_DELAY:
+                    break
+                self._wanted.wait(REFILL_DELAY - quiet_for)
+                self._wanted.clear()
             while not self._closed:
                 with self._lock:
                     need_worker = len(self._idle) < self.size
