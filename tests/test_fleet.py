@@ -197,3 +197,21 @@ def test_stop_and_kill_are_not_restarted_and_a_kill_is_not_blamed_as_poison(syst
     with pytest.raises(Cancelled):
         future.result(timeout=30)
     assert system.dead_letters(sleeper) == []
+
+
+def test_a_warm_spawn_claims_a_ready_made_directory_and_later_runs_reuse_leftovers(home, project):
+    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as system:
+        skeletons = wait_until(lambda: system.store.skeletons(system.name))
+        inode = os.stat(skeletons[0]).st_ino
+        counter = system.spawn(sample_actors.Counter, name="warm")
+        child_dir = system.store.child_dir(system.name, "warm")
+        assert os.stat(child_dir).st_ino == inode  # renamed into place, not built
+        for _ in range(3):
+            counter.tell({"n": 1})
+        assert counter.ask("count") == 3
+        leftover = set(wait_until(lambda: system.store.skeletons(system.name)))
+    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as again:
+        assert set(again.store.skeletons(again.name)) == leftover  # reused, not rebuilt
+        again.spawn(sample_actors.Counter, name="warm-2")
+        assert again.ref("warm").ask("count") == 3
+        assert [c.name for c in again.children()] == ["warm", "warm-2"]  # skeletons are not actors
