@@ -111,6 +111,10 @@ def temp_name(directory: str) -> str:
     return os.path.join(directory, f"{_temp_prefix}{next(_temp_counter)}")
 
 
+#: Largest pid Linux hands out (``/proc/sys/kernel/pid_max`` can be at most this).
+_PID_MAX = 4_194_304
+
+
 def temp_owner_alive(name: str) -> bool:
     """Whether the process that made the temp file ``name`` still runs.
 
@@ -119,8 +123,10 @@ def temp_owner_alive(name: str) -> bool:
     """
     try:
         pid = int(name.split("-")[1])
+        if not 0 < pid <= _PID_MAX:  # e.g. an older name whose random part is all digits
+            return False
         os.kill(pid, 0)
-    except (IndexError, ValueError, ProcessLookupError):
+    except (IndexError, ValueError, OverflowError, ProcessLookupError):
         return False
     except PermissionError:
         return True

@@ -391,6 +391,7 @@ class Worker:
             self.cancel_pending = False  # meant for an earlier message, or for none
         try:
             self._cancellable = True
+            self._raise_if_cancellable()  # a cancel that came while the message was being set up
             yield
         finally:
             self._cancellable = False
@@ -606,8 +607,8 @@ class Worker:
     def _apply(self, delivered: Delivered) -> None:
         """Dispatch an admitted message, naming it in the marker while it runs."""
         self._tail.append(delivered.id)
+        self._handling = delivered.id  # before the marker names it: a cancel then has a target
         self.marker.set(delivered.id)
-        self._handling = delivered.id
         try:
             self.dispatch(delivered.message)
         finally:
