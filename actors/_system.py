@@ -352,13 +352,27 @@ class ActorSystem:
         try:
             self._launch(child, self.spawn_timeout if timeout is None else timeout)
         except SpawnError as exc:
-            with self._lock:
-                child.status = FAILED
-                child.last_error = exc.reason
-            self._record(child)
-            child.exited.set()
+            self._settle_failed_start(child, exc, self._fail_spawn)
             raise
         return self._ref(name)
+
+    def _settle_failed_start(self, child: _Child, exc: SpawnError,
+                             give_up: Callable[[_Child, str], None]) -> None:
+        """A start that did not come up: stopped if a stop or the shutdown asked for
+        that, else ``give_up(child, reason)`` (the caller's rule: fail, or restart)."""
+        with self._lock:
+            if child.stop_requested or self._closing:
+                child.status = STOPPED
+                child.stop_requested = child.killed = False
+            else:
+                give_up(child, exc.reason)
+        self._record(child)
+        child.exited.set()
+        self._wake()
+
+    def _fail_spawn(self, child: _Child, reason: str) -> None:
+        child.status = FAILED
+        child.last_error = reason
 
     def _check_not_elsewhere(self, name: str) -> None:
         record = self.fabric.resolve(name)
@@ -1047,10 +1061,20 @@ class ActorSystem:
         for name in due:
             with self._lock:
                 child = self._children.get(name)
-                if child is None or child.status != RESTARTING or child.stop_requested or self._closing:
+                if child is None or child.status != RESTARTING:
                     continue
-                child.restarts += 1
-                child.exited.clear()
+                if child.stop_requested or self._closing:  # stopped while it waited
+                    child.status = STOPPED
+                    child.stop_requested = child.killed = False
+                    settled = True
+                else:
+                    settled = False
+                    child.restarts += 1
+                    child.exited.clear()
+            if settled:
+                self._record(child)
+                child.exited.set()
+                continue
             threading.Thread(target=self._relaunch, args=(child,), name=f"actors-restart-{name}",
                              daemon=True).start()
 
@@ -1059,11 +1083,7 @@ class ActorSystem:
             self._launch(child, self.spawn_timeout)
             log.info("actor %s: restarted (pid %s)", child.name, child.pid)
         except SpawnError as exc:
-            with self._lock:
-                self._on_death(child, None, exc.reason)
-            self._record(child)
-            child.exited.set()
-            self._wake()
+            self._settle_failed_start(child, exc, lambda c, reason: self._on_death(c, None, reason))
 
     def _ensure_active(self, address: Address) -> None:
         """Activate a known actor that has no running worker.
@@ -1098,11 +1118,9 @@ class ActorSystem:
         try:
             self._launch(child, self.spawn_timeout)
         except SpawnError as exc:
-            log.error("actor %s: activation failed: %s", child.name, exc.reason)
-            with self._lock:
-                self._mark_failed(child, exc.reason)
-            self._record(child)
-            child.exited.set()
+            if not self._closing:
+                log.error("actor %s: activation failed: %s", child.name, exc.reason)
+            self._settle_failed_start(child, exc, self._mark_failed)
 
     def _recorded_spec(self, name: str) -> ProvisionSpec | None:
         """The spec an actor of this system was last started with (no secrets)."""
