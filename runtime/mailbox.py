@@ -222,7 +222,7 @@ class Mailbox:
             StoreError: the write failed (nothing was delivered).
         """
         self._make_room(block_timeout)
-        path = self._place(message, sync=self.durability == MACHINE)
+        path = self._publish(*self._stage(message, sync=self.durability == MACHINE))
         if self.durability == MACHINE:
             fsync_dir(self.new_dir)
         if self._pending_bound is not None:
@@ -232,34 +232,54 @@ class Mailbox:
 
     def deliver_many(self, messages: list[InboxMessage], *,
                      block_timeout: float | None = 0.0) -> list[str]:
-        """Deliver several messages with one flush to disk (group commit).
+        """Deliver several messages, in order, with one flush to disk (group commit).
 
-        Same guarantee as :meth:`deliver` for each message once this returns, but at
-        durability "machine" the files are written and renamed first and then made
-        durable together by one ``syncfs`` instead of an fsync each. If the machine
-        loses power before this returns, some of the messages may be missing, or
-        appear unparsable and be moved to ``corrupt/``; none was acknowledged, so the
-        caller sends them again.
+        All files are written first and then renamed into ``new/`` in order, so a
+        failed write sends nothing. At durability "machine" the batch is then made
+        durable by one ``syncfs`` instead of an fsync per message; each message has
+        :meth:`deliver`'s guarantee once this returns. A power loss before that may
+        leave some of the batch missing or in ``corrupt/``; none was acknowledged.
 
         Raises:
             MailboxFull: the batch does not fit under ``max_pending`` in time (nothing
-                was sent). StoreError: a write failed (earlier messages of the batch
-                may have been delivered, without the durability promise).
+                was sent). StoreError: a write failed (nothing was sent) or, rarer, a
+                rename failed (the reason says how many of the batch were delivered).
         """
         if not messages:
             return []
         self._make_room(block_timeout, len(messages))
-        paths = [self._place(message, sync=False) for message in messages]
-        if self.durability == MACHINE:
-            sync_filesystem(self.new_dir)
-        if self._pending_bound is not None:
-            self._pending_bound += len(messages)
-        self.ring()
-        return paths
+        staged: list[tuple[str, str]] = []
+        try:
+            for message in messages:
+                staged.append(self._stage(message, sync=False))
+        except BaseException:
+            for tmp, _ in staged:
+                _unlink_quietly(tmp)
+            raise
+        published: list[str] = []
+        try:
+            for tmp, path in staged:
+                published.append(self._publish(tmp, path))
+        except StoreError as exc:
+            for tmp, _ in staged[len(published) + 1:]:
+                _unlink_quietly(tmp)
+            raise StoreError(self.new_dir, f"{exc.reason}; the first {len(published)} of "
+                                           f"{len(messages)} messages were delivered") from exc
+        finally:
+            if published:
+                if self.durability == MACHINE:
+                    sync_filesystem(self.new_dir)
+                if self._pending_bound is not None:
+                    self._pending_bound += len(published)
+                self.ring()
+        return published
 
-    def _place(self, message: InboxMessage, *, sync: bool) -> str:
-        """Write one message (into a recycled file when one is free) and rename it into new/."""
-        name = message.file_name()
+    def _stage(self, message: InboxMessage, *, sync: bool) -> tuple[str, str]:
+        """Write one message to a hidden temp in new/ (a recycled file when one is free).
+
+        Returns the temp path and the final path. Raises ``StoreError`` (nothing left).
+        """
+        final = os.path.join(self.new_dir, message.file_name())
         data = message.to_wire()
         tmp = self._claim_free()
         try:
@@ -274,13 +294,20 @@ class Mailbox:
                         sync_data(fd)
                 finally:
                     os.close(fd)
-            path = os.path.join(self.new_dir, name)
-            os.rename(tmp, path)
         except OSError as exc:
             if tmp is not None:
                 _unlink_quietly(tmp)
             raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
-        return path
+        return tmp, final
+
+    def _publish(self, tmp: str, final: str) -> str:
+        """Rename a staged message into new/: from here on it is delivered."""
+        try:
+            os.rename(tmp, final)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
+        return final
 
     def _claim_free(self) -> str | None:
         """Take a spent file from ``free/`` (renamed to a hidden temp in ``new/``), or None."""
