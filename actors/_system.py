@@ -389,7 +389,6 @@ class ActorSystem:
             skeleton = self._pool.take_skeleton()
             if skeleton is not None:
                 self.store.claim_skeleton(skeleton, self.name, child.name)
-        self._pool.note_module(child.spec.actor_class.partition(":")[0])
         mailbox = Mailbox(self.store.mailbox_dir(self.name, child.name), durability=self.durability)
         write_mailbox_config(mailbox.root, child.spec.limits.max_pending)
         mailbox.close()
@@ -423,6 +422,7 @@ class ActorSystem:
                 self._launching.pop(child.name, None)
             with self._state_changed:
                 self._state_changed.notify_all()
+            self._pool.refill_soon()  # a failed start used a warm worker up too
 
     def _await_ready(self, child: _Child, process: Any, conn: Any, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -465,7 +465,7 @@ class ActorSystem:
             stop_now = child.stop_requested or self._closing
         self._record(child, wait=False)
         self._wake()
-        self._pool.refill_soon()
+        self._pool.note_module(child.spec.actor_class.partition(":")[0])  # it imports
         if stop_now:  # stopped (or the system shut down) while it was starting
             _send(conn, b"stop")
 
@@ -1318,6 +1318,7 @@ class _Pool:
 
     def _refill(self) -> None:
         store, name = self.system.store, self.system.name
+        store.remove_unfinished_skeletons(name)  # a crash mid-build left them; we hold the lock
         with self._lock:
             self._skeletons = store.skeletons(name)[: self.size]
         while not self._closed:

@@ -268,7 +268,10 @@ class Mailbox:
         finally:
             if published:
                 if self.durability == MACHINE:
-                    sync_filesystem(self.new_dir)
+                    try:
+                        sync_filesystem(self.new_dir)
+                    except OSError as exc:
+                        raise StoreError(self.new_dir, f"flush failed: {exc.strerror or exc}") from exc
                 if self._pending_bound is not None:
                     self._pending_bound += len(published)
                 self.ring()
@@ -337,8 +340,8 @@ class Mailbox:
     def _make_room(self, block_timeout: float | None, count: int = 1) -> None:
         if self._pending_bound is not None and self._pending_bound + count <= self.max_pending:
             return
-        if count > self.max_pending:
-            raise MailboxFull(self.root, count, self.max_pending)
+        if count > self.max_pending:  # can never fit, however long we wait
+            raise MailboxFull(self.root, self._count(self.new_dir), self.max_pending)
         deadline = None if block_timeout is None else time.monotonic() + block_timeout
         while True:
             waiting = self._count(self.new_dir)

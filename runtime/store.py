@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterator
@@ -197,6 +198,14 @@ class SessionStore:
         except OSError:
             pass
         return True
+
+    def remove_unfinished_skeletons(self, system_id: str) -> None:
+        """Delete half-built skeletons (``.building-*``); only the system's owner may."""
+        children_dir = self.children_dir(system_id)
+        if os.path.isdir(children_dir):
+            for name in os.listdir(children_dir):
+                if name.startswith(".building-"):
+                    shutil.rmtree(os.path.join(children_dir, name), ignore_errors=True)
 
     def skeletons(self, system_id: str) -> list[str]:
         """Skeletons left ready by an earlier run (reused, not rebuilt)."""

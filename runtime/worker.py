@@ -1006,7 +1006,7 @@ def _preload(modules: list[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except Exception as exc:  # the activation will report it properly, if it matters
+        except BaseException as exc:  # even SystemExit: the activation reports it, if it matters
             log.debug("pool worker: preloading %s failed: %s", module, exc)
 
 
