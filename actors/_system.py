@@ -1269,7 +1269,6 @@ class _Pool:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._last_take = 0.0
-        self.served = 0
 
     def start(self) -> None:
         if self.size > 0:
@@ -1289,7 +1288,6 @@ class _Pool:
                     return None
                 process, conn = self._idle.popleft()
             if process.exitcode is None:
-                self.served += 1
                 return process, conn
             conn.close()
 

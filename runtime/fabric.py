@@ -27,8 +27,6 @@ Clock = Callable[[], float]
 
 #: Default lease length in seconds.
 DEFAULT_LEASE = 60.0
-#: How often a live actor renews (a third of the lease).
-DEFAULT_RENEW_EVERY = 20.0
 #: Version of the record format.
 RECORD_VERSION = 1
 #: (field, default, type) a record file must satisfy to be read at all.

@@ -273,8 +273,7 @@ class Context:
 class Worker:
     """Runs one activation of one actor. See the module docstring for the protocol."""
 
-    def __init__(self, spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, spec: ProvisionSpec, *, clock: Callable[[], float] = time.time) -> None:
         self.spec = spec.validate()
         ident = spec.identity
         self.name = ident.child_id
@@ -291,7 +290,6 @@ class Worker:
         # or freed per commit (see runtime.durable.Rewriter for why that matters here).
         self._session_writer = Rewriter(self.session_path, self.durability)
         self._admitted_writer = Rewriter(self.admitted_path, self.durability)
-        self._notify = notify or (lambda event: None)
         self.current: InboxMessage | None = None
         self.cancel_pending = False
         self._cancellable = False
@@ -928,7 +926,7 @@ def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | Non
     ``{"event": "exit", "reason": ...}`` at the end.
     """
     notify = notify or (lambda event: None)
-    worker = Worker(spec, notify=notify)
+    worker = Worker(spec)
     if on_worker is not None:
         on_worker(worker)
     try:
