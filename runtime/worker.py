@@ -2,13 +2,15 @@
 
 ::
 
-    activate  read spec -> import class -> restore state + AdmittedSet -> on_start
-              -> commit -> publish AgentRecord -> batch = recover() (poison check)
+    activate  read spec -> import class -> restore state + AdmittedSet
+              -> batch = recover() (poison check: bury repeat killers) -> on_start
+              -> commit -> publish AgentRecord
     loop      batch = batch or drain()           (wait on the doorbell when empty)
               for each message:  AdmittedSet.insert(id) is False -> duplicate, skip
-                                 else dispatch (outgoing messages sent as it runs)
-              commit: session.json = state + admitted ids, one atomic write
-              ack every message of the batch
+                                 else dispatch (outgoing messages sent as it runs;
+                                 an answer to the parent goes back on the pipe)
+              commit: session.json = state + admitted ids, one atomic rewrite
+              ack every message of the batch (and the replies its handlers consumed)
     exit      stop / parent gone / idle: commit, on_stop, withdraw, exit 0
 
 Commit comes before ack: a crash between the two redelivers the batch, and the
