@@ -413,9 +413,18 @@ class ActorSystem:
         with self._lock:
             if self._closing:
                 raise SpawnError(child.name, f"system {self.name!r} is shutting down")
-            process, conn = self._pool.take() or self._start_process(child.name)
-            self._launching[child.name] = process  # shutdown finishes or kills it
+            self._launching[child.name] = None  # shutdown waits for it from here on
         try:
+            # Outside the lock: a process start takes tens of milliseconds, and the
+            # monitor and every reply need the lock meanwhile.
+            process, conn = self._pool.take() or self._start_process(child.name)
+            with self._lock:
+                self._launching[child.name] = process  # shutdown finishes or kills it
+                closing = self._closing
+            if closing:
+                _kill(process)
+                conn.close()
+                raise SpawnError(child.name, f"system {self.name!r} is shutting down")
             self._await_ready(child, process, conn, timeout)
         finally:
             with self._lock:
@@ -441,9 +450,11 @@ class ActorSystem:
             if conn in ready:
                 event = self._recv_event(conn)
                 if event is None:  # EOF: only the sentinel is left to wait for
-                    ready = multiprocessing.connection.wait([process.sentinel], remaining)
-                    if not ready:
-                        continue
+                    if not multiprocessing.connection.wait([process.sentinel], remaining):
+                        _kill(process)
+                        conn.close()
+                        raise SpawnError(child.name, f"closed its pipe but did not exit within "
+                                                     f"{timeout} s (killed)")
                 elif event.get("event") == "ready":
                     break
                 elif event.get("event") == "error":
@@ -1196,7 +1207,7 @@ class ActorSystem:
             while self._launching and (deadline is None or time.monotonic() < deadline):
                 self._state_changed.wait(None if deadline is None else deadline - time.monotonic())
         with self._lock:
-            stragglers = list(self._launching.values())
+            stragglers = [process for process in self._launching.values() if process is not None]
         for process in stragglers:
             _kill(process)
         for child in children:

@@ -43,7 +43,8 @@ def test_a_crashing_actor_restarts_with_backoff_until_the_cap_then_fails_while_a
         # Its messages stay on disk; a failed actor is not activated by them.
         crasher.tell({"kept": True})
         assert Mailbox(crasher.address.mailbox_dir(), create=False).counts()["new"] == 1
-        assert system.store.child_entry("crasher")[1].status == "failed"
+        # On disk too, once the recorder thread wrote it (memory is updated first).
+        wait_until(lambda: system.store.child_entry("crasher")[1].status == "failed")
         assert sibling.ask("count") >= 1
 
 
