@@ -30,7 +30,7 @@ import threading
 import time
 import traceback
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -63,6 +63,7 @@ from runtime.messages import (
 )
 from runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
 from runtime.store import ChildEntry, SessionStore
+from runtime.threads import QuietExecutor, start_thread
 
 from . import _ref
 from ._codec import decode, encode, imported_type, type_tag
@@ -239,18 +240,14 @@ class ActorSystem:
         self._mp = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
-        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-record-{self.name}")
+        self._executor = QuietExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
+        self._recorder = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-record-{self.name}")
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
-        self._callbacks = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
+        self._callbacks = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
         self._pool = _Pool(self, pool_size, tuple(preload))
-        self._inbox_thread = threading.Thread(target=self._serve_inbox, name=f"actors-inbox-{self.name}",
-                                              daemon=True)
-        self._monitor_thread = threading.Thread(target=self._monitor, name=f"actors-monitor-{self.name}",
-                                                daemon=True)
-        self._inbox_thread.start()
-        self._monitor_thread.start()
+        self._inbox_thread = start_thread(self._serve_inbox, f"actors-inbox-{self.name}")
+        self._monitor_thread = start_thread(self._monitor, f"actors-monitor-{self.name}")
         self._pool.start()
         _ref._live_systems.append(self)
         # Runs at interpreter exit if the user never shut the system down.
@@ -1086,8 +1083,7 @@ class ActorSystem:
                 self._record(child)
                 child.exited.set()
                 continue
-            threading.Thread(target=self._relaunch, args=(child,), name=f"actors-restart-{name}",
-                             daemon=True).start()
+            start_thread(self._relaunch, f"actors-restart-{name}", child)
 
     def _relaunch(self, child: _Child) -> None:
         try:
@@ -1122,8 +1118,7 @@ class ActorSystem:
             child.status = STARTING
             child.stop_requested = False
             child.exited.clear()
-        threading.Thread(target=self._activate, args=(child,), name=f"actors-activate-{name}",
-                         daemon=True).start()
+        start_thread(self._activate, f"actors-activate-{name}", child)
 
     def _activate(self, child: _Child) -> None:
         try:
@@ -1283,8 +1278,7 @@ class _Pool:
 
     def start(self) -> None:
         if self.size > 0:
-            self._thread = threading.Thread(target=self._refill, name="actors-pool", daemon=True)
-            self._thread.start()
+            self._thread = start_thread(self._refill, "actors-pool")
             self._wanted.set()
 
     def pids(self) -> list[int]:

@@ -64,6 +64,7 @@ from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxKind, InboxMessage
 from runtime.spec import MAX_SPEC_BYTES
 from runtime.store import SessionStore, project_key
+from runtime.threads import start_thread
 
 from ._codec import encode
 from ._ref import ActorRef
@@ -596,10 +597,10 @@ class Progress:
         self.last = ""
         self.shown = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="actors-progress", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = start_thread(self._loop, "actors-progress")  # Ctrl-C stays with the script
 
     def summary(self) -> str:
         """E.g. ``3 actors: 2 running, 1 idle | 5 pending``; empty when there are none."""
@@ -644,7 +645,8 @@ class Progress:
     def close(self) -> None:
         """Stop the thread and leave the final summary on a line of its own."""
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         text = self.summary()
         if self.tty:
             if self.shown:

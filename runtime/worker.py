@@ -70,6 +70,7 @@ from .messages import (
 )
 from .spec import ProvisionSpec, read_spec
 from .store import ChildEntry, SessionStore
+from .threads import start_thread
 
 log = logging.getLogger(__name__)
 
@@ -501,12 +502,9 @@ class Worker:
         """Serve until stopped; returns why it stopped ("stop requested", "idle", ...)."""
         limits = self.spec.limits
         bell = self._bell
-        lease_thread = threading.Thread(target=self._renew_lease, name=f"lease-{self.name}", daemon=True)
-        lease_thread.start()
-        watchdog = None
+        start_thread(self._renew_lease, f"lease-{self.name}")
         if limits.handler_timeout is not None:
-            watchdog = threading.Thread(target=self._watch_handlers, name=f"watchdog-{self.name}", daemon=True)
-            watchdog.start()
+            start_thread(self._watch_handlers, f"watchdog-{self.name}")
         last_work = time.monotonic()
         try:
             while not self._stop_requested:
@@ -993,7 +991,7 @@ def pipe_main(conn: Any) -> None:
     def attach(worker: Worker) -> None:
         worker.parent_lane = reply_lane
         worker.install_signal_handlers()
-        threading.Thread(target=_control_loop, args=(conn, worker), name="control", daemon=True).start()
+        start_thread(_control_loop, "control", conn, worker)
 
     code = serve(spec, notify=notify, on_worker=attach)
     sys.stdout.flush()
