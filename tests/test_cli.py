@@ -434,7 +434,11 @@ def test_run_in_a_real_process_exits_cleanly_on_ctrl_c(home, project, tmp_path):
             with ActorSystem(durability="process") as system:
                 system.spawn(Counter, name="forever")
                 print("ready", flush=True)
-                threading.Event().wait()
+                done = threading.Event()
+                # With a timeout: CPython can miss a signal that lands just before a lock
+                # wait, and a main thread that waits forever would then never see Ctrl-C.
+                while not done.wait(0.2):
+                    pass
     """))
     argv = [sys.executable, "-m", "actors.cli", "--home", str(home), "--project", str(project), "run",
             "--interval", "0.1", str(script)]
