@@ -101,6 +101,10 @@ CONTROL_TOOL = "actors.control"
 WAKING_KINDS = frozenset({InboxKind.TASK.value, InboxKind.ASK.value, InboxKind.HANDOFF.value})
 
 _CANCEL_SIGNAL = signal.SIGUSR1
+#: A pending cancel is signalled again this often (seconds) ...
+CANCEL_RESIGNAL_EVERY = 0.02
+#: ... for at most this long (a handler stuck in C code cannot be interrupted anyway).
+CANCEL_RESIGNAL_FOR = 5.0
 
 
 class _UnencodableState(StoreError):
@@ -298,6 +302,9 @@ class Worker:
         self._cancellable = False
         self._handling: str | None = None  # id of the message claimed for handling now
         self._cancel_target: str | None = None  # the message a pending cancel is for
+        self._cancel_in_flight: str | None = None  # the message being re-signalled for
+        self._resignalling = False
+        self._cancel_lock = threading.RLock()  # RLock: taken inside a signal handler too
         self._stop_requested = False
         self._stop_reason = ""
         self._sent_counter = 0
@@ -357,13 +364,54 @@ class Worker:
         if threading.get_ident() == self._main_ident:
             self._raise_if_cancellable()
         elif self._signals_installed:
-            signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
+            self._signal_until_seen(self._cancel_target)
 
     def _on_cancel_signal(self, signum: int, frame: Any) -> None:
+        in_flight = self._cancel_in_flight
+        if in_flight is not None:  # one of our (re-)signals, for that message only
+            if in_flight == self._handling:
+                self._raise_if_cancellable()
+            return
         if not self.cancel_pending:  # a SIGUSR1 from outside (seed-protocol workers)
             self._cancel_target = self._handling
         self.cancel_pending = True
         self._raise_if_cancellable()
+        self._signal_until_seen(self._cancel_target)
+
+    def _signal_until_seen(self, target: str | None) -> None:
+        """Signal the main thread until the handler of ``target`` took the cancel.
+
+        CPython can miss a signal that lands just before a blocking call begins (the
+        handler's ``time.sleep`` would then sleep on), so one signal is not enough:
+        a helper thread signals again every ``CANCEL_RESIGNAL_EVERY`` seconds while the
+        cancel is pending and ``target`` is still being handled. While it runs, the
+        signal handler ignores signals for any other message.
+        """
+        if target is None:
+            return  # idle: nothing to interrupt
+        with self._cancel_lock:
+            self._cancel_in_flight = target  # a running re-signaller takes the new target over
+            if self._resignalling:
+                return
+            self._resignalling = True
+        start_thread(self._resignal, f"cancel-{self.name}")
+
+    def _resignal(self) -> None:
+        target, deadline = None, 0.0
+        while True:
+            with self._cancel_lock:
+                if self._cancel_in_flight != target:
+                    target, deadline = self._cancel_in_flight, time.monotonic() + CANCEL_RESIGNAL_FOR
+            if self.cancel_pending and self._handling == target and time.monotonic() < deadline:
+                signal.pthread_kill(self._main_ident, _CANCEL_SIGNAL)
+                self._lease_stop.wait(CANCEL_RESIGNAL_EVERY)
+                continue
+            self._lease_stop.wait(CANCEL_RESIGNAL_EVERY)  # the last signal lands while in flight
+            with self._cancel_lock:
+                if self._cancel_in_flight == target:  # no new cancel meanwhile: done
+                    self._cancel_in_flight = None
+                    self._resignalling = False
+                    return
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self._stop_requested:  # a second SIGTERM escalates: cancel the handler too

@@ -419,3 +419,17 @@ def test_tell_many_delivers_in_order_with_one_flush_and_refuses_bad_batches_whol
             echo.tell_many([{"i": i} for i in range(51)])
         box = Mailbox(echo.address.mailbox_dir(), create=False)
         assert box.counts()["new"] == 0  # nothing of either refused batch was sent
+
+
+def test_a_cancel_landing_as_the_handler_starts_is_never_lost(system):
+    # CPython can miss a signal that arrives just before a blocking call begins; the
+    # worker signals again until the handler took it. Cancel right at the start, often.
+    sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
+    for _ in range(30):
+        future = sleeper.ask_async({"sleep": 30})
+        wait_until(lambda: handling(sleeper))
+        sleeper.cancel()
+        with pytest.raises(Cancelled):
+            future.result(timeout=10)
+        wait_until(lambda: not handling(sleeper))
+    assert sleeper.ask("status") == 0
