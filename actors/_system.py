@@ -50,7 +50,7 @@ from runtime.errors import (
 )
 from runtime.fabric import Fabric
 from runtime.ids import check_id, is_valid_id
-from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox
+from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox, drain_fd
 from runtime.messages import (
     AskBody,
     InboxKind,
@@ -958,7 +958,7 @@ class ActorSystem:
                 child.exit_reason = str(event.get("reason"))
         for obj in ready:
             if obj == self._wake_r:
-                _drain_pipe(self._wake_r)
+                drain_fd(self._wake_r)
             elif not isinstance(obj, int) or obj not in sentinels:
                 continue
             else:
@@ -1417,14 +1417,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
-
-
-def _drain_pipe(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _shutdown_at_exit(system_ref: "weakref.ref[ActorSystem]") -> None:

@@ -85,7 +85,7 @@ def write_file(path: str, data: bytes, durability: Durability = MACHINE) -> None
             sync_data(fd)
     except BaseException:
         os.close(fd)
-        _unlink_quietly(path)
+        unlink_quietly(path)
         raise
     os.close(fd)
 
@@ -151,10 +151,10 @@ def atomic_write(path: str, data: bytes, durability: Durability = MACHINE) -> No
         write_file(tmp, data, durability)
         os.replace(tmp, path)
     except OSError as exc:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise StoreError(path, f"write failed: {exc.strerror or exc}") from exc
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise
     if durability == MACHINE:
         fsync_dir(directory)
@@ -312,7 +312,8 @@ def read_bytes(path: str) -> bytes:
         os.close(fd)
 
 
-def _unlink_quietly(path: str) -> None:
+def unlink_quietly(path: str) -> None:
+    """Remove ``path`` if it is there; never raises."""
     try:
         os.unlink(path)
     except OSError:

@@ -55,6 +55,7 @@ from .durable import (
     sync_filesystem,
     temp_name,
     temp_owner_alive,
+    unlink_quietly,
     write_file,
 )
 from .errors import MailboxFull, StoreError
@@ -113,6 +114,15 @@ class DeadLetter:
     path: str
 
 
+def drain_fd(fd: int) -> None:
+    """Read a non-blocking pipe empty (doorbells and wake-up pipes carry no data)."""
+    try:
+        while len(os.read(fd, _PIPE_CAPACITY)) == _PIPE_CAPACITY:
+            pass  # one read takes everything written; a full one means there may be more
+    except BlockingIOError:
+        pass
+
+
 class Doorbell:
     """The reader side of a mailbox's FIFO: a file descriptor to ``select`` on."""
 
@@ -126,11 +136,7 @@ class Doorbell:
 
     def clear(self) -> None:
         """Swallow pending rings. Call *before* listing, so a later ring is not lost."""
-        try:
-            while len(os.read(self.fd, _PIPE_CAPACITY)) == _PIPE_CAPACITY:
-                pass  # one read takes every ring; a full one means there may be more
-        except BlockingIOError:
-            pass
+        drain_fd(self.fd)
 
     def wait(self, timeout: float | None) -> bool:
         """Block until rung or ``timeout`` passes. Returns whether it was rung."""
@@ -254,7 +260,7 @@ class Mailbox:
                 staged.append(self._stage(message, sync=False))
         except BaseException:
             for tmp, _ in staged:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
             raise
         published: list[str] = []
         try:
@@ -262,7 +268,7 @@ class Mailbox:
                 published.append(self._publish(tmp, path))
         except StoreError as exc:
             for tmp, _ in staged[len(published) + 1:]:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
             raise StoreError(self.new_dir, f"{exc.reason}; the first {len(published)} of "
                                            f"{len(messages)} messages were delivered") from exc
         finally:
@@ -299,7 +305,7 @@ class Mailbox:
                     os.close(fd)
         except OSError as exc:
             if tmp is not None:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
             raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
         return tmp, final
 
@@ -308,7 +314,7 @@ class Mailbox:
         try:
             os.rename(tmp, final)
         except OSError as exc:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
         return final
 
@@ -544,7 +550,7 @@ class Mailbox:
         for letter in self.dead_letters():
             if letter.message.id == msg_id:
                 self.deliver(letter.message, block_timeout=None)
-                _unlink_quietly(letter.path)
+                unlink_quietly(letter.path)
                 return True
         return False
 
@@ -590,9 +596,3 @@ class Mailbox:
             except (OSError, ValueError, UnicodeDecodeError):
                 continue
 
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -55,7 +55,7 @@ from .errors import (
     StoreError,
 )
 from .fabric import AgentRecord, Fabric
-from .mailbox import INFLIGHT, Delivered, Mailbox
+from .mailbox import INFLIGHT, Delivered, Mailbox, drain_fd
 from .messages import (
     AgentRef,
     AskBody,
@@ -585,7 +585,7 @@ class Worker:
                     wait = min(wait, idle_left)
                 readable, _, _ = select.select([bell.fd, self._wake_r], [], [], wait)
                 if self._wake_r in readable:
-                    _drain_fd(self._wake_r)
+                    drain_fd(self._wake_r)
             return self._stop_reason or "stop requested"
         finally:
             self._lease_stop.set()
@@ -955,14 +955,6 @@ def error_from_reply(error: ReplyError, who: str) -> BaseException:
     if error.type.rsplit(".", 1)[-1] == "Cancelled":
         return Cancelled(who, error.message or "cancelled")
     return ActorFailed(who, error.type, error.message, error.traceback)
-
-
-def _drain_fd(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
