@@ -24,7 +24,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import select
 import signal
 import threading
 import time
@@ -880,7 +879,9 @@ class ActorSystem:
                         log.exception("system %s: failed to handle %s", self.name, message.id)
                     self.inbox.ack_delivered(delivered)
                 if not batch:
-                    select.select([bell.fd, self._wake_r], [], [], 1.0)
+                    # Only its own doorbell: the monitor's wake-up pipe stays readable
+                    # until the monitor drains it, and watching it here would spin.
+                    bell.wait(1.0)
         finally:
             bell.close()
 
@@ -1219,6 +1220,7 @@ class ActorSystem:
             child.exited.wait(TERMINATE_GRACE)
         self._closed = True
         self._wake()
+        self.inbox.ring()
         self._monitor_thread.join(TERMINATE_GRACE)
         self._inbox_thread.join(TERMINATE_GRACE)
         self._executor.shutdown(wait=False, cancel_futures=True)
