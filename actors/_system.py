@@ -66,6 +66,7 @@ from runtime.threads import QuietExecutor, start_thread
 
 from . import _ref
 from ._codec import decode, encode, imported_type, type_tag
+from ._recorder import Recorder
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class ActorSystem:
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
         self._executor = QuietExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
-        self._recorder = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-record-{self.name}")
+        self._recorder = Recorder(self._write_records, f"actors-record-{self.name}")
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
         self._callbacks = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
@@ -379,22 +380,24 @@ class ActorSystem:
             raise SpawnError(name, f"the id belongs to system {owner!r} of this project")
 
     def _prepare(self, child: _Child) -> None:
-        """Create the mailbox and index the child before its worker exists."""
+        """Create the mailbox and have the child indexed before its worker exists.
+
+        The index entry is written by the recorder, in the background; until it is on
+        disk, other processes find the actor by its lease record, which the worker
+        publishes before it reports ready.
+        """
         child_dir = self.store.child_dir(self.name, child.name)
+        fresh = False
         if not os.path.isdir(child_dir):
             skeleton = self._pool.take_skeleton()
             if skeleton is not None:
-                self.store.claim_skeleton(skeleton, self.name, child.name)
-        mailbox = Mailbox(self.store.mailbox_dir(self.name, child.name), durability=self.durability)
-        write_mailbox_config(mailbox.root, child.spec.limits.max_pending)
-        mailbox.close()
-        existing = self.store.child_entry(child.name)
-        restarts = existing[1].restarts if existing else 0
-        child.restarts = restarts
-        ident = child.spec.identity
-        self.store.upsert_child(self.name, ChildEntry(
-            id=child.name, actor_class=child.spec.actor_class, role=ident.role, labels=list(ident.labels),
-            parent_id=ident.parent_id, status=STARTING, restarts=restarts, restart=child.spec.restart))
+                fresh = self.store.claim_skeleton(skeleton, self.name, child.name)
+        mailbox_dir = self.store.mailbox_dir(self.name, child.name)
+        Mailbox(mailbox_dir, durability=self.durability).close()
+        write_mailbox_config(mailbox_dir, child.spec.limits.max_pending)
+        existing = None if fresh else self.store.child_entry(child.name)
+        child.restarts = existing[1].restarts if existing else 0
+        self._record(child, wait=False)
 
     def _launch(self, child: _Child, timeout: float | None) -> None:
         """Start a worker for ``child`` and wait until it registered.
@@ -501,25 +504,25 @@ class ActorSystem:
             raise SpawnError(child.name, child.last_error or "it failed to start")
 
     def _record(self, child: _Child, wait: bool = True) -> None:
-        """Persist the supervision facts of ``child`` and wake anyone waiting on them.
+        """Persist the supervision facts of ``child`` (see ``actors._recorder``).
 
-        One recorder thread writes every record, in order, each time with the child's
-        status as it is then, so a later record never loses to an earlier one. With
-        ``wait`` false the caller goes on (a spawn need not wait for its "running").
+        With ``wait`` true, returns once they are on disk; otherwise they are written
+        soon, together with other records, with the child's facts as they are then.
         """
-        try:
-            written = self._recorder.submit(self._write_record, child)
-        except RuntimeError:  # shut down: the caller is the last writer anyway
-            self._write_record(child)
-            return
-        if wait:
-            written.result()
+        self._recorder.record(child.name, child, wait)
 
-    def _write_record(self, child: _Child) -> None:
+    def _write_records(self, children: list[_Child]) -> None:
+        with self._lock:
+            entries = [ChildEntry(
+                id=child.name, actor_class=child.spec.actor_class, role=child.spec.identity.role,
+                labels=list(child.spec.identity.labels), parent_id=child.spec.identity.parent_id,
+                status=child.status, restarts=child.restarts, restart=child.spec.restart,
+            ) for child in children]
         try:
-            self.store.update_status(self.name, child.name, status=child.status, restarts=child.restarts)
+            self.store.record_children(self.name, entries)
         except StoreError as exc:
-            log.warning("actor %s: could not record status %s: %s", child.name, child.status, exc)
+            log.warning("system %s: could not record %s: %s", self.name,
+                        ", ".join(f"{e.id} {e.status}" for e in entries), exc)
         with self._state_changed:
             self._state_changed.notify_all()
 
@@ -538,10 +541,20 @@ class ActorSystem:
         with self._lock:
             if name in self._children:
                 return self._ref(name)
-        owner = self.store.resolve_child(name)
+        owner = self._owner(name)
         if owner is None:
             raise ActorNotFound(name, f"project {self.project_key}")
         return self._ref(name, owner)
+
+    def _owner(self, name: str) -> str | None:
+        """The system of this project that holds ``name``: the index says, or, for an
+        actor spawned a moment ago whose index entry is still being written, its lease
+        record (published before its spawn returned)."""
+        owner = self.store.resolve_child(name)
+        if owner is None:
+            record = self.fabric.resolve(name)
+            owner = record.system_id if record is not None else None
+        return owner
 
     def _address(self, target: ActorRef | str) -> Address:
         if isinstance(target, ActorRef):
@@ -655,7 +668,7 @@ class ActorSystem:
         name = target.name if isinstance(target, ActorRef) else check_id(target)
         with self._lock:
             child = self._children.get(name)
-        if child is None and self.store.resolve_child(name) is None:
+        if child is None and self._owner(name) is None:
             raise ActorNotFound(name, f"project {self.project_key}")
         return child
 
@@ -1224,7 +1237,7 @@ class ActorSystem:
         self._monitor_thread.join(TERMINATE_GRACE)
         self._inbox_thread.join(TERMINATE_GRACE)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._recorder.shutdown(wait=True)
+        self._recorder.close()
         self._callbacks.shutdown(wait=False)
         with self._lock:
             pending, self._pending = self._pending, {}

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterator
@@ -117,7 +118,9 @@ class SessionStore:
         self.fabric_dir = os.path.join(self.root, "fabric")
         self.sessions_dir = os.path.join(self.root, "sessions")
         self.index_path = os.path.join(self.root, "index.json")
-        self._lock = FileLock(os.path.join(self.root, ".index.lock"), timeout=LOCK_TIMEOUT)
+        self._lock: FileLock | None = None  # made on first use: a FileLock costs ~50-400 us
+        self._lock_made = threading.Lock()
+
 
     @classmethod
     def for_project(cls, home: str | os.PathLike[str], project_dir: str | os.PathLike[str],
@@ -288,30 +291,44 @@ class SessionStore:
         return children if isinstance(children, dict) else {}
 
     def upsert_child(self, system_id: str, entry: ChildEntry) -> ChildEntry:
-        """Insert or replace one child in ``children.json``, then in ``index.json``.
+        """Insert or replace one child (see ``record_children``)."""
+        self.record_children(system_id, [entry])
+        return entry
 
-        The supervision fields are also written to the child's ``supervision.json``,
-        their authority. Children first, then the index: a crash in between leaves an
-        index that ``rebuild_index`` completes.
+    def record_children(self, system_id: str, entries: list[ChildEntry]) -> None:
+        """Insert or replace children in ``children.json``, then in ``index.json``.
+
+        Each entry's supervision fields are also written to the child's
+        ``supervision.json``, their authority. One lock, one rewrite of each index
+        for the whole batch. Children first, then the index: a crash in between
+        leaves an index that ``rebuild_index`` completes.
 
         Raises:
             StoreError: the index lock could not be had within ``LOCK_TIMEOUT``.
         """
-        check_id(entry.id)
-        entry.updated_at = entry.updated_at or time.time()
+        if not entries:
+            return
+        now = time.time()
+        for entry in entries:
+            check_id(entry.id)
+            entry.updated_at = entry.updated_at or now
         with self._index_lock():
-            self.write_json(self.supervision_path(system_id, entry.id), asdict(entry))
             children = self._read_children(system_id)
-            children[entry.id] = asdict(entry)
+            for entry in entries:
+                doc = asdict(entry)
+                self.write_json(self.supervision_path(system_id, entry.id), doc)
+                children[entry.id] = doc
             self.write_json(self.children_path(system_id), {"version": 1, "children": children})
             index = self._read_index()
-            if system_id not in index["roots"] or index["child_lookup"].get(entry.id) != system_id:
+            lookup = index["child_lookup"]
+            missing = [entry.id for entry in entries if lookup.get(entry.id) != system_id]
+            if missing or system_id not in index["roots"]:
                 if system_id not in index["roots"]:
                     index["roots"].append(system_id)
                     index["roots"].sort()
-                index["child_lookup"][entry.id] = system_id
+                for agent_id in missing:
+                    lookup[agent_id] = system_id
                 self.write_json(self.index_path, index)
-        return entry
 
     def update_status(self, system_id: str, agent_id: str, **changes: Any) -> ChildEntry | None:
         """Change supervision fields of a known child; returns the entry (None if unknown)."""
@@ -330,6 +347,9 @@ class SessionStore:
         return entry
 
     def _index_lock(self) -> "_LockGuard":
+        with self._lock_made:
+            if self._lock is None:
+                self._lock = FileLock(os.path.join(self.root, ".index.lock"), timeout=LOCK_TIMEOUT)
         return _LockGuard(self._lock, self.index_path)
 
     def list_children(self, system_id: str) -> list[ChildEntry]:

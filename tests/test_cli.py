@@ -239,7 +239,8 @@ def test_stop_sends_sigterm_and_the_worker_exits_cleanly_and_withdraws(home, pro
     assert result.exit_code == EXIT_OK, result.output
     assert result.stdout.strip() == f"stopped 'counter' (pid {pid})"
     assert system.fabric.read("counter") is None  # withdrawn before it exited
-    wait_until(lambda: ps_rows(home, project)["counter"]["status"] == "stopped")
+    # Withdrawn and exited: listed again once its system recorded the exit.
+    wait_until(lambda: ps_rows(home, project).get("counter", {}).get("status") == "stopped")
     assert [c.status for c in system.children()] == ["stopped"]  # a clean exit: not restarted
 
 
@@ -273,7 +274,7 @@ def test_kill_sends_sigkill_mid_message_and_the_message_is_not_counted_as_poison
     assert result.stdout.strip() == f"killed 'sleeper' (pid {pid})"
     assert marker.read_bytes()[:1] == b"\0"  # a deliberate kill is no evidence of poison
     assert system.fabric.read("sleeper") is None  # the dead worker's record is withdrawn
-    wait_until(lambda: ps_rows(home, project)["sleeper"]["status"] == "failed")
+    wait_until(lambda: ps_rows(home, project).get("sleeper", {}).get("status") == "failed")
     assert [c.status for c in system.children()] == ["failed"]  # restart="never": not restarted
     # The asker hears at once that its actor failed; the question stays in cur/ for
     # the next activation.

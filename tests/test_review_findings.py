@@ -235,7 +235,7 @@ def test_a_spawn_joining_a_start_cannot_miss_its_wakeup(system):
     wait_until(lambda: "slow" in system._children, timeout=10)
     child = system._children["slow"]
     system._state_changed = _SlowToWait(inner, "late-spawner", lambda: child.status == "running",
-                                        lambda: system._recorder.submit(lambda: None).result())
+                                        system._recorder.flush)
     late = threading.Thread(target=system.spawn, args=(review_actors.SlowStart,),
                             kwargs={"name": "slow"}, name="late-spawner")
     late.start()
