@@ -1356,22 +1356,50 @@ class _Pool:
                 if not (need_worker or need_skeleton):
                     break
                 try:
-                    if need_worker:
-                        started = self.system._start_process("pool")
-                        if modules:
-                            _send(started[1], _worker.PRELOAD_PREFIX + json.dumps(modules).encode())
-                        with self._lock:
-                            if self._closed:
-                                _close_idle([started])
-                                return
-                            self._idle.append(started)
+                    # The skeleton first: a full pool of workers is what spawns (and
+                    # the benchmark) wait for, and the skeleton must be ready by then.
                     if need_skeleton:
                         skeleton = store.make_skeleton(name)
                         with self._lock:
                             self._skeletons.append(skeleton)
+                    if need_worker:
+                        started = self.system._start_process("pool")
+                        booted = self._boot(started, modules)
+                        with self._lock:
+                            if self._closed or not booted:
+                                _close_idle([started])
+                                if self._closed:
+                                    return
+                            else:
+                                self._idle.append(started)
                 except OSError as exc:
                     log.error("pool: could not refill: %s", exc)
                     break
+
+    def _boot(self, started: tuple[Any, Any], modules: list[str]) -> bool:
+        """Have a new worker import ``modules`` and wait until it has: only a booted
+        worker is offered to a spawn (a booting one would make the spawn wait for the
+        interpreter to start, and would compete with it for the cores meanwhile).
+        Returns False if it died first."""
+        process, conn = started
+        _send(conn, _worker.PRELOAD_PREFIX + json.dumps(modules).encode())
+        deadline = time.monotonic() + self.system.spawn_timeout
+        while not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("pool: worker %s took over %s s to boot", process.pid, self.system.spawn_timeout)
+                return True
+            ready = multiprocessing.connection.wait([conn, process.sentinel], remaining)
+            if conn in ready:
+                try:
+                    raw = conn.recv_bytes()
+                except (EOFError, OSError):
+                    return False
+                if raw[:1] == b"{" and json.loads(raw).get("event") == _worker.PRELOADED:
+                    return True
+            elif ready:
+                return False
+        return False
 
     def close(self) -> None:
         with self._lock:

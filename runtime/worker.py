@@ -28,11 +28,13 @@ thread only while a handler runs and never inside the runtime's own commit and a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
 import mmap
 import os
+import queue
 import select
 import signal
 import sys
@@ -68,7 +70,7 @@ from .messages import (
     new_msg_id,
     reply_error,
 )
-from .spec import ProvisionSpec, read_spec
+from .spec import Identity, ProvisionSpec, read_spec
 from .store import ChildEntry, SessionStore
 from .threads import start_thread
 
@@ -93,6 +95,9 @@ REPLY_PREFIX = b"R"
 #: First byte of a message to an unprovisioned (pool) worker: a JSON list of modules
 #: to import while it waits for its spec.
 PRELOAD_PREFIX = b"I"
+#: The event a pool worker answers each preload with, once it has imported them: it is
+#: booted and waits for its spec.
+PRELOADED = "preloaded"
 #: Reserved host tool names (served by the system, not registered by users).
 SPAWN_TOOL = "actors.spawn"
 ACTIVATE_TOOL = "actors.activate"
@@ -316,6 +321,7 @@ class Worker:
         self._spare_replies: list[Delivered] = []
         self._not_replies: set[str] = set()
         self._lease_stop = threading.Event()
+        self._lease_lock = threading.Lock()  # a renewal never lands after the withdraw
         self._handler_deadline: float | None = None
         self._deadline_changed = threading.Condition()
         self._main_ident = threading.get_ident()
@@ -329,6 +335,12 @@ class Worker:
         #: Sends a reply's wire bytes to the parent system over the control pipe;
         #: returns whether it could (set by the pipe launcher, None otherwise).
         self.parent_lane: Callable[[bytes], bool] | None = None
+        #: Set by a launcher whose system indexes this actor itself (the pipe launcher);
+        #: a worker started by hand adds itself to the index.
+        self.supervised = False
+        #: Set by a launcher that renews the lease record from a thread it already
+        #: runs (the pipe launcher's control thread); otherwise ``run`` starts one.
+        self.lease_renewed_elsewhere = False
         self._parent_inbox = Address(self.address.home, self.address.project_key, ident.system_id, None)
         self._fabric_paths: dict[Address, str] = {}
 
@@ -499,7 +511,7 @@ class Worker:
         A parent indexes its children before starting them; a worker started by hand
         (the seed protocol) has nobody to do it, so it adds itself.
         """
-        if self.store.resolve_child(self.name) is not None:
+        if self.supervised or self.store.resolve_child(self.name) is not None:
             return
         ident = self.spec.identity
         self.store.upsert_child(ident.system_id, ChildEntry(
@@ -550,7 +562,8 @@ class Worker:
         """Serve until stopped; returns why it stopped ("stop requested", "idle", ...)."""
         limits = self.spec.limits
         bell = self._bell
-        start_thread(self._renew_lease, f"lease-{self.name}")
+        if not self.lease_renewed_elsewhere:
+            start_thread(self._renew_lease, f"lease-{self.name}")
         if limits.handler_timeout is not None:
             start_thread(self._watch_handlers, f"watchdog-{self.name}")
         last_work = time.monotonic()
@@ -871,10 +884,20 @@ class Worker:
     # -- background threads ------------------------------------------------------------------
 
     def _renew_lease(self) -> None:
-        every = self.spec.limits.lease / 3
-        while not self._lease_stop.wait(every):
+        while not self._lease_stop.wait(self.lease_renewal_interval):
+            self.renew_lease()
+
+    @property
+    def lease_renewal_interval(self) -> float:
+        """Seconds between lease renewals (a third of the lease)."""
+        return self.spec.limits.lease / 3
+
+    def renew_lease(self) -> None:
+        """Publish the lease record again (any thread; a no-op once the worker ends)."""
+        with self._lease_lock:
+            if self.record is None or self._lease_stop.is_set():
+                return
             try:
-                assert self.record is not None
                 self.fabric.publish(self.record, self.spec.limits.lease)
             except (StoreError, OSError) as exc:
                 log.warning("actor %s: lease renewal failed: %s", self.name, exc)
@@ -921,6 +944,8 @@ class Worker:
             except _UnencodableState as exc:
                 log.error("actor %s: on_stop left %s; keeping the last committed state",
                           self.name, exc.reason)
+        with self._lease_lock:
+            self._lease_stop.set()
         self.fabric.withdraw(self.name, pid=os.getpid())
         self.close()
 
@@ -996,47 +1021,61 @@ def _configure_logging() -> None:
 def pipe_main(conn: Any) -> None:
     """Entry of a multiprocessing worker: spec first on ``conn``, then control.
 
-    A warm-pool worker sits here, started and imported, until a spec arrives. EOF
-    on the pipe, at any time, means the parent is gone: the worker stops cleanly.
+    A warm-pool worker sits here, started and imported, until a spec arrives. Its one
+    helper thread is started at once and reads the pipe from then on (imports asked
+    for while waiting, the spec, then control commands), and also renews the lease:
+    an activation starts no thread. EOF on the pipe, at any time, means the parent is
+    gone: the worker stops cleanly.
     """
     _configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    while True:
-        try:
-            raw = conn.recv_bytes()
-        except (EOFError, OSError):
-            os._exit(EXIT_OK)  # parent gone before provisioning: nothing to clean up
-        if raw[:1] != PRELOAD_PREFIX:
-            break
-        _preload(json.loads(raw[1:]))
+    lane = _ParentLane(conn)
+    specs: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    workers: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+    start_thread(_control_loop, "control", conn, lane, specs, workers)
+    raw = specs.get()
     try:
         spec = ProvisionSpec.from_wire(raw).validate()
     except InvalidSpec as exc:
-        _send_event(conn, {"event": "error", "error": str(exc)})
+        lane.event({"event": "error", "error": str(exc)})
         os._exit(EXIT_BAD_SPEC)
-    lock = threading.Lock()
-
-    def notify(event: dict[str, Any]) -> None:
-        with lock:
-            _send_event(conn, event)
-
-    def reply_lane(wire: bytes) -> bool:
-        with lock:
-            try:
-                conn.send_bytes(REPLY_PREFIX + wire)
-                return True
-            except (OSError, ValueError):
-                return False
 
     def attach(worker: Worker) -> None:
-        worker.parent_lane = reply_lane
+        worker.parent_lane = lane.reply
+        worker.supervised = True
+        worker.lease_renewed_elsewhere = True
         worker.install_signal_handlers()
-        start_thread(_control_loop, "control", conn, worker)
+        workers.put(worker)
 
-    code = serve(spec, notify=notify, on_worker=attach)
+    code = serve(spec, notify=lane.event, on_worker=attach)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+class _ParentLane:
+    """The worker's side of its pipe to the parent: events and replies, one at a time."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Send an event ("ready", "error", "exit"); a gone parent is not an error."""
+        with self.lock:
+            try:
+                self.conn.send_bytes(json.dumps(event).encode())
+            except (OSError, ValueError):
+                pass  # the control loop sees EOF and stops us
+
+    def reply(self, wire: bytes) -> bool:
+        """Send a reply to one of the parent's asks; returns whether it could."""
+        with self.lock:
+            try:
+                self.conn.send_bytes(REPLY_PREFIX + wire)
+                return True
+            except (OSError, ValueError):
+                return False
 
 
 def _preload(modules: list[str]) -> None:
@@ -1048,15 +1087,56 @@ def _preload(modules: list[str]) -> None:
             log.debug("pool worker: preloading %s failed: %s", module, exc)
 
 
-def _send_event(conn: Any, event: dict[str, Any]) -> None:
-    try:
-        conn.send_bytes(json.dumps(event).encode())
-    except (OSError, ValueError):
-        pass  # the parent is gone; the control loop sees EOF and stops us
+def _warm_up() -> None:
+    """Run the codecs an activation and its first message use, once, while in the pool.
+
+    A forked worker's first pass through any code is several times slower than later
+    ones (copy-on-write page faults, cold caches, the interpreter specialising its
+    bytecode): doing it here moves ~1 ms off the spawn path.
+    """
+    identity = Identity(child_id="warm-up", system_id="pool", project_key="pool-00000000")
+    spec = ProvisionSpec(identity=identity, actor_class="pool:WarmUp", home=os.sep, project_dir=os.sep)
+    spec = ProvisionSpec.from_wire(spec.to_wire())
+    spec.validate().public_dict()
+    sender = AgentRef(session_id="pool", role="system")
+    ask = InboxMessage.create(sender, InboxKind.ASK.value, AskBody("warm-up", AskMode.QUERY.value).to_body())
+    ask = InboxMessage.from_wire(ask.to_wire())
+    reply = InboxMessage.create(sender, InboxKind.REPLY.value, ReplyBody(answer=0).to_body(),
+                                msg_id=derived_msg_id(ask.id, 0), correlation_id=ask.id)
+    InboxMessage.from_wire(reply.to_wire())
+    AdmittedSet.from_list([ask.id], DEFAULT_CAPACITY)
+    record = AgentRecord(agent_id="warm-up", role=None, labels=[], endpoint="", pid=os.getpid(),
+                         started_at=time.time(), system_id="pool", actor_class=spec.actor_class)
+    json.loads(json.dumps(dataclasses.asdict(record), separators=(",", ":")))
 
 
-def _control_loop(conn: Any, worker: Worker) -> None:
+def _control_loop(conn: Any, lane: _ParentLane, specs: "queue.SimpleQueue[bytes]",
+                  workers: "queue.SimpleQueue[Worker]") -> None:
+    """The pipe reader of a multiprocessing worker (see ``pipe_main``)."""
+    while True:  # in the pool: imports, each answered with "preloaded", until the spec comes
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(EXIT_OK)  # parent gone before provisioning: nothing to clean up
+        if raw[:1] != PRELOAD_PREFIX:
+            break
+        _preload(json.loads(raw[1:]))
+        try:
+            _warm_up()
+        except Exception as exc:  # only a lost speed-up; the activation reports real trouble
+            log.debug("pool worker: warm-up failed: %s", exc)
+        lane.event({"event": PRELOADED})
+    specs.put(raw)
+    worker = workers.get()
+    every = worker.lease_renewal_interval
+    renew_at = time.monotonic() + every
     while True:
+        now = time.monotonic()
+        if now >= renew_at:
+            worker.renew_lease()
+            renew_at = now + every
+        if not conn.poll(renew_at - now):
+            continue
         try:
             command = conn.recv_bytes()
         except (EOFError, OSError):

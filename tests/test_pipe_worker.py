@@ -1,0 +1,105 @@
+"""The multiprocessing worker's pipe protocol, driven by hand, and what a spawn
+leaves for other processes to find before its index entry is written."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+import sample_actors
+from actors import ActorSystem
+from actors._codec import type_tag
+from conftest import wait_until
+from runtime import worker
+from runtime.fabric import Fabric
+from runtime.mailbox import Mailbox
+from runtime.spec import Identity, Limits, ProvisionSpec
+from runtime.store import SessionStore
+
+
+def _events(conn, until: str, timeout: float = 30.0) -> list[dict]:
+    """Events read from a worker's pipe up to and including the first ``until``."""
+    seen = []
+    while True:
+        assert conn.poll(timeout), f"no {until!r} event within {timeout} s (got {seen})"
+        raw = conn.recv_bytes()
+        if raw[:1] == b"{":
+            seen.append(json.loads(raw))
+            if seen[-1].get("event") == until:
+                return seen
+
+
+@pytest.fixture
+def pipe_worker():
+    context = multiprocessing.get_context("forkserver")
+    parent, child = context.Pipe(duplex=True)
+    process = context.Process(target=worker.pipe_main, args=(child,), daemon=True)
+    process.start()
+    child.close()
+    try:
+        yield process, parent
+    finally:
+        parent.close()
+        process.join(10)
+        if process.exitcode is None:
+            process.kill()
+            process.join(10)
+
+
+def test_a_pool_worker_answers_each_preload_then_serves_renews_its_lease_and_stops(tmp_path, pipe_worker):
+    process, conn = pipe_worker
+    conn.send_bytes(worker.PRELOAD_PREFIX + json.dumps(["sample_actors"]).encode())
+    assert _events(conn, worker.PRELOADED)[-1] == {"event": worker.PRELOADED}
+
+    store = SessionStore.for_project(tmp_path / "home", tmp_path, "process")
+    Mailbox(store.mailbox_dir("main", "leased"), durability="process").close()
+    spec = ProvisionSpec(
+        identity=Identity(child_id="leased", system_id="main", project_key=store.key),
+        actor_class=type_tag(sample_actors.Counter), home=store.home, project_dir=str(tmp_path),
+        durability="process", limits=Limits(lease=0.6),
+    )
+    conn.send_bytes(spec.to_wire())
+    assert _events(conn, "ready")[-1]["pid"] == process.pid
+
+    fabric = Fabric(store.fabric_dir)
+    first = fabric.read("leased").lease_expires_at
+    # The control thread renews every lease / 3 seconds: the record stays live well
+    # past its first lease.
+    wait_until(lambda: fabric.read("leased").lease_expires_at >= first + 0.6, timeout=10)
+    assert fabric.resolve("leased") is not None
+
+    conn.send_bytes(b"stop")
+    assert _events(conn, "exit")[-1] == {"event": "exit", "reason": "stop requested"}
+    process.join(10)
+    assert process.exitcode == 0
+    assert fabric.read("leased") is None  # withdrawn, and no renewal came after it
+
+
+def test_a_pool_worker_whose_parent_goes_away_before_a_spec_exits_cleanly(pipe_worker):
+    process, conn = pipe_worker
+    conn.send_bytes(worker.PRELOAD_PREFIX + b"[]")
+    _events(conn, worker.PRELOADED)
+    conn.close()
+    process.join(10)
+    assert process.exitcode == 0
+
+
+def test_an_actor_just_spawned_is_found_by_another_system_before_it_is_indexed(home, project):
+    first = ActorSystem(home=home, project=project, name="first", durability="process")
+    second = None
+    try:
+        first._recorder._delay = first._recorder._max_delay = 60.0  # hold its index entry back
+        first.spawn(sample_actors.Counter, name="fresh")
+        assert first.store.resolve_child("fresh") is None  # not indexed yet
+        second = ActorSystem(home=home, project=project, name="second", durability="process")
+        ref = second.ref("fresh")  # found by its lease record
+        assert ref.address.system_id == "first"
+        ref.tell({"n": 5})
+        assert ref.ask("count", timeout=10) == 5
+    finally:
+        if second is not None:
+            second.shutdown()
+        first.shutdown()
+    assert first.store.resolve_child("fresh") == "first"  # written at shutdown at the latest
