@@ -21,9 +21,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import signal
 import threading
 import time
@@ -959,7 +961,7 @@ class ActorSystem:
             due = min((t for t, _ in self._restarts_due), default=None)
         now = time.monotonic()
         timeout = max(0.0, min(next_sweep, due if due is not None else next_sweep) - now)
-        ready = multiprocessing.connection.wait([self._wake_r, *sentinels, *conns], timeout)
+        ready = _readable([self._wake_r, *sentinels, *conns], timeout)
         # Pipes first: an "exit" event must be read before the death is judged.
         for conn in [obj for obj in ready if obj in conns]:
             child = conns[conn]
@@ -1409,6 +1411,20 @@ class _Pool:
         if self._thread is not None:
             self._thread.join(TERMINATE_GRACE * 5)
         _close_idle(idle)
+
+
+def _readable(objects: list[Any], timeout: float | None) -> list[Any]:
+    """Those of ``objects`` (file descriptors, or objects with ``fileno()``) that are
+    readable, at hang-up too, waiting up to ``timeout`` seconds: what
+    ``multiprocessing.connection.wait`` returns, without building a selector per call
+    (the monitor calls it once per reply it reads)."""
+    poller = select.poll()
+    by_fd: dict[int, Any] = {}
+    for obj in objects:
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        by_fd[fd] = obj
+        poller.register(fd, select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]
 
 
 def _close_idle(idle: list[tuple[Any, Any]]) -> None:

@@ -19,6 +19,7 @@ ten times faster; a test holds the two to the same output on generated messages.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -30,11 +31,14 @@ from typing import Any
 
 from dataclasses_json import DataClassJsonMixin, config
 
+from .errors import InvalidSpec
+
 MsgId = str
 """A message id: a UUID string, the idempotency key of a message."""
 
 #: Namespace for ids derived from other ids (outgoing messages of a handler).
 _DERIVED_NS = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
+_DERIVED_NS_BYTES = _DERIVED_NS.bytes
 
 
 def new_msg_id() -> MsgId:
@@ -54,7 +58,12 @@ def derived_msg_id(parent: MsgId, counter: int) -> MsgId:
     Deterministic, so a handler re-run after a crash re-sends the same ids and the
     receivers drop the repeats.
     """
-    return str(uuid.uuid5(_DERIVED_NS, f"{parent}/{counter}"))
+    # The same text as str(uuid.uuid5(_DERIVED_NS, name)), without the UUID object.
+    digest = bytearray(hashlib.sha1(_DERIVED_NS_BYTES + f"{parent}/{counter}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class InboxKind(StrEnum):
@@ -77,8 +86,6 @@ class AskMode(StrEnum):
 
 def check_mode(mode: object) -> str:
     """Return ``mode`` as an ask-mode string, or raise ``InvalidSpec``."""
-    from .errors import InvalidSpec
-
     if mode == "query" or mode == "steer":
         return str(mode)
     raise InvalidSpec("ask mode", f"{mode!r} is not 'query' or 'steer'")

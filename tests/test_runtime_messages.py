@@ -213,6 +213,13 @@ def test_derived_msg_id_is_deterministic_and_distinct() -> None:
     assert parent not in ids
 
 
+def test_derived_msg_ids_stay_the_uuid5_they_always_were() -> None:
+    # A handler re-run after an upgrade must re-send the ids the old version sent.
+    namespace = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
+    for n, parent in enumerate(["6b0f7c0e-3c59-4b0a-9d3c-1b2b3c4d5e6f", "x", "ünïcode/42"]):
+        assert derived_msg_id(parent, n) == str(uuid.uuid5(namespace, f"{parent}/{n}"))
+
+
 def test_new_msg_ids_are_fresh_uuid4s() -> None:
     ids = {new_msg_id() for _ in range(1000)}
     assert len(ids) == 1000
