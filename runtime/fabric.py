@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dataclasses_json import DataClassJsonMixin
 
 from .durable import PROCESS, Durability, Rewriter, read_bytes
 from .ids import check_id
+from .jsonable import JsonMixin
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _CHECKED_FIELDS = (("agent_id", None, str), ("lease_expires_at", 0.0, (int, floa
 
 
 @dataclass
-class AgentRecord(DataClassJsonMixin):
+class AgentRecord(JsonMixin):
     """What the fabric knows of a live actor.
 
     Attributes:

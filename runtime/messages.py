@@ -29,9 +29,8 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from dataclasses_json import DataClassJsonMixin, config
-
 from .errors import InvalidSpec
+from .jsonable import JsonMixin, field_options
 
 MsgId = str
 """A message id: a UUID string, the idempotency key of a message."""
@@ -92,7 +91,7 @@ def check_mode(mode: object) -> str:
 
 
 @dataclass(frozen=True)
-class AgentRef(DataClassJsonMixin):
+class AgentRef(JsonMixin):
     """Who sent a message, i.e. where a reply goes.
 
     Attributes:
@@ -108,7 +107,7 @@ class AgentRef(DataClassJsonMixin):
 
 
 @dataclass
-class AskBody(DataClassJsonMixin):
+class AskBody(JsonMixin):
     """Body of an ``ask``."""
 
     question: Any = None
@@ -120,7 +119,7 @@ class AskBody(DataClassJsonMixin):
 
 
 @dataclass
-class ReplyError(DataClassJsonMixin):
+class ReplyError(JsonMixin):
     """The error half of a reply: the remote exception as text."""
 
     type: str
@@ -129,7 +128,7 @@ class ReplyError(DataClassJsonMixin):
 
 
 @dataclass
-class ReplyBody(DataClassJsonMixin):
+class ReplyBody(JsonMixin):
     """Body of a ``reply`` / ``mcp_reply``: an answer, or an error."""
 
     answer: Any = None
@@ -175,7 +174,7 @@ def _us_from_rfc3339(text: str) -> int:
 
 
 @dataclass
-class InboxMessage(DataClassJsonMixin):
+class InboxMessage(JsonMixin):
     """One message in a mailbox.
 
     Attributes:
@@ -192,12 +191,12 @@ class InboxMessage(DataClassJsonMixin):
     """
 
     id: MsgId
-    sender: AgentRef = field(metadata=config(field_name="from"))
+    sender: AgentRef = field(metadata=field_options(name="from"))
     kind: str
     body: Any = None
     created_at: str = ""
     correlation_id: MsgId | None = None
-    created_ns: int = field(default=0, metadata=config(exclude=lambda _: True), compare=False)
+    created_ns: int = field(default=0, metadata=field_options(exclude=True), compare=False)
 
     @classmethod
     def create(

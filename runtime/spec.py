@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from dataclasses_json import DataClassJsonMixin
 
 from .durable import DURABILITY_LEVELS
 from .errors import InvalidSpec
 from .ids import check_id, is_valid_id
+from .jsonable import JsonMixin
 
 #: Current spec format version.
 SPEC_VERSION = 1
@@ -36,7 +36,7 @@ RESTART_POLICIES = ("never", "on-failure", "always")
 
 
 @dataclass
-class Identity(DataClassJsonMixin):
+class Identity(JsonMixin):
     """Who the actor is and where it sits in its system."""
 
     child_id: str = ""
@@ -49,7 +49,7 @@ class Identity(DataClassJsonMixin):
 
 
 @dataclass
-class Limits(DataClassJsonMixin):
+class Limits(JsonMixin):
     """Limits the worker enforces. ``None`` means no limit."""
 
     idle_timeout: float | None = None
@@ -64,7 +64,7 @@ class Limits(DataClassJsonMixin):
 
 
 @dataclass
-class ProvisionSpec(DataClassJsonMixin):
+class ProvisionSpec(JsonMixin):
     """The provisioning message.
 
     Attributes:
