@@ -1289,6 +1289,7 @@ class _Pool:
         self._modules: set[str] = set(preload)
         self._lock = threading.Lock()
         self._wanted = threading.Event()
+        self._closing_r, self._closing_w = os.pipe()  # ends a wait for a booting worker
         self._closed = False
         self._thread: threading.Thread | None = None
         self._last_take = 0.0
@@ -1368,12 +1369,17 @@ class _Pool:
                         started = self.system._start_process("pool")
                         booted = self._boot(started, modules)
                         with self._lock:
-                            if self._closed or not booted:
-                                _close_idle([started])
-                                if self._closed:
-                                    return
-                            else:
+                            if booted and not self._closed:
                                 self._idle.append(started)
+                                continue
+                        _close_idle([started])
+                        if self._closed:
+                            return
+                        # Not again until the next spawn asks: a worker that dies
+                        # while booting would die the same way in a tight loop.
+                        log.error("pool: a new worker exited while booting (exit code %s)",
+                                  started[0].exitcode)
+                        break
                 except OSError as exc:
                     log.error("pool: could not refill: %s", exc)
                     break
@@ -1382,7 +1388,7 @@ class _Pool:
         """Have a new worker import ``modules`` and wait until it has: only a booted
         worker is offered to a spawn (a booting one would make the spawn wait for the
         interpreter to start, and would compete with it for the cores meanwhile).
-        Returns False if it died first."""
+        Returns False if it died first or the pool closed meanwhile."""
         process, conn = started
         _send(conn, _worker.PRELOAD_PREFIX + json.dumps(modules).encode())
         deadline = time.monotonic() + self.system.spawn_timeout
@@ -1391,7 +1397,7 @@ class _Pool:
             if remaining <= 0:
                 log.warning("pool: worker %s took over %s s to boot", process.pid, self.system.spawn_timeout)
                 return True
-            ready = multiprocessing.connection.wait([conn, process.sentinel], remaining)
+            ready = _readable([conn, process.sentinel, self._closing_r], remaining)
             if conn in ready:
                 try:
                     raw = conn.recv_bytes()
@@ -1399,7 +1405,7 @@ class _Pool:
                     return False
                 if raw[:1] == b"{" and json.loads(raw).get("event") == _worker.PRELOADED:
                     return True
-            elif ready:
+            elif process.sentinel in ready:
                 return False
         return False
 
@@ -1408,9 +1414,13 @@ class _Pool:
             self._closed = True
             idle, self._idle = list(self._idle), collections.deque()
         self._wanted.set()
+        os.write(self._closing_w, b"x")
         if self._thread is not None:
             self._thread.join(TERMINATE_GRACE * 5)
         _close_idle(idle)
+        if self._thread is None or not self._thread.is_alive():  # else it may still wait on them
+            os.close(self._closing_r)
+            os.close(self._closing_w)
 
 
 def _readable(objects: list[Any], timeout: float | None) -> list[Any]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 
 import pytest
 
 import sample_actors
 from actors import ActorSystem
 from actors._codec import type_tag
-from conftest import wait_until
+from conftest import descendants, wait_until
 from runtime import worker
 from runtime.fabric import Fabric
 from runtime.mailbox import Mailbox
@@ -103,3 +104,40 @@ def test_an_actor_just_spawned_is_found_by_another_system_before_it_is_indexed(h
             second.shutdown()
         first.shutdown()
     assert first.store.resolve_child("fresh") == "first"  # written at shutdown at the latest
+
+
+def test_a_system_shuts_down_at_once_while_a_pool_worker_is_still_booting(home, project):
+    system = ActorSystem(home=home, project=project, durability="process", pool_size=1,
+                         preload=("slow_boot",))
+    try:
+        wait_until(descendants, timeout=30)  # the pool worker exists, and imports slow_boot
+        assert system._pool.pids() == []  # not offered to spawns while it boots
+    finally:
+        started = time.monotonic()
+        system.shutdown()
+    assert time.monotonic() - started < 8  # TERMINATE_GRACE, then killed; not the 30 s boot wait
+
+
+def test_a_pool_whose_workers_die_while_booting_does_not_restart_them_in_a_loop(home, project, caplog):
+    system = ActorSystem(home=home, project=project, durability="process", pool_size=1,
+                         preload=("dies_at_boot",))
+    starts = []
+    start_process = system._start_process
+
+    def counted(label):
+        starts.append(label)
+        return start_process(label)
+
+    system._start_process = counted
+    try:
+        def boot_failures():
+            return [r for r in caplog.records if "exited while booting" in r.getMessage()]
+
+        system._pool.refill_soon()
+        wait_until(boot_failures, timeout=30)
+        counter = system.spawn(sample_actors.Counter, name="cold")  # started cold, it works
+        assert counter.ask("count", timeout=10) == 0
+        wait_until(lambda: len(boot_failures()) >= 2, timeout=30)  # the spawn asked for a refill
+        assert starts.count("pool") <= len(boot_failures()) <= 3  # the first may predate the count
+    finally:
+        system.shutdown()
