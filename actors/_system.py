@@ -1411,6 +1411,8 @@ class _Pool:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             idle, self._idle = list(self._idle), collections.deque()
         self._wanted.set()

@@ -1092,7 +1092,7 @@ def _warm_up() -> None:
 
     A forked worker's first pass through any code is several times slower than later
     ones (copy-on-write page faults, cold caches, the interpreter specialising its
-    bytecode): doing it here moves ~1 ms off the spawn path.
+    bytecode): decoding the spec took ~0.3 ms in a fresh worker, ~14 us once warm.
     """
     identity = Identity(child_id="warm-up", system_id="pool", project_key="pool-00000000")
     spec = ProvisionSpec(identity=identity, actor_class="pool:WarmUp", home=os.sep, project_dir=os.sep)
