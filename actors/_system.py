@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import multiprocessing
-import multiprocessing.connection
 import os
 import select
 import signal
@@ -443,7 +442,7 @@ class ActorSystem:
         error = ""
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = multiprocessing.connection.wait([conn, process.sentinel], remaining)
+            ready = _readable([conn, process.sentinel], remaining)
             if not ready:
                 _kill(process)
                 conn.close()
@@ -451,7 +450,7 @@ class ActorSystem:
             if conn in ready:
                 event = self._recv_event(conn)
                 if event is None:  # EOF: only the sentinel is left to wait for
-                    if not multiprocessing.connection.wait([process.sentinel], remaining):
+                    if not _readable([process.sentinel], remaining):
                         _kill(process)
                         conn.close()
                         raise SpawnError(child.name, f"closed its pipe but did not exit within "
@@ -515,11 +514,8 @@ class ActorSystem:
 
     def _write_records(self, children: list[_Child]) -> None:
         with self._lock:
-            entries = [ChildEntry(
-                id=child.name, actor_class=child.spec.actor_class, role=child.spec.identity.role,
-                labels=list(child.spec.identity.labels), parent_id=child.spec.identity.parent_id,
-                status=child.status, restarts=child.restarts, restart=child.spec.restart,
-            ) for child in children]
+            entries = [ChildEntry.for_spec(child.spec, status=child.status, restarts=child.restarts)
+                       for child in children]
         try:
             self.store.record_children(self.name, entries)
         except StoreError as exc:
@@ -1429,7 +1425,8 @@ def _readable(objects: list[Any], timeout: float | None) -> list[Any]:
     """Those of ``objects`` (file descriptors, or objects with ``fileno()``) that are
     readable, at hang-up too, waiting up to ``timeout`` seconds: what
     ``multiprocessing.connection.wait`` returns, without building a selector per call
-    (the monitor calls it once per reply it reads)."""
+    (the monitor calls it once per reply it reads). Every wait of the system on pipes
+    and process sentinels goes through here."""
     poller = select.poll()
     by_fd: dict[int, Any] = {}
     for obj in objects:

@@ -40,6 +40,7 @@ from .durable import MACHINE, Durability, Rewriter, atomic_write, read_bytes
 from .errors import StoreError
 from .ids import check_id
 from .mailbox import INFLIGHT, Mailbox
+from .spec import ProvisionSpec
 
 #: Seconds to wait for the index lock before giving up with ``StoreError``.
 LOCK_TIMEOUT = 30.0
@@ -89,6 +90,13 @@ class ChildEntry:
     restarts: int = 0
     restart: str = "on-failure"
     updated_at: float = 0.0
+
+    @classmethod
+    def for_spec(cls, spec: ProvisionSpec, *, status: str, restarts: int = 0) -> "ChildEntry":
+        """The entry of the actor ``spec`` provisions."""
+        ident = spec.identity
+        return cls(id=ident.child_id, actor_class=spec.actor_class, role=ident.role, labels=list(ident.labels),
+                   parent_id=ident.parent_id, status=status, restarts=restarts, restart=spec.restart)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "ChildEntry":
@@ -313,12 +321,7 @@ class SessionStore:
             check_id(entry.id)
             entry.updated_at = entry.updated_at or now
         with self._index_lock():
-            children = self._read_children(system_id)
-            for entry in entries:
-                doc = asdict(entry)
-                self.write_json(self.supervision_path(system_id, entry.id), doc)
-                children[entry.id] = doc
-            self.write_json(self.children_path(system_id), {"version": 1, "children": children})
+            self._write_entries(system_id, self._read_children(system_id), entries)
             index = self._read_index()
             lookup = index["child_lookup"]
             missing = [entry.id for entry in entries if lookup.get(entry.id) != system_id]
@@ -341,10 +344,18 @@ class SessionStore:
             for key, value in changes.items():
                 setattr(entry, key, value)
             entry.updated_at = time.time()
-            self.write_json(self.supervision_path(system_id, agent_id), asdict(entry))
-            children[agent_id] = asdict(entry)
-            self.write_json(self.children_path(system_id), {"version": 1, "children": children})
+            self._write_entries(system_id, children, [entry])
         return entry
+
+    def _write_entries(self, system_id: str, children: dict[str, dict[str, Any]],
+                       entries: list[ChildEntry]) -> None:
+        """Write each entry's ``supervision.json``, then ``children`` with them in it
+        (the caller holds the index lock and read ``children`` under it)."""
+        for entry in entries:
+            doc = asdict(entry)
+            self.write_json(self.supervision_path(system_id, entry.id), doc)
+            children[entry.id] = doc
+        self.write_json(self.children_path(system_id), {"version": 1, "children": children})
 
     def _index_lock(self) -> "_LockGuard":
         with self._lock_made:

@@ -508,15 +508,13 @@ class Worker:
     def _index_self(self) -> None:
         """Make sure the project's index knows this actor.
 
-        A parent indexes its children before starting them; a worker started by hand
-        (the seed protocol) has nobody to do it, so it adds itself.
+        A system indexes the actors it starts (``supervised``; its recorder writes the
+        entry soon after); a worker started by hand (the seed protocol) has nobody to
+        do it, so it adds itself.
         """
         if self.supervised or self.store.resolve_child(self.name) is not None:
             return
-        ident = self.spec.identity
-        self.store.upsert_child(ident.system_id, ChildEntry(
-            id=self.name, actor_class=self.spec.actor_class, role=ident.role, labels=list(ident.labels),
-            parent_id=ident.parent_id, status="running", restart=self.spec.restart))
+        self.store.upsert_child(self.spec.identity.system_id, ChildEntry.for_spec(self.spec, status="running"))
 
     def _identity_meta(self) -> dict[str, Any]:
         ident = self.spec.identity
@@ -1113,6 +1111,7 @@ def _warm_up() -> None:
 def _control_loop(conn: Any, lane: _ParentLane, specs: "queue.SimpleQueue[bytes]",
                   workers: "queue.SimpleQueue[Worker]") -> None:
     """The pipe reader of a multiprocessing worker (see ``pipe_main``)."""
+    warm = False
     while True:  # in the pool: imports, each answered with "preloaded", until the spec comes
         try:
             raw = conn.recv_bytes()
@@ -1121,10 +1120,12 @@ def _control_loop(conn: Any, lane: _ParentLane, specs: "queue.SimpleQueue[bytes]
         if raw[:1] != PRELOAD_PREFIX:
             break
         _preload(json.loads(raw[1:]))
-        try:
-            _warm_up()
-        except Exception as exc:  # only a lost speed-up; the activation reports real trouble
-            log.debug("pool worker: warm-up failed: %s", exc)
+        if not warm:  # once: later preloads only add modules
+            warm = True
+            try:
+                _warm_up()
+            except Exception as exc:  # only a lost speed-up; the activation reports real trouble
+                log.debug("pool worker: warm-up failed: %s", exc)
         lane.event({"event": PRELOADED})
     specs.put(raw)
     worker = workers.get()
