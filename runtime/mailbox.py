@@ -1,32 +1,33 @@
-"""A Maildir-style durable mailbox with a doorbell (DESIGN §4).
+"""A durable mailbox: per-sender append-only logs, Maildir files, a doorbell (DESIGN §4).
 
 Data flow::
 
-    sender (any process)                 reader (the one actor process)
-    --------------------                 ------------------------------
-    deliver: new/.tmp-X  --rename-->  new/<ns>-<id>.json   --ring .bell-->  wait()
-                                           |  drain: rename (claim)
-                                           v
-                                      cur/<ns>-<id>.json   -- handle, commit -->
-                                             |  ack: rename
-                                           v
-                                      free/<name>  -- a sender claims it and writes in place
+    sender (any process)                         reader (the one actor process)
+    --------------------                         ------------------------------
+    deliver: append [len][crc][JSON] to its own     drain: read records past each
+             log/<ns>-<pid>-<n>.seg   --ring .bell-->      segment's cursor; claim
+                                                           new/ files into cur/
+    (a hand-dropped Maildir file:                   handle, commit
+     new/.tmp-X --rename--> new/<ns>-<id>.json)     ack: move the segment's cursor /
+                                                         delete the file in cur/
                                                     unparsable -> corrupt/
                                                     poison     -> dead/ (envelope + reason)
 
-Guarantees: a message is *sent* once its rename into ``new/`` succeeded (and, at
-durability "machine", the file and ``new/`` were fsynced). ``drain`` claims by rename,
-so two readers never both claim one file; a reader that crashes leaves its claims in
-``cur/``, and ``recover`` hands them back to the next activation. Nothing but the verbs
-here touches ``new/`` and ``cur/``.
+Guarantees: a message is *sent* once its record was appended (and, at durability
+"machine", flushed with ``fdatasync``); see :mod:`runtime.segments` for the log format
+and why it is safe against a crash at any point. Messages of one sender are handled in
+the order sent. Acked messages are never handed out again by this handle; a crash
+between a commit and the acks redelivers them, and the reader's AdmittedSet drops the
+repeats. Nothing but the verbs here touches ``log/``, ``new/`` and ``cur/``.
 
-Spent files are recycled through ``free/`` instead of being unlinked: on this file
-system (ext4, no journal, mounted ``discard``) creating a file costs up to ~0.8 ms
-while other processes churn inodes, and unlinking a file whose data reached the disk
-costs ~1 ms of synchronous discard; renaming and overwriting in place cost ~10 µs.
-``free/`` is capped; past the cap an ack unlinks.
+Why logs rather than a file per message: creating, renaming, opening and unlinking
+files cost 7-30 µs each on this file system (and a create up to ~0.8 ms while others
+churn inodes); a message file costs the sender four such steps and the reader four
+more. An append is one ``write``, and the reader takes many records with one
+``pread``. Maildir files in ``new/`` are still read, so messages dropped by hand or by
+other programs (``new/.tmp-*`` then a rename) are delivered too.
 
-The doorbell is a FIFO (``.bell``) rung by senders after the rename, non-blocking: no
+The doorbell is a FIFO (``.bell``) rung by senders after the append, non-blocking: no
 reader, or a full pipe, means a wake-up is not needed or already pending. Readers wait
 on it with ``select`` and sweep now and then as a safety net, so an idle actor costs
 no CPU. (inotify would do too, but it is capped at 128 instances per user here.)
@@ -34,51 +35,33 @@ no CPU. (inotify would do too, but it is capped at 128 instances per user here.)
 
 from __future__ import annotations
 
+import collections
 import errno
+import hashlib
+import heapq
 import json
 import logging
 import os
-import random
 import select
+import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from .durable import (
-    MACHINE,
-    Durability,
-    atomic_write,
-    fsync_dir,
-    overwrite,
-    read_bytes,
-    sync_data,
-    sync_filesystem,
-    temp_name,
-    temp_owner_alive,
-    unlink_quietly,
-    write_file,
-)
+from .durable import Durability, MACHINE, atomic_write, read_bytes, temp_owner_alive, unlink_quietly
 from .errors import MailboxFull, StoreError
+from .ids import check_id, is_valid_id
 from .messages import InboxMessage
+from .segments import Record, SegmentReader, SegmentWriter, is_segment, pending_records
 
 log = logging.getLogger(__name__)
 
-#: Default backpressure limit: messages waiting in ``new/``.
+#: Default backpressure limit: messages waiting (delivered, not yet acked).
 DEFAULT_MAX_PENDING = 50_000
-#: Sub-directories holding messages, by state.
+#: Sub-directories holding Maildir files, by state.
 MESSAGE_DIRS = ("new", "cur", "corrupt", "dead")
-#: All sub-directories of a mailbox (``free/`` holds spent files for reuse).
-SUBDIRS = (*MESSAGE_DIRS, "free")
-#: Spent files kept for reuse; an ack past this unlinks instead.
-FREE_LIMIT = 1024
-#: After finding free/ full, this many acks unlink before the reader counts it again.
-FREE_RECOUNT_AFTER = 256
-#: After finding ``free/`` empty, a sender creates files rather than look again, for
-#: one delivery per this many µs the empty listing took, at most ``FREE_RELIST_MAX``:
-#: a small directory lists in ~5 µs and is looked at again next time, while one that
-#: once held 100,000 entries still takes ~0.4 ms to list when empty.
-FREE_RELIST_US_PER_SKIP = 10.0
-FREE_RELIST_MAX = 64
+#: All sub-directories of a mailbox (``log/`` holds the senders' segments).
+SUBDIRS = (*MESSAGE_DIRS, "log")
 #: Name of the doorbell FIFO inside the mailbox directory.
 BELL = ".bell"
 #: Name of the in-flight marker (which message a worker is handling; see runtime.worker).
@@ -93,10 +76,15 @@ _PIPE_CAPACITY = 65536
 
 @dataclass(frozen=True)
 class Delivered:
-    """A message claimed from a mailbox, with the file that holds it in ``cur/``."""
+    """A message handed to the reader, and where it came from.
+
+    ``path`` is the claimed file in ``cur/`` for a Maildir message, or the segment for
+    a logged one (then ``position`` is its place there, see ``segments.Record``; else -1).
+    """
 
     message: InboxMessage
     path: str
+    position: int = -1
 
     @property
     def id(self) -> str:
@@ -121,6 +109,11 @@ def drain_fd(fd: int) -> None:
             pass  # one read takes everything written; a full one means there may be more
     except BlockingIOError:
         pass
+
+
+def _created(delivered: Delivered) -> str:
+    # RFC 3339 UTC stamps of one fixed width sort as the times they name.
+    return delivered.message.created_at
 
 
 class Doorbell:
@@ -152,10 +145,13 @@ class Doorbell:
 class Mailbox:
     """One actor's durable mailbox under ``root``.
 
+    A handle is a sender (``deliver``), the reader (``drain``, ``ack_delivered``), or
+    an observer (``counts``, ``peek``); one process reads a mailbox at a time.
+
     Args:
         root: the mailbox directory (``.../mailbox``); created with its sub-directories
             and doorbell when ``create`` is true.
-        durability: "machine" fsyncs each delivered file and ``new/``; "process" does not.
+        durability: "machine" flushes each delivery to disk; "process" does not.
         max_pending: ``deliver`` refuses with ``MailboxFull`` above this many waiting.
         create: make the directories if missing.
 
@@ -178,10 +174,10 @@ class Mailbox:
         self.cur_dir = os.path.join(self.root, "cur")
         self.corrupt_dir = os.path.join(self.root, "corrupt")
         self.dead_dir = os.path.join(self.root, "dead")
-        self.free_dir = os.path.join(self.root, "free")
+        self.log_dir = os.path.join(self.root, "log")
         self.bell_path = os.path.join(self.root, BELL)
-        if create and not (os.path.isdir(self.free_dir) and os.path.exists(self.bell_path)):
-            for sub in SUBDIRS:  # free/ last: its presence means the rest exists
+        if create and not (os.path.isdir(self.log_dir) and os.path.exists(self.bell_path)):
+            for sub in SUBDIRS:  # log/ last: its presence means the rest exists
                 os.makedirs(os.path.join(self.root, sub), exist_ok=True)
             try:
                 os.mkfifo(self.bell_path, 0o600)
@@ -190,33 +186,30 @@ class Mailbox:
         elif not os.path.isdir(self.new_dir):
             raise StoreError(self.root, "no mailbox here")
         self._bell_fd = -1
-        # Upper bound of what waits in new/, as far as this handle knows; only
-        # re-counted (a directory listing) when it reaches max_pending.
+        self._writer = SegmentWriter(self.log_dir, durability)
+        # Upper bound of what waits, as far as this handle knows; only re-counted
+        # (a scan) when it reaches max_pending.
         self._pending_bound: int | None = None
-        #: Whether the last ``drain`` stopped at its limit with messages left in new/.
+        #: Whether the last ``drain`` stopped at its limit with messages left.
         self.more_waiting = False
-        # Sender side of recycling: names seen in free/, and how many delivers to go
-        # before looking again after free/ was found empty.
-        self._free_names: list[str] = []
-        self._free_skip = 0
-        # Reader side: how many files free/ holds, as far as this handle knows, and
-        # how many more acks unlink before looking again after finding it full.
-        self._free_estimate: int | None = None
-        self._free_full_for = 0
+        # Reader side: open segments by name, and messages read but not handed out yet.
+        self._segments: dict[str, SegmentReader] = {}
+        self._queue: collections.deque[Delivered] = collections.deque()
+        self._read_lock = threading.Lock()
 
     # -- sending ----------------------------------------------------------------------
 
     def deliver(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> str:
-        """Put ``message`` into ``new/``; returns the file's path.
+        """Append ``message`` to this handle's log; returns the segment's path.
 
         The message is sent, and survives a crash of any process (and at durability
-        "machine" a power loss), once this returns. Delivering the same message again
-        either replaces the waiting file (same name) or, once the first was claimed,
-        adds a second that the receiver's AdmittedSet drops.
+        "machine" a power loss), once this returns. Messages delivered through one
+        handle are handled in the order delivered. Delivering the same message again
+        adds a second copy, which the receiver's AdmittedSet drops.
 
-        ``max_pending`` is a soft limit: each handle counts ``new/`` once and then adds
-        its own deliveries, re-counting only when its estimate reaches the limit, so
-        several long-lived sender handles can together overshoot it.
+        ``max_pending`` is a soft limit: each handle counts the waiting messages once
+        and then adds its own deliveries, re-counting only when its estimate reaches
+        the limit, so several long-lived sender handles can together overshoot it.
 
         Args:
             message: what to send.
@@ -225,12 +218,13 @@ class Mailbox:
 
         Raises:
             MailboxFull: ``max_pending`` messages are waiting and no room came in time.
-            StoreError: the write failed (nothing was delivered).
+            StoreError: the write failed (the message was not delivered).
+            InvalidSpec: the message id is not a valid id (see ``runtime.ids``).
         """
+        check_id(message.id, "message id")  # it names the file if the message dies
+        data = message.to_wire()
         self._make_room(block_timeout)
-        path = self._publish(*self._stage(message, sync=self.durability == MACHINE))
-        if self.durability == MACHINE:
-            fsync_dir(self.new_dir)
+        path = self._writer.append([data])
         if self._pending_bound is not None:
             self._pending_bound += 1
         self.ring()
@@ -238,119 +232,36 @@ class Mailbox:
 
     def deliver_many(self, messages: list[InboxMessage], *,
                      block_timeout: float | None = 0.0) -> list[str]:
-        """Deliver several messages, in order, with one flush to disk (group commit).
+        """Deliver several messages, in order, with one write and one flush (group commit).
 
-        All files are written first and then renamed into ``new/`` in order, so a
-        failed write sends nothing. At durability "machine" the batch is then made
-        durable by one ``syncfs`` instead of an fsync per message; each message has
-        :meth:`deliver`'s guarantee once this returns. A power loss before that may
-        leave some of the batch missing or in ``corrupt/``; none was acknowledged.
+        Each message has :meth:`deliver`'s guarantee once this returns. At durability
+        "machine" the batch is flushed by one ``fdatasync`` instead of one per message.
 
         Raises:
             MailboxFull: the batch does not fit under ``max_pending`` in time (nothing
-                was sent). StoreError: a write failed (nothing was sent) or, rarer, a
-                rename failed (the reason says how many of the batch were delivered).
+                was sent). StoreError: the write failed; whole records written before
+                the failure are delivered, the rest are not.
         """
         if not messages:
             return []
+        for message in messages:  # refuse bad ones before any is sent
+            check_id(message.id, "message id")
+        data = [message.to_wire() for message in messages]
         self._make_room(block_timeout, len(messages))
-        staged: list[tuple[str, str]] = []
-        try:
-            for message in messages:
-                staged.append(self._stage(message, sync=False))
-        except BaseException:
-            for tmp, _ in staged:
-                unlink_quietly(tmp)
-            raise
-        published: list[str] = []
-        try:
-            for tmp, path in staged:
-                published.append(self._publish(tmp, path))
-        except StoreError as exc:
-            for tmp, _ in staged[len(published) + 1:]:
-                unlink_quietly(tmp)
-            raise StoreError(self.new_dir, f"{exc.reason}; the first {len(published)} of "
-                                           f"{len(messages)} messages were delivered") from exc
-        finally:
-            if published:
-                if self.durability == MACHINE:
-                    try:
-                        sync_filesystem(self.new_dir)
-                    except OSError as exc:
-                        raise StoreError(self.new_dir, f"flush failed: {exc.strerror or exc}") from exc
-                if self._pending_bound is not None:
-                    self._pending_bound += len(published)
-                self.ring()
-        return published
-
-    def _stage(self, message: InboxMessage, *, sync: bool) -> tuple[str, str]:
-        """Write one message to a hidden temp in new/ (a recycled file when one is free).
-
-        Returns the temp path and the final path. Raises ``StoreError`` (nothing left).
-        """
-        final = os.path.join(self.new_dir, message.file_name())
-        data = message.to_wire()
-        tmp = self._claim_free()
-        try:
-            if tmp is None:
-                tmp = temp_name(self.new_dir)
-                write_file(tmp, data, MACHINE if sync else "process")
-            else:
-                fd = os.open(tmp, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
-                try:
-                    overwrite(fd, data, os.fstat(fd).st_size)
-                    if sync:
-                        sync_data(fd)
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            if tmp is not None:
-                unlink_quietly(tmp)
-            raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
-        return tmp, final
-
-    def _publish(self, tmp: str, final: str) -> str:
-        """Rename a staged message into new/: from here on it is delivered."""
-        try:
-            os.rename(tmp, final)
-        except OSError as exc:
-            unlink_quietly(tmp)
-            raise StoreError(self.new_dir, f"deliver failed: {exc.strerror or exc}") from exc
-        return final
-
-    def _claim_free(self) -> str | None:
-        """Take a spent file from ``free/`` (renamed to a hidden temp in ``new/``), or None."""
-        while True:
-            if not self._free_names:
-                if self._free_skip > 0:
-                    self._free_skip -= 1
-                    return None
-                started = time.perf_counter()
-                try:
-                    names = [n for n in os.listdir(self.free_dir) if n[0] != "."]
-                except FileNotFoundError:  # a mailbox made before recycling existed
-                    names = []
-                if not names:
-                    listing_us = (time.perf_counter() - started) * 1e6
-                    self._free_skip = min(FREE_RELIST_MAX, int(listing_us / FREE_RELIST_US_PER_SKIP))
-                    return None
-                random.shuffle(names)  # concurrent senders then rarely race for one file
-                self._free_names = names
-            tmp = temp_name(self.new_dir)
-            try:
-                os.rename(os.path.join(self.free_dir, self._free_names.pop()), tmp)
-                return tmp
-            except FileNotFoundError:
-                continue  # another sender took it
+        path = self._writer.append(data)
+        if self._pending_bound is not None:
+            self._pending_bound += len(messages)
+        self.ring()
+        return [path] * len(messages)
 
     def _make_room(self, block_timeout: float | None, count: int = 1) -> None:
         if self._pending_bound is not None and self._pending_bound + count <= self.max_pending:
             return
         if count > self.max_pending:  # can never fit, however long we wait
-            raise MailboxFull(self.root, self._count(self.new_dir), self.max_pending)
+            raise MailboxFull(self.root, self._waiting(), self.max_pending)
         deadline = None if block_timeout is None else time.monotonic() + block_timeout
         while True:
-            waiting = self._count(self.new_dir)
+            waiting = self._waiting()
             self._pending_bound = waiting
             if waiting + count <= self.max_pending:
                 return
@@ -358,6 +269,12 @@ class Mailbox:
             if remaining is not None and remaining <= 0:
                 raise MailboxFull(self.root, waiting, self.max_pending)
             time.sleep(_FULL_RECHECK if remaining is None else min(_FULL_RECHECK, remaining))
+
+    def _waiting(self) -> int:
+        """Messages delivered and not yet claimed by the reader (a scan: for
+        backpressure only)."""
+        return self._count(self.new_dir) + sum(
+            sum(1 for r in records if r.offset >= claimed) for _, records, claimed in self._segment_backlogs())
 
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
@@ -385,8 +302,17 @@ class Mailbox:
             self._bell_fd = -1
 
     def close(self) -> None:
-        """Release the sender-side doorbell descriptor."""
+        """Seal this handle's log and release its descriptors.
+
+        Messages read but not acked stay pending for the next reader.
+        """
         self._close_bell()
+        self._writer.close()
+        with self._read_lock:
+            for reader in self._segments.values():
+                reader.close()
+            self._segments.clear()
+            self._queue.clear()
 
     # -- reading (the single reader) -----------------------------------------------------
 
@@ -395,19 +321,64 @@ class Mailbox:
         return Doorbell(self.bell_path)
 
     def drain(self, limit: int | None = None) -> list[Delivered]:
-        """Claim waiting messages in delivery order (at most ``limit``).
+        """Hand out waiting messages (at most ``limit``), each sender's in order.
 
-        Each file is renamed ``new/ -> cur/``; a file another reader claimed first is
-        skipped; an unparsable one is moved to ``corrupt/`` and not returned. The
-        claimed messages stay in ``cur/`` until acked, so a crash loses none of them.
-        Afterwards ``more_waiting`` says whether ``limit`` left messages behind.
+        Maildir files are claimed by renaming them ``new/ -> cur/`` (a file another
+        reader claimed first is skipped); an unparsable message is moved to
+        ``corrupt/`` and not returned. Handed-out messages stay pending until acked,
+        so a crash loses none of them. Afterwards ``more_waiting`` says whether
+        ``limit`` left messages behind.
         """
+        with self._read_lock:
+            cut = self._fill(limit)
+            count = len(self._queue) if limit is None else min(limit, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(count)]
+            self.more_waiting = cut or bool(self._queue)
+        if self._pending_bound is not None:
+            self._pending_bound = max(0, self._pending_bound - len(batch))
+        return batch
+
+    def take(self, kinds: Iterable[str]) -> list[Delivered]:
+        """Hand out every waiting message of these kinds now, leaving the rest queued.
+
+        For a handler that waits for a reply while other messages wait their turn.
+        """
+        wanted = set(kinds)
+        with self._read_lock:
+            self._fill(None)
+            taken = [d for d in self._queue if d.message.kind in wanted]
+            if taken:
+                self._queue = collections.deque(d for d in self._queue if d.message.kind not in wanted)
+        return taken
+
+    def recover(self) -> list[Delivered]:
+        """Everything delivered and not acked, in order: what a crashed activation left
+        claimed, and what waits. For the first read of an activation.
+
+        Also removes temp files that crashed senders left behind.
+        """
+        self._sweep_temps()
+        recovered = []
+        for name in sorted(n for n in os.listdir(self.cur_dir) if n[0] != "."):
+            delivered = self._load(os.path.join(self.cur_dir, name))
+            if delivered is not None:
+                recovered.append(delivered)
+        return recovered + self.drain()
+
+    def _fill(self, limit: int | None) -> bool:
+        """Queue what waits: claimed Maildir files and new records of every segment,
+        merged by creation time (each sender's messages stay in the order sent, and a
+        message sent before another sender's is handled first).
+
+        Returns whether ``limit`` may have left messages unread.
+        """
+        room = None if limit is None else limit - len(self._queue)
+        if room is not None and room <= 0:
+            return True
         names = sorted(n for n in os.listdir(self.new_dir) if n[0] != ".")
-        self.more_waiting = limit is not None and len(names) > limit
-        if self.more_waiting:
-            names = names[:limit]
-        claimed = []
-        for name in names:
+        cut = room is not None and len(names) > room
+        files = []
+        for name in names[:room] if cut else names:
             path = os.path.join(self.cur_dir, name)
             try:
                 os.rename(os.path.join(self.new_dir, name), path)
@@ -415,24 +386,64 @@ class Mailbox:
                 continue
             delivered = self._load(path)
             if delivered is not None:
-                claimed.append(delivered)
-        if self._pending_bound is not None:
-            self._pending_bound = max(0, self._pending_bound - len(names))
-        return claimed
+                files.append(delivered)
+        sources = [files] if files else []
+        self._open_new_segments()
+        now = time.monotonic()
+        for name, reader in list(self._segments.items()):
+            read = self._read_segment(name, reader, room, now)
+            cut = cut or len(read) == room
+            if read:
+                sources.append(read)
+        if len(sources) == 1:
+            self._queue.extend(sources[0])
+        elif sources:
+            self._queue.extend(heapq.merge(*sources, key=_created))
+        return cut
 
-    def recover(self) -> list[Delivered]:
-        """Messages claimed but never acked (a previous activation crashed), in order.
+    def _open_new_segments(self) -> None:
+        try:
+            listed = os.listdir(self.log_dir)
+        except FileNotFoundError:  # a mailbox made before logs existed
+            return
+        for name in sorted(listed):  # oldest first: the merge takes ties in this order
+            if name not in self._segments and is_segment(name):
+                reader = SegmentReader.open(os.path.join(self.log_dir, name))
+                if reader is not None:
+                    self._segments[name] = reader
 
-        Also removes temp files that crashed senders left behind.
-        """
-        self._sweep_temps()
-        names = sorted(n for n in os.listdir(self.cur_dir) if n[0] != ".")
-        recovered = []
-        for name in names:
-            delivered = self._load(os.path.join(self.cur_dir, name))
-            if delivered is not None:
-                recovered.append(delivered)
-        return recovered
+    def _read_segment(self, name: str, reader: SegmentReader, room: int | None,
+                      now: float) -> list[Delivered]:
+        """Read up to ``room`` new messages of one segment; quarantine what is torn."""
+        records, torn = reader.read(room, now)
+        if not records and not torn and not reader.ended and not reader.outstanding \
+                and reader.writer_gone(now):
+            # Quiet, and its writer exited without sealing it: read what it wrote
+            # last (judging a partial tail torn now), and then it has ended.
+            records, torn = reader.read(room, now)
+            reader.ended = reader.ended or not records
+        read = []
+        for record in records:
+            try:
+                message = InboxMessage.from_wire(record.payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                self._quarantine_bytes(name, f"{record.offset}.{record.index}", record.payload, exc)
+                continue
+            reader.outstanding[record.position] = message.id
+            read.append(Delivered(message, reader.path, record.position))
+        if torn:
+            self._quarantine_bytes(name, reader.read_pos - len(torn), torn, "a torn record")
+        self._settle(name, reader)
+        return read
+
+    def _settle(self, name: str, reader: SegmentReader) -> None:
+        """Write a segment's cursor; delete the segment once it has ended and all is acked."""
+        if reader.finished:
+            unlink_quietly(reader.path)
+            reader.close()
+            del self._segments[name]
+        else:
+            reader.settle()
 
     def _load(self, path: str) -> Delivered | None:
         try:
@@ -451,60 +462,83 @@ class Mailbox:
         except OSError:
             pass
 
+    def _quarantine_bytes(self, segment: str, offset: object, data: bytes, why: object) -> None:
+        name = f"{segment}@{offset}"
+        log.warning("mailbox %s: moving %s (%d bytes) to corrupt/: %s", self.root, name, len(data), why)
+        try:
+            atomic_write(os.path.join(self.corrupt_dir, name), data, self.durability)
+        except StoreError as exc:
+            log.error("mailbox %s: could not keep %s: %s", self.root, name, exc)
+
     def _sweep_temps(self) -> None:
         cutoff = time.time() - STALE_TEMP_AGE
-        for sub in (self.new_dir, self.dead_dir):
-            for name in os.listdir(sub):
+        for sub in (self.new_dir, self.dead_dir, self.log_dir):
+            try:
+                listed = os.listdir(sub)
+            except FileNotFoundError:
+                continue
+            for name in listed:
                 if name.startswith(".tmp-"):
                     path = os.path.join(sub, name)
                     if temp_owner_alive(name):
-                        # A live sender's, perhaps a recycled file it just claimed: that
-                        # keeps the mtime of its last write, however old.
                         continue
                     try:
-                        if os.stat(path).st_mtime < cutoff:
-                            os.unlink(path)
+                        if sub == self.log_dir or os.stat(path).st_mtime < cutoff:
+                            os.unlink(path)  # a segment's temp holds no message yet
                     except OSError:
                         pass
 
     def ack_delivered(self, delivered: Delivered | str) -> bool:
-        """Retire one claimed file. Idempotent: returns whether it retired something.
+        """Retire one handed-out message. Idempotent: returns whether it retired one.
 
-        The file is recycled into ``free/`` (or unlinked once ``free/`` is full); either
-        way it is gone from ``cur/`` and will not be recovered again.
+        Once this returns the message is not handed out again by this mailbox (a crash
+        before a logged message's cursor reaches the disk redelivers it, and the
+        reader's AdmittedSet drops it).
         """
-        path = delivered if isinstance(delivered, str) else delivered.path
-        try:
-            if self._free_has_room():
-                os.rename(path, os.path.join(self.free_dir, os.path.basename(path)))
-                self._free_estimate = (self._free_estimate or 0) + 1
-            else:
-                os.unlink(path)
-            return True
-        except FileNotFoundError:
-            return False
+        return self.ack_all([delivered]) == 1
 
-    def _free_has_room(self) -> bool:
-        if self._free_full_for > 0:  # found full lately: unlink without listing again
-            self._free_full_for -= 1
-            return False
-        if self._free_estimate is None or self._free_estimate >= FREE_LIMIT:
-            # Senders take files away, so the estimate only ever runs high: recount.
-            self._free_estimate = self._count(self.free_dir)
-            if self._free_estimate >= FREE_LIMIT:
-                # Nobody is taking files (a backlog being worked off): listing a full
-                # free/ on every ack would cost more than the recycling saves.
-                self._free_full_for = FREE_RECOUNT_AFTER
-        return self._free_estimate < FREE_LIMIT
+    def ack_all(self, batch: Iterable[Delivered | str]) -> int:
+        """Retire many handed-out messages, writing each segment's cursor once.
+
+        Returns how many were retired (see :meth:`ack_delivered`).
+        """
+        touched: set[str] = set()
+        with self._read_lock:
+            retired = sum(self._retire(d, -1, touched) if isinstance(d, str) else
+                          self._retire(d.path, d.position, touched) for d in batch)
+            self._settle_all(touched)
+        return retired
 
     def ack(self, msg_id: str) -> bool:
-        """Remove the claimed file(s) of ``msg_id`` from ``cur/``; returns whether any was."""
+        """Retire every handed-out message with this id; returns whether any was."""
         suffix = f"-{msg_id}.json"
-        removed = False
-        for name in os.listdir(self.cur_dir):
-            if name.endswith(suffix):
-                removed = self.ack_delivered(os.path.join(self.cur_dir, name)) or removed
-        return removed
+        touched: set[str] = set()
+        with self._read_lock:
+            retired = sum(self._retire(os.path.join(self.cur_dir, n), -1, touched)
+                          for n in os.listdir(self.cur_dir) if n.endswith(suffix))
+            for reader in self._segments.values():
+                matching = [position for position, ident in reader.outstanding.items() if ident == msg_id]
+                retired += sum(self._retire(reader.path, position, touched) for position in matching)
+            self._settle_all(touched)
+        return retired > 0
+
+    def _retire(self, path: str, position: int, touched: set[str]) -> int:
+        if position < 0:  # a Maildir file in cur/
+            try:
+                os.unlink(path)
+                return 1
+            except FileNotFoundError:
+                return 0
+        name = os.path.basename(path)
+        reader = self._segments.get(name)
+        if reader is None or not reader.ack(position):
+            return 0
+        touched.add(name)
+        return 1
+
+    def _settle_all(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._settle(name, self._segments[name])
 
     # -- dead letters --------------------------------------------------------------------
 
@@ -514,7 +548,13 @@ class Mailbox:
         The envelope is written durably before the claim is removed, so a crash in
         between leaves the message in both places, never in neither.
         """
-        dead_path = os.path.join(self.dead_dir, os.path.basename(delivered.path))
+        if delivered.position < 0:
+            name = os.path.basename(delivered.path)
+        elif is_valid_id(delivered.message.id):
+            name = delivered.message.file_name()
+        else:  # written by another program: its id must not become a path
+            name = f"{hashlib.sha1(delivered.message.id.encode()).hexdigest()}.json"
+        dead_path = os.path.join(self.dead_dir, name)
         envelope = {
             "message": json.loads(delivered.message.to_wire()),
             "reason": reason,
@@ -543,7 +583,7 @@ class Mailbox:
         return letters
 
     def requeue(self, msg_id: str) -> bool:
-        """Deliver the dead letter ``msg_id`` again (same id, same place in order).
+        """Deliver the dead letter ``msg_id`` again (same id, at the back of the queue).
 
         Returns whether a dead letter of that id existed.
         """
@@ -560,33 +600,83 @@ class Mailbox:
     def _count(directory: str) -> int:
         return sum(1 for n in os.listdir(directory) if n[0] != ".")
 
+    def _segment_backlogs(self) -> Iterator[tuple[str, list[Record], int]]:
+        """Each segment's records from its cursor on disk (acked by nobody yet), and
+        where its reader has claimed up to."""
+        try:
+            listed = sorted(n for n in os.listdir(self.log_dir) if is_segment(n))
+        except FileNotFoundError:
+            return
+        for name in listed:
+            found = pending_records(os.path.join(self.log_dir, name))
+            if found is not None and found[0]:
+                yield name, *found
+
+    def _logged(self) -> Iterator[tuple[str, Record]]:
+        """Logged messages not yet acked, as ("new" | "cur", record).
+
+        "cur" is a message handed out and not acked: by this handle, as it knows, or
+        by the reader, as far as its segment's header says.
+        """
+        with self._read_lock:
+            views = {name: (reader.read_pos, dict(reader.outstanding),
+                            {d.position for d in self._queue if d.path == reader.path})
+                     for name, reader in self._segments.items()}
+        for name, records, claimed in self._segment_backlogs():
+            if name not in views:
+                for record in records:
+                    yield ("cur" if record.offset < claimed else "new"), record
+                continue
+            read_pos, outstanding, queued = views[name]
+            for record in records:
+                if record.position in outstanding:
+                    yield ("new" if record.position in queued else "cur"), record
+                elif record.offset >= read_pos:
+                    yield "new", record
+                # else: acked by this handle, its cursor held back by an earlier one
+
+    def counts(self) -> dict[str, int]:
+        """Messages per state: ``new`` (waiting), ``cur`` (handed out, not acked),
+        ``corrupt`` and ``dead``."""
+        result = {sub: self._count(os.path.join(self.root, sub)) for sub in MESSAGE_DIRS}
+        for state, _ in self._logged():
+            result[state] += 1
+        return result
+
     def pending_count(self) -> int:
-        """Messages not yet acked: waiting in ``new/`` plus claimed in ``cur/``."""
-        return self._count(self.new_dir) + self._count(self.cur_dir)
+        """Messages not yet acked: waiting, plus handed out."""
+        counts = self.counts()
+        return counts["new"] + counts["cur"]
 
     def has_waiting(self) -> bool:
-        """Whether any message waits to be handled (in ``new/``, or left in ``cur/``)."""
+        """Whether any message waits to be handled (or was left unacked by a reader)."""
         for directory in (self.new_dir, self.cur_dir):
             with os.scandir(directory) as entries:
                 if any(e.name[0] != "." for e in entries):
                     return True
-        return False
+        return any(True for _ in self._segment_backlogs())
 
     def has_new(self) -> bool:
-        """Whether any message waits in ``new/`` (cheaper than counting)."""
+        """For the reader: whether anything arrived that ``drain`` has not handed out
+        (cheaper than counting)."""
+        with self._read_lock:
+            if self._queue or any(reader.has_unread() for reader in self._segments.values()):
+                return True
         with os.scandir(self.new_dir) as entries:
-            return any(e.name[0] != "." for e in entries)
+            if any(e.name[0] != "." for e in entries):
+                return True
+        try:
+            return any(is_segment(n) and n not in self._segments for n in os.listdir(self.log_dir))
+        except FileNotFoundError:
+            return False
 
     def is_empty(self) -> bool:
-        """Whether nothing waits in ``new/`` or ``cur/``."""
+        """Whether nothing is waiting or handed out."""
         return self.pending_count() == 0
 
-    def counts(self) -> dict[str, int]:
-        """Messages per state (``new``, ``cur``, ``corrupt``, ``dead``)."""
-        return {sub: self._count(os.path.join(self.root, sub)) for sub in MESSAGE_DIRS}
-
     def peek(self, sub: str = "new") -> Iterator[InboxMessage]:
-        """Read (without claiming) the parsable messages of ``new/`` or ``cur/``, in order."""
+        """Read, without handing out, the parsable messages that are waiting ("new") or
+        handed out and not acked ("cur"): Maildir files first, then each log in order."""
         if sub not in ("new", "cur"):
             raise ValueError(f"peek reads 'new' or 'cur', not {sub!r}")
         directory = os.path.join(self.root, sub)
@@ -595,4 +685,9 @@ class Mailbox:
                 yield InboxMessage.from_wire(read_bytes(os.path.join(directory, name)))
             except (OSError, ValueError, UnicodeDecodeError):
                 continue
-
+        for state, record in self._logged():
+            if state == sub:
+                try:
+                    yield InboxMessage.from_wire(record.payload)
+                except (ValueError, UnicodeDecodeError):
+                    continue

@@ -48,8 +48,6 @@ LOCK_TIMEOUT = 30.0
 TORN_READ_RETRIES = 3
 #: Name prefix of a ready-made actor directory (see ``SessionStore.make_skeleton``).
 SKELETON_PREFIX = ".spare-"
-#: Spent files a skeleton's mailbox starts with, so its first messages reuse them.
-SKELETON_FREE_FILES = 4
 #: In a skeleton, the spare that becomes the actor's first lease record.
 FABRIC_SPARE = "fabric-record.json"
 _FNV_OFFSET = 0xCBF29CE484222325
@@ -182,11 +180,8 @@ class SessionStore:
         os.mkdir(building)
         mailbox = Mailbox(os.path.join(building, "mailbox"), durability=self.durability)
         mailbox.close()
-        spent = [os.path.join(mailbox.root, INFLIGHT)]  # and spent files for the first sends:
-        spent += [os.path.join(mailbox.free_dir, f"seed-{n}") for n in range(SKELETON_FREE_FILES)]
-        for path in spent:
-            with open(path, "wb"):
-                pass
+        with open(os.path.join(mailbox.root, INFLIGHT), "wb"):
+            pass
         for name in ("session.json", "supervision.json", "admitted.json", FABRIC_SPARE):
             Rewriter(os.path.join(building, name), self.durability).prepare()
         ready = os.path.join(children_dir, f"{SKELETON_PREFIX}{token}")

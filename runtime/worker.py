@@ -45,7 +45,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from .address import Address, Router, write_mailbox_config
 from .admitted import DEFAULT_CAPACITY, AdmittedSet
-from .durable import MACHINE, Rewriter, read_bytes
+from .durable import MACHINE, Rewriter
 from .errors import (
     ActorError,
     ActorFailed,
@@ -319,7 +319,6 @@ class Worker:
         self._stash: dict[str, Delivered] = {}
         self._consumed: list[Delivered] = []
         self._spare_replies: list[Delivered] = []
-        self._not_replies: set[str] = set()
         self._lease_stop = threading.Event()
         self._lease_lock = threading.Lock()  # a renewal never lands after the withdraw
         self._handler_deadline: float | None = None
@@ -572,10 +571,11 @@ class Worker:
                     self._bell_taken = False
                     batch = self.mailbox.drain(limits.batch_size)
                 if batch:
-                    self.process(batch)
-                    batch = []
+                    # Recovery can hand over a long backlog: commit every batch_size.
+                    head, batch = batch[:limits.batch_size], batch[limits.batch_size:]
+                    self.process(head)
                     last_work = time.monotonic()
-                    if self.mailbox.more_waiting or self._bell_taken:
+                    if batch or self.mailbox.more_waiting or self._bell_taken:
                         continue
                     # Anything delivered since the drain rang the bell after our clear,
                     # so waiting on the bell (not listing again) cannot miss it.
@@ -615,7 +615,7 @@ class Worker:
             if delivered.message.kind in REPLY_KINDS:
                 continue
             if self._stop_requested and done:
-                cut_short = True  # the rest stays in cur/ for the next activation
+                cut_short = True  # the rest stays unacked, for the next activation
                 break
             if self.admitted.insert(delivered.id):
                 self._apply(delivered)
@@ -629,19 +629,15 @@ class Worker:
             self.commit()
         except _UnencodableState as exc:
             self._replay_singly(applied, exc)
-        for delivered in done:
-            self.mailbox.ack_delivered(delivered)
         # Replies are acked with the batch that consumed them: a crash before the commit
-        # re-runs the handler, and it must find its reply again in cur/.
-        for delivered in self._consumed + self._spare_replies:
-            self.mailbox.ack_delivered(delivered)
-        if not cut_short:  # else the messages left in cur/ may still need these
-            for delivered in self._stash.values():
-                self.mailbox.ack_delivered(delivered)  # late replies nobody waits for
+        # re-runs the handler, and it must find its reply again.
+        retired = done + self._consumed + self._spare_replies
+        if not cut_short:  # else the messages left unacked may still need these
+            retired += self._stash.values()  # late replies nobody waits for
+        self.mailbox.ack_all(retired)
         self._consumed.clear()
         self._spare_replies.clear()
         self._stash.clear()
-        self._not_replies.clear()
 
     def _stash_reply(self, delivered: Delivered) -> None:
         """Keep a claimed reply for the handler that will wait for it (a repeat is spare)."""
@@ -857,26 +853,11 @@ class Worker:
             select.select([self._bell.fd], [], [], wait)
 
     def _scan_for_reply(self, correlation_id: str) -> Delivered | None:
-        """Claim every reply waiting in new/ into the stash; return the one asked for."""
+        """Take every reply waiting into the stash; return the one asked for."""
         self._bell.clear()
-        self._bell_taken = True  # rings of other messages went here: the loop must list
-        for name in sorted(os.listdir(self.mailbox.new_dir)):
-            if name[0] == "." or name in self._not_replies:
-                continue
-            path = os.path.join(self.mailbox.new_dir, name)
-            try:
-                message = InboxMessage.from_wire(read_bytes(path))
-            except (OSError, ValueError, UnicodeDecodeError):
-                continue  # gone, or corrupt: drain deals with it
-            if message.kind not in REPLY_KINDS:
-                self._not_replies.add(name)
-                continue
-            claimed = os.path.join(self.mailbox.cur_dir, name)
-            try:
-                os.rename(path, claimed)
-            except FileNotFoundError:
-                continue
-            self._stash_reply(Delivered(message, claimed))
+        self._bell_taken = True  # rings of other messages went here: the loop must look
+        for delivered in self.mailbox.take(REPLY_KINDS):
+            self._stash_reply(delivered)
         return self._stash.pop(correlation_id, None)
 
     # -- background threads ------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The kill plan comes through ``secrets`` ({"plan_dir": ..., "kill_at": {point: count}})
 and each point fires once (a marker file records it), so the restarted worker goes on.
 Points: "handle" (inside a handler, before the batch commits), "commit" (right after
-the commit, before any ack), "ack" (after the first ack of a batch).
+the commit, before any ack), "ack" (after the first message of a batch is acked in
+memory, before the mailbox writes where its log was read up to).
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ class Killable(Actor):
         self.state.setdefault("ids", [])
         worker = self._context._worker  # the runtime object driving this actor
         original_commit = worker.commit
-        original_ack = worker.mailbox.ack_delivered
+        original_retire = worker.mailbox._retire
 
         def commit():
             original_commit()
             self._maybe_die("commit")
 
-        def ack_delivered(delivered):
-            removed = original_ack(delivered)
+        def retire(path, position, touched):
+            retired = original_retire(path, position, touched)
             self._maybe_die("ack")
-            return removed
+            return retired
 
         worker.commit = commit
-        worker.mailbox.ack_delivered = ack_delivered
+        worker.mailbox._retire = retire
 
     def _maybe_die(self, point):
         plan = self.secrets.get("kill_at", {})

@@ -21,7 +21,6 @@ import sample_actors
 from actors import ActorSystem
 from actors import _system as system_module
 from conftest import descendants, wait_until
-from runtime import mailbox as mailbox_module
 from runtime.errors import Cancelled, SpawnError
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxMessage
@@ -72,38 +71,28 @@ def test_a_stop_cutting_a_recovered_batch_short_keeps_the_replies_the_rest_needs
     assert ref.ask("state", timeout=20) == {"count": 1, "answers": [2], "errors": []}
 
 
-# -- Q1: recycling ----------------------------------------------------------------------
+# -- Q1: sender debris and concurrent senders ----------------------------------------------------------------------
 
 
 def _message(body):
     return InboxMessage.create(AgentRef("tester"), "task", body)
 
 
-def test_recover_does_not_delete_a_recycled_file_a_sender_just_claimed(tmp_path, monkeypatch):
+def test_recover_removes_a_dead_senders_segment_temp_but_not_a_live_ones(tmp_path):
     root = tmp_path / "mb"
     reader = Mailbox(root, durability="process")
-    reader.deliver(_message({"text": "spent"}))
-    (claimed,) = reader.drain()
-    reader.ack_delivered(claimed)
-    (spent,) = os.listdir(reader.free_dir)
-    long_ago = time.time() - 3600  # it sat in free/ for an hour
-    os.utime(os.path.join(reader.free_dir, spent), (long_ago, long_ago))
-
-    real_overwrite = mailbox_module.overwrite
-
-    def overwrite(fd, data, old_size):
-        Mailbox(root, durability="process").recover()  # an activation starts right now
-        real_overwrite(fd, data, old_size)
-
-    monkeypatch.setattr(mailbox_module, "overwrite", overwrite)
-    sender = Mailbox(root, durability="process")
-    sender.deliver(_message({"text": "fresh"}))  # StoreError today
-    (got,) = reader.drain()
-    assert got.message.body == {"text": "fresh"}
+    live = os.path.join(reader.log_dir, f".tmp-{os.getpid()}-abcd-0")
+    dead = os.path.join(reader.log_dir, ".tmp-4194304-abcd-0")  # no such pid
+    for path in (live, dead):
+        with open(path, "wb") as handle:
+            handle.write(b"DAML")
+    reader.recover()
+    assert os.path.exists(live) and not os.path.exists(dead)
+    reader.close()
 
 
-def test_two_senders_never_claim_the_same_spent_file(tmp_path):
-    """Claiming is a rename out of free/: exactly one of two racing senders gets a file."""
+def test_four_sender_handles_racing_a_reader_that_acks_lose_nothing(tmp_path):
+    """Each handle appends to its own segment while the reader acks and deletes."""
     root = tmp_path / "mb"
     reader = Mailbox(root, durability="process")
     for n in range(300):

@@ -38,9 +38,26 @@ def names(directory: str) -> list[str]:
     return sorted(os.listdir(directory))
 
 
-def ids_in(directory: str) -> list[str]:
-    """Message ids of the files in a directory, by file name order (temp files skipped)."""
-    return [n.split("-", 1)[1][: -len(".json")] for n in names(directory) if not n.startswith(".")]
+def waiting(box: Mailbox) -> list[str]:
+    """Ids of the messages waiting (delivered, not handed out), in the order they would be."""
+    return [m.id for m in box.peek("new")]
+
+
+def claimed(box: Mailbox) -> list[str]:
+    """Ids of the messages handed out and not acked."""
+    return [m.id for m in box.peek("cur")]
+
+
+def drop_file(box: Mailbox, msg: InboxMessage | bytes, name: str | None = None) -> str:
+    """Deliver as another program would, by the Maildir discipline: temp, then rename."""
+    data = msg if isinstance(msg, bytes) else msg.to_wire()
+    name = name or (msg.file_name() if isinstance(msg, InboxMessage) else "bad.json")
+    tmp = os.path.join(box.new_dir, f".tmp-by-hand-{name}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    final = os.path.join(box.new_dir, name)
+    os.rename(tmp, final)
+    return final
 
 
 @pytest.fixture
@@ -65,14 +82,15 @@ def test_deliver_drain_ack_empties_the_mailbox(tmp_path: Path, level: str) -> No
     try:
         sent = [message(f"m{n}", {"n": n}) for n in range(3)]
         paths = [box.deliver(m) for m in sent]
-        assert all(os.path.dirname(p) == box.new_dir for p in paths)
+        assert all(os.path.dirname(p) == box.log_dir for p in paths)
         assert box.pending_count() == 3 and box.has_new() and not box.is_empty()
-        claimed = box.drain()
-        assert [d.message for d in claimed] == sent
-        assert all(os.path.dirname(d.path) == box.cur_dir for d in claimed)
+        assert waiting(box) == ["m0", "m1", "m2"]
+        handed = box.drain()
+        assert [d.message for d in handed] == sent
         assert not box.has_new()
-        assert box.pending_count() == 3, "claimed but unacked messages are still pending"
-        for delivered in claimed:
+        assert box.pending_count() == 3, "handed-out but unacked messages are still pending"
+        assert box.counts() == {"new": 0, "cur": 3, "corrupt": 0, "dead": 0}
+        for delivered in handed:
             assert box.ack_delivered(delivered) is True
         assert box.is_empty()
         assert box.counts() == {"new": 0, "cur": 0, "corrupt": 0, "dead": 0}
@@ -81,75 +99,134 @@ def test_deliver_drain_ack_empties_the_mailbox(tmp_path: Path, level: str) -> No
         box.close()
 
 
-def test_ack_by_id_removes_the_claimed_file(box: Mailbox) -> None:
+def test_an_observer_sees_what_the_reader_has_claimed(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    sender = Mailbox(root, durability="process", create=False)
+    try:
+        for n in range(3):
+            sender.deliver(message(f"m{n}"))
+        reader.drain(limit=1)
+        observer = Mailbox(root, create=False)
+        assert observer.counts() == {"new": 2, "cur": 1, "corrupt": 0, "dead": 0}
+        assert [m.id for m in observer.peek("cur")] == ["m0"]
+    finally:
+        reader.close()
+        sender.close()
+
+
+def test_ack_by_id_retires_the_handed_out_message(box: Mailbox) -> None:
     box.deliver(message("m1"))
     box.deliver(message("m2"))
     box.drain()
     assert box.ack("m1") is True
     assert box.ack("m1") is False
-    assert ids_in(box.cur_dir) == ["m2"]
+    assert claimed(box) == ["m2"]
 
 
-def test_ack_does_not_touch_unclaimed_messages(box: Mailbox) -> None:
+def test_ack_does_not_touch_messages_not_handed_out(box: Mailbox) -> None:
     box.deliver(message("m1"))
     assert box.ack("m1") is False
-    assert ids_in(box.new_dir) == ["m1"]
+    assert waiting(box) == ["m1"]
 
 
-def test_drain_is_in_created_at_order_not_delivery_order(box: Mailbox) -> None:
+def test_one_senders_messages_come_in_the_order_sent_whatever_their_stamps(box: Mailbox) -> None:
     base = 1_763_702_546_000_000_000
-    offsets = {"c": 3_000, "a": 1_000, "e": 5_000, "b": 2_000, "d": 4_000}
-    for msg_id, offset in offsets.items():
+    for msg_id, offset in {"c": 3_000, "a": 1_000, "b": 2_000}.items():
         box.deliver(message(msg_id, ns=base + offset))
-    box.deliver(message("a2", ns=base + 1_000))  # same instant as "a": the id breaks the tie
-    assert [d.id for d in box.drain()] == ["a", "a2", "b", "c", "d", "e"]
+    assert [d.id for d in box.drain()] == ["c", "a", "b"]
 
 
-def test_drain_limit_claims_the_oldest_first(box: Mailbox) -> None:
-    sent = [box.deliver(message(f"m{n}", ns=10**18 + n)) for n in range(5)]
-    assert len(sent) == 5
+def test_messages_of_different_senders_are_merged_by_creation_time(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    first = Mailbox(root, durability="process", create=False)
+    second = Mailbox(root, durability="process", create=False)
+    base = 1_763_702_546_000_000_000
+    try:
+        first.deliver(message("a", ns=base + 1_000_000))
+        second.deliver(message("b", ns=base + 2_000_000))
+        first.deliver(message("c", ns=base + 3_000_000))
+        drop_file(reader, message("d", ns=base + 2_500_000))
+        second.deliver(message("e", ns=base + 4_000_000))
+        assert [d.id for d in reader.drain()] == ["a", "b", "d", "c", "e"]
+    finally:
+        for handle in (reader, first, second):
+            handle.close()
+
+
+def test_drain_limit_hands_out_the_oldest_first(box: Mailbox) -> None:
+    for n in range(5):
+        box.deliver(message(f"m{n}"))
     assert [d.id for d in box.drain(limit=2)] == ["m0", "m1"]
-    assert ids_in(box.new_dir) == ["m2", "m3", "m4"]
+    assert box.more_waiting
+    assert waiting(box) == ["m2", "m3", "m4"]
     assert [d.id for d in box.drain()] == ["m2", "m3", "m4"]
+    assert not box.more_waiting
 
 
-def test_peek_reads_without_claiming(box: Mailbox) -> None:
-    box.deliver(message("m1", ns=10**18))
-    box.deliver(message("m2", ns=10**18 + 1))
-    assert [m.id for m in box.peek()] == ["m1", "m2"]
-    assert ids_in(box.new_dir) == ["m1", "m2"]
+def test_peek_reads_without_handing_out(box: Mailbox) -> None:
+    box.deliver(message("m1"))
+    box.deliver(message("m2"))
+    assert waiting(box) == ["m1", "m2"]
+    assert waiting(box) == ["m1", "m2"]
     box.drain(limit=1)
-    assert [m.id for m in box.peek("cur")] == ["m1"]
+    assert claimed(box) == ["m1"]
+    assert waiting(box) == ["m2"]
     with pytest.raises(ValueError):
         list(box.peek("dead"))
 
 
+def test_take_hands_out_one_kind_and_leaves_the_rest_in_order(box: Mailbox) -> None:
+    box.deliver(message("t1"))
+    box.deliver(InboxMessage.create(ALICE, "reply", {"answer": 1}, msg_id="r1", correlation_id="q"))
+    box.deliver(message("t2"))
+    assert [d.id for d in box.take({"reply"})] == ["r1"]
+    assert [d.id for d in box.drain()] == ["t1", "t2"]
+
+
 def test_recover_yields_unacked_leftovers_from_a_fresh_handle(tmp_path: Path) -> None:
     root = tmp_path / "mailbox"
-    first = Mailbox(root, durability="process")
+    sender = Mailbox(root, durability="process")
+    first = Mailbox(root, durability="process", create=False)
     for n in range(5):
-        first.deliver(message(f"m{n}", {"n": n}, ns=10**18 + n))
-    claimed = first.drain(limit=4)
-    first.ack_delivered(claimed[0])
-    first.ack_delivered(claimed[2])
-    first.close()
-    del first  # the activation "crashed" holding m1 and m3
+        sender.deliver(message(f"m{n}", {"n": n}))
+    handed = first.drain(limit=4)
+    first.ack_all([handed[0], handed[2]])
+    del first  # the activation "crashed" holding m1 and m3 (never closed)
 
     second = Mailbox(root, durability="process", create=False)
     try:
         recovered = second.recover()
-        assert [d.id for d in recovered] == ["m1", "m3"]
-        assert [d.message.body for d in recovered] == [{"n": 1}, {"n": 3}]
-        # recover does not move anything: the claims stay in cur/ until acked.
-        assert ids_in(second.cur_dir) == ["m1", "m3"]
-        assert [d.id for d in second.recover()] == ["m1", "m3"]
-        # and the unclaimed one is still drained normally, once.
-        assert [d.id for d in second.drain()] == ["m4"]
-        for delivered in recovered:
-            second.ack_delivered(delivered)
-        assert [d.id for d in second.recover()] == ["m4"]
+        # m0 is gone for good; m2 comes again, held back by m1 (see the next test).
+        assert [d.id for d in recovered] == ["m1", "m2", "m3", "m4"]
+        assert [d.message.body for d in recovered] == [{"n": n} for n in range(1, 5)]
+        assert second.drain() == [], "each is handed out once per handle"
+        second.ack_all(recovered)
+        assert second.is_empty()
     finally:
         second.close()
+        sender.close()
+
+
+def test_acks_held_back_by_an_earlier_unacked_message_are_redelivered_once(tmp_path: Path) -> None:
+    """The cursor stops at the first unacked message; a new reader sees the acked ones
+    after it again (the worker's AdmittedSet drops them), and nothing else."""
+    root = tmp_path / "mailbox"
+    sender = Mailbox(root, durability="process")
+    reader = Mailbox(root, durability="process", create=False)
+    for n in range(3):
+        sender.deliver(message(f"m{n}"))
+    handed = reader.drain()
+    reader.ack_all([handed[1], handed[2]])
+    assert reader.counts()["cur"] == 1 and reader.pending_count() == 1
+    fresh = Mailbox(root, durability="process", create=False)
+    try:
+        assert [d.id for d in fresh.recover()] == ["m0", "m1", "m2"]
+    finally:
+        fresh.close()
+        reader.close()
+        sender.close()
 
 
 def test_recover_sweeps_only_stale_temp_files(box: Mailbox) -> None:
@@ -167,67 +244,77 @@ def test_recover_sweeps_only_stale_temp_files(box: Mailbox) -> None:
     assert os.path.exists(fresh), "a sender may still be writing a fresh temp file"
 
 
+# -- Maildir files from other writers -------------------------------------------------------
+
 @pytest.mark.parametrize(
     "bad", [b"not json", b"[]", b'{"id": 1}', b"\xff\xfe garbage", b""], ids=repr
 )
 def test_unparsable_files_go_to_corrupt_and_good_ones_pass(box: Mailbox, bad: bytes) -> None:
-    box.deliver(message("good1", ns=10**18))
+    drop_file(box, message("good1", ns=10**18))
     bad_name = f"{10**18 + 1:020d}-bad.json"
-    with open(os.path.join(box.new_dir, bad_name), "wb") as handle:
-        handle.write(bad)
-    box.deliver(message("good2", ns=10**18 + 2))
+    drop_file(box, bad, bad_name)
+    drop_file(box, message("good2", ns=10**18 + 2))
     assert [d.id for d in box.drain()] == ["good1", "good2"]
     assert names(box.corrupt_dir) == [bad_name]
     assert names(box.new_dir) == []
-    assert ids_in(box.cur_dir) == ["good1", "good2"]
+    assert claimed(box) == ["good1", "good2"]
     with open(os.path.join(box.corrupt_dir, bad_name), "rb") as handle:
         assert handle.read() == bad, "quarantine keeps the bytes for inspection"
 
 
 def test_a_file_corrupted_in_cur_is_quarantined_by_recover(box: Mailbox) -> None:
-    box.deliver(message("m1", ns=10**18))
-    box.deliver(message("m2", ns=10**18 + 1))
-    claimed = box.drain()
-    with open(claimed[0].path, "wb") as handle:
+    drop_file(box, message("m1", ns=10**18))
+    drop_file(box, message("m2", ns=10**18 + 1))
+    handed = box.drain()
+    with open(handed[0].path, "wb") as handle:
         handle.write(b"{torn")
     assert [d.id for d in box.recover()] == ["m2"]
-    assert names(box.corrupt_dir) == [os.path.basename(claimed[0].path)]
+    assert names(box.corrupt_dir) == [os.path.basename(handed[0].path)]
 
 
-def test_ack_by_path_is_idempotent(box: Mailbox) -> None:
+def test_ack_is_idempotent(box: Mailbox) -> None:
     box.deliver(message("m1"))
-    (delivered,) = box.drain()
-    assert box.ack_delivered(delivered) is True
-    assert box.ack_delivered(delivered) is False
-    assert box.ack_delivered(delivered.path) is False
+    drop_file(box, message("f1"))
+    logged, dropped = box.drain()
+    for delivered in (logged, dropped):
+        assert box.ack_delivered(delivered) is True
+        assert box.ack_delivered(delivered) is False
+    assert box.ack_delivered(dropped.path) is False
     assert box.is_empty()
 
 
-def test_acking_one_of_two_files_with_the_same_id_by_path_leaves_the_other(box: Mailbox) -> None:
-    first = message("same", {"copy": 1}, ns=10**18)
-    second = message("same", {"copy": 2}, ns=10**18 + 5)
-    box.deliver(first)
-    box.deliver(second)
-    claimed = box.drain()
-    assert [d.message.body for d in claimed] == [{"copy": 1}, {"copy": 2}]
-    assert box.ack_delivered(claimed[0]) is True
-    assert [d.message.body for d in box.recover()] == [{"copy": 2}]
-    assert os.path.exists(claimed[1].path)
+def test_acking_one_of_two_copies_with_the_same_id_leaves_the_other(box: Mailbox) -> None:
+    box.deliver(message("same", {"copy": 1}))
+    box.deliver(message("same", {"copy": 2}))
+    handed = box.drain()
+    assert [d.message.body for d in handed] == [{"copy": 1}, {"copy": 2}]
+    assert box.ack_delivered(handed[0]) is True
+    assert [m.body for m in box.peek("cur")] == [{"copy": 2}]
     assert box.ack("same") is True
     assert box.is_empty()
 
 
-def test_a_message_id_cannot_steer_the_file_outside_new(tmp_path: Path) -> None:
+def test_a_message_id_that_is_not_one_path_component_is_refused(tmp_path: Path) -> None:
     box = Mailbox(tmp_path / "mailbox", durability="process")
     try:
         evil = message("x/../../../escaped")
         with pytest.raises(ActorError):
             box.deliver(evil)
+        with pytest.raises(ActorError):
+            box.deliver_many([message("fine"), evil])
         assert sorted(p.name for p in tmp_path.iterdir()) == ["mailbox"]
         assert box.counts() == {"new": 0, "cur": 0, "corrupt": 0, "dead": 0}
-        assert [n for n in os.listdir(box.new_dir) if n.startswith(".tmp-")] == []
     finally:
         box.close()
+
+
+def test_a_logged_message_with_an_unsafe_id_is_buried_under_a_safe_name(box: Mailbox) -> None:
+    evil = message("x/../../escaped")
+    box._writer.append([evil.to_wire()])  # another program's writer, which did not check
+    (handed,) = box.drain()
+    path = box.bury(handed, "poison", 3)
+    assert os.path.dirname(path) == box.dead_dir
+    assert [letter.message.id for letter in box.dead_letters()] == ["x/../../escaped"]
 
 
 def test_opening_a_missing_mailbox_without_create_raises_store_error(tmp_path: Path) -> None:
@@ -246,12 +333,11 @@ def test_deliver_refuses_with_mailbox_full_above_max_pending(tmp_path: Path) -> 
         with pytest.raises(MailboxFull) as info:
             box.deliver(message("overflow"))
         assert (info.value.pending, info.value.limit) == (3, 3)
-        assert "overflow" not in ids_in(box.new_dir)
-        assert len(ids_in(box.new_dir)) == 3
-        # Claiming makes room: the limit is on what waits in new/.
+        assert waiting(box) == ["m0", "m1", "m2"]
+        # Claiming makes room: the limit is on what waits to be handed out.
         box.drain(limit=1)
         box.deliver(message("fits"))
-        assert "fits" in ids_in(box.new_dir)
+        assert waiting(box) == ["m1", "m2", "fits"]
     finally:
         box.close()
 
@@ -280,10 +366,10 @@ def test_a_blocking_deliver_succeeds_once_a_reader_drains(
     sender.deliver(message("m2"))
 
     # Learn, without guessing with a sleep, that deliver found the box full and waits.
-    waiting = threading.Event()
+    waits = threading.Event()
 
     def observed_sleep(seconds: float) -> None:
-        waiting.set()
+        waits.set()
         time.sleep(seconds)
 
     monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
@@ -299,15 +385,15 @@ def test_a_blocking_deliver_succeeds_once_a_reader_drains(
     thread = threading.Thread(target=blocked_send)
     thread.start()
     try:
-        assert waiting.wait(10), "deliver never waited for room"
+        assert waits.wait(10), "deliver never waited for room"
         assert thread.is_alive() and not outcome, "deliver returned while the mailbox was full"
         assert [d.id for d in reader.drain(limit=1)] == ["m1"]
     finally:
         thread.join(30)
     assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
-    assert os.path.basename(outcome["path"]).endswith("-m3.json")
-    assert sorted(ids_in(root / "new")) == ["m2", "m3"]
+    assert os.path.dirname(outcome["path"]) == sender.log_dir
+    assert waiting(reader) == ["m2", "m3"]
     sender.close()
     reader.close()
 
@@ -321,7 +407,7 @@ def test_a_blocking_deliver_times_out_with_mailbox_full(tmp_path: Path) -> None:
             box.deliver(message("m2"), block_timeout=0.2)
         elapsed = time.monotonic() - started
         assert 0.2 <= elapsed < 5.0
-        assert ids_in(box.new_dir) == ["m1"]
+        assert waiting(box) == ["m1"]
     finally:
         box.close()
 
@@ -332,11 +418,11 @@ def test_bury_then_dead_letters_then_requeue(box: Mailbox) -> None:
     poison = message("poison", {"boom": True}, ns=10**18)
     box.deliver(poison)
     box.deliver(message("next", ns=10**18 + 1))
-    claimed = box.drain(limit=1)
+    handed = box.drain(limit=1)
     before = time.time()
-    dead_path = box.bury(claimed[0], "killed the worker 3 times", attempts=3)
+    dead_path = box.bury(handed[0], "killed the worker 3 times", attempts=3)
     assert os.path.dirname(dead_path) == box.dead_dir
-    assert ids_in(box.cur_dir) == []
+    assert claimed(box) == []
 
     (letter,) = box.dead_letters()
     assert letter.message == poison
@@ -348,10 +434,10 @@ def test_bury_then_dead_letters_then_requeue(box: Mailbox) -> None:
     assert box.requeue("poison") is True
     assert box.dead_letters() == []
     assert names(box.dead_dir) == []
-    assert ids_in(box.new_dir) == ["poison", "next"], "requeued in its original place in order"
+    assert waiting(box) == ["next", "poison"], "requeued at the back of the queue"
     drained = box.drain()
-    assert [d.id for d in drained] == ["poison", "next"]
-    assert drained[0].message == poison
+    assert [d.id for d in drained] == ["next", "poison"]
+    assert drained[1].message == poison
 
 
 def test_requeue_of_an_unknown_id_returns_false(box: Mailbox) -> None:
@@ -419,7 +505,7 @@ def test_ring_without_a_reader_does_not_raise(box: Mailbox) -> None:
     bell.close()
     box.ring()
     box.deliver(message("m2"))
-    assert sorted(ids_in(box.new_dir)) == ["m1", "m2"]
+    assert waiting(box) == ["m1", "m2"]
 
 
 def test_ring_with_a_full_pipe_does_not_block_or_raise(box: Mailbox) -> None:
@@ -440,7 +526,7 @@ def test_ring_on_a_mailbox_without_a_bell_does_not_raise(box: Mailbox) -> None:
     os.unlink(box.bell_path)
     box.ring()
     box.deliver(message("m1"))
-    assert ids_in(box.new_dir) == ["m1"]
+    assert waiting(box) == ["m1"]
 
 
 # -- concurrency ----------------------------------------------------------------------------
@@ -537,13 +623,17 @@ def test_four_writer_processes_lose_nothing(tmp_path: Path) -> None:
     assert all(d.message.body == {"w": int(d.id[1:].split("-")[0]), "n": int(d.id.split("-")[1])}
                for d in claimed)
     assert reader.counts()["corrupt"] == 0
-    assert [n for n in os.listdir(reader.new_dir) if n.startswith(".")] == [], "no temp debris"
+    assert [n for n in os.listdir(reader.log_dir) if n.startswith(".")] == [], "no temp debris"
+    for writer in range(writers):  # each process's messages in the order it sent them
+        assert [int(i.split("-")[1]) for i in ids if i.startswith(f"p{writer}-")] == list(range(per_writer))
+    reader.ack_all(claimed)
+    assert os.listdir(reader.log_dir) == [], "sealed at exit, all acked: every segment deleted"
     reader.close()
 
 
-def test_delivered_wraps_a_message_and_its_path(box: Mailbox) -> None:
+def test_delivered_wraps_a_message_and_where_it_came_from(box: Mailbox) -> None:
     box.deliver(message("m1"))
     (delivered,) = box.drain()
     assert isinstance(delivered, Delivered)
     assert delivered.id == delivered.message.id == "m1"
-    assert os.path.exists(delivered.path)
+    assert os.path.exists(delivered.path) and delivered.position >= 0

@@ -1,0 +1,443 @@
+"""Per-sender append-only message logs ("segments") inside a mailbox's ``log/``.
+
+Data flow::
+
+    sender process (one writer per mailbox handle)        the mailbox's one reader
+    ----------------------------------------------        ------------------------
+    log/.tmp-X: header, flock(SH) --rename--> log/<ns>-<pid>-<tag>.seg
+    append: [len][crc32][message JSON]  (one write; fdatasync at "machine")
+                                         ... read from the cursor, handle, commit
+                                         ack: cursor := first record not yet acked
+                                              (written into the header with the
+                                              read position, for observers)
+    seal at 1 MiB, or on close: [0xFFFFFFFF][0]      sealed + all acked -> unlink
+
+Why not a file per message: on this file system a message file costs a create or a
+claim rename, a publish rename, an open and a close for the sender, and a claim
+rename, an open, a read and an ack rename for the reader; an append costs one
+``write``, and the reader reads many records with one ``pread``. At durability
+"machine" an append needs one ``fdatasync`` and no directory fsync.
+
+Guarantees:
+
+- A record is delivered once its ``write`` returned (and, at "machine", its
+  ``fdatasync``): it survives any process crash (a power loss too at "machine").
+- One writer per segment, so records of one sender are read in the order sent.
+- The cursor only moves past records that were acked, and it is written after the
+  reader's commit; a crash before it is written redelivers acked records, which the
+  reader's AdmittedSet drops. It needs no fsync for the same reason.
+- A writer holds a shared ``flock`` on its segment for as long as it may append. A
+  reader that can take the lock exclusively knows the writer is gone for good: it
+  never reopens a segment. Only then is an incomplete record at the end a torn
+  write (moved to ``corrupt/``) rather than one still being copied in.
+- A segment is created under a hidden temp name, locked, and only then renamed into
+  ``log/``: a reader never sees an unlocked segment of a live writer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import fcntl
+import itertools
+import os
+import struct
+import threading
+import time
+import weakref
+import zlib
+from dataclasses import dataclass
+
+from .durable import MACHINE, Durability, fsync_dir, sync_data, temp_name, unlink_quietly
+from .errors import StoreError
+
+#: Segment file name suffix; everything else in ``log/`` is ignored.
+SUFFIX = ".seg"
+#: A writer seals its segment and starts a new one past this size (bytes).
+SEGMENT_LIMIT = 1 << 20
+#: Bytes read per ``pread`` when catching up.
+READ_CHUNK = 1 << 18
+#: A record longer than this is garbage (a torn length), not a message.
+MAX_RECORD = 64 << 20
+#: How often (seconds) a reader asks whether the writer of a quiet segment is gone.
+WRITER_CHECK_INTERVAL = 1.0
+
+_MAGIC = b"DAML"
+_VERSION = 1
+_HEADER = struct.Struct("<4sB3xQQ")  # magic, version, cursor, read position
+_POSITIONS = struct.Struct("<QQ")
+_POSITIONS_AT = 8
+HEADER_SIZE = _HEADER.size
+_RECORD = struct.Struct("<II")  # payload length (| _BATCH), crc32 of the payload
+_SEAL_LENGTH = 0xFFFFFFFF
+_SEAL = _RECORD.pack(_SEAL_LENGTH, 0)
+#: Length flag of a batch record: its payload is records itself, all or none delivered.
+_BATCH = 0x80000000
+_INNER = struct.Struct("<I")
+#: Messages in one batch record at most (a position is ``offset << 16 | index``).
+BATCH_LIMIT = 1 << 16
+
+_generation = itertools.count()
+_current_generation = next(_generation)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child inherits its parent's writers; it must not append to them (two
+    # writers on one segment could interleave a torn record into the middle).
+    global _current_generation
+    _current_generation = next(_generation)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_tags = itertools.count()
+
+
+def frame(payload: bytes) -> bytes:
+    """One record: length, CRC-32 and the payload."""
+    return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def frame_batch(payloads: list[bytes]) -> bytes:
+    """Records holding ``payloads`` in order, each batch record all-or-nothing.
+
+    A batch longer than ``BATCH_LIMIT`` messages or half of ``MAX_RECORD`` bytes is
+    split into several batch records, each of them atomic.
+    """
+    if len(payloads) == 1:
+        return frame(payloads[0])
+    out, inner, size = [], [], 0
+    for payload in payloads:
+        if inner and (len(inner) == BATCH_LIMIT or size + len(payload) > MAX_RECORD // 2):
+            out.append(_frame_inner(inner))
+            inner, size = [], 0
+        inner.append(_INNER.pack(len(payload)) + payload)
+        size += _INNER.size + len(payload)
+    out.append(_frame_inner(inner))
+    return b"".join(out)
+
+
+def _frame_inner(inner: list[bytes]) -> bytes:
+    body = b"".join(inner)
+    return _RECORD.pack(len(body) | _BATCH, zlib.crc32(body)) + body
+
+
+def is_segment(name: str) -> bool:
+    return name.endswith(SUFFIX) and name[0] != "."
+
+
+class SegmentWriter:
+    """Appends records to one segment of one mailbox. Thread-safe.
+
+    Raises ``StoreError`` from every method that writes; after a failed write the
+    writer is closed (so a reader can tell the segment's tail is torn) and the next
+    append goes to a fresh segment.
+    """
+
+    def __init__(self, log_dir: str, durability: Durability) -> None:
+        self.log_dir = log_dir
+        self.durability = durability
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._generation = -1
+        self.path = ""
+        self.size = 0
+
+    def append(self, payloads: list[bytes]) -> str:
+        """Append messages in order with one write (and one flush at "machine").
+
+        Returns the segment's path. The messages are delivered once this returns; if
+        it raises, none of them is (see :func:`frame_batch` for batches over 64K).
+        """
+        data = frame_batch(payloads)
+        with self._lock:
+            if self._fd < 0 or self._generation != _current_generation:
+                self._open()
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                if self.durability == MACHINE:
+                    sync_data(self._fd)
+            except OSError as exc:
+                self._abandon()
+                raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
+            self.size += len(data)
+            path = self.path
+            if self.size >= SEGMENT_LIMIT:
+                self._seal()
+            return path
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Seal the segment (the reader deletes it once all is acked) and let it go."""
+        with self._lock:
+            if self._fd >= 0 and self._generation == _current_generation:
+                self._seal()
+            elif self._fd >= 0:  # inherited across fork: the parent still owns it
+                self._abandon()
+
+    def _open(self) -> None:
+        if self._fd >= 0:  # inherited from the parent process: leave it to the parent
+            self._abandon()
+        os.makedirs(self.log_dir, exist_ok=True)
+        tmp = temp_name(self.log_dir)
+        final = os.path.join(self.log_dir, f"{time.time_ns():020d}-{os.getpid()}-{next(_tags)}{SUFFIX}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
+        try:
+            os.write(fd, _HEADER.pack(_MAGIC, _VERSION, HEADER_SIZE, HEADER_SIZE))
+            # Locked before it is visible: a reader that can lock it exclusively may
+            # conclude this writer is gone and delete the segment.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            os.rename(tmp, final)
+            if self.durability == MACHINE:
+                fsync_dir(self.log_dir)
+        except OSError as exc:
+            os.close(fd)
+            unlink_quietly(tmp)
+            raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
+        self._fd, self._generation, self.path, self.size = fd, _current_generation, final, HEADER_SIZE
+        _open_writers.add(self)
+
+    def _seal(self) -> None:
+        try:
+            os.write(self._fd, _SEAL)  # no flush: a lost seal only delays the delete
+        except OSError:
+            pass  # closing releases the lock, which tells the reader just as well
+        self._abandon()
+
+    def _abandon(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _open_writers.discard(self)
+
+
+#: Writers with an open segment, sealed at interpreter exit.
+_open_writers: "weakref.WeakSet[SegmentWriter]" = weakref.WeakSet()
+
+
+@dataclass
+class Record:
+    """A message read from a segment: the record holding it, and its payload.
+
+    ``position`` orders messages within a segment and names one for ``ack``: the
+    record's offset shifted left 16 bits, plus the message's index in a batch record.
+    """
+
+    offset: int
+    index: int
+    payload: bytes
+
+    @property
+    def position(self) -> int:
+        return self.offset << 16 | self.index
+
+
+class SegmentReader:
+    """The reader's view of one segment: what was read, what is acked.
+
+    ``outstanding`` maps the position of each message read but not yet acked to its
+    id, in order; the cursor written to disk is the offset of the first of them (or the
+    read position when there is none).
+    """
+
+    def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.cursor = cursor
+        self.read_pos = cursor  # a new reader reads every unacked record again
+        self._written = (cursor, claimed)
+        self.outstanding: dict[int, str] = {}
+        self.ended = False  # sealed, or the writer is gone and the rest was read
+        self._next_writer_check = 0.0
+        self._gone = False
+
+    @classmethod
+    def open(cls, path: str) -> "SegmentReader | None":
+        """Open a segment at its cursor; None if it vanished or is not (yet) whole."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+        header = os.pread(fd, HEADER_SIZE, 0)
+        if len(header) < HEADER_SIZE or header[:4] != _MAGIC:
+            os.close(fd)
+            return None  # renamed in only after its header was written: not ours
+        _, _, cursor, claimed = _HEADER.unpack(header)
+        return cls(path, fd, max(cursor, HEADER_SIZE), max(claimed, cursor, HEADER_SIZE))
+
+    @property
+    def claimed_until(self) -> int:
+        """Where the last reader said it had read up to (as written in the header)."""
+        return self._written[1]
+
+    def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], bytes]:
+        """Records after the read position (at most ``limit``), and torn bytes found.
+
+        An incomplete or damaged record stops the read. While the writer lives it may
+        be a write still being copied in, and is read again next time; once the writer
+        is gone (asked only when ``judge``) it is torn: its bytes and everything after
+        are returned as torn and the segment has ended.
+        """
+        records: list[Record] = []
+        while not self.ended and (limit is None or len(records) < limit):
+            data = os.pread(self.fd, READ_CHUNK, self.read_pos)
+            pos, complete = self._parse(data, records, limit)
+            self.read_pos += pos
+            if self.ended or complete or (limit is not None and len(records) >= limit):
+                break
+            if pos > 0 and len(data) == READ_CHUNK:
+                continue  # stopped at the chunk's edge: read on from there
+            if pos == 0 and self._read_long_record(data, records):
+                continue
+            if judge and self.writer_gone(now):
+                return records, self._read_rest()
+            break
+        return records, b""
+
+    def _parse(self, data: bytes, records: list[Record], limit: int | None) -> tuple[int, bool]:
+        """Parse whole records from ``data``; returns bytes used and whether all were."""
+        pos, size, base = 0, len(data), self.read_pos
+        while limit is None or len(records) < limit:
+            if pos == size:
+                return pos, True
+            if pos + _RECORD.size > size:
+                return pos, False
+            length, crc = _RECORD.unpack_from(data, pos)
+            if length == _SEAL_LENGTH:
+                self.ended = True
+                return pos, True
+            batch, length = length & _BATCH, length & ~_BATCH
+            end = pos + _RECORD.size + length
+            if length > MAX_RECORD or end > size:
+                return pos, False
+            payload = data[pos + _RECORD.size:end]
+            if zlib.crc32(payload) != crc:
+                return pos, False
+            _unpack(base + pos, batch, payload, records)
+            pos = end
+        return pos, True
+
+    def _read_long_record(self, data: bytes, records: list[Record]) -> bool:
+        """A record longer than one chunk: read it whole. Returns whether it was there."""
+        if len(data) < READ_CHUNK:
+            return False
+        length, crc = _RECORD.unpack_from(data, 0)
+        batch, length = length & _BATCH, length & ~_BATCH
+        if length > MAX_RECORD:
+            return False
+        whole = os.pread(self.fd, _RECORD.size + length, self.read_pos)
+        payload = whole[_RECORD.size:]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return False
+        _unpack(self.read_pos, batch, payload, records)
+        self.read_pos += len(whole)
+        return True
+
+    def _read_rest(self) -> bytes:
+        chunks = []
+        while True:
+            chunk = os.pread(self.fd, READ_CHUNK, self.read_pos)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            self.read_pos += len(chunk)
+        self.ended = True
+        return b"".join(chunks)
+
+    def writer_gone(self, now: float, *, force: bool = False) -> bool:
+        """Whether no process can append to this segment any more (checked at most
+        once per ``WRITER_CHECK_INTERVAL`` unless ``force``)."""
+        if self._gone:
+            return True
+        if not force and now < self._next_writer_check:
+            return False
+        self._next_writer_check = now + WRITER_CHECK_INTERVAL
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return False
+            raise
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self._gone = True  # a writer never comes back to a segment
+        return True
+
+    def has_unread(self) -> bool:
+        """Whether bytes past the read position wait (a cheap ``fstat``)."""
+        if self.ended:
+            return False
+        size = os.fstat(self.fd).st_size
+        if size == self.read_pos + len(_SEAL):  # just the seal, or a first short record
+            return os.pread(self.fd, len(_SEAL), self.read_pos) != _SEAL
+        return size > self.read_pos
+
+    def ack(self, position: int) -> bool:
+        """Retire one handed-out message; returns whether it was outstanding."""
+        return self.outstanding.pop(position, None) is not None
+
+    def settle(self) -> None:
+        """Write the cursor and read position if they moved (no flush: see the module
+        docstring). The read position only tells observers what is claimed."""
+        first = next(iter(self.outstanding), None)
+        self.cursor = self.read_pos if first is None else first >> 16
+        positions = (self.cursor, self.read_pos)
+        if positions != self._written:
+            os.pwrite(self.fd, _POSITIONS.pack(*positions), _POSITIONS_AT)
+            self._written = positions
+
+    @property
+    def finished(self) -> bool:
+        """Ended and every record acked: the segment can be deleted."""
+        return self.ended and not self.outstanding
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _unpack(offset: int, batch: int, payload: bytes, records: list[Record]) -> None:
+    if not batch:
+        records.append(Record(offset, 0, payload))
+        return
+    pos, index = 0, 0
+    while pos < len(payload):
+        (length,) = _INNER.unpack_from(payload, pos)
+        start = pos + _INNER.size
+        records.append(Record(offset, index, payload[start:start + length]))
+        pos, index = start + length, index + 1
+
+
+def pending_records(path: str) -> tuple[list[Record], int] | None:
+    """The whole records after a segment's cursor, and where its reader has claimed up
+    to (records before that are being handled). For inspection and backpressure by any
+    process; None if the segment is gone. Never judges a tail torn."""
+    reader = SegmentReader.open(path)
+    if reader is None:
+        return None
+    try:
+        return reader.read(None, 0.0, judge=False)[0], reader.claimed_until
+    finally:
+        reader.close()
+
+
+def _seal_open_writers() -> None:
+    for writer in list(_open_writers):
+        writer.close()
+
+
+atexit.register(_seal_open_writers)
