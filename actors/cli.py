@@ -924,7 +924,7 @@ def dead(env: Env, actor_id: str, msg_id: str | None, as_json: bool) -> None:
     """List an actor's dead letters, or requeue one.
 
     A message lands in dead/ after killing the worker ``max_attempts`` times.
-    A requeued message keeps its id and its place in delivery order.
+    A requeued message keeps its id and goes to the back of the queue.
     """
     store, address = env.locate(actor_id)
     box = _mailbox(store, address.system_id, actor_id)
