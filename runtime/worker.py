@@ -624,11 +624,14 @@ class Worker:
                 log.debug("actor %s: duplicate %s dropped", self.name, delivered.id)
             done.append(delivered)
         # Commit before ack: once state and admitted ids are on disk, a redelivery of
-        # any of these messages is recognised as a duplicate.
-        try:
-            self.commit()
-        except _UnencodableState as exc:
-            self._replay_singly(applied, exc)
+        # any of these messages is recognised as a duplicate. A batch of queries (and
+        # repeats) changed nothing, so it skips the write and its flush; their ids
+        # ride with the next commit.
+        if not all(map(_is_query, applied)) or len(self._tail) >= CHECKPOINT_EVERY:
+            try:
+                self.commit()
+            except _UnencodableState as exc:
+                self._replay_singly(applied, exc)
         # Replies are acked with the batch that consumed them: a crash before the commit
         # re-runs the handler, and it must find its reply again.
         retired = done + self._consumed + self._spare_replies
@@ -938,6 +941,12 @@ class Worker:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _is_query(delivered: Delivered) -> bool:
+    """Whether a message is an ask in "query" mode, whose state changes are discarded."""
+    message = delivered.message
+    return message.kind == InboxKind.ASK.value and _ask_mode(message) == AskMode.QUERY.value
 
 
 def _ask_mode(message: InboxMessage) -> str:

@@ -433,3 +433,19 @@ def test_a_cancel_landing_as_the_handler_starts_is_never_lost(system):
             future.result(timeout=10)
         wait_until(lambda: not handling(sleeper))
     assert sleeper.ask("status") == 0
+
+
+def test_queries_commit_nothing_and_their_ids_ride_with_the_next_commit(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    counter.tell({"n": 1})
+    assert counter.ask("count") == 1
+    session = Path(system.store.session_path("main", "counter"))
+    committed = session.stat().st_ino  # each commit swaps a new inode in
+    for _ in range(5):
+        assert counter.ask("bump") == 2  # a query's changes are discarded
+    assert session.stat().st_ino == committed, "a batch of queries wrote the session"
+    counter.ask("bump", mode="steer")  # a real turn: committed
+    assert session.stat().st_ino != committed
+    doc = json.loads(session.read_bytes())
+    assert doc["state"]["count"] == 2
+    assert len(doc["admitted"]) >= 7, "the queries' ids were committed along with the steer"
