@@ -26,6 +26,7 @@ import time
 import uuid
 
 from actors import Actor, ActorError, ActorRef, ActorSystem
+from runtime.mailbox import Mailbox  # the internals `actors inbox` reads, for a peek at the disk
 
 
 class Counter(Actor):
@@ -52,10 +53,9 @@ class Counter(Actor):
 
 
 def mailbox_counts(ref: ActorRef) -> dict[str, int]:
-    """Files in the actor's mailbox directories right now (read-only peek at the disk)."""
-    root = ref.address.mailbox_dir()
-    return {sub: sum(1 for n in os.listdir(os.path.join(root, sub)) if not n.startswith("."))
-            for sub in ("new", "cur", "dead")}
+    """The actor's mailbox right now, read from disk without taking anything:
+    messages waiting, taken by the worker and not yet acked, and dead."""
+    return Mailbox(ref.address.mailbox_dir(), create=False).counts()
 
 
 def run(home: str, increments: int, kills: int, timeout: float) -> int:
@@ -83,7 +83,7 @@ def run(home: str, increments: int, kills: int, timeout: float) -> int:
                 killed.add(pid)
                 disk = mailbox_counts(counter)
                 print(f"  after increment {seq}: SIGKILL worker pid {pid} "
-                      f"(on disk now: {disk['new']} waiting in new/, {disk['cur']} claimed in cur/)")
+                      f"(on disk now: {disk['new']} waiting, {disk['cur']} taken and not yet acked)")
         print(f"sent {increments} increments in {time.monotonic() - started:.2f} s; "
               "the increments sent while the worker was down waited on disk")
 
