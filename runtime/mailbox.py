@@ -49,10 +49,19 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from .durable import Durability, MACHINE, atomic_write, read_bytes, temp_owner_alive, unlink_quietly
-from .errors import MailboxFull, StoreError
+from .errors import InvalidSpec, MailboxFull, StoreError
 from .ids import check_id, is_valid_id
 from .messages import InboxMessage
-from .segments import Record, SegmentReader, SegmentWriter, is_segment, pending_records
+from .segments import (
+    MAX_MESSAGE,
+    WRITER_CHECK_INTERVAL,
+    Record,
+    SegmentReader,
+    SegmentWriter,
+    is_segment,
+    pending_records,
+    writer_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,12 @@ BELL = ".bell"
 INFLIGHT = ".inflight"
 #: Temp files older than this (seconds) are debris of a crashed sender.
 STALE_TEMP_AGE = 600.0
+#: Segments a reader keeps a descriptor open for; quieter ones are reopened when needed.
+OPEN_SEGMENTS = 64
+#: At "machine", acks after which the segments' cursors are flushed: with the batch
+#: size (256) and ``segments.BATCH_LIMIT`` (1,024) this bounds what a power loss can
+#: redeliver well inside the AdmittedSet's 4,096 ids.
+FLUSH_ACKS_EVERY = 1024
 #: How often a blocked deliver re-checks a full mailbox (no doorbell runs backwards).
 _FULL_RECHECK = 0.05
 #: Bytes a pipe holds on Linux: one read of this size empties the doorbell.
@@ -109,6 +124,24 @@ def drain_fd(fd: int) -> None:
             pass  # one read takes everything written; a full one means there may be more
     except BlockingIOError:
         pass
+
+
+def _checked_wire(message: InboxMessage) -> bytes:
+    """The message's wire bytes, if it may be delivered (else ``InvalidSpec``)."""
+    check_id(message.id, "message id")  # it names the file if the message dies
+    data = message.to_wire()
+    if len(data) > MAX_MESSAGE:
+        raise InvalidSpec("message", f"{len(data):,} bytes encoded is more than the {MAX_MESSAGE:,} a message may have")
+    return data
+
+
+def _unlink_claimed(path: str) -> int:
+    """Retire a Maildir file from ``cur/``; returns 1 if it was there."""
+    try:
+        os.unlink(path)
+        return 1
+    except FileNotFoundError:
+        return 0
 
 
 def _created(delivered: Delivered) -> str:
@@ -192,10 +225,13 @@ class Mailbox:
         self._pending_bound: int | None = None
         #: Whether the last ``drain`` stopped at its limit with messages left.
         self.more_waiting = False
-        # Reader side: open segments by name, and messages read but not handed out yet.
+        # Reader side: segments by path (oldest first), messages read but not handed
+        # out yet, and acks whose cursors may not be on disk yet.
         self._segments: dict[str, SegmentReader] = {}
         self._queue: collections.deque[Delivered] = collections.deque()
         self._read_lock = threading.Lock()
+        self._unflushed_acks = 0
+        self._unflushed_segments: set[str] = set()
 
     # -- sending ----------------------------------------------------------------------
 
@@ -219,10 +255,10 @@ class Mailbox:
         Raises:
             MailboxFull: ``max_pending`` messages are waiting and no room came in time.
             StoreError: the write failed (the message was not delivered).
-            InvalidSpec: the message id is not a valid id (see ``runtime.ids``).
+            InvalidSpec: the message id is not a valid id (see ``runtime.ids``), or
+                the message is longer than ``segments.MAX_MESSAGE`` bytes encoded.
         """
-        check_id(message.id, "message id")  # it names the file if the message dies
-        data = message.to_wire()
+        data = _checked_wire(message)
         self._make_room(block_timeout)
         path = self._writer.append([data])
         if self._pending_bound is not None:
@@ -244,9 +280,7 @@ class Mailbox:
         """
         if not messages:
             return []
-        for message in messages:  # refuse bad ones before any is sent
-            check_id(message.id, "message id")
-        data = [message.to_wire() for message in messages]
+        data = [_checked_wire(message) for message in messages]  # refuse bad ones before any is sent
         self._make_room(block_timeout, len(messages))
         path = self._writer.append(data)
         if self._pending_bound is not None:
@@ -333,6 +367,13 @@ class Mailbox:
             cut = self._fill(limit)
             count = len(self._queue) if limit is None else min(limit, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
+            handed = set()
+            for delivered in batch:
+                if delivered.position >= 0:
+                    self._segments[delivered.path].unclaimed.popleft()  # the queue keeps their order
+                    handed.add(delivered.path)
+            for path in handed:  # the header tells other processes these are taken
+                self._settle(path, self._segments[path])
             self.more_waiting = cut or bool(self._queue)
         if self._pending_bound is not None:
             self._pending_bound = max(0, self._pending_bound - len(batch))
@@ -349,6 +390,9 @@ class Mailbox:
             taken = [d for d in self._queue if d.message.kind in wanted]
             if taken:
                 self._queue = collections.deque(d for d in self._queue if d.message.kind not in wanted)
+                for delivered in taken:
+                    if delivered.position >= 0:
+                        self._segments[delivered.path].unclaimed.remove(delivered.position)
         return taken
 
     def recover(self) -> list[Delivered]:
@@ -390,9 +434,18 @@ class Mailbox:
         sources = [files] if files else []
         self._open_new_segments()
         now = time.monotonic()
-        for name, reader in list(self._segments.items()):
-            read = self._read_segment(name, reader, room, now)
-            cut = cut or len(read) == room
+        held: set[str] = set()  # processes whose older segment still has unread messages
+        for path, reader in list(self._segments.items()):
+            writer = writer_of(os.path.basename(path))
+            if writer in held:
+                continue  # its newer segment waits until the older one is read
+            room = None if limit is None else limit - len(self._queue) - sum(map(len, sources))
+            if room is not None and room <= 0:
+                return True
+            read = self._read_segment(path, reader, room, now)
+            if room is not None and len(read) == room:
+                cut = True
+                held.add(writer)
             if read:
                 sources.append(read)
         if len(sources) == 1:
@@ -406,15 +459,25 @@ class Mailbox:
             listed = os.listdir(self.log_dir)
         except FileNotFoundError:  # a mailbox made before logs existed
             return
-        for name in sorted(listed):  # oldest first: the merge takes ties in this order
-            if name not in self._segments and is_segment(name):
-                reader = SegmentReader.open(os.path.join(self.log_dir, name))
-                if reader is not None:
-                    self._segments[name] = reader
+        for name in sorted(listed):  # oldest first: a process's segments are read in order
+            path = os.path.join(self.log_dir, name)
+            if path in self._segments or not is_segment(name):
+                continue
+            try:
+                reader = SegmentReader.open(path)
+            except StoreError as exc:
+                self._quarantine(path, exc)  # its header was written before it appeared here
+                continue
+            if reader is not None:
+                reader.close_fd()  # opened again when there is something to read
+                self._segments[path] = reader
 
-    def _read_segment(self, name: str, reader: SegmentReader, room: int | None,
+    def _read_segment(self, path: str, reader: SegmentReader, room: int | None,
                       now: float) -> list[Delivered]:
         """Read up to ``room`` new messages of one segment; quarantine what is torn."""
+        if reader.fd < 0 and not reader.outstanding and not reader.has_unread() \
+                and now < reader.next_idle_check:
+            return []  # quiet: not even opened, until its writer is due a check
         records, torn = reader.read(room, now)
         if not records and not torn and not reader.ended and not reader.outstanding \
                 and reader.writer_gone(now):
@@ -423,6 +486,7 @@ class Mailbox:
             records, torn = reader.read(room, now)
             reader.ended = reader.ended or not records
         read = []
+        name = os.path.basename(path)
         for record in records:
             try:
                 message = InboxMessage.from_wire(record.payload)
@@ -430,20 +494,41 @@ class Mailbox:
                 self._quarantine_bytes(name, f"{record.offset}.{record.index}", record.payload, exc)
                 continue
             reader.outstanding[record.position] = message.id
-            read.append(Delivered(message, reader.path, record.position))
+            reader.unclaimed.append(record.position)
+            read.append(Delivered(message, path, record.position))
         if torn:
             self._quarantine_bytes(name, reader.read_pos - len(torn), torn, "a torn record")
-        self._settle(name, reader)
+        self._settle(path, reader)
+        if not read and not reader.outstanding:
+            reader.close_fd()  # a quiet segment holds no descriptor
+            reader.next_idle_check = now + WRITER_CHECK_INTERVAL
+        self._limit_descriptors()
         return read
 
-    def _settle(self, name: str, reader: SegmentReader) -> None:
+    def _settle(self, path: str, reader: SegmentReader) -> None:
         """Write a segment's cursor; delete the segment once it has ended and all is acked."""
         if reader.finished:
-            unlink_quietly(reader.path)
-            reader.close()
-            del self._segments[name]
-        else:
-            reader.settle()
+            if self.durability == MACHINE and reader.cursor < reader.read_pos:
+                # Should the delete not reach the disk, the segment must come back
+                # with a cursor past everything in it.
+                reader.settle()
+                reader.flush()
+            unlink_quietly(path)
+            reader.close_fd()
+            del self._segments[path]
+            self._unflushed_segments.discard(path)
+        elif reader.settle():
+            self._unflushed_segments.add(path)
+
+    def _limit_descriptors(self) -> None:
+        """Close the least recently read segments past ``OPEN_SEGMENTS`` descriptors."""
+        if len(self._segments) <= OPEN_SEGMENTS:
+            return
+        opened = [(reader.last_read, reader) for reader in self._segments.values() if reader.fd >= 0]
+        if len(opened) > OPEN_SEGMENTS:
+            opened.sort(key=lambda pair: pair[0])
+            for _, reader in opened[:len(opened) - OPEN_SEGMENTS]:
+                reader.close_fd()
 
     def _load(self, path: str) -> Delivered | None:
         try:
@@ -491,22 +576,31 @@ class Mailbox:
     def ack_delivered(self, delivered: Delivered | str) -> bool:
         """Retire one handed-out message. Idempotent: returns whether it retired one.
 
-        Once this returns the message is not handed out again by this mailbox (a crash
-        before a logged message's cursor reaches the disk redelivers it, and the
-        reader's AdmittedSet drops it).
+        Once this returns the message is not handed out again by this mailbox. A
+        crash (or at "machine" a power loss) before a logged message's cursor reaches
+        the disk redelivers it, and the reader's AdmittedSet drops it.
         """
         return self.ack_all([delivered]) == 1
 
     def ack_all(self, batch: Iterable[Delivered | str]) -> int:
         """Retire many handed-out messages, writing each segment's cursor once.
 
-        Returns how many were retired (see :meth:`ack_delivered`).
+        Returns how many were retired (see :meth:`ack_delivered`). At durability
+        "machine" the cursors are flushed once ``FLUSH_ACKS_EVERY`` acks since the
+        last flush could otherwise be redelivered after a power loss.
         """
         touched: set[str] = set()
         with self._read_lock:
-            retired = sum(self._retire(d, -1, touched) if isinstance(d, str) else
-                          self._retire(d.path, d.position, touched) for d in batch)
-            self._settle_all(touched)
+            retired = 0
+            for delivered in batch:
+                if isinstance(delivered, str) or delivered.position < 0:
+                    retired += _unlink_claimed(delivered if isinstance(delivered, str) else delivered.path)
+                    continue
+                reader = self._segments.get(delivered.path)
+                if reader is not None and reader.ack(delivered.position):
+                    retired += 1
+                    touched.add(delivered.path)
+            self._settle_all(touched, retired)
         return retired
 
     def ack(self, msg_id: str) -> bool:
@@ -514,31 +608,28 @@ class Mailbox:
         suffix = f"-{msg_id}.json"
         touched: set[str] = set()
         with self._read_lock:
-            retired = sum(self._retire(os.path.join(self.cur_dir, n), -1, touched)
+            retired = sum(_unlink_claimed(os.path.join(self.cur_dir, n))
                           for n in os.listdir(self.cur_dir) if n.endswith(suffix))
-            for reader in self._segments.values():
+            for path, reader in self._segments.items():
                 matching = [position for position, ident in reader.outstanding.items() if ident == msg_id]
-                retired += sum(self._retire(reader.path, position, touched) for position in matching)
-            self._settle_all(touched)
+                for position in matching:
+                    reader.ack(position)
+                    touched.add(path)
+                retired += len(matching)
+            self._settle_all(touched, retired)
         return retired > 0
 
-    def _retire(self, path: str, position: int, touched: set[str]) -> int:
-        if position < 0:  # a Maildir file in cur/
-            try:
-                os.unlink(path)
-                return 1
-            except FileNotFoundError:
-                return 0
-        name = os.path.basename(path)
-        reader = self._segments.get(name)
-        if reader is None or not reader.ack(position):
-            return 0
-        touched.add(name)
-        return 1
-
-    def _settle_all(self, names: Iterable[str]) -> None:
-        for name in names:
-            self._settle(name, self._segments[name])
+    def _settle_all(self, paths: Iterable[str], acked: int) -> None:
+        for path in paths:
+            self._settle(path, self._segments[path])
+        self._unflushed_acks += acked
+        if self.durability == MACHINE and self._unflushed_acks >= FLUSH_ACKS_EVERY:
+            for path in self._unflushed_segments:
+                reader = self._segments.get(path)
+                if reader is not None:
+                    reader.flush()
+            self._unflushed_segments.clear()
+            self._unflushed_acks = 0
 
     # -- dead letters --------------------------------------------------------------------
 
@@ -621,7 +712,7 @@ class Mailbox:
         with self._read_lock:
             views = {name: (reader.read_pos, dict(reader.outstanding),
                             {d.position for d in self._queue if d.path == reader.path})
-                     for name, reader in self._segments.items()}
+                     for path, reader in self._segments.items() for name in (os.path.basename(path),)}
         for name, records, claimed in self._segment_backlogs():
             if name not in views:
                 for record in records:
@@ -666,7 +757,8 @@ class Mailbox:
             if any(e.name[0] != "." for e in entries):
                 return True
         try:
-            return any(is_segment(n) and n not in self._segments for n in os.listdir(self.log_dir))
+            return any(is_segment(n) and os.path.join(self.log_dir, n) not in self._segments
+                       for n in os.listdir(self.log_dir))
         except FileNotFoundError:
             return False
 

@@ -22,10 +22,14 @@ Guarantees:
 
 - A record is delivered once its ``write`` returned (and, at "machine", its
   ``fdatasync``): it survives any process crash (a power loss too at "machine").
-- One writer per segment, so records of one sender are read in the order sent.
+- One writer per segment, so records of one sender are read in the order sent; a
+  process's segments are named so that the reader takes them oldest first.
 - The cursor only moves past records that were acked, and it is written after the
-  reader's commit; a crash before it is written redelivers acked records, which the
-  reader's AdmittedSet drops. It needs no fsync for the same reason.
+  reader's commit; a crash before it reaches the disk redelivers acked records, which
+  the reader's AdmittedSet drops. That set holds 4,096 ids, so the mailbox bounds
+  what can come again: at "machine" it flushes its cursors once ``FLUSH_ACKS_EVERY``
+  acks are not on disk, and a batch record (whose acked part comes again, since a
+  cursor cannot point inside a record) holds at most ``BATCH_LIMIT`` messages.
 - A writer holds a shared ``flock`` on its segment for as long as it may append. A
   reader that can take the lock exclusively knows the writer is gone for good: it
   never reopens a segment. Only then is an incomplete record at the end a torn
@@ -37,6 +41,7 @@ Guarantees:
 from __future__ import annotations
 
 import atexit
+import collections
 import errno
 import fcntl
 import itertools
@@ -59,6 +64,8 @@ SEGMENT_LIMIT = 1 << 20
 READ_CHUNK = 1 << 18
 #: A record longer than this is garbage (a torn length), not a message.
 MAX_RECORD = 64 << 20
+#: The longest message (encoded) a segment takes; ``deliver`` refuses longer ones.
+MAX_MESSAGE = MAX_RECORD - 64
 #: How often (seconds) a reader asks whether the writer of a quiet segment is gone.
 WRITER_CHECK_INTERVAL = 1.0
 
@@ -74,18 +81,27 @@ _SEAL = _RECORD.pack(_SEAL_LENGTH, 0)
 #: Length flag of a batch record: its payload is records itself, all or none delivered.
 _BATCH = 0x80000000
 _INNER = struct.Struct("<I")
-#: Messages in one batch record at most (a position is ``offset << 16 | index``).
-BATCH_LIMIT = 1 << 16
+#: Messages in one batch record at most. A cursor cannot point inside a record, so
+#: after a crash the acked part of a record comes again; the reader's AdmittedSet
+#: (4,096 ids) must cover that, a batch of the worker and the unflushed acks.
+BATCH_LIMIT = 1024
 
 _generation = itertools.count()
 _current_generation = next(_generation)
+#: Names this process in its segments' names (with the pid): a reader keeps the
+#: segments of one process in order.
+_process_tag = os.urandom(4).hex()
 
 
 def _after_fork_in_child() -> None:
     # A forked child inherits its parent's writers; it must not append to them (two
-    # writers on one segment could interleave a torn record into the middle).
-    global _current_generation
+    # writers on one segment could interleave a torn record into the middle), and a
+    # writer's lock may have been held by another thread at the fork.
+    global _current_generation, _process_tag
     _current_generation = next(_generation)
+    _process_tag = os.urandom(4).hex()
+    for writer in list(_open_writers):
+        writer._lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -126,6 +142,12 @@ def is_segment(name: str) -> bool:
     return name.endswith(SUFFIX) and name[0] != "."
 
 
+def writer_of(name: str) -> str:
+    """The process that wrote a segment (``<pid>-<tag>``), from its name."""
+    parts = name.split("-")
+    return "-".join(parts[1:3]) if len(parts) >= 4 else name
+
+
 class SegmentWriter:
     """Appends records to one segment of one mailbox. Thread-safe.
 
@@ -146,8 +168,14 @@ class SegmentWriter:
     def append(self, payloads: list[bytes]) -> str:
         """Append messages in order with one write (and one flush at "machine").
 
-        Returns the segment's path. The messages are delivered once this returns; if
-        it raises, none of them is (see :func:`frame_batch` for batches over 64K).
+        Returns the segment's path. The messages are delivered once this returns. If
+        it raises, a batch of at most ``BATCH_LIMIT`` messages was not delivered at
+        all, with one exception: a flush that failed after a whole write (the messages
+        are then readable but not on disk). A longer batch is several records, each
+        all or nothing.
+
+        Raises:
+            StoreError: the write or the flush failed.
         """
         data = frame_batch(payloads)
         with self._lock:
@@ -184,7 +212,8 @@ class SegmentWriter:
             self._abandon()
         os.makedirs(self.log_dir, exist_ok=True)
         tmp = temp_name(self.log_dir)
-        final = os.path.join(self.log_dir, f"{time.time_ns():020d}-{os.getpid()}-{next(_tags)}{SUFFIX}")
+        final = os.path.join(self.log_dir,
+                             f"{time.time_ns():020d}-{os.getpid()}-{_process_tag}-{next(_tags)}{SUFFIX}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
@@ -246,8 +275,13 @@ class SegmentReader:
     """The reader's view of one segment: what was read, what is acked.
 
     ``outstanding`` maps the position of each message read but not yet acked to its
-    id, in order; the cursor written to disk is the offset of the first of them (or the
-    read position when there is none).
+    id, in order; the cursor written to disk is the offset of the record holding the
+    first of them (or the read position when there is none). ``unclaimed`` holds the
+    positions read but not yet handed out, so the header can tell other processes
+    (backpressure, ``actors inbox``) what still waits.
+
+    The descriptor is opened on demand and may be closed between uses (``close_fd``),
+    so a mailbox with many quiet segments does not hold a descriptor for each.
     """
 
     def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
@@ -255,15 +289,26 @@ class SegmentReader:
         self.fd = fd
         self.cursor = cursor
         self.read_pos = cursor  # a new reader reads every unacked record again
-        self._written = (cursor, claimed)
         self.outstanding: dict[int, str] = {}
+        self.unclaimed: collections.deque[int] = collections.deque()
         self.ended = False  # sealed, or the writer is gone and the rest was read
+        self._written = (cursor, claimed)
         self._next_writer_check = 0.0
         self._gone = False
+        #: When it was last read, and when a quiet one is next opened (the mailbox's
+        #: bookkeeping for descriptors).
+        self.last_read = 0.0
+        self.next_idle_check = 0.0
 
     @classmethod
     def open(cls, path: str) -> "SegmentReader | None":
-        """Open a segment at its cursor; None if it vanished or is not (yet) whole."""
+        """Open a segment at its cursor; None if it vanished.
+
+        Raises:
+            StoreError: it cannot be read, or its header is not a segment's (a
+                segment is renamed into ``log/`` only after its header was written,
+                so this is damage, not a write in progress).
+        """
         try:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -273,41 +318,63 @@ class SegmentReader:
         header = os.pread(fd, HEADER_SIZE, 0)
         if len(header) < HEADER_SIZE or header[:4] != _MAGIC:
             os.close(fd)
-            return None  # renamed in only after its header was written: not ours
+            raise StoreError(path, "not a segment (damaged header)")
         _, _, cursor, claimed = _HEADER.unpack(header)
         return cls(path, fd, max(cursor, HEADER_SIZE), max(claimed, cursor, HEADER_SIZE))
 
     @property
     def claimed_until(self) -> int:
-        """Where the last reader said it had read up to (as written in the header)."""
+        """Where the reader has handed out up to (as written in the header)."""
         return self._written[1]
+
+    def ensure_fd(self) -> None:
+        """Reopen the descriptor if ``close_fd`` closed it."""
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+
+    def close_fd(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    close = close_fd
 
     def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], bytes]:
         """Records after the read position (at most ``limit``), and torn bytes found.
 
         An incomplete or damaged record stops the read. While the writer lives it may
-        be a write still being copied in, and is read again next time; once the writer
-        is gone (asked only when ``judge``) it is torn: its bytes and everything after
-        are returned as torn and the segment has ended.
+        be a write still being copied in, and is read again next time. Once the writer
+        is gone (asked only when ``judge``) the segment is read once more, since the
+        writer may have finished the record before it went; what still does not parse
+        is torn: it is returned as such and the segment has ended.
         """
+        self.ensure_fd()
+        self.last_read = now
         records: list[Record] = []
         while not self.ended and (limit is None or len(records) < limit):
             data = os.pread(self.fd, READ_CHUNK, self.read_pos)
-            pos, complete = self._parse(data, records, limit)
+            pos, whole = self._parse(data, records, limit)
             self.read_pos += pos
-            if self.ended or complete or (limit is not None and len(records) >= limit):
+            if self.ended or (limit is not None and len(records) >= limit):
                 break
             if pos > 0 and len(data) == READ_CHUNK:
-                continue  # stopped at the chunk's edge: read on from there
+                continue  # a full chunk: more may follow it
+            if whole:
+                break  # the end of what was written
             if pos == 0 and self._read_long_record(data, records):
                 continue
-            if judge and self.writer_gone(now):
+            if not judge:
+                break
+            if self._gone:
                 return records, self._read_rest()
+            if self.writer_gone(now):
+                continue  # nothing can change now: read it once more, then judge
             break
         return records, b""
 
     def _parse(self, data: bytes, records: list[Record], limit: int | None) -> tuple[int, bool]:
-        """Parse whole records from ``data``; returns bytes used and whether all were."""
+        """Parse whole records from ``data``; returns the bytes used and whether they
+        were all of ``data`` (or a seal, or ``limit``, stopped the parse)."""
         pos, size, base = 0, len(data), self.read_pos
         while limit is None or len(records) < limit:
             if pos == size:
@@ -320,8 +387,8 @@ class SegmentReader:
                 return pos, True
             batch, length = length & _BATCH, length & ~_BATCH
             end = pos + _RECORD.size + length
-            if length > MAX_RECORD or end > size:
-                return pos, False
+            if not 0 < length <= MAX_RECORD or end > size:
+                return pos, False  # zero bytes (a hole) are never a record
             payload = data[pos + _RECORD.size:end]
             if zlib.crc32(payload) != crc:
                 return pos, False
@@ -335,7 +402,7 @@ class SegmentReader:
             return False
         length, crc = _RECORD.unpack_from(data, 0)
         batch, length = length & _BATCH, length & ~_BATCH
-        if length > MAX_RECORD:
+        if not 0 < length <= MAX_RECORD:
             return False
         whole = os.pread(self.fd, _RECORD.size + length, self.read_pos)
         payload = whole[_RECORD.size:]
@@ -364,6 +431,7 @@ class SegmentReader:
         if not force and now < self._next_writer_check:
             return False
         self._next_writer_check = now + WRITER_CHECK_INTERVAL
+        self.ensure_fd()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -377,11 +445,12 @@ class SegmentReader:
         return True
 
     def has_unread(self) -> bool:
-        """Whether bytes past the read position wait (a cheap ``fstat``)."""
+        """Whether bytes past the read position wait (a cheap ``stat``)."""
         if self.ended:
             return False
-        size = os.fstat(self.fd).st_size
+        size = os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
         if size == self.read_pos + len(_SEAL):  # just the seal, or a first short record
+            self.ensure_fd()
             return os.pread(self.fd, len(_SEAL), self.read_pos) != _SEAL
         return size > self.read_pos
 
@@ -389,25 +458,29 @@ class SegmentReader:
         """Retire one handed-out message; returns whether it was outstanding."""
         return self.outstanding.pop(position, None) is not None
 
-    def settle(self) -> None:
-        """Write the cursor and read position if they moved (no flush: see the module
-        docstring). The read position only tells observers what is claimed."""
+    def settle(self) -> bool:
+        """Write the cursor and the claimed position if they moved (see the module
+        docstring for why this needs no flush of its own). Returns whether it wrote."""
         first = next(iter(self.outstanding), None)
         self.cursor = self.read_pos if first is None else first >> 16
-        positions = (self.cursor, self.read_pos)
-        if positions != self._written:
-            os.pwrite(self.fd, _POSITIONS.pack(*positions), _POSITIONS_AT)
-            self._written = positions
+        claimed = self.unclaimed[0] >> 16 if self.unclaimed else self.read_pos
+        positions = (self.cursor, claimed)
+        if positions == self._written:
+            return False
+        self.ensure_fd()
+        os.pwrite(self.fd, _POSITIONS.pack(*positions), _POSITIONS_AT)
+        self._written = positions
+        return True
+
+    def flush(self) -> None:
+        """Make the written cursor durable (at durability "machine")."""
+        self.ensure_fd()
+        sync_data(self.fd)
 
     @property
     def finished(self) -> bool:
         """Ended and every record acked: the segment can be deleted."""
         return self.ended and not self.outstanding
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 def _unpack(offset: int, batch: int, payload: bytes, records: list[Record]) -> None:
@@ -426,7 +499,10 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
     """The whole records after a segment's cursor, and where its reader has claimed up
     to (records before that are being handled). For inspection and backpressure by any
     process; None if the segment is gone. Never judges a tail torn."""
-    reader = SegmentReader.open(path)
+    try:
+        reader = SegmentReader.open(path)
+    except StoreError:
+        return None
     if reader is None:
         return None
     try:

@@ -3,8 +3,8 @@
 The kill plan comes through ``secrets`` ({"plan_dir": ..., "kill_at": {point: count}})
 and each point fires once (a marker file records it), so the restarted worker goes on.
 Points: "handle" (inside a handler, before the batch commits), "commit" (right after
-the commit, before any ack), "ack" (after the first message of a batch is acked in
-memory, before the mailbox writes where its log was read up to).
+the commit, before any ack), "ack" (after a batch is acked in memory, before the
+mailbox writes where its log was read up to).
 """
 
 from __future__ import annotations
@@ -21,19 +21,18 @@ class Killable(Actor):
         self.state.setdefault("ids", [])
         worker = self._context._worker  # the runtime object driving this actor
         original_commit = worker.commit
-        original_retire = worker.mailbox._retire
+        original_settle = worker.mailbox._settle_all
 
         def commit():
             original_commit()
             self._maybe_die("commit")
 
-        def retire(path, position, touched):
-            retired = original_retire(path, position, touched)
+        def settle_all(paths, acked):
             self._maybe_die("ack")
-            return retired
+            original_settle(paths, acked)
 
         worker.commit = commit
-        worker.mailbox._retire = retire
+        worker.mailbox._settle_all = settle_all
 
     def _maybe_die(self, point):
         plan = self.secrets.get("kill_at", {})

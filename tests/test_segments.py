@@ -191,3 +191,142 @@ def test_a_segment_header_names_its_format(pair):
     with open(os.path.join(sender.log_dir, _segments(sender)[0]), "rb") as handle:
         magic, version = struct.unpack("<4sB", handle.read(5))
     assert (magic, version) == (b"DAML", 1)
+
+
+# -- found in review ---------------------------------------------------------------------
+
+
+def test_a_record_caught_mid_copy_is_read_again_once_its_writer_is_gone(pair, monkeypatch):
+    sender, reader = pair
+    sender.deliver(_message("whole"))
+    sender._writer._abandon()  # the writer finished its write and went, unsealed
+    real_pread, calls = os.pread, []
+
+    def first_read_sees_half(fd, size, offset):
+        data = real_pread(fd, size, offset)
+        if offset < segments.HEADER_SIZE:
+            return data
+        calls.append(offset)
+        return data[:-5] if len(calls) == 1 else data  # as if caught while copying
+
+    monkeypatch.setattr(segments.os, "pread", first_read_sees_half)
+    assert [d.message.body for d in reader.drain()] == ["whole"]
+    assert os.listdir(reader.corrupt_dir) == []
+
+
+def test_a_message_too_long_for_a_segment_is_refused_before_anything_is_written(pair, monkeypatch):
+    import runtime.mailbox as mailbox_module
+    from runtime.errors import InvalidSpec
+
+    sender, reader = pair
+    monkeypatch.setattr(mailbox_module, "MAX_MESSAGE", 1_000)
+    with pytest.raises(InvalidSpec, match="more than the 1,000"):
+        sender.deliver(_message("x" * 2_000))
+    with pytest.raises(InvalidSpec):
+        sender.deliver_many([_message("fine"), _message("x" * 2_000)])
+    assert reader.drain() == [] and _segments(reader) == []
+
+
+def test_a_long_batch_is_split_into_records_the_admitted_set_can_cover(pair):
+    sender, reader = pair
+    count = 2 * segments.BATCH_LIMIT + 10
+    sender.deliver_many([_message(n) for n in range(count)])
+    records, _ = segments.pending_records(os.path.join(sender.log_dir, _segments(sender)[0]))
+    assert len(records) == count and len({r.offset for r in records}) == 3
+    assert [d.message.body for d in reader.drain()] == list(range(count))
+
+
+def test_a_chunk_ending_exactly_on_a_record_does_not_end_the_read(pair, monkeypatch):
+    sender, reader = pair
+    one = len(segments.frame(_message(0, msg_id="m00").to_wire()))
+    monkeypatch.setattr(segments, "READ_CHUNK", 2 * one)
+    for n in range(10):
+        sender.deliver(_message(n, msg_id=f"m{n:02d}"))  # all the same length
+    assert [d.message.body for d in reader.drain(limit=8)] == list(range(8))
+    assert reader.more_waiting
+    assert [d.message.body for d in reader.drain()] == [8, 9]
+    assert not reader.more_waiting
+
+
+def test_one_senders_order_holds_across_its_segments_when_drained_in_small_batches(pair, monkeypatch):
+    sender, reader = pair
+    monkeypatch.setattr(segments, "SEGMENT_LIMIT", 600)
+    for n in range(30):
+        sender.deliver(_message(n))
+    assert len(_segments(sender)) > 3
+    got = []
+    while True:
+        batch = reader.drain(limit=5)
+        if not batch:
+            break
+        got += [d.message.body for d in batch]
+        reader.ack_all(batch)
+    assert got == list(range(30))
+
+
+def test_a_reader_keeps_few_descriptors_however_many_segments_wait(tmp_path, monkeypatch):
+    import runtime.mailbox as mailbox_module
+
+    monkeypatch.setattr(mailbox_module, "OPEN_SEGMENTS", 8)
+    root = tmp_path / "mb"
+    reader = Mailbox(root, durability="process")
+    for n in range(40):  # forty one-shot senders, as CLI calls would be
+        sender = Mailbox(root, durability="process", create=False)
+        sender.deliver(_message(n))
+        sender.close()
+    got = []
+    while len(got) < 40:
+        batch = reader.drain(limit=5)
+        assert sum(r.fd >= 0 for r in reader._segments.values()) <= 8
+        got += [d.message.body for d in batch]
+        reader.ack_all(batch)
+    assert sorted(got) == list(range(40))
+    reader.drain()
+    assert _segments(reader) == [], "sealed and acked: deleted"
+    reader.close()
+
+
+def test_at_machine_cursors_are_flushed_every_so_many_acks_and_before_a_delete(tmp_path, monkeypatch):
+    import runtime.mailbox as mailbox_module
+
+    monkeypatch.setattr(mailbox_module, "FLUSH_ACKS_EVERY", 4)
+    root = tmp_path / "mb"
+    sender = Mailbox(root, durability="machine")
+    reader = Mailbox(root, durability="machine", create=False)
+    for n in range(6):
+        sender.deliver(_message(n))
+    flushes = []
+    real_sync = segments.sync_data
+    monkeypatch.setattr(segments, "sync_data", lambda fd: (flushes.append(fd), real_sync(fd)))
+    handed = reader.drain()
+    for delivered in handed[:3]:
+        reader.ack_delivered(delivered)
+    assert flushes == []
+    reader.ack_delivered(handed[3])
+    assert len(flushes) == 1, "the fourth ack flushed the cursor"
+    sender.close()  # sealed: the segment goes once the rest is acked
+    reader.drain()
+    reader.ack_all(handed[4:])
+    assert len(flushes) == 2 and _segments(reader) == [], "flushed, then deleted"
+    reader.close()
+
+
+def test_zeros_after_the_last_record_are_one_torn_tail_not_many_empty_records(pair):
+    sender, reader = pair
+    sender.deliver(_message("kept"))
+    path = os.path.join(sender.log_dir, _segments(sender)[0])
+    sender._writer._abandon()  # the writer is gone; a hole of zeros follows its record
+    with open(path, "ab") as handle:
+        handle.write(b"\0" * 800)
+    assert [d.message.body for d in reader.drain()] == ["kept"]
+    assert len(os.listdir(reader.corrupt_dir)) == 1
+
+
+def test_a_segment_with_a_damaged_header_is_moved_to_corrupt(pair):
+    sender, reader = pair
+    with open(os.path.join(sender.log_dir, "00000000000000000001-1-dead-0.seg"), "wb") as handle:
+        handle.write(b"\0" * 100)
+    sender.deliver(_message("fine"))
+    assert [d.message.body for d in reader.drain()] == ["fine"]
+    assert os.listdir(reader.corrupt_dir) == ["00000000000000000001-1-dead-0.seg"]
+    assert not reader.has_new()
