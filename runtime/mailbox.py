@@ -79,9 +79,9 @@ INFLIGHT = ".inflight"
 STALE_TEMP_AGE = 600.0
 #: Segments a reader keeps a descriptor open for; quieter ones are reopened when needed.
 OPEN_SEGMENTS = 64
-#: At "machine", acks after which the segments' cursors are flushed: with the batch
-#: size (256) and ``segments.BATCH_LIMIT`` (1,024) this bounds what a power loss can
-#: redeliver well inside the AdmittedSet's 4,096 ids.
+#: At "machine", acks after which the segments' cursors are flushed: with the
+#: worker's batch (256) this bounds what a power loss can redeliver well inside the
+#: AdmittedSet's 4,096 ids.
 FLUSH_ACKS_EVERY = 1024
 #: How often a blocked deliver re-checks a full mailbox (no doorbell runs backwards).
 _FULL_RECHECK = 0.05
@@ -308,7 +308,7 @@ class Mailbox:
         """Messages delivered and not yet claimed by the reader (a scan: for
         backpressure only)."""
         return self._count(self.new_dir) + sum(
-            sum(1 for r in records if r.offset >= claimed) for _, records, claimed in self._segment_backlogs())
+            sum(1 for r in records if r.position >= claimed) for _, records, claimed in self._segment_backlogs())
 
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
@@ -393,6 +393,8 @@ class Mailbox:
                 for delivered in taken:
                     if delivered.position >= 0:
                         self._segments[delivered.path].unclaimed.remove(delivered.position)
+                for path in {d.path for d in taken if d.position >= 0}:
+                    self._settle(path, self._segments[path])
         return taken
 
     def recover(self) -> list[Delivered]:
@@ -441,9 +443,10 @@ class Mailbox:
                 continue  # its newer segment waits until the older one is read
             room = None if limit is None else limit - len(self._queue) - sum(map(len, sources))
             if room is not None and room <= 0:
-                return True
-            read = self._read_segment(path, reader, room, now)
-            if room is not None and len(read) == room:
+                cut = True
+                break
+            read, stopped = self._read_segment(path, reader, room, now)
+            if stopped:
                 cut = True
                 held.add(writer)
             if read:
@@ -473,12 +476,16 @@ class Mailbox:
                 self._segments[path] = reader
 
     def _read_segment(self, path: str, reader: SegmentReader, room: int | None,
-                      now: float) -> list[Delivered]:
-        """Read up to ``room`` new messages of one segment; quarantine what is torn."""
+                      now: float) -> tuple[list[Delivered], bool]:
+        """Read up to ``room`` new messages of one segment; quarantine what is torn.
+
+        Returns the messages and whether ``room`` stopped the read.
+        """
         if reader.fd < 0 and not reader.outstanding and not reader.has_unread() \
-                and now < reader.next_idle_check:
-            return []  # quiet: not even opened, until its writer is due a check
+                and now < reader.next_idle_check and not reader.vanished:
+            return [], False  # quiet: not even opened, until its writer is due a check
         records, torn = reader.read(room, now)
+        stopped = room is not None and len(records) >= room
         if not records and not torn and not reader.ended and not reader.outstanding \
                 and reader.writer_gone(now):
             # Quiet, and its writer exited without sealing it: read what it wrote
@@ -503,15 +510,15 @@ class Mailbox:
             reader.close_fd()  # a quiet segment holds no descriptor
             reader.next_idle_check = now + WRITER_CHECK_INTERVAL
         self._limit_descriptors()
-        return read
+        return read, stopped
 
     def _settle(self, path: str, reader: SegmentReader) -> None:
         """Write a segment's cursor; delete the segment once it has ended and all is acked."""
         if reader.finished:
-            if self.durability == MACHINE and reader.cursor < reader.read_pos:
+            reader.settle()
+            if self.durability == MACHINE and reader.unflushed:
                 # Should the delete not reach the disk, the segment must come back
                 # with a cursor past everything in it.
-                reader.settle()
                 reader.flush()
             unlink_quietly(path)
             reader.close_fd()
@@ -611,7 +618,9 @@ class Mailbox:
             retired = sum(_unlink_claimed(os.path.join(self.cur_dir, n))
                           for n in os.listdir(self.cur_dir) if n.endswith(suffix))
             for path, reader in self._segments.items():
-                matching = [position for position, ident in reader.outstanding.items() if ident == msg_id]
+                queued = set(reader.unclaimed)  # read but not handed out: not ackable
+                matching = [position for position, ident in reader.outstanding.items()
+                            if ident == msg_id and position not in queued]
                 for position in matching:
                     reader.ack(position)
                     touched.add(path)
@@ -716,7 +725,7 @@ class Mailbox:
         for name, records, claimed in self._segment_backlogs():
             if name not in views:
                 for record in records:
-                    yield ("cur" if record.offset < claimed else "new"), record
+                    yield ("cur" if record.position < claimed else "new"), record
                 continue
             read_pos, outstanding, queued = views[name]
             for record in records:

@@ -24,12 +24,12 @@ Guarantees:
   ``fdatasync``): it survives any process crash (a power loss too at "machine").
 - One writer per segment, so records of one sender are read in the order sent; a
   process's segments are named so that the reader takes them oldest first.
-- The cursor only moves past records that were acked, and it is written after the
-  reader's commit; a crash before it reaches the disk redelivers acked records, which
-  the reader's AdmittedSet drops. That set holds 4,096 ids, so the mailbox bounds
-  what can come again: at "machine" it flushes its cursors once ``FLUSH_ACKS_EVERY``
-  acks are not on disk, and a batch record (whose acked part comes again, since a
-  cursor cannot point inside a record) holds at most ``BATCH_LIMIT`` messages.
+- The cursor (a message's position, so it can point inside a batch record) only
+  moves past messages that were acked, and it is written after the reader's commit;
+  a crash before it reaches the disk redelivers acked messages, which the reader's
+  AdmittedSet drops. That set holds 4,096 ids, so the mailbox bounds what can come
+  again: at "machine" it flushes its cursors once ``FLUSH_ACKS_EVERY`` acks are not
+  on disk, and before it deletes a segment.
 - A writer holds a shared ``flock`` on its segment for as long as it may append. A
   reader that can take the lock exclusively knows the writer is gone for good: it
   never reopens a segment. Only then is an incomplete record at the end a torn
@@ -71,7 +71,7 @@ WRITER_CHECK_INTERVAL = 1.0
 
 _MAGIC = b"DAML"
 _VERSION = 1
-_HEADER = struct.Struct("<4sB3xQQ")  # magic, version, cursor, read position
+_HEADER = struct.Struct("<4sB3xQQ")  # magic, version, cursor, claimed (both positions)
 _POSITIONS = struct.Struct("<QQ")
 _POSITIONS_AT = 8
 HEADER_SIZE = _HEADER.size
@@ -81,9 +81,8 @@ _SEAL = _RECORD.pack(_SEAL_LENGTH, 0)
 #: Length flag of a batch record: its payload is records itself, all or none delivered.
 _BATCH = 0x80000000
 _INNER = struct.Struct("<I")
-#: Messages in one batch record at most. A cursor cannot point inside a record, so
-#: after a crash the acked part of a record comes again; the reader's AdmittedSet
-#: (4,096 ids) must cover that, a batch of the worker and the unflushed acks.
+#: Messages in one batch record at most (an index must fit the low 16 bits of a
+#: position); a longer batch is several records, each all or nothing.
 BATCH_LIMIT = 1024
 
 _generation = itertools.count()
@@ -169,10 +168,10 @@ class SegmentWriter:
         """Append messages in order with one write (and one flush at "machine").
 
         Returns the segment's path. The messages are delivered once this returns. If
-        it raises, a batch of at most ``BATCH_LIMIT`` messages was not delivered at
-        all, with one exception: a flush that failed after a whole write (the messages
-        are then readable but not on disk). A longer batch is several records, each
-        all or nothing.
+        it raises, a batch that fits one record (at most ``BATCH_LIMIT`` messages and
+        half of ``MAX_RECORD`` bytes) was not delivered at all, with one exception: a
+        flush that failed after a whole write (the messages are then readable but not
+        on disk). A longer batch is several records, each all or nothing.
 
         Raises:
             StoreError: the write or the flush failed.
@@ -219,7 +218,7 @@ class SegmentWriter:
         except OSError as exc:
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
         try:
-            os.write(fd, _HEADER.pack(_MAGIC, _VERSION, HEADER_SIZE, HEADER_SIZE))
+            os.write(fd, _HEADER.pack(_MAGIC, _VERSION, HEADER_SIZE << 16, HEADER_SIZE << 16))
             # Locked before it is visible: a reader that can lock it exclusively may
             # conclude this writer is gone and delete the segment.
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -275,24 +274,29 @@ class SegmentReader:
     """The reader's view of one segment: what was read, what is acked.
 
     ``outstanding`` maps the position of each message read but not yet acked to its
-    id, in order; the cursor written to disk is the offset of the record holding the
-    first of them (or the read position when there is none). ``unclaimed`` holds the
-    positions read but not yet handed out, so the header can tell other processes
-    (backpressure, ``actors inbox``) what still waits.
+    id, in order; the cursor written to disk is the first of them (or the read
+    position when there is none), so a new reader starts at the first unacked message,
+    even inside a batch record. ``unclaimed`` holds the positions read but not yet
+    handed out, so the header can tell other processes (backpressure, ``actors
+    inbox``) what still waits.
 
     The descriptor is opened on demand and may be closed between uses (``close_fd``),
-    so a mailbox with many quiet segments does not hold a descriptor for each.
+    so a mailbox with many quiet segments does not hold a descriptor for each. A
+    segment deleted from outside counts as ended (``vanished``).
     """
 
     def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
         self.path = path
         self.fd = fd
-        self.cursor = cursor
-        self.read_pos = cursor  # a new reader reads every unacked record again
+        self.cursor = cursor  # a position: record offset << 16 | index in a batch
+        self.read_pos = cursor >> 16  # a new reader reads every unacked message again
+        self._skip_below = cursor  # ... but not the acked part of the first record
         self.outstanding: dict[int, str] = {}
         self.unclaimed: collections.deque[int] = collections.deque()
         self.ended = False  # sealed, or the writer is gone and the rest was read
+        self.vanished = False
         self._written = (cursor, claimed)
+        self._flushed = cursor
         self._next_writer_check = 0.0
         self._gone = False
         #: When it was last read, and when a quiet one is next opened (the mailbox's
@@ -320,17 +324,22 @@ class SegmentReader:
             os.close(fd)
             raise StoreError(path, "not a segment (damaged header)")
         _, _, cursor, claimed = _HEADER.unpack(header)
-        return cls(path, fd, max(cursor, HEADER_SIZE), max(claimed, cursor, HEADER_SIZE))
+        cursor = max(cursor, HEADER_SIZE << 16)
+        return cls(path, fd, cursor, max(claimed, cursor))
 
     @property
     def claimed_until(self) -> int:
-        """Where the reader has handed out up to (as written in the header)."""
+        """The position the reader has handed out up to (as written in the header)."""
         return self._written[1]
 
-    def ensure_fd(self) -> None:
-        """Reopen the descriptor if ``close_fd`` closed it."""
-        if self.fd < 0:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+    def ensure_fd(self) -> bool:
+        """Reopen the descriptor if ``close_fd`` closed it; False if the file is gone."""
+        if self.fd < 0 and not self.vanished:
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self.vanished = self.ended = self._gone = True
+        return self.fd >= 0
 
     def close_fd(self) -> None:
         if self.fd >= 0:
@@ -348,7 +357,8 @@ class SegmentReader:
         writer may have finished the record before it went; what still does not parse
         is torn: it is returned as such and the segment has ended.
         """
-        self.ensure_fd()
+        if not self.ensure_fd():
+            return [], b""
         self.last_read = now
         records: list[Record] = []
         while not self.ended and (limit is None or len(records) < limit):
@@ -366,11 +376,19 @@ class SegmentReader:
             if not judge:
                 break
             if self._gone:
-                return records, self._read_rest()
+                return self._unacked(records), self._read_rest()
             if self.writer_gone(now):
                 continue  # nothing can change now: read it once more, then judge
             break
-        return records, b""
+        return self._unacked(records), b""
+
+    def _unacked(self, records: list[Record]) -> list[Record]:
+        """Drop the acked messages of the record the cursor points into."""
+        if self._skip_below and records and records[0].position < self._skip_below:
+            records = [r for r in records if r.position >= self._skip_below]
+        if self.read_pos > self._skip_below >> 16:
+            self._skip_below = 0
+        return records
 
     def _parse(self, data: bytes, records: list[Record], limit: int | None) -> tuple[int, bool]:
         """Parse whole records from ``data``; returns the bytes used and whether they
@@ -431,7 +449,8 @@ class SegmentReader:
         if not force and now < self._next_writer_check:
             return False
         self._next_writer_check = now + WRITER_CHECK_INTERVAL
-        self.ensure_fd()
+        if not self.ensure_fd():
+            return True
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -448,10 +467,13 @@ class SegmentReader:
         """Whether bytes past the read position wait (a cheap ``stat``)."""
         if self.ended:
             return False
-        size = os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
+        try:
+            size = os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
+        except FileNotFoundError:
+            self.vanished = self.ended = self._gone = True
+            return False
         if size == self.read_pos + len(_SEAL):  # just the seal, or a first short record
-            self.ensure_fd()
-            return os.pread(self.fd, len(_SEAL), self.read_pos) != _SEAL
+            return self.ensure_fd() and os.pread(self.fd, len(_SEAL), self.read_pos) != _SEAL
         return size > self.read_pos
 
     def ack(self, position: int) -> bool:
@@ -460,22 +482,26 @@ class SegmentReader:
 
     def settle(self) -> bool:
         """Write the cursor and the claimed position if they moved (see the module
-        docstring for why this needs no flush of its own). Returns whether it wrote."""
-        first = next(iter(self.outstanding), None)
-        self.cursor = self.read_pos if first is None else first >> 16
-        claimed = self.unclaimed[0] >> 16 if self.unclaimed else self.read_pos
+        docstring for when they are flushed). Returns whether it wrote."""
+        self.cursor = next(iter(self.outstanding), self.read_pos << 16)
+        claimed = self.unclaimed[0] if self.unclaimed else self.read_pos << 16
         positions = (self.cursor, claimed)
-        if positions == self._written:
+        if positions == self._written or not self.ensure_fd():
             return False
-        self.ensure_fd()
         os.pwrite(self.fd, _POSITIONS.pack(*positions), _POSITIONS_AT)
         self._written = positions
         return True
 
+    @property
+    def unflushed(self) -> bool:
+        """Whether the cursor on disk may be behind the one written."""
+        return self._written[0] != self._flushed
+
     def flush(self) -> None:
         """Make the written cursor durable (at durability "machine")."""
-        self.ensure_fd()
-        sync_data(self.fd)
+        if self.ensure_fd():
+            sync_data(self.fd)
+            self._flushed = self._written[0]
 
     @property
     def finished(self) -> bool:

@@ -330,3 +330,97 @@ def test_a_segment_with_a_damaged_header_is_moved_to_corrupt(pair):
     assert [d.message.body for d in reader.drain()] == ["fine"]
     assert os.listdir(reader.corrupt_dir) == ["00000000000000000001-1-dead-0.seg"]
     assert not reader.has_new()
+
+
+# -- found in the second review ------------------------------------------------------------
+
+
+def _deliver_in_child(root, bodies):
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            box = Mailbox(root, durability="process", create=False)
+            for body in bodies:
+                box.deliver(_message(body))
+            box.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+
+
+def test_small_drains_over_several_senders_hand_out_every_message_once(pair):
+    sender, reader = pair
+    for n in range(10):
+        sender.deliver(_message(f"a{n}"))
+    _deliver_in_child(reader.root, [f"b{n}" for n in range(3)])
+    got = []
+    for _ in range(20):
+        batch = reader.drain(limit=4)
+        got += [d.message.body for d in batch]
+        reader.ack_all(batch)
+    assert sorted(got) == sorted([f"a{n}" for n in range(10)] + [f"b{n}" for n in range(3)])
+    assert [b for b in got if b.startswith("a")] == [f"a{n}" for n in range(10)]
+    assert reader.pending_count() == 0
+
+
+def test_a_partly_acked_batch_comes_back_from_its_first_unacked_message(tmp_path):
+    root = tmp_path / "mb"
+    reader = Mailbox(root, durability="process")
+    # Four senders, three batch records each; the reader merges them by time, so
+    # every segment ends up with a record only partly acked.
+    senders = [Mailbox(root, durability="process", create=False) for _ in range(4)]
+    for round_ in range(3):
+        for writer, box in enumerate(senders):
+            box.deliver_many([_message(f"w{writer}-{round_}-{n}") for n in range(50)])
+    handed = reader.recover()
+    assert len(handed) == 600
+    reader.ack_all(handed[:450])
+    del reader  # crashed: cursors as written, never closed
+    fresh = Mailbox(root, durability="process", create=False)
+    again = fresh.recover()
+    assert [d.id for d in again] == [d.id for d in handed[450:]], "only the unacked come back"
+    for box in senders:
+        box.close()
+    fresh.close()
+
+
+def test_a_segment_acked_before_its_seal_is_flushed_before_it_is_deleted(tmp_path, monkeypatch):
+    root = tmp_path / "mb"
+    sender = Mailbox(root, durability="machine")
+    reader = Mailbox(root, durability="machine", create=False)
+    sender.deliver(_message("only"))
+    reader.ack_all(reader.drain())  # all acked; no seal yet
+    flushes = []
+    real_sync = segments.sync_data
+    monkeypatch.setattr(segments, "sync_data", lambda fd: (flushes.append(fd), real_sync(fd)))
+    sender.close()  # the seal
+    reader.drain()
+    assert _segments(reader) == [] and len(flushes) == 1
+    reader.close()
+
+
+def test_a_segment_removed_from_outside_is_forgotten_not_fatal(pair):
+    sender, reader = pair
+    sender.deliver(_message("one"))
+    reader.ack_all(reader.drain())
+    reader.drain()  # the quiet segment's descriptor is closed now
+    os.unlink(os.path.join(sender.log_dir, _segments(sender)[0]))
+    assert not reader.has_new()
+    assert reader.drain() == []
+    assert reader._segments == {}
+
+
+def test_ack_by_id_leaves_a_message_that_was_read_but_not_handed_out(pair):
+    sender, reader = pair
+    sender.deliver(_message("task", msg_id="t1"))
+    sender.deliver(InboxMessage.create(SENDER, "reply", {"answer": 1}, msg_id="r1", correlation_id="q"))
+    sender.close()
+    assert [d.id for d in reader.take({"reply"})] == ["r1"]
+    assert reader.ack("t1") is False, "t1 is queued, not handed out"
+    assert [d.id for d in reader.drain()] == ["t1"]
+    assert reader.ack("t1") is True and reader.ack("r1") is True
+    reader.drain()
+    assert _segments(reader) == []
