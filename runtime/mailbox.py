@@ -485,13 +485,13 @@ class Mailbox:
                 and now < reader.next_idle_check and not reader.vanished:
             return [], False  # quiet: not even opened, until its writer is due a check
         records, torn = reader.read(room, now)
-        stopped = room is not None and len(records) >= room
         if not records and not torn and not reader.ended and not reader.outstanding \
                 and reader.writer_gone(now):
             # Quiet, and its writer exited without sealing it: read what it wrote
             # last (judging a partial tail torn now), and then it has ended.
             records, torn = reader.read(room, now)
             reader.ended = reader.ended or not records
+        stopped = room is not None and len(records) >= room
         read = []
         name = os.path.basename(path)
         for record in records:

@@ -70,7 +70,7 @@ MAX_MESSAGE = MAX_RECORD - 64
 WRITER_CHECK_INTERVAL = 1.0
 
 _MAGIC = b"DAML"
-_VERSION = 1
+_VERSION = 2  # 1: cursors were byte offsets (never released)
 _HEADER = struct.Struct("<4sB3xQQ")  # magic, version, cursor, claimed (both positions)
 _POSITIONS = struct.Struct("<QQ")
 _POSITIONS_AT = 8
@@ -323,7 +323,10 @@ class SegmentReader:
         if len(header) < HEADER_SIZE or header[:4] != _MAGIC:
             os.close(fd)
             raise StoreError(path, "not a segment (damaged header)")
-        _, _, cursor, claimed = _HEADER.unpack(header)
+        _, version, cursor, claimed = _HEADER.unpack(header)
+        if version != _VERSION:
+            os.close(fd)
+            raise StoreError(path, f"segment format {version}, this version reads {_VERSION}")
         cursor = max(cursor, HEADER_SIZE << 16)
         return cls(path, fd, cursor, max(claimed, cursor))
 
@@ -376,17 +379,15 @@ class SegmentReader:
             if not judge:
                 break
             if self._gone:
-                return self._unacked(records), self._read_rest()
+                return self._passed_skip(records), self._read_rest()
             if self.writer_gone(now):
                 continue  # nothing can change now: read it once more, then judge
             break
-        return self._unacked(records), b""
+        return self._passed_skip(records), b""
 
-    def _unacked(self, records: list[Record]) -> list[Record]:
-        """Drop the acked messages of the record the cursor points into."""
-        if self._skip_below and records and records[0].position < self._skip_below:
-            records = [r for r in records if r.position >= self._skip_below]
-        if self.read_pos > self._skip_below >> 16:
+    def _passed_skip(self, records: list[Record]) -> list[Record]:
+        # Once past the record the cursor pointed into, nothing more is skipped.
+        if self._skip_below and self.read_pos > self._skip_below >> 16:
             self._skip_below = 0
         return records
 
@@ -410,7 +411,7 @@ class SegmentReader:
             payload = data[pos + _RECORD.size:end]
             if zlib.crc32(payload) != crc:
                 return pos, False
-            _unpack(base + pos, batch, payload, records)
+            _unpack(base + pos, batch, payload, records, self._skip_below)
             pos = end
         return pos, True
 
@@ -426,7 +427,7 @@ class SegmentReader:
         payload = whole[_RECORD.size:]
         if len(payload) != length or zlib.crc32(payload) != crc:
             return False
-        _unpack(self.read_pos, batch, payload, records)
+        _unpack(self.read_pos, batch, payload, records, self._skip_below)
         self.read_pos += len(whole)
         return True
 
@@ -509,15 +510,19 @@ class SegmentReader:
         return self.ended and not self.outstanding
 
 
-def _unpack(offset: int, batch: int, payload: bytes, records: list[Record]) -> None:
+def _unpack(offset: int, batch: int, payload: bytes, records: list[Record], skip_below: int) -> None:
+    """Add the messages of one record, leaving out those before ``skip_below`` (the
+    acked part of the record a resumed cursor points into)."""
     if not batch:
-        records.append(Record(offset, 0, payload))
+        if offset << 16 >= skip_below:
+            records.append(Record(offset, 0, payload))
         return
     pos, index = 0, 0
     while pos < len(payload):
         (length,) = _INNER.unpack_from(payload, pos)
         start = pos + _INNER.size
-        records.append(Record(offset, index, payload[start:start + length]))
+        if offset << 16 | index >= skip_below:
+            records.append(Record(offset, index, payload[start:start + length]))
         pos, index = start + length, index + 1
 
 

@@ -440,12 +440,16 @@ def test_queries_commit_nothing_and_their_ids_ride_with_the_next_commit(system):
     counter.tell({"n": 1})
     assert counter.ask("count") == 1
     session = Path(system.store.session_path("main", "counter"))
-    committed = session.stat().st_ino  # each commit swaps a new inode in
+    # A reply leaves during its batch, before the batch commits: wait for the commit.
+    wait_until(lambda: json.loads(session.read_bytes())["state"]["count"] == 1)
+    committed = session.read_bytes()
     for _ in range(5):
         assert counter.ask("bump") == 2  # a query's changes are discarded
-    assert session.stat().st_ino == committed, "a batch of queries wrote the session"
-    counter.ask("bump", mode="steer")  # a real turn: committed
-    assert session.stat().st_ino != committed
+    # Each commit would add the ids it applied; a batch is committed before the next
+    # one is read, so four of these five would be on disk by now.
+    assert session.read_bytes() == committed, "a batch of queries wrote the session"
+    counter.ask("bump", mode="steer")  # a real turn: committed (just after it answers)
+    wait_until(lambda: session.read_bytes() != committed)
     doc = json.loads(session.read_bytes())
     assert doc["state"]["count"] == 2
     assert len(doc["admitted"]) >= 7, "the queries' ids were committed along with the steer"

@@ -190,7 +190,7 @@ def test_a_segment_header_names_its_format(pair):
     sender.deliver(_message("one"))
     with open(os.path.join(sender.log_dir, _segments(sender)[0]), "rb") as handle:
         magic, version = struct.unpack("<4sB", handle.read(5))
-    assert (magic, version) == (b"DAML", 1)
+    assert (magic, version) == (b"DAML", 2)
 
 
 # -- found in review ---------------------------------------------------------------------
@@ -424,3 +424,43 @@ def test_ack_by_id_leaves_a_message_that_was_read_but_not_handed_out(pair):
     assert reader.ack("t1") is True and reader.ack("r1") is True
     reader.drain()
     assert _segments(reader) == []
+
+
+# -- found in the third review -------------------------------------------------------------
+
+
+def test_a_reader_resuming_inside_a_batch_keeps_the_senders_order_under_a_limit(tmp_path, monkeypatch):
+    root = tmp_path / "mb"
+    sender = Mailbox(root, durability="process")
+    first = Mailbox(root, durability="process", create=False)
+    sender.deliver_many([_message(f"b{n}") for n in range(50)])
+    sender.deliver(_message("m1"))
+    sender.deliver(_message("m2"))
+    sender._writer._seal()  # its next message goes to a newer segment of the same process
+    sender.deliver(_message("n1"))
+    first.ack_all(first.drain(limit=48))
+    del first  # crashed: the cursor points inside the batch record
+    second = Mailbox(root, durability="process", create=False)
+    got = []
+    while True:
+        batch = second.drain(limit=4)
+        if not batch:
+            break
+        assert len(batch) == 4 or not second.more_waiting
+        got += [d.message.body for d in batch]
+        second.ack_all(batch)
+    assert got == ["b48", "b49", "m1", "m2", "n1"]
+    second.close()
+    sender.close()
+
+
+def test_a_segment_of_another_format_version_is_kept_in_corrupt_not_read(pair):
+    sender, reader = pair
+    sender.deliver(_message("v2"))
+    path = os.path.join(sender.log_dir, _segments(sender)[0])
+    sender._writer._abandon()
+    with open(path, "r+b") as handle:
+        handle.seek(4)
+        handle.write(b"\x01")  # as written by a build whose cursors were byte offsets
+    assert reader.drain() == []
+    assert os.listdir(reader.corrupt_dir) == [os.path.basename(path)]
