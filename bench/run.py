@@ -319,7 +319,28 @@ def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         total = actors * per
         rows.append(_row("fanout", durability, "throughput", "msg/s", total / (done - start), pipe,
                          f"{actors}x{per}", tell_call_rate=total / (sent - start)))
+    for durability in DURABILITIES:
+        rows.append(_fanout_many(cfg, durability, pipe))
     return rows
+
+
+def _fanout_many(cfg: dict[str, Any], durability: str, pipe: float) -> dict[str, Any]:
+    """The same fan-out sent with ``tell_many`` (one flush per batch; informational)."""
+    actors, batch = cfg["fanout_actors"], cfg["tell_many_batch"]
+    per = cfg["fanout_per_actor"]["process"]
+    with temp_system(durability=durability) as system:
+        refs = [system.spawn(Counter, name=f"fan-many-{j}") for j in range(actors)]
+        for ref in refs:
+            ref.ask("count", timeout=30)
+        start = time.perf_counter()
+        for first in range(0, per, batch):
+            for ref in refs:
+                ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+        counts = [ref.ask("count", timeout=600) for ref in refs]
+        done = time.perf_counter()
+    assert counts == [per] * actors, counts
+    return _row("fanout", durability, f"tell_many x{batch}", "msg/s", actors * per / (done - start), pipe,
+                f"{actors}x{per}")
 
 
 # -- 5. idle cost ----------------------------------------------------------------------------
