@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import fcntl
 import hashlib
 import heapq
 import json
@@ -45,6 +46,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -126,6 +128,21 @@ def drain_fd(fd: int) -> None:
         pass
 
 
+#: Handles holding a reader's claim; a forked child closes its copies, so the claim
+#: ends with the process that made it.
+_claims: "weakref.WeakSet[Mailbox]" = weakref.WeakSet()
+
+
+def _drop_claims_in_child() -> None:
+    for box in list(_claims):
+        if box._reader_fd >= 0:
+            os.close(box._reader_fd)
+            box._reader_fd = -1
+
+
+os.register_at_fork(after_in_child=_drop_claims_in_child)
+
+
 def _checked_wire(message: InboxMessage) -> bytes:
     """The message's wire bytes, if it may be delivered (else ``InvalidSpec``)."""
     check_id(message.id, "message id")  # it names the file if the message dies
@@ -179,7 +196,8 @@ class Mailbox:
     """One actor's durable mailbox under ``root``.
 
     A handle is a sender (``deliver``), the reader (``drain``, ``ack_delivered``), or
-    an observer (``counts``, ``peek``); one process reads a mailbox at a time.
+    an observer (``counts``, ``peek``). One process reads a mailbox at a time: a reader
+    that may run alongside others (an actor's worker) says so with ``claim_reader``.
 
     Args:
         root: the mailbox directory (``.../mailbox``); created with its sub-directories
@@ -230,6 +248,7 @@ class Mailbox:
         self._segments: dict[str, SegmentReader] = {}
         self._queue: collections.deque[Delivered] = collections.deque()
         self._read_lock = threading.Lock()
+        self._reader_fd = -1  # see claim_reader
         self._unflushed_acks = 0
         self._unflushed_segments: set[str] = set()
 
@@ -335,13 +354,20 @@ class Mailbox:
             os.close(self._bell_fd)
             self._bell_fd = -1
 
+    def _release_claim(self) -> None:
+        fd, self._reader_fd = self._reader_fd, -1
+        if fd >= 0:
+            os.close(fd)
+        _claims.discard(self)
+
     def close(self) -> None:
-        """Seal this handle's log and release its descriptors.
+        """Seal this handle's log, give up a reader's claim, release its descriptors.
 
         Messages read but not acked stay pending for the next reader.
         """
         self._close_bell()
         self._writer.close()
+        self._release_claim()
         with self._read_lock:
             for reader in self._segments.values():
                 reader.close()
@@ -349,6 +375,30 @@ class Mailbox:
             self._queue.clear()
 
     # -- reading (the single reader) -----------------------------------------------------
+
+    def claim_reader(self) -> None:
+        """Become this mailbox's only reader, until ``close`` or the process ends.
+
+        Two readers would both handle every logged message. The claim is an
+        exclusive ``flock`` on the mailbox directory: nothing is created, the kernel
+        drops it when the process dies however it dies, and forked children let go of
+        their copy.
+
+        Raises:
+            StoreError: another live process holds the claim.
+        """
+        if self._reader_fd >= 0:
+            return
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise StoreError(self.root, "another process is reading this mailbox") from None
+            raise StoreError(self.root, f"cannot claim the mailbox: {exc.strerror or exc}") from exc
+        self._reader_fd = fd
+        _claims.add(self)
 
     def doorbell(self) -> Doorbell:
         """Open the reader side of the doorbell (the reader process owns it)."""

@@ -462,8 +462,13 @@ class Worker:
         """Restore, start and register; returns the recovered batch.
 
         Raises:
-            SpawnError: the class cannot be imported or instantiated, or ``on_start`` failed.
+            SpawnError: another process reads this actor's mailbox, the class cannot be
+                imported or instantiated, or ``on_start`` failed.
         """
+        try:
+            self.mailbox.claim_reader()  # before anything is read or written
+        except StoreError as exc:
+            raise SpawnError(self.name, exc.reason) from None
         cls = import_class(self.spec.actor_class)
         try:
             handler: Handler = cls()

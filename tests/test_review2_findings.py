@@ -15,7 +15,7 @@ import sample_actors
 from actors import ActorSystem, Cancelled
 from conftest import wait_until
 from runtime import segments
-from runtime.errors import StoreError
+from runtime.errors import SpawnError, StoreError
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxMessage
 from runtime.spec import Identity, Limits, ProvisionSpec
@@ -80,6 +80,20 @@ def test_a_cancel_after_the_marker_names_the_message_is_not_dropped(home):
         assert worker.handler.state["count"] == 0, "the cancelled handler ran to completion"
     finally:
         worker.finish()
+
+
+def test_a_second_activation_of_a_running_actor_is_refused_before_it_reads_anything(home):
+    first = _in_process_worker(home)
+    first.activate()
+    second = _in_process_worker(home)
+    try:
+        with pytest.raises(SpawnError, match="another process is reading"):
+            second.activate()
+    finally:
+        first.finish()
+    third = _in_process_worker(home)
+    third.activate()  # the claim ended with the first activation
+    third.finish()
 
 
 # -- (b) stop during a restart ------------------------------------------------------------

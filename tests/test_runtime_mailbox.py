@@ -637,3 +637,46 @@ def test_delivered_wraps_a_message_and_where_it_came_from(box: Mailbox) -> None:
     assert isinstance(delivered, Delivered)
     assert delivered.id == delivered.message.id == "m1"
     assert os.path.exists(delivered.path) and delivered.position >= 0
+
+
+def test_only_one_handle_at_a_time_can_claim_to_be_the_reader(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    first = Mailbox(root, durability="process")
+    second = Mailbox(root, durability="process", create=False)
+    try:
+        first.claim_reader()
+        first.claim_reader()  # again: a no-op
+        with pytest.raises(StoreError, match="another process is reading"):
+            second.claim_reader()
+        first.close()
+        second.claim_reader()  # free once the first let go
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_forked_child_does_not_keep_the_readers_claim(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    reader.claim_reader()
+    read_w = os.pipe()
+    ready = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child outlives the claim's owner a moment
+        os.close(read_w[1])
+        os.write(ready[1], b"r")  # running: its fork hooks are done
+        os.read(read_w[0], 1)  # until the parent has let go
+        os._exit(0)
+    os.close(read_w[0])
+    assert os.read(ready[0], 1) == b"r"
+    os.close(ready[0])
+    os.close(ready[1])
+    try:
+        reader.close()
+        other = Mailbox(root, durability="process", create=False)
+        other.claim_reader()  # the child still runs, and does not hold it
+        other.close()
+    finally:
+        os.write(read_w[1], b"x")
+        os.close(read_w[1])
+        os.waitpid(pid, 0)
