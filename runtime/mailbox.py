@@ -354,7 +354,8 @@ class Mailbox:
             os.close(self._bell_fd)
             self._bell_fd = -1
 
-    def _release_claim(self) -> None:
+    def release_reader(self) -> None:
+        """Give up the claim of ``claim_reader`` (``close`` does too)."""
         fd, self._reader_fd = self._reader_fd, -1
         if fd >= 0:
             os.close(fd)
@@ -367,7 +368,7 @@ class Mailbox:
         """
         self._close_bell()
         self._writer.close()
-        self._release_claim()
+        self.release_reader()
         with self._read_lock:
             for reader in self._segments.values():
                 reader.close()
@@ -376,27 +377,36 @@ class Mailbox:
 
     # -- reading (the single reader) -----------------------------------------------------
 
-    def claim_reader(self) -> None:
+    def claim_reader(self, timeout: float = 0.0) -> None:
         """Become this mailbox's only reader, until ``close`` or the process ends.
 
         Two readers would both handle every logged message. The claim is an
         exclusive ``flock`` on the mailbox directory: nothing is created, the kernel
         drops it when the process dies however it dies, and forked children let go of
-        their copy.
+        their copy. A lock gives no notice when it is released, so waiting for one
+        looks again at growing intervals (5 ms up to 100 ms) until ``timeout``.
 
         Raises:
-            StoreError: another live process holds the claim.
+            StoreError: another live process held the claim for ``timeout`` seconds.
         """
         if self._reader_fd >= 0:
             return
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise StoreError(self.root, "another process is reading this mailbox") from None
-            raise StoreError(self.root, f"cannot claim the mailbox: {exc.strerror or exc}") from exc
+        deadline, pause = time.monotonic() + timeout, 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                remaining = deadline - time.monotonic()
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) and remaining > 0:
+                    time.sleep(min(pause, remaining))
+                    pause = min(pause * 2, 0.1)
+                    continue
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise StoreError(self.root, "another process is reading this mailbox") from None
+                raise StoreError(self.root, f"cannot claim the mailbox: {exc.strerror or exc}") from exc
         self._reader_fd = fd
         _claims.add(self)
 
@@ -446,6 +456,26 @@ class Mailbox:
                 for path in {d.path for d in taken if d.position >= 0}:
                     self._settle(path, self._segments[path])
         return taken
+
+    def give_back(self, handed: list[Delivered]) -> None:
+        """Put handed-out, unacked messages back at the front of the queue, in order.
+
+        For a reader that took more than it will handle now (a long recovered
+        backlog): the next ``drain`` hands them out again, ``take`` finds replies
+        among them, and other processes count them as waiting again.
+        """
+        with self._read_lock:
+            self._queue.extendleft(reversed(handed))
+            by_segment: dict[str, list[int]] = {}
+            for delivered in handed:
+                if delivered.position >= 0:
+                    by_segment.setdefault(delivered.path, []).append(delivered.position)
+            for path, positions in by_segment.items():
+                reader = self._segments[path]
+                reader.unclaimed.extendleft(reversed(positions))  # handed out before the rest
+                self._settle(path, reader)
+            if handed:
+                self.more_waiting = True
 
     def recover(self) -> list[Delivered]:
         """Everything delivered and not acked, in order: what a crashed activation left

@@ -87,6 +87,9 @@ EXIT_INTERNAL = 70
 #: A commit then writes ~40 B per tail id and a checkpoint ~160 KB (4,096 ids), so
 #: per message ~20*T + 160,000/T bytes: smallest near T = 100.
 CHECKPOINT_EVERY = 128
+#: Seconds an activation waits for another process (a worker whose system died,
+#: finishing its message) to let go of the actor's mailbox.
+CLAIM_TIMEOUT = 5.0
 #: Reply kinds: claimed by whoever waits for them, never dispatched to a handler.
 REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
 #: First byte of a reply sent to the parent over the control pipe (events are JSON
@@ -466,9 +469,18 @@ class Worker:
                 imported or instantiated, or ``on_start`` failed.
         """
         try:
-            self.mailbox.claim_reader()  # before anything is read or written
+            # Before anything is read or written. A worker of an earlier system may
+            # still be finishing its message (its parent died): give it a moment.
+            self.mailbox.claim_reader(CLAIM_TIMEOUT)
         except StoreError as exc:
             raise SpawnError(self.name, exc.reason) from None
+        try:
+            return self._activate()
+        except BaseException:
+            self.mailbox.release_reader()
+            raise
+
+    def _activate(self) -> list[Delivered]:
         cls = import_class(self.spec.actor_class)
         try:
             handler: Handler = cls()
@@ -490,7 +502,11 @@ class Worker:
         self.handler = handler
         write_mailbox_config(self.mailbox.root, self.spec.limits.max_pending)
         self.marker = InflightMarker(os.path.join(self.mailbox.root, INFLIGHT))
-        recovered = self._check_poison(self.mailbox.recover())
+        recovered = self._check_poison(self.mailbox.recover())  # all of it: see _check_poison
+        # Handle one batch now; the rest goes back to the mailbox's queue, where a
+        # handler waiting for a reply finds it and senders count it as waiting.
+        self.mailbox.give_back(recovered[self.spec.limits.batch_size:])
+        recovered = recovered[:self.spec.limits.batch_size]
         try:
             with self._cancellable_region():
                 handler.on_start()
@@ -529,7 +545,10 @@ class Worker:
         }
 
     def _check_poison(self, recovered: list[Delivered]) -> list[Delivered]:
-        """Count the message that was running when the last activation died; bury repeat killers."""
+        """Count the message that was running when the last activation died; bury repeat killers.
+
+        ``recovered`` must be every unacked message: attempts are kept only for those.
+        """
         crashed = self.marker.read()
         present = {d.id for d in recovered}
         attempts = {k: v for k, v in (self.meta.get("attempts") or {}).items() if k in present}
@@ -576,11 +595,10 @@ class Worker:
                     self._bell_taken = False
                     batch = self.mailbox.drain(limits.batch_size)
                 if batch:
-                    # Recovery can hand over a long backlog: commit every batch_size.
-                    head, batch = batch[:limits.batch_size], batch[limits.batch_size:]
-                    self.process(head)
+                    self.process(batch)
+                    batch = []
                     last_work = time.monotonic()
-                    if batch or self.mailbox.more_waiting or self._bell_taken:
+                    if self.mailbox.more_waiting or self._bell_taken:
                         continue
                     # Anything delivered since the drain rang the bell after our clear,
                     # so waiting on the bell (not listing again) cannot miss it.
@@ -630,9 +648,13 @@ class Worker:
             done.append(delivered)
         # Commit before ack: once state and admitted ids are on disk, a redelivery of
         # any of these messages is recognised as a duplicate. A batch of queries (and
-        # repeats) changed nothing, so it skips the write and its flush; their ids
-        # ride with the next commit.
-        if not all(map(_is_query, applied)) or len(self._tail) >= CHECKPOINT_EVERY:
+        # repeats) changed nothing, so it skips the write and its flush, and their ids
+        # ride with the next commit; unless one consumed a reply: should its ack reach
+        # the disk and the query's not, the query would run again and wait for an
+        # answer already spent.
+        if all(map(_is_query, applied)) and not self._consumed and len(self._tail) < CHECKPOINT_EVERY:
+            self._state_hint = None  # describes the state only until it next changes
+        else:
             try:
                 self.commit()
             except _UnencodableState as exc:

@@ -3,8 +3,8 @@
 The kill plan comes through ``secrets`` ({"plan_dir": ..., "kill_at": {point: count}})
 and each point fires once (a marker file records it), so the restarted worker goes on.
 Points: "handle" (inside a handler, before the batch commits), "commit" (right after
-the commit, before any ack), "ack" (after a batch is acked in memory, before the
-mailbox writes where its log was read up to).
+the commit, before any ack), "ack" (once acking a batch has written the first
+segment's cursor).
 """
 
 from __future__ import annotations
@@ -21,18 +21,28 @@ class Killable(Actor):
         self.state.setdefault("ids", [])
         worker = self._context._worker  # the runtime object driving this actor
         original_commit = worker.commit
-        original_settle = worker.mailbox._settle_all
+        box = worker.mailbox
+        original_ack_all, original_settle = box.ack_all, box._settle
+        acking = []
 
         def commit():
             original_commit()
             self._maybe_die("commit")
 
-        def settle_all(paths, acked):
-            self._maybe_die("ack")
-            original_settle(paths, acked)
+        def ack_all(batch):
+            acking.append(True)
+            try:
+                return original_ack_all(batch)
+            finally:
+                acking.pop()
+
+        def settle(path, reader):
+            original_settle(path, reader)
+            if acking:
+                self._maybe_die("ack")
 
         worker.commit = commit
-        worker.mailbox._settle_all = settle_all
+        box.ack_all, box._settle = ack_all, settle
 
     def _maybe_die(self, point):
         plan = self.secrets.get("kill_at", {})

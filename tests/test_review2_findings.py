@@ -19,6 +19,7 @@ from runtime.errors import SpawnError, StoreError
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxMessage
 from runtime.spec import Identity, Limits, ProvisionSpec
+from runtime import worker as worker_module
 from runtime.worker import Worker
 
 
@@ -82,7 +83,8 @@ def test_a_cancel_after_the_marker_names_the_message_is_not_dropped(home):
         worker.finish()
 
 
-def test_a_second_activation_of_a_running_actor_is_refused_before_it_reads_anything(home):
+def test_a_second_activation_of_a_running_actor_is_refused_before_it_reads_anything(home, monkeypatch):
+    monkeypatch.setattr(worker_module, "CLAIM_TIMEOUT", 0.2)  # how long it waits for the first
     first = _in_process_worker(home)
     first.activate()
     second = _in_process_worker(home)
@@ -91,6 +93,7 @@ def test_a_second_activation_of_a_running_actor_is_refused_before_it_reads_anyth
             second.activate()
     finally:
         first.finish()
+        second.finish()  # never activated: it only lets go of its descriptors
     third = _in_process_worker(home)
     third.activate()  # the claim ended with the first activation
     third.finish()
@@ -186,12 +189,13 @@ def test_a_tell_many_that_fails_midway_sends_nothing(system, monkeypatch):
     counter = system.spawn(sample_actors.Counter, name="counter")
     assert counter.ask("count") == 0
     real_write = os.write
+    segment_fd = system._router.mailbox(counter.address)._writer._fd  # opened by the ask
 
     def full_disk_after_half(fd, data):
-        if len(data) > 100:  # the batch record: half of it lands, then ENOSPC
+        if fd == segment_fd:  # the batch record: half of it lands, then ENOSPC
             real_write(fd, bytes(data[: len(data) // 2]))
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+        return real_write(fd, data)  # every other write of this process, untouched
 
     monkeypatch.setattr(segments.os, "write", full_disk_after_half)
     with pytest.raises(StoreError):

@@ -1,7 +1,7 @@
 """A model-based test of the mailbox: random deliver / drain / take / ack / crash sequences.
 
 Several sender handles deliver into one mailbox whose segments are small, so they
-seal and rotate often; the reader drains with random limits, takes replies out of
+seal and rotate often, and senders close or die without sealing; the reader drains with random limits, takes replies out of
 turn, acks some of what it holds, and crashes. The model is the set of ids delivered
 and the set acked. Whatever the sequence, no unacked message is ever lost (it is
 waiting or handed out), a handle never hands out an acked message again, each
@@ -83,6 +83,12 @@ class MailboxMachine(RuleBasedStateMachine):
         self.senders[sender].close()  # seals its segment; it goes on with a new one
         self.senders[sender] = Mailbox(self.root, durability="process", create=False)
 
+    @rule(sender=st.integers(0, SENDERS - 1))
+    def sender_dies(self, sender: int) -> None:
+        # As a killed process would: its segment is left unsealed and unlocked.
+        self.senders[sender]._writer._abandon()
+        self.senders[sender] = Mailbox(self.root, durability="process", create=False)
+
     @rule(limit=st.none() | st.integers(1, 4))
     def drain(self, limit: int | None) -> None:
         batch = self.box.drain(limit)
@@ -139,6 +145,18 @@ class MailboxMachine(RuleBasedStateMachine):
         assert set(on_disk) == set(self.delivered) - self.acked
         assert set(in_cur) == set(self.claimed)
         assert self.box.pending_count() == len(self.delivered) - len(self.acked)
+        # What another process sees, from the segments' headers alone: every unacked
+        # message, and at most acked ones held back behind an unacked one (what a
+        # crash now would redeliver).
+        observer = Mailbox(self.root, create=False)
+        try:
+            seen = [m.id for m in observer.peek("new")] + [m.id for m in observer.peek("cur")]
+            assert len(seen) == len(set(seen)) == observer.pending_count()
+            unacked = set(self.delivered) - self.acked
+            assert unacked <= set(seen), f"an observer misses {sorted(unacked - set(seen))}"
+            assert set(seen) - unacked <= self.acked
+        finally:
+            observer.close()
 
     def teardown(self) -> None:
         for handle in (self.box, *self.senders):
