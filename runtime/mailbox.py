@@ -799,9 +799,8 @@ class Mailbox:
         by the reader, as far as its segment's header says.
         """
         with self._read_lock:
-            views = {name: (reader.read_pos, dict(reader.outstanding),
-                            {d.position for d in self._queue if d.path == reader.path})
-                     for path, reader in self._segments.items() for name in (os.path.basename(path),)}
+            views = {os.path.basename(path): (reader.read_pos, dict(reader.outstanding), set(reader.unclaimed))
+                     for path, reader in self._segments.items()}
         for name, records, claimed in self._segment_backlogs():
             if name not in views:
                 for record in records:
