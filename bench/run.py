@@ -298,49 +298,47 @@ def bench_spawn(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """One sender, round-robin to 8 actors; aggregate msgs/s until all are handled."""
-    actors = cfg["fanout_actors"]
+    """One sender, round-robin to 8 actors; aggregate msgs/s until all are handled.
+
+    Then the same with ``tell_many`` (one flush per batch; informational), at the
+    "process" size at both durabilities.
+    """
+    actors, batch = cfg["fanout_actors"], cfg["tell_many_batch"]
     pipe = baselines.fanout(actors, cfg["pipe_fanout_per_child"])
     rows = []
     for durability in DURABILITIES:
         per = cfg["fanout_per_actor"][durability]
-        with temp_system(durability=durability) as system:
-            refs = [system.spawn(Counter, name=f"fan-{j}") for j in range(actors)]
-            for ref in refs:
-                ref.ask("count", timeout=30)
-            start = time.perf_counter()
-            for i in range(per):
-                for ref in refs:
-                    ref.tell({"n": 1, "i": i})
-            sent = time.perf_counter()
-            counts = [ref.ask("count", timeout=600) for ref in refs]
-            done = time.perf_counter()
-        assert counts == [per] * actors, counts
-        total = actors * per
-        rows.append(_row("fanout", durability, "throughput", "msg/s", total / (done - start), pipe,
-                         f"{actors}x{per}", tell_call_rate=total / (sent - start)))
+        elapsed, sending = _fan_out(durability, actors, per, 1)
+        rows.append(_row("fanout", durability, "throughput", "msg/s", actors * per / elapsed, pipe,
+                         f"{actors}x{per}", tell_call_rate=actors * per / sending))
+    per = cfg["fanout_per_actor"]["process"]
     for durability in DURABILITIES:
-        rows.append(_fanout_many(cfg, durability, pipe))
+        elapsed, _ = _fan_out(durability, actors, per, batch)
+        rows.append(_row("fanout", durability, f"tell_many x{batch}", "msg/s", actors * per / elapsed, pipe,
+                         f"{actors}x{per}"))
     return rows
 
 
-def _fanout_many(cfg: dict[str, Any], durability: str, pipe: float) -> dict[str, Any]:
-    """The same fan-out sent with ``tell_many`` (one flush per batch; informational)."""
-    actors, batch = cfg["fanout_actors"], cfg["tell_many_batch"]
-    per = cfg["fanout_per_actor"]["process"]
+def _fan_out(durability: str, actors: int, per: int, batch: int) -> tuple[float, float]:
+    """Send ``per`` messages to each of ``actors`` Counters, round-robin, ``batch`` at a
+    time (1: ``tell``, more: ``tell_many``). Returns seconds until all were handled,
+    and seconds spent sending."""
     with temp_system(durability=durability) as system:
-        refs = [system.spawn(Counter, name=f"fan-many-{j}") for j in range(actors)]
+        refs = [system.spawn(Counter, name=f"fan-{j}") for j in range(actors)]
         for ref in refs:
             ref.ask("count", timeout=30)
         start = time.perf_counter()
         for first in range(0, per, batch):
             for ref in refs:
-                ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+                if batch == 1:
+                    ref.tell({"n": 1, "i": first})
+                else:
+                    ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+        sent = time.perf_counter()
         counts = [ref.ask("count", timeout=600) for ref in refs]
         done = time.perf_counter()
     assert counts == [per] * actors, counts
-    return _row("fanout", durability, f"tell_many x{batch}", "msg/s", actors * per / (done - start), pipe,
-                f"{actors}x{per}")
+    return done - start, sent - start
 
 
 # -- 5. idle cost ----------------------------------------------------------------------------

@@ -62,7 +62,6 @@ from .segments import (
     SegmentWriter,
     is_segment,
     pending_records,
-    writer_of,
 )
 
 log = logging.getLogger(__name__)
@@ -250,7 +249,6 @@ class Mailbox:
         self._read_lock = threading.Lock()
         self._reader_fd = -1  # see claim_reader
         self._unflushed_acks = 0
-        self._unflushed_segments: set[str] = set()
 
     # -- sending ----------------------------------------------------------------------
 
@@ -371,7 +369,7 @@ class Mailbox:
         self.release_reader()
         with self._read_lock:
             for reader in self._segments.values():
-                reader.close()
+                reader.close_fd()
             self._segments.clear()
             self._queue.clear()
 
@@ -518,8 +516,7 @@ class Mailbox:
         now = time.monotonic()
         held: set[str] = set()  # processes whose older segment still has unread messages
         for path, reader in list(self._segments.items()):
-            writer = writer_of(os.path.basename(path))
-            if writer in held:
+            if reader.writer in held:
                 continue  # its newer segment waits until the older one is read
             room = None if limit is None else limit - len(self._queue) - sum(map(len, sources))
             if room is not None and room <= 0:
@@ -528,7 +525,7 @@ class Mailbox:
             read, stopped = self._read_segment(path, reader, room, now)
             if stopped:
                 cut = True
-                held.add(writer)
+                held.add(reader.writer)
             if read:
                 sources.append(read)
         if len(sources) == 1:
@@ -603,9 +600,8 @@ class Mailbox:
             unlink_quietly(path)
             reader.close_fd()
             del self._segments[path]
-            self._unflushed_segments.discard(path)
-        elif reader.settle():
-            self._unflushed_segments.add(path)
+        else:
+            reader.settle()
 
     def _limit_descriptors(self) -> None:
         """Close the least recently read segments past ``OPEN_SEGMENTS`` descriptors."""
@@ -713,11 +709,9 @@ class Mailbox:
             self._settle(path, self._segments[path])
         self._unflushed_acks += acked
         if self.durability == MACHINE and self._unflushed_acks >= FLUSH_ACKS_EVERY:
-            for path in self._unflushed_segments:
-                reader = self._segments.get(path)
-                if reader is not None:
+            for reader in self._segments.values():
+                if reader.unflushed:
                     reader.flush()
-            self._unflushed_segments.clear()
             self._unflushed_acks = 0
 
     # -- dead letters --------------------------------------------------------------------

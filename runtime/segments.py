@@ -287,6 +287,7 @@ class SegmentReader:
 
     def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
         self.path = path
+        self.writer = writer_of(os.path.basename(path))
         self.fd = fd
         self.cursor = cursor  # a position: record offset << 16 | index in a batch
         self.read_pos = cursor >> 16  # a new reader reads every unacked message again
@@ -348,8 +349,6 @@ class SegmentReader:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    close = close_fd
 
     def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], bytes]:
         """Records after the read position (at most ``limit``), and torn bytes found.
@@ -481,17 +480,16 @@ class SegmentReader:
         """Retire one handed-out message; returns whether it was outstanding."""
         return self.outstanding.pop(position, None) is not None
 
-    def settle(self) -> bool:
+    def settle(self) -> None:
         """Write the cursor and the claimed position if they moved (see the module
-        docstring for when they are flushed). Returns whether it wrote."""
+        docstring for when they are flushed)."""
         self.cursor = next(iter(self.outstanding), self.read_pos << 16)
         claimed = self.unclaimed[0] if self.unclaimed else self.read_pos << 16
         positions = (self.cursor, claimed)
         if positions == self._written or not self.ensure_fd():
-            return False
+            return
         os.pwrite(self.fd, _POSITIONS.pack(*positions), _POSITIONS_AT)
         self._written = positions
-        return True
 
     @property
     def unflushed(self) -> bool:
@@ -539,7 +537,7 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
     try:
         return reader.read(None, 0.0, judge=False)[0], reader.claimed_until
     finally:
-        reader.close()
+        reader.close_fd()
 
 
 def _seal_open_writers() -> None:

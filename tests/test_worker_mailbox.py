@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import types
 
 import pytest
 
+from runtime import mailbox as mailbox_module
 from runtime.errors import MailboxFull, StoreError
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, AskBody, InboxMessage, ReplyBody, derived_msg_id
@@ -108,16 +111,22 @@ def test_messages_recovered_but_not_yet_handled_count_against_max_pending(home):
     worker.finish()
 
 
-def test_a_claim_waits_for_the_previous_reader_to_let_go(tmp_path):
+def test_a_claim_waits_for_the_previous_reader_to_let_go(tmp_path, monkeypatch):
     root = tmp_path / "mailbox"
     first = Mailbox(root, durability="process")
     second = Mailbox(root, durability="process", create=False)
     first.claim_reader()
     outcome: list[object] = []
-    started = threading.Event()
+    refused_once = threading.Event()  # the waiter found the claim held and pauses
+
+    def observed_sleep(seconds: float) -> None:
+        refused_once.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
+        monotonic=time.monotonic, time=time.time, perf_counter=time.perf_counter, sleep=observed_sleep))
 
     def claim() -> None:
-        started.set()
         try:
             second.claim_reader(timeout=30)
             outcome.append("claimed")
@@ -126,7 +135,7 @@ def test_a_claim_waits_for_the_previous_reader_to_let_go(tmp_path):
 
     waiter = threading.Thread(target=claim)
     waiter.start()
-    started.wait(10)
+    assert refused_once.wait(10), "the second claim never found the first one held"
     first.close()
     waiter.join(30)
     assert outcome == ["claimed"]
