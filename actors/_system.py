@@ -223,7 +223,6 @@ class ActorSystem:
                                                            "started_at": time.time()}})
         self.inbox = Mailbox(self.store.mailbox_dir(self.name), durability=self.durability)
         self._router = Router(self.durability)
-        self._send_lock = threading.Lock()
         self._lock = threading.RLock()
         self._state_changed = threading.Condition()
         self._children: dict[str, _Child] = {}
@@ -567,8 +566,7 @@ class ActorSystem:
                  correlation_id: str | None = None, msg_id: str | None = None) -> InboxMessage:
         message = InboxMessage.create(self._agent_ref, kind, body, msg_id=msg_id,
                                       correlation_id=correlation_id)
-        with self._send_lock:
-            self._router.deliver(address, message, block_timeout=block_timeout)
+        self._router.deliver(address, message, block_timeout=block_timeout)
         return message
 
     def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
@@ -593,7 +591,7 @@ class ActorSystem:
         """Send several payloads, in order, with one flush to disk; returns their ids.
 
         Each message has ``tell``'s guarantee once this returns. At durability
-        "machine" the batch shares one ``syncfs`` instead of an fsync per message
+        "machine" the batch shares one ``fdatasync`` instead of one per message
         (group commit), which is what makes durable streams fast.
 
         Raises:
@@ -604,8 +602,7 @@ class ActorSystem:
         address = self._address(target)
         bodies = [encode(payload) for payload in payloads]  # refuse bad ones before sending any
         messages = [InboxMessage.create(self._agent_ref, InboxKind.TASK.value, body) for body in bodies]
-        with self._send_lock:
-            self._router.deliver_many(address, messages, block_timeout=block_timeout)
+        self._router.deliver_many(address, messages, block_timeout=block_timeout)
         self._ensure_active(address)
         return [message.id for message in messages]
 
@@ -631,8 +628,7 @@ class ActorSystem:
             self._check_open()
             self._pending[message.id] = (future, address.name)
         try:
-            with self._send_lock:
-                self._router.deliver(address, message, block_timeout=0.0)
+            self._router.deliver(address, message, block_timeout=0.0)
         except BaseException:
             with self._lock:
                 self._pending.pop(message.id, None)
@@ -862,8 +858,7 @@ class ActorSystem:
 
     def _send_reply(self, request: InboxMessage, reply: InboxMessage) -> None:
         try:
-            with self._send_lock:
-                self._router.deliver(self.address.reply_address(request.sender), reply, block_timeout=None)
+            self._router.deliver(self.address.reply_address(request.sender), reply, block_timeout=None)
         except (ActorNotFound, StoreError) as exc:
             log.warning("system %s: reply to %s not delivered: %s", self.name, request.sender.session_id, exc)
 
@@ -1113,8 +1108,7 @@ class ActorSystem:
         if address.agent_id is None or self._closing:
             return
         if address.system_id != self.name:
-            with self._send_lock:
-                _worker.request_activation(self._router, self._agent_ref, address)
+            _worker.request_activation(self._router, self._agent_ref, address)
             return
         name = address.agent_id
         with self._lock:
@@ -1242,8 +1236,7 @@ class ActorSystem:
         for future, who in pending.values():
             if not future.done():
                 future.set_exception(ActorError(f"system {self.name!r} shut down before {who!r} replied"))
-        with self._send_lock:
-            self._router.close()
+        self._router.close()
         self.inbox.close()
         wake_r, wake_w, self._wake_w = self._wake_r, self._wake_w, -1
         os.close(wake_w)

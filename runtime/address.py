@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -101,49 +102,108 @@ def _read_max_pending(root: str) -> int:
         return DEFAULT_MAX_PENDING
 
 
+class _Handle:
+    """A cached mailbox handle and how many deliveries are using it right now."""
+
+    __slots__ = ("mailbox", "users", "evicted")
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.users = 0
+        self.evicted = False
+
+
 class Router:
     """Delivers messages to addresses, keeping a bounded cache of mailbox handles.
 
-    Not thread-safe by itself; callers that share one serialise ``deliver``.
+    Thread-safe, and threads do not wait for each other: deliveries to different
+    mailboxes run at once, and those to one mailbox share its flushes (see
+    ``SegmentWriter``). A handle pushed out of the cache is closed when the last
+    delivery using it ends.
     """
 
     def __init__(self, durability: Durability = MACHINE) -> None:
         self.durability = durability
-        self._mailboxes: OrderedDict[Address, Mailbox] = OrderedDict()
+        self._handles: OrderedDict[Address, _Handle] = OrderedDict()
+        self._lock = threading.Lock()
 
     def mailbox(self, address: Address) -> Mailbox:
-        """An open handle on the mailbox of ``address``.
+        """The cached handle on the mailbox of ``address`` (for inspection; it may
+        be closed once pushed out of the cache).
 
         Raises:
             ActorNotFound: no mailbox exists there (never spawned, or another project).
         """
-        box = self._mailboxes.get(address)
-        if box is not None:
-            self._mailboxes.move_to_end(address)
-            return box
+        handle = self._take(address)
+        self._give(handle)
+        return handle.mailbox
+
+    def _take(self, address: Address) -> _Handle:
+        """The handle for ``address``, counted as in use until ``_give``."""
+        with self._lock:
+            handle = self._handles.get(address)
+            if handle is not None:
+                self._handles.move_to_end(address)
+                handle.users += 1
+                return handle
+        return self._open(address)
+
+    def _give(self, handle: _Handle) -> None:
+        with self._lock:
+            handle.users -= 1
+            close = handle.evicted and handle.users == 0
+        if close:
+            handle.mailbox.close()
+
+    def _open(self, address: Address) -> _Handle:
         root = address.mailbox_dir()
         try:
             box = Mailbox(root, durability=self.durability, max_pending=_read_max_pending(root),
                           create=False)
         except StoreError:
             raise ActorNotFound(address.name, f"project {address.project_key}") from None
-        self._mailboxes[address] = box
-        if len(self._mailboxes) > ROUTER_CACHE_SIZE:
-            _, evicted = self._mailboxes.popitem(last=False)
-            evicted.close()
-        return box
+        evicted: list[Mailbox] = []
+        with self._lock:
+            handle = self._handles.get(address)
+            if handle is None:  # else another thread opened it meanwhile: use that one
+                handle = self._handles[address] = _Handle(box)
+                while len(self._handles) > ROUTER_CACHE_SIZE:
+                    _, old = self._handles.popitem(last=False)
+                    old.evicted = True
+                    if old.users == 0:
+                        evicted.append(old.mailbox)
+            else:
+                evicted.append(box)
+            handle.users += 1
+        for unused in evicted:
+            unused.close()
+        return handle
 
     def deliver(self, address: Address, message: InboxMessage,
                 block_timeout: float | None = 0.0) -> str:
         """Deliver durably (see ``Mailbox.deliver``); returns the file path."""
-        return self.mailbox(address).deliver(message, block_timeout=block_timeout)
+        handle = self._take(address)
+        try:
+            return handle.mailbox.deliver(message, block_timeout=block_timeout)
+        finally:
+            self._give(handle)
 
     def deliver_many(self, address: Address, messages: list[InboxMessage],
                      block_timeout: float | None = 0.0) -> list[str]:
         """Deliver a batch with one flush (see ``Mailbox.deliver_many``)."""
-        return self.mailbox(address).deliver_many(messages, block_timeout=block_timeout)
+        handle = self._take(address)
+        try:
+            return handle.mailbox.deliver_many(messages, block_timeout=block_timeout)
+        finally:
+            self._give(handle)
 
     def close(self) -> None:
-        for box in self._mailboxes.values():
+        """Close every handle (one still in use when its delivery ends)."""
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+            for handle in handles:
+                handle.evicted = True
+            idle = [handle.mailbox for handle in handles if handle.users == 0]
+        for box in idle:
             box.close()
-        self._mailboxes.clear()

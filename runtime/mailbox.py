@@ -236,6 +236,7 @@ class Mailbox:
         elif not os.path.isdir(self.new_dir):
             raise StoreError(self.root, "no mailbox here")
         self._bell_fd = -1
+        self._bell_lock = threading.Lock()  # senders in several threads share the bell
         self._writer = SegmentWriter(self.log_dir, durability)
         # Upper bound of what waits, as far as this handle knows; only re-counted
         # (a scan) when it reaches max_pending.
@@ -278,9 +279,7 @@ class Mailbox:
         data = _checked_wire(message)
         self._make_room(block_timeout)
         path = self._writer.append([data])
-        if self._pending_bound is not None:
-            self._pending_bound += 1
-        self.ring()
+        self._sent(1)
         return path
 
     def deliver_many(self, messages: list[InboxMessage], *,
@@ -300,9 +299,7 @@ class Mailbox:
         data = [_checked_wire(message) for message in messages]  # refuse bad ones before any is sent
         self._make_room(block_timeout, len(messages))
         path = self._writer.append(data)
-        if self._pending_bound is not None:
-            self._pending_bound += len(messages)
-        self.ring()
+        self._sent(len(messages))
         return [path] * len(messages)
 
     def _make_room(self, block_timeout: float | None, count: int = 1) -> None:
@@ -327,8 +324,18 @@ class Mailbox:
         return self._count(self.new_dir) + sum(
             sum(1 for r in records if r.position >= claimed) for _, records, claimed in self._segment_backlogs())
 
+    def _sent(self, count: int) -> None:
+        with self._bell_lock:
+            if self._pending_bound is not None:
+                self._pending_bound += count
+            self._ring()
+
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
+        with self._bell_lock:
+            self._ring()
+
+    def _ring(self) -> None:
         for _ in range(2):
             if self._bell_fd < 0:
                 try:
@@ -347,7 +354,7 @@ class Mailbox:
                 if exc.errno != errno.EPIPE:
                     return
 
-    def _close_bell(self) -> None:
+    def _close_bell(self) -> None:  # hold _bell_lock
         if self._bell_fd >= 0:
             os.close(self._bell_fd)
             self._bell_fd = -1
@@ -364,7 +371,8 @@ class Mailbox:
 
         Messages read but not acked stay pending for the next reader.
         """
-        self._close_bell()
+        with self._bell_lock:
+            self._close_bell()
         self._writer.close()
         self.release_reader()
         with self._read_lock:

@@ -99,8 +99,8 @@ def _after_fork_in_child() -> None:
     global _current_generation, _process_tag
     _current_generation = next(_generation)
     _process_tag = os.urandom(4).hex()
-    for writer in list(_open_writers):
-        writer._lock = threading.Lock()
+    for writer in list(_writers):
+        writer._lock = threading.Condition(threading.Lock())
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -147,22 +147,48 @@ def writer_of(name: str) -> str:
     return "-".join(parts[1:3]) if len(parts) >= 4 else name
 
 
+class _Segment:
+    """A segment a writer appends to: its descriptor, and how much is written and
+    flushed. Its descriptor is closed only when no flush of it is under way."""
+
+    __slots__ = ("fd", "path", "generation", "size", "flushed", "flushing", "error", "seal")
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+        self.generation = _current_generation
+        self.size = HEADER_SIZE
+        self.flushed = HEADER_SIZE
+        self.flushing = False  # a thread is in fdatasync on it, without the writer's lock
+        self.error: OSError | None = None  # a flush failed: what is not flushed never will be
+        self.seal = True  # write the seal record when let go (not after a failed write)
+
+
 class SegmentWriter:
-    """Appends records to one segment of one mailbox. Thread-safe.
+    """Appends records to one mailbox, one segment at a time. Thread-safe.
+
+    At durability "machine" threads appending at once share flushes (group commit):
+    a thread whose record is written while another thread's ``fdatasync`` runs waits
+    for that flush to end, and then one more ``fdatasync`` covers every record
+    written meanwhile.
 
     Raises ``StoreError`` from every method that writes; after a failed write the
-    writer is closed (so a reader can tell the segment's tail is torn) and the next
+    segment is closed unsealed (so a reader can tell its tail is torn) and the next
     append goes to a fresh segment.
     """
 
     def __init__(self, log_dir: str, durability: Durability) -> None:
         self.log_dir = log_dir
         self.durability = durability
-        self._lock = threading.Lock()
-        self._fd = -1
-        self._generation = -1
-        self.path = ""
-        self.size = 0
+        self._lock = threading.Condition(threading.Lock())
+        self._segment: _Segment | None = None  # where the next append goes
+        _writers.add(self)
+
+    @property
+    def path(self) -> str:
+        """The segment the next append goes to ("" when there is none yet)."""
+        segment = self._segment
+        return segment.path if segment is not None else ""
 
     def append(self, payloads: list[bytes]) -> str:
         """Append messages in order with one write (and one flush at "machine").
@@ -178,37 +204,102 @@ class SegmentWriter:
         """
         data = frame_batch(payloads)
         with self._lock:
-            if self._fd < 0 or self._generation != _current_generation:
-                self._open()
+            segment = self._segment
+            if segment is None or segment.generation != _current_generation:
+                segment = self._open()
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(segment.fd, view):]
+                except OSError as exc:
+                    segment.seal = False
+                    self._retire(segment)
+                    raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
+                segment.size += len(data)
+                if segment.size >= SEGMENT_LIMIT:
+                    self._retire(segment)  # the next append starts a fresh segment
                 if self.durability == MACHINE:
-                    sync_data(self._fd)
+                    self._flush_through(segment, segment.size)
+            finally:
+                self._let_go_if_done(segment)
+            return segment.path
+
+    def _flush_through(self, segment: _Segment, end: int) -> None:
+        """Return once ``segment`` is on disk up to ``end``. Hold the lock.
+
+        One thread flushes a segment at a time, with the lock released. Its flush
+        covers what was written when it began, so the threads that wrote while it ran
+        need one flush more between them, not one each.
+        """
+        while segment.flushed < end:
+            if segment.error is not None:
+                raise StoreError(self.log_dir, f"deliver failed: {segment.error.strerror or segment.error}")
+            if segment.flushing:
+                self._lock.wait()
+                continue
+            segment.flushing, fd, target = True, segment.fd, segment.size
+            self._lock.release()
+            try:
+                sync_data(fd)
             except OSError as exc:
-                self._abandon()
-                raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
-            self.size += len(data)
-            path = self.path
-            if self.size >= SEGMENT_LIMIT:
-                self._seal()
-            return path
+                segment.error = exc
+                segment.seal = False
+            finally:
+                self._lock.acquire()
+                segment.flushing = False
+                self._lock.notify_all()
+            if segment.error is None:
+                segment.flushed = target
+            else:
+                self._retire(segment)
+
+    def _retire(self, segment: _Segment) -> None:
+        """Send no more appends to ``segment``. Hold the lock."""
+        if self._segment is segment:
+            self._segment = None
+
+    def _let_go_if_done(self, segment: _Segment) -> None:
+        """Seal (or just close) a retired segment once nothing more is owed on it:
+        no flush under way, and at "machine" none owed to a waiting thread (every
+        thread that wrote waits for its flush, unless a flush failed). Hold the lock."""
+        if segment is self._segment or segment.fd < 0:
+            return
+        if segment.generation == _current_generation:
+            if segment.flushing:
+                return
+            if self.durability == MACHINE and segment.flushed < segment.size and segment.error is None:
+                return
+            if segment.seal:
+                try:
+                    os.write(segment.fd, _SEAL)  # no flush: a lost seal only delays the delete
+                except OSError:
+                    pass  # closing releases the lock, which tells the reader just as well
+        # else: inherited across fork, the parent owns it (and no thread here flushes it)
+        fd, segment.fd = segment.fd, -1
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
     def __del__(self) -> None:
         self.close()
 
     def close(self) -> None:
-        """Seal the segment (the reader deletes it once all is acked) and let it go."""
-        with self._lock:
-            if self._fd >= 0 and self._generation == _current_generation:
-                self._seal()
-            elif self._fd >= 0:  # inherited across fork: the parent still owns it
-                self._abandon()
+        """Seal the segment (the reader deletes it once all is acked) and let it go.
 
-    def _open(self) -> None:
-        if self._fd >= 0:  # inherited from the parent process: leave it to the parent
-            self._abandon()
+        A segment another thread is flushing is sealed when that thread is done."""
+        with self._lock:
+            segment = self._segment
+            if segment is not None:
+                self._retire(segment)
+                self._let_go_if_done(segment)
+
+    def _open(self) -> _Segment:
+        old = self._segment
+        if old is not None:  # inherited from the parent process: let it go
+            self._retire(old)
+            self._let_go_if_done(old)
         os.makedirs(self.log_dir, exist_ok=True)
         tmp = temp_name(self.log_dir)
         final = os.path.join(self.log_dir,
@@ -229,28 +320,22 @@ class SegmentWriter:
             os.close(fd)
             unlink_quietly(tmp)
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
-        self._fd, self._generation, self.path, self.size = fd, _current_generation, final, HEADER_SIZE
-        _open_writers.add(self)
-
-    def _seal(self) -> None:
-        try:
-            os.write(self._fd, _SEAL)  # no flush: a lost seal only delays the delete
-        except OSError:
-            pass  # closing releases the lock, which tells the reader just as well
-        self._abandon()
+        self._segment = _Segment(fd, final)
+        return self._segment
 
     def _abandon(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        _open_writers.discard(self)
+        """Close the current segment unsealed, as a writer that died would leave it."""
+        with self._lock:
+            segment = self._segment
+            if segment is not None:
+                segment.seal = False
+                self._retire(segment)
+                self._let_go_if_done(segment)
 
 
-#: Writers with an open segment, sealed at interpreter exit.
-_open_writers: "weakref.WeakSet[SegmentWriter]" = weakref.WeakSet()
+#: Every writer of this process: their segments are sealed at interpreter exit, and
+#: their locks replaced in a forked child.
+_writers: "weakref.WeakSet[SegmentWriter]" = weakref.WeakSet()
 
 
 @dataclass
@@ -540,9 +625,9 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
         reader.close_fd()
 
 
-def _seal_open_writers() -> None:
-    for writer in list(_open_writers):
+def _seal_writers() -> None:
+    for writer in list(_writers):
         writer.close()
 
 
-atexit.register(_seal_open_writers)
+atexit.register(_seal_writers)

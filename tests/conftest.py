@@ -6,6 +6,7 @@ import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Callable, Iterator
 import pytest
 
 from actors import ActorSystem
+from runtime import segments
 
 
 def _children_of() -> dict[int, int]:
@@ -114,3 +116,25 @@ def system(home: Path, project: Path) -> Iterator[ActorSystem]:
     """A system at durability "process" (fast); tests of power-loss paths make their own."""
     with ActorSystem(home=home, project=project, durability="process") as actor_system:
         yield actor_system
+
+
+class HeldFlush:
+    """Stands in for ``runtime.segments.sync_data``: the first flush waits until
+    ``release`` is set, so other threads append while it runs; every flush is counted
+    and really done (or, with ``fail_after_first``, every later one fails)."""
+
+    def __init__(self, fail_after_first: bool = False) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+        self.fail_after_first = fail_after_first
+        self._real = segments.sync_data
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+        elif self.fail_after_first:
+            raise OSError(5, "Input/output error")
+        self._real(fd)

@@ -111,6 +111,36 @@ def test_a_full_mailbox_refuses_and_a_blocking_tell_waits_for_room(system):
         busy.result(timeout=10)
 
 
+def test_a_tell_waiting_for_room_holds_up_no_other_send(system, monkeypatch):
+    sleeper = system.spawn(sample_actors.Sleeper, name="sleeper", max_pending=1)
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    busy = sleeper.ask_async({"sleep": 60})
+    wait_until(lambda: handling(sleeper))
+    sleeper.tell("queued")  # now full
+    waiting_for_room = threading.Event()
+    real_waiting = Mailbox._waiting
+
+    def counted_waiting(box):
+        if box.root == sleeper.address.mailbox_dir():
+            waiting_for_room.set()
+        return real_waiting(box)
+
+    monkeypatch.setattr(Mailbox, "_waiting", counted_waiting)
+    teller = threading.Thread(target=lambda: sleeper.tell("waited", block_timeout=60))
+    teller.start()
+    assert waiting_for_room.wait(30)
+    answered = {}
+    other = threading.Thread(target=lambda: answered.update(count=(counter.tell({"n": 2}), counter.ask("count"))[1]))
+    other.start()
+    other.join(10)  # a send lock held by the waiting tell would keep this waiting 60 s
+    assert answered == {"count": 2}
+    sleeper.cancel()  # frees the sleeper, which drains its mailbox and lets the tell in
+    teller.join(60)
+    assert not teller.is_alive()
+    with pytest.raises(Cancelled):
+        busy.result(timeout=10)
+
+
 def test_warm_spawns_come_from_the_pool_which_refills_and_is_gone_after_shutdown(home, project):
     system = ActorSystem(home=home, project=project, durability="process", pool_size=2)
     try:

@@ -189,7 +189,7 @@ def test_a_tell_many_that_fails_midway_sends_nothing(system, monkeypatch):
     counter = system.spawn(sample_actors.Counter, name="counter")
     assert counter.ask("count") == 0
     real_write = os.write
-    segment_fd = system._router.mailbox(counter.address)._writer._fd  # opened by the ask
+    segment_fd = system._router.mailbox(counter.address)._writer._segment.fd  # opened by the ask
 
     def full_disk_after_half(fd, data):
         if fd == segment_fd:  # the batch record: half of it lands, then ENOSPC

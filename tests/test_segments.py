@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import threading
 
 import pytest
 
-from conftest import wait_until
+from conftest import HeldFlush, wait_until
 from runtime import segments
 from runtime.errors import StoreError
 from runtime.mailbox import Mailbox
@@ -436,7 +437,7 @@ def test_a_reader_resuming_inside_a_batch_keeps_the_senders_order_under_a_limit(
     sender.deliver_many([_message(f"b{n}") for n in range(50)])
     sender.deliver(_message("m1"))
     sender.deliver(_message("m2"))
-    sender._writer._seal()  # its next message goes to a newer segment of the same process
+    sender._writer.close()  # its next message goes to a newer segment of the same process
     sender.deliver(_message("n1"))
     first.ack_all(first.drain(limit=48))
     del first  # crashed: the cursor points inside the batch record
@@ -464,3 +465,92 @@ def test_a_segment_of_another_format_version_is_kept_in_corrupt_not_read(pair):
         handle.write(b"\x01")  # as written by a build whose cursors were byte offsets
     assert reader.drain() == []
     assert os.listdir(reader.corrupt_dir) == [os.path.basename(path)]
+
+
+# -- group commit across threads ------------------------------------------------------
+
+
+def _send_in_threads(box, bodies):
+    """Deliver each body from its own thread; returns {body: path or the error}."""
+    outcome = {}
+
+    def send(body):
+        try:
+            outcome[body] = box.deliver(_message(body))
+        except StoreError as exc:
+            outcome[body] = exc
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    return threads, outcome
+
+
+def _wait_for_appends(box, count):
+    """Wait until ``count`` records past the header are in the writer's segment."""
+    path = box._writer.path
+    wait_until(lambda: len(segments.pending_records(path)[0]) == count)
+
+
+def test_threads_appending_during_a_flush_share_the_next_one(tmp_path, monkeypatch):
+    box = Mailbox(tmp_path / "mb", durability="machine")
+    box.deliver(_message("opened"))  # the segment exists; its creation flushes nothing here
+    held = HeldFlush()
+    monkeypatch.setattr(segments, "sync_data", held)
+    first, outcome = _send_in_threads(box, ["first"])
+    assert held.entered.wait(30)
+    others, more = _send_in_threads(box, [f"t{n}" for n in range(6)])
+    _wait_for_appends(box, 8)  # "opened", "first" and the six, all written, none returned
+    assert not outcome and not more
+    held.release.set()
+    for thread in first + others:
+        thread.join(30)
+    assert held.calls == 2  # the held flush, then one for all six that waited
+    assert all(isinstance(path, str) for path in {**outcome, **more}.values())
+    assert sorted(d.message.body for d in box.drain()) == sorted(["opened", "first", *more])
+    box.close()
+
+
+def test_a_failed_shared_flush_fails_every_thread_it_covered_and_the_next_append_starts_afresh(
+        tmp_path, monkeypatch):
+    box = Mailbox(tmp_path / "mb", durability="machine")
+    box.deliver(_message("opened"))
+    failed_segment = box._writer.path
+    held = HeldFlush(fail_after_first=True)
+    monkeypatch.setattr(segments, "sync_data", held)
+    first, outcome = _send_in_threads(box, ["first"])
+    assert held.entered.wait(30)
+    others, more = _send_in_threads(box, ["a", "b", "c"])
+    _wait_for_appends(box, 5)
+    held.release.set()
+    for thread in first + others:
+        thread.join(30)
+    assert outcome["first"] == failed_segment  # its own flush worked
+    assert all(isinstance(error, StoreError) for error in more.values())  # theirs did not
+    monkeypatch.undo()
+    assert box.deliver(_message("after")) != failed_segment
+    with open(failed_segment, "rb") as handle:  # let go unsealed: no seal record at its end
+        assert not handle.read().endswith(segments._SEAL)
+    box.close()
+
+
+def test_a_segment_closed_while_another_thread_flushes_it_is_sealed_by_that_thread(tmp_path, monkeypatch):
+    box = Mailbox(tmp_path / "mb", durability="machine")
+    box.deliver(_message("opened"))
+    closed_segment = box._writer.path
+    held = HeldFlush()
+    monkeypatch.setattr(segments, "sync_data", held)
+    first, outcome = _send_in_threads(box, ["first"])
+    assert held.entered.wait(30)
+    box._writer.close()  # returns at once; the file stays open for the flush under way
+    with open(closed_segment, "rb") as handle:
+        assert not handle.read().endswith(segments._SEAL)
+    later, more = _send_in_threads(box, ["later"])
+    later[0].join(30)
+    assert held.calls == 2 and more["later"] != closed_segment  # a fresh segment, flushed apart
+    held.release.set()
+    first[0].join(30)
+    assert outcome["first"] == closed_segment  # the flush it waited for was of its own file
+    with open(closed_segment, "rb") as handle:
+        assert handle.read().endswith(segments._SEAL)
+    box.close()

@@ -1,0 +1,100 @@
+"""runtime.address.Router shared by threads: concurrent deliveries, and a cache that
+never closes a handle a delivery is still using."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from conftest import HeldFlush
+from runtime import address as address_module
+from runtime import segments
+from runtime.address import Address, Router
+from runtime.mailbox import Mailbox
+from runtime.messages import AgentRef, InboxMessage
+
+
+def _address(tmp_path, name: str) -> Address:
+    address = Address(str(tmp_path / "home"), "proj", "main", name)
+    Mailbox(address.mailbox_dir()).close()  # as the spawner leaves it
+    return address
+
+
+def _message(body):
+    return InboxMessage.create(AgentRef("tester"), "task", body)
+
+
+def _open_files_under(root) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(root)):
+            found.append(target)
+    return found
+
+
+def _bodies(address: Address) -> list:
+    box = Mailbox(address.mailbox_dir(), create=False)
+    try:
+        return [d.message.body for d in box.drain()]
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("durability", ["process", "machine"])
+def test_threads_sharing_a_router_over_more_mailboxes_than_it_caches_lose_nothing(
+        tmp_path, monkeypatch, durability):
+    monkeypatch.setattr(address_module, "ROUTER_CACHE_SIZE", 2)  # evictions all the time
+    addresses = [_address(tmp_path, f"a{n}") for n in range(5)]
+    router = Router(durability)
+    errors = []
+
+    def send(thread: int) -> None:
+        try:
+            for n in range(40):
+                router.deliver(addresses[(thread + n) % len(addresses)], _message([thread, n]))
+        except Exception as exc:  # surfaced below: a thread's error would vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    router.close()
+    assert errors == []
+    assert _open_files_under(tmp_path) == []  # every handle, evicted or not, was closed
+    got = {address.agent_id: _bodies(address) for address in addresses}
+    assert sorted(body for bodies in got.values() for body in bodies) == sorted(
+        [t, n] for t in range(6) for n in range(40))
+    for bodies in got.values():  # each thread's messages to one mailbox, in the order sent
+        for thread in range(6):
+            sent = [n for t, n in bodies if t == thread]
+            assert sent == sorted(sent)
+
+
+def test_a_handle_pushed_out_of_the_cache_mid_delivery_is_closed_when_that_delivery_ends(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(address_module, "ROUTER_CACHE_SIZE", 1)
+    slow, other = _address(tmp_path, "slow"), _address(tmp_path, "other")
+    router = Router("machine")
+    router.deliver(slow, _message("opened"))
+    held = HeldFlush()
+    monkeypatch.setattr(segments, "sync_data", held)
+    outcome = {}
+    sender = threading.Thread(target=lambda: outcome.update(path=router.deliver(slow, _message("held"))))
+    sender.start()
+    assert held.entered.wait(30)
+    router.deliver(other, _message("evicts the slow one"))  # not held up by the other flush
+    assert any("/slow/" in path for path in _open_files_under(tmp_path))  # still in use: open
+    held.release.set()
+    sender.join(30)
+    assert outcome["path"].endswith(segments.SUFFIX)
+    assert not any("/slow/" in path for path in _open_files_under(tmp_path))  # closed after
+    router.close()
+    assert _bodies(slow) == ["opened", "held"]
