@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -300,8 +301,9 @@ def bench_spawn(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """One sender, round-robin to 8 actors; aggregate msgs/s until all are handled.
 
-    Then the same with ``tell_many`` (one flush per batch; informational), at the
-    "process" size at both durabilities.
+    Then the same from one sending thread per actor (their flushes overlap), and with
+    ``tell_many`` (one flush per batch); both informational, the threads at the
+    first row's size, ``tell_many`` at the "process" size at both durabilities.
     """
     actors, batch = cfg["fanout_actors"], cfg["tell_many_batch"]
     pipe = baselines.fanout(actors, cfg["pipe_fanout_per_child"])
@@ -311,6 +313,11 @@ def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         elapsed, sending = _fan_out(durability, actors, per, 1)
         rows.append(_row("fanout", durability, "throughput", "msg/s", actors * per / elapsed, pipe,
                          f"{actors}x{per}", tell_call_rate=actors * per / sending))
+    for durability in DURABILITIES:
+        per = cfg["fanout_per_actor"][durability]
+        elapsed, _ = _fan_out(durability, actors, per, 1, threads=actors)
+        rows.append(_row("fanout", durability, f"{actors} threads", "msg/s", actors * per / elapsed, pipe,
+                         f"{actors}x{per}"))
     per = cfg["fanout_per_actor"]["process"]
     for durability in DURABILITIES:
         elapsed, _ = _fan_out(durability, actors, per, batch)
@@ -319,21 +326,33 @@ def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fan_out(durability: str, actors: int, per: int, batch: int) -> tuple[float, float]:
+def _fan_out(durability: str, actors: int, per: int, batch: int, threads: int = 1) -> tuple[float, float]:
     """Send ``per`` messages to each of ``actors`` Counters, round-robin, ``batch`` at a
-    time (1: ``tell``, more: ``tell_many``). Returns seconds until all were handled,
-    and seconds spent sending."""
+    time (1: ``tell``, more: ``tell_many``), from ``threads`` threads that split the
+    actors between them. Returns seconds until all were handled, and seconds spent
+    sending."""
     with temp_system(durability=durability) as system:
         refs = [system.spawn(Counter, name=f"fan-{j}") for j in range(actors)]
         for ref in refs:
             ref.ask("count", timeout=30)
+
+        def send(group: list[Any]) -> None:
+            for first in range(0, per, batch):
+                for ref in group:
+                    if batch == 1:
+                        ref.tell({"n": 1, "i": first})
+                    else:
+                        ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+
         start = time.perf_counter()
-        for first in range(0, per, batch):
-            for ref in refs:
-                if batch == 1:
-                    ref.tell({"n": 1, "i": first})
-                else:
-                    ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+        if threads == 1:
+            send(refs)
+        else:
+            senders = [threading.Thread(target=send, args=(refs[k::threads],)) for k in range(threads)]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join()
         sent = time.perf_counter()
         counts = [ref.ask("count", timeout=600) for ref in refs]
         done = time.perf_counter()
