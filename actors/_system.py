@@ -145,6 +145,9 @@ class _Child:
 class ActorSystem:
     """The parent of a fleet of actors in one project.
 
+    Thread-safe: threads may share a system and its refs, and their sends run at
+    once (at "machine", tells to one actor made while a flush runs share the next one).
+
     Args:
         home: root for all actor data (default ``$ACTORS_HOME`` or ``~/.actors``).
         project: the project directory (default: the current directory); its path
