@@ -20,6 +20,7 @@ from .ids import check_id
 from .mailbox import DEFAULT_MAX_PENDING, Mailbox
 from .messages import AgentRef, InboxMessage
 from .store import SessionStore
+from .threads import fork_safe_locks
 
 #: Mailbox handles a router keeps open (each holds a doorbell descriptor).
 ROUTER_CACHE_SIZE = 256
@@ -125,7 +126,7 @@ class Router:
     def __init__(self, durability: Durability = MACHINE) -> None:
         self.durability = durability
         self._handles: OrderedDict[Address, _Handle] = OrderedDict()
-        self._lock = threading.Lock()
+        fork_safe_locks(self, _lock=threading.Lock)
 
     def mailbox(self, address: Address) -> Mailbox:
         """The cached handle on the mailbox of ``address`` (for inspection; it may

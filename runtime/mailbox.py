@@ -63,6 +63,7 @@ from .segments import (
     is_segment,
     pending_records,
 )
+from .threads import fork_safe_locks
 
 log = logging.getLogger(__name__)
 
@@ -236,18 +237,20 @@ class Mailbox:
         elif not os.path.isdir(self.new_dir):
             raise StoreError(self.root, "no mailbox here")
         self._bell_fd = -1
-        self._bell_lock = threading.Lock()  # senders in several threads share the bell
         self._writer = SegmentWriter(self.log_dir, durability)
         # Upper bound of what waits, as far as this handle knows; only re-counted
-        # (a scan) when it reaches max_pending.
+        # (a scan) when it reaches max_pending. Messages reserved and not yet
+        # appended are in it and in _in_flight (a scan cannot see them).
         self._pending_bound: int | None = None
+        self._in_flight = 0
         #: Whether the last ``drain`` stopped at its limit with messages left.
         self.more_waiting = False
         # Reader side: segments by path (oldest first), messages read but not handed
         # out yet, and acks whose cursors may not be on disk yet.
         self._segments: dict[str, SegmentReader] = {}
         self._queue: collections.deque[Delivered] = collections.deque()
-        self._read_lock = threading.Lock()
+        # _send_lock: the bell and the estimate above, for threads sending at once.
+        fork_safe_locks(self, _send_lock=threading.Lock, _read_lock=threading.Lock)
         self._reader_fd = -1  # see claim_reader
         self._unflushed_acks = 0
 
@@ -263,7 +266,8 @@ class Mailbox:
 
         ``max_pending`` is a soft limit: each handle counts the waiting messages once
         and then adds its own deliveries, re-counting only when its estimate reaches
-        the limit, so several long-lived sender handles can together overshoot it.
+        the limit, so several long-lived sender handles can together overshoot it
+        (threads sharing one handle cannot).
 
         Args:
             message: what to send.
@@ -277,10 +281,7 @@ class Mailbox:
                 the message is longer than ``segments.MAX_MESSAGE`` bytes encoded.
         """
         data = _checked_wire(message)
-        self._make_room(block_timeout)
-        path = self._writer.append([data])
-        self._sent(1)
-        return path
+        return self._send([data], block_timeout)
 
     def deliver_many(self, messages: list[InboxMessage], *,
                      block_timeout: float | None = 0.0) -> list[str]:
@@ -297,22 +298,43 @@ class Mailbox:
         if not messages:
             return []
         data = [_checked_wire(message) for message in messages]  # refuse bad ones before any is sent
-        self._make_room(block_timeout, len(messages))
-        path = self._writer.append(data)
-        self._sent(len(messages))
-        return [path] * len(messages)
+        return [self._send(data, block_timeout)] * len(messages)
 
-    def _make_room(self, block_timeout: float | None, count: int = 1) -> None:
-        if self._pending_bound is not None and self._pending_bound + count <= self.max_pending:
-            return
+    def _send(self, data: list[bytes], block_timeout: float | None) -> str:
+        """Reserve room, append, ring; returns the segment's path."""
+        count = len(data)
+        self._make_room(block_timeout, count)
+        try:
+            path = self._writer.append(data)
+        except BaseException:
+            with self._send_lock:  # give the room back
+                self._in_flight -= count
+                if self._pending_bound is not None:
+                    self._pending_bound -= count
+            raise
+        with self._send_lock:
+            self._in_flight -= count  # now counted by a scan of the log
+            self._ring()
+        return path
+
+    def _make_room(self, block_timeout: float | None, count: int) -> None:
+        """Reserve room for ``count`` messages in this handle's estimate of what waits.
+
+        The estimate starts from a scan, adds what this handle sends (and what its
+        threads are sending), and is counted again when it reaches the limit.
+        """
         if count > self.max_pending:  # can never fit, however long we wait
             raise MailboxFull(self.root, self._waiting(), self.max_pending)
         deadline = None if block_timeout is None else time.monotonic() + block_timeout
         while True:
-            waiting = self._waiting()
-            self._pending_bound = waiting
-            if waiting + count <= self.max_pending:
-                return
+            with self._send_lock:
+                if self._pending_bound is None or self._pending_bound + count > self.max_pending:
+                    self._pending_bound = self._waiting() + self._in_flight
+                waiting = self._pending_bound
+                if waiting + count <= self.max_pending:
+                    self._pending_bound += count
+                    self._in_flight += count
+                    return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise MailboxFull(self.root, waiting, self.max_pending)
@@ -324,15 +346,9 @@ class Mailbox:
         return self._count(self.new_dir) + sum(
             sum(1 for r in records if r.position >= claimed) for _, records, claimed in self._segment_backlogs())
 
-    def _sent(self, count: int) -> None:
-        with self._bell_lock:
-            if self._pending_bound is not None:
-                self._pending_bound += count
-            self._ring()
-
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
-        with self._bell_lock:
+        with self._send_lock:
             self._ring()
 
     def _ring(self) -> None:
@@ -354,7 +370,7 @@ class Mailbox:
                 if exc.errno != errno.EPIPE:
                     return
 
-    def _close_bell(self) -> None:  # hold _bell_lock
+    def _close_bell(self) -> None:  # hold _send_lock
         if self._bell_fd >= 0:
             os.close(self._bell_fd)
             self._bell_fd = -1
@@ -371,7 +387,7 @@ class Mailbox:
 
         Messages read but not acked stay pending for the next reader.
         """
-        with self._bell_lock:
+        with self._send_lock:
             self._close_bell()
         self._writer.close()
         self.release_reader()
@@ -441,8 +457,9 @@ class Mailbox:
             for path in handed:  # the header tells other processes these are taken
                 self._settle(path, self._segments[path])
             self.more_waiting = cut or bool(self._queue)
-        if self._pending_bound is not None:
-            self._pending_bound = max(0, self._pending_bound - len(batch))
+        with self._send_lock:
+            if self._pending_bound is not None:
+                self._pending_bound = max(0, self._pending_bound - len(batch))
         return batch
 
     def take(self, kinds: Iterable[str]) -> list[Delivered]:

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 
 from .durable import MACHINE, Durability, fsync_dir, sync_data, temp_name, unlink_quietly
 from .errors import StoreError
+from .threads import fork_safe_locks
 
 #: Segment file name suffix; everything else in ``log/`` is ignored.
 SUFFIX = ".seg"
@@ -94,13 +95,15 @@ _process_tag = os.urandom(4).hex()
 
 def _after_fork_in_child() -> None:
     # A forked child inherits its parent's writers; it must not append to them (two
-    # writers on one segment could interleave a torn record into the middle), and a
-    # writer's lock may have been held by another thread at the fork.
-    global _current_generation, _process_tag
+    # writers on one segment could interleave a torn record into the middle).
+    global _current_generation, _process_tag, _writers_lock
     _current_generation = next(_generation)
     _process_tag = os.urandom(4).hex()
-    for writer in list(_writers):
-        writer._lock = threading.Condition(threading.Lock())
+    _writers_lock = threading.Lock()
+
+
+def _new_condition() -> threading.Condition:
+    return threading.Condition(threading.Lock())
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -151,7 +154,7 @@ class _Segment:
     """A segment a writer appends to: its descriptor, and how much is written and
     flushed. Its descriptor is closed only when no flush of it is under way."""
 
-    __slots__ = ("fd", "path", "generation", "size", "flushed", "flushing", "error", "seal")
+    __slots__ = ("fd", "path", "generation", "size", "flushed", "flushing", "owed", "error", "seal")
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
@@ -160,6 +163,7 @@ class _Segment:
         self.size = HEADER_SIZE
         self.flushed = HEADER_SIZE
         self.flushing = False  # a thread is in fdatasync on it, without the writer's lock
+        self.owed = 0  # threads waiting for a flush of it (the one flushing included)
         self.error: OSError | None = None  # a flush failed: what is not flushed never will be
         self.seal = True  # write the seal record when let go (not after a failed write)
 
@@ -180,9 +184,10 @@ class SegmentWriter:
     def __init__(self, log_dir: str, durability: Durability) -> None:
         self.log_dir = log_dir
         self.durability = durability
-        self._lock = threading.Condition(threading.Lock())
+        fork_safe_locks(self, _lock=_new_condition)
         self._segment: _Segment | None = None  # where the next append goes
-        _writers.add(self)
+        with _writers_lock:
+            _writers.add(self)
 
     @property
     def path(self) -> str:
@@ -232,27 +237,46 @@ class SegmentWriter:
         covers what was written when it began, so the threads that wrote while it ran
         need one flush more between them, not one each.
         """
-        while segment.flushed < end:
-            if segment.error is not None:
-                raise StoreError(self.log_dir, f"deliver failed: {segment.error.strerror or segment.error}")
-            if segment.flushing:
-                self._lock.wait()
-                continue
-            segment.flushing, fd, target = True, segment.fd, segment.size
-            self._lock.release()
-            try:
-                sync_data(fd)
-            except OSError as exc:
-                segment.error = exc
-                segment.seal = False
-            finally:
-                self._lock.acquire()
+        segment.owed += 1
+        try:
+            while segment.flushed < end:
+                if segment.error is not None:
+                    raise StoreError(self.log_dir, f"deliver failed: {segment.error.strerror or segment.error}")
+                if segment.flushing:
+                    self._lock.wait()
+                    continue
+                segment.flushing, fd, target = True, segment.fd, segment.size
+                self._lock.release()
+                interrupted = None
+                try:
+                    sync_data(fd)
+                except OSError as exc:
+                    segment.error = exc
+                    segment.seal = False
+                except BaseException as exc:  # e.g. KeyboardInterrupt: the lock first
+                    interrupted = exc
+                interrupted = self._relock() or interrupted
                 segment.flushing = False
                 self._lock.notify_all()
-            if segment.error is None:
-                segment.flushed = target
-            else:
-                self._retire(segment)
+                if interrupted is not None:
+                    raise interrupted
+                if segment.error is None:
+                    segment.flushed = target
+                else:
+                    self._retire(segment)
+        finally:
+            segment.owed -= 1
+
+    def _relock(self) -> BaseException | None:
+        """Take the lock back after a flush, whatever interrupts the wait for it;
+        returns what did (to be raised once the segment's state is put right)."""
+        interrupted = None
+        while True:
+            try:
+                self._lock.acquire()
+                return interrupted
+            except BaseException as exc:
+                interrupted = exc
 
     def _retire(self, segment: _Segment) -> None:
         """Send no more appends to ``segment``. Hold the lock."""
@@ -260,15 +284,12 @@ class SegmentWriter:
             self._segment = None
 
     def _let_go_if_done(self, segment: _Segment) -> None:
-        """Seal (or just close) a retired segment once nothing more is owed on it:
-        no flush under way, and at "machine" none owed to a waiting thread (every
-        thread that wrote waits for its flush, unless a flush failed). Hold the lock."""
+        """Seal (or just close) a retired segment once no thread flushes it or waits
+        for a flush of it. Hold the lock."""
         if segment is self._segment or segment.fd < 0:
             return
         if segment.generation == _current_generation:
-            if segment.flushing:
-                return
-            if self.durability == MACHINE and segment.flushed < segment.size and segment.error is None:
+            if segment.flushing or segment.owed:
                 return
             if segment.seal:
                 try:
@@ -336,6 +357,7 @@ class SegmentWriter:
 #: Every writer of this process: their segments are sealed at interpreter exit, and
 #: their locks replaced in a forked child.
 _writers: "weakref.WeakSet[SegmentWriter]" = weakref.WeakSet()
+_writers_lock = threading.Lock()  # threads make writers while atexit lists them
 
 
 @dataclass
@@ -626,7 +648,9 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
 
 
 def _seal_writers() -> None:
-    for writer in list(_writers):
+    with _writers_lock:
+        writers = list(_writers)
+    for writer in writers:
         writer.close()
 
 

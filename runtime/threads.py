@@ -14,8 +14,10 @@ unblocks it, then reaches it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
@@ -48,3 +50,25 @@ class QuietExecutor(ThreadPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with main_thread_signals_blocked():
             return super().submit(fn, *args, **kwargs)
+
+
+#: Objects whose locks ``fork_safe_locks`` renews in a forked child, with the factories.
+_renewed: "weakref.WeakKeyDictionary[Any, dict[str, Callable[[], Any]]]" = weakref.WeakKeyDictionary()
+
+
+def fork_safe_locks(owner: Any, **factories: Callable[[], Any]) -> None:
+    """Set ``owner.<name> = factory()`` for each of ``factories``, and again in every
+    forked child: only the forking thread lives on in a child, so a lock another
+    thread held at the fork would stay held there for ever."""
+    for name, factory in factories.items():
+        setattr(owner, name, factory())
+    _renewed[owner] = factories
+
+
+def _renew_locks_in_child() -> None:
+    for owner, factories in list(_renewed.items()):
+        for name, factory in factories.items():
+            setattr(owner, name, factory())
+
+
+os.register_at_fork(after_in_child=_renew_locks_in_child)

@@ -4,6 +4,7 @@ never closes a handle a delivery is still using."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from conftest import HeldFlush
 from runtime import address as address_module
 from runtime import segments
-from runtime.address import Address, Router
+from runtime.address import Address, Router, write_mailbox_config
+from runtime.errors import MailboxFull
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxMessage
 
@@ -98,3 +100,54 @@ def test_a_handle_pushed_out_of_the_cache_mid_delivery_is_closed_when_that_deliv
     assert not any("/slow/" in path for path in _open_files_under(tmp_path))  # closed after
     router.close()
     assert _bodies(slow) == ["opened", "held"]
+
+
+def test_threads_sharing_a_handle_cannot_overshoot_max_pending(tmp_path, monkeypatch):
+    address = _address(tmp_path, "small")
+    write_mailbox_config(address.mailbox_dir(), 2)
+    router = Router("machine")
+    router.deliver(address, _message("m0"))
+    held = HeldFlush()
+    monkeypatch.setattr(segments, "sync_data", held)
+    first = threading.Thread(target=router.deliver, args=(address, _message("m1")))
+    first.start()
+    assert held.entered.wait(30)  # m1 took the last room and is being flushed
+    with pytest.raises(MailboxFull):
+        router.deliver(address, _message("m2"))
+    held.release.set()
+    first.join(30)
+    router.close()
+    assert _bodies(address) == ["m0", "m1"]
+
+
+def test_a_child_forked_while_other_threads_hold_the_send_locks_can_still_send(tmp_path):
+    address = _address(tmp_path, "target")
+    router = Router("process")
+    router.deliver(address, _message("parent"))
+    box = router.mailbox(address)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_every_lock() -> None:  # as threads in the middle of sends would
+        with router._lock, box._send_lock, box._writer._lock:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_every_lock)
+    holder.start()
+    assert holding.wait(30)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: only this thread lives on
+            signal.alarm(10)  # a hung child ends instead of hanging the test
+            try:
+                router.deliver(address, _message("child"))
+                os._exit(0)
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join(30)
+    router.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert sorted(_bodies(address)) == ["child", "parent"]

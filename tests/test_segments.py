@@ -554,3 +554,30 @@ def test_a_segment_closed_while_another_thread_flushes_it_is_sealed_by_that_thre
     with open(closed_segment, "rb") as handle:
         assert handle.read().endswith(segments._SEAL)
     box.close()
+
+
+@pytest.mark.parametrize("let_go", ["close", "exit"])
+def test_a_flush_interrupted_by_ctrl_c_still_lets_the_segment_be_sealed_and_closed(
+        tmp_path, monkeypatch, let_go):
+    box = Mailbox(tmp_path / "mb", durability="machine")
+    box.deliver(_message("opened"))
+    path = box._writer.path
+    real_sync = segments.sync_data
+
+    def interrupted(fd):
+        real_sync(fd)
+        raise KeyboardInterrupt  # noticed as the flush returns
+
+    monkeypatch.setattr(segments, "sync_data", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        box.deliver(_message("interrupted"))
+    monkeypatch.undo()
+    assert box._writer._segment.flushing is False  # later appends are not kept waiting
+    if let_go == "close":
+        box.close()
+    else:
+        segments._seal_writers()  # what runs at interpreter exit
+    with open(path, "rb") as handle:
+        assert handle.read().endswith(segments._SEAL)
+    assert not [fd for fd in os.listdir("/proc/self/fd")
+                if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(tmp_path))]
