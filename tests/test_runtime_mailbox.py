@@ -373,7 +373,8 @@ def test_a_blocking_deliver_succeeds_once_a_reader_drains(
         time.sleep(seconds)
 
     monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, time=time.time, perf_counter=time.perf_counter, sleep=observed_sleep))
+        monotonic=time.monotonic, time=time.time, time_ns=time.time_ns, perf_counter=time.perf_counter,
+        sleep=observed_sleep))
     outcome: dict[str, Any] = {}
 
     def blocked_send() -> None:
@@ -680,3 +681,54 @@ def test_a_forked_child_does_not_keep_the_readers_claim(tmp_path: Path) -> None:
         os.write(read_w[1], b"x")
         os.close(read_w[1])
         os.waitpid(pid, 0)
+
+
+def _frozen_ctime(monkeypatch: pytest.MonkeyPatch, directory: Path, ctime_ns: int) -> list[str]:
+    """Make ``directory``'s ctime read as ``ctime_ns`` whatever changes in it (a clock
+    tick that has not moved on); returns a list recording each listing of it."""
+    real_stat, real_listdir, listings = os.stat, os.listdir, []
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == str(directory):
+            return types.SimpleNamespace(st_ctime_ns=ctime_ns)
+        return real_stat(path, *args, **kwargs)
+
+    def listdir(path="."):
+        if os.fspath(path) == str(directory):
+            listings.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(mailbox_module.os, "stat", stat)
+    monkeypatch.setattr(mailbox_module.os, "listdir", listdir)
+    return listings
+
+
+def test_a_directory_changed_twice_in_one_clock_tick_is_listed_again(tmp_path, monkeypatch):
+    listing = mailbox_module._Listing(str(tmp_path))
+    listings = _frozen_ctime(monkeypatch, tmp_path, time.time_ns())  # changed just now
+    assert listing.names() == []
+    (tmp_path / "a").touch()  # same ctime as before: only a fresh listing shows it
+    assert listing.names() == ["a"]
+    assert len(listings) == 2
+
+
+def test_a_directory_unchanged_since_a_settled_listing_is_not_listed_again(tmp_path, monkeypatch):
+    (tmp_path / "a").touch()
+    listing = mailbox_module._Listing(str(tmp_path))
+    listings = _frozen_ctime(monkeypatch, tmp_path, time.time_ns() - 10**9)  # a second ago
+    assert listing.names() == ["a"]
+    assert listing.names() == ["a"] and len(listings) == 1  # its ctime has not moved
+    monkeypatch.undo()
+    (tmp_path / "b").touch()  # moves the real ctime
+    assert sorted(listing.names()) == ["a", "b"]
+
+
+def test_a_new_senders_segment_made_right_after_a_drain_is_read_by_the_next(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = Mailbox(root, durability="process")
+    first = Mailbox(root, durability="process", create=False)
+    first.deliver(message("m1"))
+    assert [d.id for d in reader.drain()] == ["m1"]
+    second = Mailbox(root, durability="process", create=False)
+    second.deliver(message("m2"))  # a new segment, very likely in the same clock tick
+    assert [d.id for d in reader.drain()] == ["m2"]

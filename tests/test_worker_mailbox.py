@@ -124,7 +124,8 @@ def test_a_claim_waits_for_the_previous_reader_to_let_go(tmp_path, monkeypatch):
         time.sleep(seconds)
 
     monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, time=time.time, perf_counter=time.perf_counter, sleep=observed_sleep))
+        monotonic=time.monotonic, time=time.time, time_ns=time.time_ns, perf_counter=time.perf_counter,
+        sleep=observed_sleep))
 
     def claim() -> None:
         try:
