@@ -74,6 +74,17 @@ class ActorRef:
         """
         return self._runtime().tell(self, payload, block_timeout=block_timeout)
 
+    def tell_async(self, payload: Any, *, block_timeout: float | None = 0.0) -> "Future[str]":
+        """Send without waiting for the disk; the ``Future`` gets the message id once
+        it is durable (see ActorSystem.tell_async: in-flight sends share flushes).
+
+        Inside an actor this is a ``tell`` (durable on return) with a done ``Future``.
+        """
+        runtime = self._runtime()
+        if runtime is _worker_actor:
+            return done_future(runtime.tell(self, payload, block_timeout=block_timeout))
+        return runtime.tell_async(self, payload, block_timeout=block_timeout)
+
     def tell_many(self, payloads: list[Any], *, block_timeout: float | None = 0.0) -> list[str]:
         """Send several payloads in order; one flush to disk for all (see ActorSystem.tell_many).
 
@@ -128,3 +139,10 @@ class ActorRef:
 
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r}, system={self._address.system_id!r})"
+
+
+def done_future(value: Any) -> "Future[Any]":
+    """A ``Future`` that already holds ``value``."""
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future

@@ -51,6 +51,7 @@ from runtime.errors import (
 from runtime.fabric import Fabric
 from runtime.ids import check_id, is_valid_id
 from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox, drain_fd
+from runtime.segments import Flusher
 from runtime.messages import (
     AskBody,
     InboxKind,
@@ -244,6 +245,7 @@ class ActorSystem:
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
         self._executor = QuietExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
+        self._flusher = Flusher(f"actors-flush-{self.name}")  # for tell_async
         self._recorder = Recorder(self._write_records, f"actors-record-{self.name}")
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
@@ -588,6 +590,34 @@ class ActorSystem:
         message = self._deliver(address, InboxKind.TASK.value, encode(payload), block_timeout)
         self._ensure_active(address)
         return message.id
+
+    def tell_async(self, target: ActorRef | str, payload: Any, *,
+                   block_timeout: float | None = 0.0) -> "Future[str]":
+        """Send ``payload`` without waiting for the disk; the ``Future`` gets the
+        message id once the message is durable.
+
+        Returns once the message is written to the actor's mailbox: from then on the
+        actor can read it and it survives any process crash, and it keeps its place
+        among this thread's ``tell``s to the actor. At durability "machine" the
+        ``Future`` is resolved once the message is flushed to disk, and messages in
+        flight at once share their flushes (group commit), so a loop of
+        ``tell_async`` runs at the disk's rate in flushes, not in messages. At
+        "process" it is resolved at once. The ``Future`` gets a ``StoreError`` if the
+        flush failed (the message is then readable, but not on disk).
+
+        Raises:
+            as ``tell``, before anything is sent.
+        """
+        self._check_open()
+        address = self._address(target)
+        message = InboxMessage.create(self._agent_ref, InboxKind.TASK.value, encode(payload))
+        written = self._router.deliver_unflushed(address, message, block_timeout=block_timeout)
+        if self.durability == "machine":
+            future = self._flusher.submit(written, message.id)  # it owns the flush now
+        else:
+            future = _ref.done_future(message.id)
+        self._ensure_active(address)
+        return future
 
     def tell_many(self, target: ActorRef | str, payloads: list[Any], *,
                   block_timeout: float | None = 0.0) -> list[str]:
@@ -1232,6 +1262,7 @@ class ActorSystem:
         self._monitor_thread.join(TERMINATE_GRACE)
         self._inbox_thread.join(TERMINATE_GRACE)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._flusher.close()  # every tell_async's Future is resolved
         self._recorder.close()
         self._callbacks.shutdown(wait=False)
         with self._lock:

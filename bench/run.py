@@ -132,55 +132,60 @@ def _ratio_row(row: str, durability: str, ratio: float) -> dict[str, Any]:
 
 
 def bench_tell(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """One sender (this process) -> one actor, from the first tell until all are handled."""
+    """One sender (this process) -> one actor, from the first tell until all are handled.
+
+    Then the same stream with ``tell_async`` (each send returns once written; the
+    clock also waits for every Future, i.e. until all are durable) and with
+    ``tell_many`` in batches (one flush per batch); both informational.
+    """
     pipe = baselines.tell(cfg["pipe_tell_n"])
     rows = []
     for durability in DURABILITIES:
         n = cfg["tell_n"][durability]
-        with temp_system(durability=durability) as system:
-            ref = system.spawn(Counter, name="tell")
-            ref.ask("count", timeout=30)
-            start = time.perf_counter()
-            for i in range(n):
-                ref.tell({"n": 1, "i": i})
-            sent = time.perf_counter()
-            count = ref.ask("count", timeout=600)  # queued behind every tell
-            while count < n:
-                count = ref.ask("count", timeout=600)
-            done = time.perf_counter()
-        rate = n / (done - start)
+        elapsed, sending = _stream(durability, n, "tell", 1)
+        rate = n / elapsed
         rows.append(_row("tell", durability, "throughput", "msg/s", rate, pipe, n,
-                         tell_call_rate=n / (sent - start), drain_after_last_tell_s=done - sent))
+                         tell_call_rate=n / sending, drain_after_last_tell_s=elapsed - sending))
         if durability == "process":
             rows.append(_ratio_row("tell", durability, rate / pipe))
-    for durability in DURABILITIES:
-        batched = _tell_many(cfg, durability, pipe)
-        if batched is not None:
-            rows.append(batched)
+    batch = cfg["tell_many_batch"]
+    for how, size, metric in (("tell_async", 1, "tell_async"), ("tell_many", batch, f"tell_many x{batch}")):
+        for durability in DURABILITIES:
+            n = cfg["tell_many_n"][durability]
+            timed = _stream(durability, n, how, size)
+            if timed is not None:  # None: a tree without that call
+                elapsed, sending = timed
+                rows.append(_row("tell", durability, metric, "msg/s", n / elapsed, pipe, n,
+                                 tell_call_rate=n / sending, drain_after_last_tell_s=elapsed - sending))
     return rows
 
 
-def _tell_many(cfg: dict[str, Any], durability: str, pipe: float) -> dict[str, Any] | None:
-    """The same stream sent with ``tell_many`` (group commit: one flush per batch).
-
-    Informational (no target of its own); skipped on trees without ``tell_many``.
-    """
-    n, batch = cfg["tell_many_n"][durability], cfg["tell_many_batch"]
+def _stream(durability: str, n: int, how: str, batch: int) -> tuple[float, float] | None:
+    """Send ``n`` messages to one Counter with ``how`` ("tell", "tell_async", or
+    "tell_many" in batches of ``batch``). Returns seconds until all were handled (and,
+    for ``tell_async``, all Futures resolved), and seconds spent sending."""
     with temp_system(durability=durability) as system:
-        ref = system.spawn(Counter, name="tell-many")
-        if not hasattr(ref, "tell_many"):
+        ref = system.spawn(Counter, name=f"stream-{how}")
+        if not hasattr(ref, how):
             return None
         ref.ask("count", timeout=30)
+        futures = []
         start = time.perf_counter()
-        for first in range(0, n, batch):
-            ref.tell_many([{"n": 1, "i": i} for i in range(first, min(n, first + batch))])
+        if how == "tell_many":
+            for first in range(0, n, batch):
+                ref.tell_many([{"n": 1, "i": i} for i in range(first, min(n, first + batch))])
+        else:
+            send = getattr(ref, how)
+            futures = [send({"n": 1, "i": i}) for i in range(n)]
         sent = time.perf_counter()
-        count = ref.ask("count", timeout=600)
+        if how == "tell_async":
+            for future in futures:
+                future.result(600)
+        count = ref.ask("count", timeout=600)  # queued behind every message
         while count < n:
             count = ref.ask("count", timeout=600)
         done = time.perf_counter()
-    return _row("tell", durability, f"tell_many x{batch}", "msg/s", n / (done - start), pipe, n,
-                tell_call_rate=n / (sent - start), drain_after_last_tell_s=done - sent)
+    return done - start, sent - start
 
 
 # -- 2. ask round trip ---------------------------------------------------------------------
@@ -301,48 +306,53 @@ def bench_spawn(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 def bench_fanout(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """One sender, round-robin to 8 actors; aggregate msgs/s until all are handled.
 
-    Then the same from one sending thread per actor (their flushes overlap), and with
-    ``tell_many`` (one flush per batch); both informational, the threads at the
-    first row's size, ``tell_many`` at the "process" size at both durabilities.
+    Then, informational: the same from one sending thread per actor (their flushes
+    overlap), with ``tell_async`` from one thread (the clock also waits for every
+    Future), and with ``tell_many`` (one flush per batch); these two at the "process"
+    size at both durabilities.
     """
     actors, batch = cfg["fanout_actors"], cfg["tell_many_batch"]
     pipe = baselines.fanout(actors, cfg["pipe_fanout_per_child"])
     rows = []
-    for durability in DURABILITIES:
-        per = cfg["fanout_per_actor"][durability]
-        elapsed, sending = _fan_out(durability, actors, per, 1)
-        rows.append(_row("fanout", durability, "throughput", "msg/s", actors * per / elapsed, pipe,
-                         f"{actors}x{per}", tell_call_rate=actors * per / sending))
-    for durability in DURABILITIES:
-        per = cfg["fanout_per_actor"][durability]
-        elapsed, _ = _fan_out(durability, actors, per, 1, threads=actors)
-        rows.append(_row("fanout", durability, f"{actors} threads", "msg/s", actors * per / elapsed, pipe,
-                         f"{actors}x{per}"))
-    per = cfg["fanout_per_actor"]["process"]
-    for durability in DURABILITIES:
-        elapsed, _ = _fan_out(durability, actors, per, batch)
-        rows.append(_row("fanout", durability, f"tell_many x{batch}", "msg/s", actors * per / elapsed, pipe,
-                         f"{actors}x{per}"))
+    shapes = (("tell", 1, 1, "throughput"), ("tell", 1, actors, f"{actors} threads"),
+              ("tell_async", 1, 1, "tell_async"), ("tell_many", batch, 1, f"tell_many x{batch}"))
+    for how, size, threads, metric in shapes:
+        for durability in DURABILITIES:
+            # Group commit makes "machine" fast enough for the "process" size.
+            per = cfg["fanout_per_actor"]["process" if how != "tell" else durability]
+            timed = _fan_out(durability, actors, per, how, size, threads)
+            if timed is None:  # a tree without that call
+                continue
+            elapsed, sending = timed
+            extra = {"tell_call_rate": actors * per / sending} if metric == "throughput" else {}
+            rows.append(_row("fanout", durability, metric, "msg/s", actors * per / elapsed, pipe,
+                             f"{actors}x{per}", **extra))
     return rows
 
 
-def _fan_out(durability: str, actors: int, per: int, batch: int, threads: int = 1) -> tuple[float, float]:
-    """Send ``per`` messages to each of ``actors`` Counters, round-robin, ``batch`` at a
-    time (1: ``tell``, more: ``tell_many``), from ``threads`` threads that split the
-    actors between them. Returns seconds until all were handled, and seconds spent
-    sending."""
+def _fan_out(durability: str, actors: int, per: int, how: str, batch: int,
+             threads: int) -> tuple[float, float] | None:
+    """Send ``per`` messages to each of ``actors`` Counters, round-robin, with ``how``
+    ("tell", "tell_async", or "tell_many" ``batch`` at a time), from ``threads``
+    threads that split the actors between them. Returns seconds until all were
+    handled (and all Futures resolved), and seconds spent sending."""
     with temp_system(durability=durability) as system:
         refs = [system.spawn(Counter, name=f"fan-{j}") for j in range(actors)]
+        if not hasattr(refs[0], how):
+            return None
         for ref in refs:
             ref.ask("count", timeout=30)
+        futures: list[Any] = []
 
         def send(group: list[Any]) -> None:
             for first in range(0, per, batch):
                 for ref in group:
-                    if batch == 1:
-                        ref.tell({"n": 1, "i": first})
-                    else:
+                    if how == "tell_many":
                         ref.tell_many([{"n": 1, "i": i} for i in range(first, min(per, first + batch))])
+                    elif how == "tell_async":
+                        futures.append(ref.tell_async({"n": 1, "i": first}))
+                    else:
+                        ref.tell({"n": 1, "i": first})
 
         start = time.perf_counter()
         if threads == 1:
@@ -354,6 +364,8 @@ def _fan_out(durability: str, actors: int, per: int, batch: int, threads: int = 
             for sender in senders:
                 sender.join()
         sent = time.perf_counter()
+        for future in futures:
+            future.result(600)
         counts = [ref.ask("count", timeout=600) for ref in refs]
         done = time.perf_counter()
     assert counts == [per] * actors, counts

@@ -12,15 +12,18 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .durable import MACHINE, Durability, atomic_write
 from .errors import ActorNotFound, InvalidSpec, StoreError
 from .ids import check_id
 from .mailbox import DEFAULT_MAX_PENDING, Mailbox
 from .messages import AgentRef, InboxMessage
+from .segments import Unflushed
 from .store import SessionStore
 from .threads import fork_safe_locks
+
+T = TypeVar("T")
 
 #: Mailbox handles a router keeps open (each holds a doorbell descriptor).
 ROUTER_CACHE_SIZE = 256
@@ -183,18 +186,22 @@ class Router:
     def deliver(self, address: Address, message: InboxMessage,
                 block_timeout: float | None = 0.0) -> str:
         """Deliver durably (see ``Mailbox.deliver``); returns the file path."""
-        handle = self._take(address)
-        try:
-            return handle.mailbox.deliver(message, block_timeout=block_timeout)
-        finally:
-            self._give(handle)
+        return self._on(address, lambda box: box.deliver(message, block_timeout=block_timeout))
+
+    def deliver_unflushed(self, address: Address, message: InboxMessage,
+                          block_timeout: float | None = 0.0) -> Unflushed:
+        """Deliver without waiting for the flush (see ``Mailbox.deliver_unflushed``)."""
+        return self._on(address, lambda box: box.deliver_unflushed(message, block_timeout=block_timeout))
 
     def deliver_many(self, address: Address, messages: list[InboxMessage],
                      block_timeout: float | None = 0.0) -> list[str]:
         """Deliver a batch with one flush (see ``Mailbox.deliver_many``)."""
+        return self._on(address, lambda box: box.deliver_many(messages, block_timeout=block_timeout))
+
+    def _on(self, address: Address, send: Callable[[Mailbox], T]) -> T:
         handle = self._take(address)
         try:
-            return handle.mailbox.deliver_many(messages, block_timeout=block_timeout)
+            return send(handle.mailbox)
         finally:
             self._give(handle)
 

@@ -60,6 +60,7 @@ from .segments import (
     Record,
     SegmentReader,
     SegmentWriter,
+    Unflushed,
     is_segment,
     pending_records,
 )
@@ -317,8 +318,7 @@ class Mailbox:
             InvalidSpec: the message id is not a valid id (see ``runtime.ids``), or
                 the message is longer than ``segments.MAX_MESSAGE`` bytes encoded.
         """
-        data = _checked_wire(message)
-        return self._send([data], block_timeout)
+        return self._send([_checked_wire(message)], block_timeout, flush=True).path
 
     def deliver_many(self, messages: list[InboxMessage], *,
                      block_timeout: float | None = 0.0) -> list[str]:
@@ -335,14 +335,28 @@ class Mailbox:
         if not messages:
             return []
         data = [_checked_wire(message) for message in messages]  # refuse bad ones before any is sent
-        return [self._send(data, block_timeout)] * len(messages)
+        return [self._send(data, block_timeout, flush=True).path] * len(messages)
 
-    def _send(self, data: list[bytes], block_timeout: float | None) -> str:
-        """Reserve room, append, ring; returns the segment's path."""
+    def deliver_unflushed(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> Unflushed:
+        """Like :meth:`deliver`, but return once the message is written, before it is
+        flushed: it is readable and survives any process crash, and at durability
+        "machine" it is on disk once the returned ``Unflushed.flush()`` returned. Call
+        that once (the segment is kept open until then). Deliveries made meanwhile,
+        flushed or not, share the flush (group commit).
+
+        Raises:
+            MailboxFull, StoreError, InvalidSpec: as for :meth:`deliver`.
+        """
+        return self._send([_checked_wire(message)], block_timeout, flush=False)
+
+    def _send(self, data: list[bytes], block_timeout: float | None, *, flush: bool) -> Unflushed:
+        """Reserve room, write, flush if asked, ring."""
         count = len(data)
         self._make_room(block_timeout, count)
         try:
-            path = self._writer.append(data)
+            written = self._writer.write(data)
+            if flush:
+                written.flush()
         except BaseException:
             with self._send_lock:  # give the room back
                 self._in_flight -= count
@@ -352,7 +366,7 @@ class Mailbox:
         with self._send_lock:
             self._in_flight -= count  # now counted by a scan of the log
             self._ring()
-        return path
+        return written
 
     def _make_room(self, block_timeout: float | None, count: int) -> None:
         """Reserve room for ``count`` messages in this handle's estimate of what waits.

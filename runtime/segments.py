@@ -51,11 +51,13 @@ import threading
 import time
 import weakref
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from .durable import MACHINE, Durability, fsync_dir, sync_data, temp_name, unlink_quietly
 from .errors import StoreError
-from .threads import fork_safe_locks
+from .threads import fork_safe_locks, start_thread
 
 #: Segment file name suffix; everything else in ``log/`` is ignored.
 SUFFIX = ".seg"
@@ -163,9 +165,95 @@ class _Segment:
         self.size = HEADER_SIZE
         self.flushed = HEADER_SIZE
         self.flushing = False  # a thread is in fdatasync on it, without the writer's lock
-        self.owed = 0  # threads waiting for a flush of it (the one flushing included)
+        self.owed = 0  # writes whose flush is still to come or under way
         self.error: OSError | None = None  # a flush failed: what is not flushed never will be
         self.seal = True  # write the seal record when let go (not after a failed write)
+
+
+class Unflushed:
+    """Records ``SegmentWriter.write`` wrote and did not flush: call ``flush()`` once."""
+
+    __slots__ = ("_writer", "_segment", "_end")
+
+    def __init__(self, writer: "SegmentWriter", segment: _Segment, end: int) -> None:
+        self._writer, self._segment, self._end = writer, segment, end
+
+    @property
+    def path(self) -> str:
+        return self._segment.path
+
+    def flush(self) -> str:
+        """Return once the records are on disk (at once at "process"); returns the
+        segment's path. Writes made by other threads meanwhile share the flush.
+
+        Raises:
+            StoreError: the flush failed (the records are readable but not on disk).
+        """
+        end, self._end = self._end, -1  # a second call has nothing more to wait for
+        if self._writer.durability == MACHINE and end >= 0:
+            self._writer._flush_written(self._segment, end)
+        return self._segment.path
+
+
+class Flusher:
+    """Flushes writes in the background and resolves a ``Future`` for each once it is
+    on disk (group commit for senders that do not wait).
+
+    One thread works in rounds: it takes every write waiting and flushes each segment
+    among them once (the first flush of a segment covers all that was written to it
+    by then), so the writes made while a round runs share the next round's flushes.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Condition(threading.Lock())
+        self._waiting: list[tuple[Unflushed, Future[Any], Any]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, written: Unflushed, value: Any) -> "Future[Any]":
+        """A ``Future`` that gets ``value`` once ``written`` is flushed, or the
+        ``StoreError`` of the flush. Takes over ``written.flush()`` (done here, before
+        returning, once the flusher is closed)."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if not self._closed:
+                self._waiting.append((written, future, value))
+                if self._thread is None:
+                    self._thread = start_thread(self._run, self.name)
+                self._lock.notify()
+                return future
+        _resolve(future, written, value)
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._lock.wait()
+                if not self._waiting:
+                    return
+                batch, self._waiting = self._waiting, []
+            for written, future, value in batch:  # in order: one flush per segment
+                _resolve(future, written, value)
+
+    def close(self) -> None:
+        """Flush what waits, resolve its Futures, and stop the thread."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
+def _resolve(future: "Future[Any]", written: Unflushed, value: Any) -> None:
+    try:
+        written.flush()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
 
 
 class SegmentWriter:
@@ -207,6 +295,18 @@ class SegmentWriter:
         Raises:
             StoreError: the write or the flush failed.
         """
+        return self.write(payloads).flush()
+
+    def write(self, payloads: list[bytes]) -> "Unflushed":
+        """Append messages in order with one write, and return without flushing.
+
+        Once this returns the messages are readable and survive any process crash; at
+        "machine" they are on disk once the returned ``Unflushed.flush()`` returned,
+        which must be called once (the segment is kept open until then).
+
+        Raises:
+            StoreError: the write failed (see ``append`` for what was delivered).
+        """
         data = frame_batch(payloads)
         with self._lock:
             segment = self._segment
@@ -225,10 +325,19 @@ class SegmentWriter:
                 if segment.size >= SEGMENT_LIMIT:
                     self._retire(segment)  # the next append starts a fresh segment
                 if self.durability == MACHINE:
-                    self._flush_through(segment, segment.size)
+                    segment.owed += 1  # until this write's flush
             finally:
                 self._let_go_if_done(segment)
-            return segment.path
+            return Unflushed(self, segment, segment.size)
+
+    def _flush_written(self, segment: _Segment, end: int) -> None:
+        """The flush owed to one ``write`` (see ``Unflushed.flush``)."""
+        with self._lock:
+            try:
+                self._flush_through(segment, end)
+            finally:
+                segment.owed -= 1
+                self._let_go_if_done(segment)
 
     def _flush_through(self, segment: _Segment, end: int) -> None:
         """Return once ``segment`` is on disk up to ``end``. Hold the lock.
@@ -237,35 +346,31 @@ class SegmentWriter:
         covers what was written when it began, so the threads that wrote while it ran
         need one flush more between them, not one each.
         """
-        segment.owed += 1
-        try:
-            while segment.flushed < end:
-                if segment.error is not None:
-                    raise StoreError(self.log_dir, f"deliver failed: {segment.error.strerror or segment.error}")
-                if segment.flushing:
-                    self._lock.wait()
-                    continue
-                segment.flushing, fd, target = True, segment.fd, segment.size
-                self._lock.release()
-                interrupted = None
-                try:
-                    sync_data(fd)
-                except OSError as exc:
-                    segment.error = exc
-                    segment.seal = False
-                except BaseException as exc:  # e.g. KeyboardInterrupt: the lock first
-                    interrupted = exc
-                interrupted = self._relock() or interrupted
-                segment.flushing = False
-                self._lock.notify_all()
-                if interrupted is not None:
-                    raise interrupted
-                if segment.error is None:
-                    segment.flushed = target
-                else:
-                    self._retire(segment)
-        finally:
-            segment.owed -= 1
+        while segment.flushed < end:
+            if segment.error is not None:
+                raise StoreError(self.log_dir, f"deliver failed: {segment.error.strerror or segment.error}")
+            if segment.flushing:
+                self._lock.wait()
+                continue
+            segment.flushing, fd, target = True, segment.fd, segment.size
+            self._lock.release()
+            interrupted = None
+            try:
+                sync_data(fd)
+            except OSError as exc:
+                segment.error = exc
+                segment.seal = False
+            except BaseException as exc:  # e.g. KeyboardInterrupt: the lock first
+                interrupted = exc
+            interrupted = self._relock() or interrupted
+            segment.flushing = False
+            self._lock.notify_all()
+            if interrupted is not None:
+                raise interrupted
+            if segment.error is None:
+                segment.flushed = target
+            else:
+                self._retire(segment)
 
     def _relock(self) -> BaseException | None:
         """Take the lock back after a flush, whatever interrupts the wait for it;

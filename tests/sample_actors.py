@@ -115,7 +115,11 @@ class Forwarder(Actor):
     def on_task(self, body, msg):
         target = body["reply_to"]
         assert isinstance(target, ActorRef), type(target)
-        self.tell(target, {"n": body["value"]})
+        if body.get("async"):  # inside an actor: a tell, durable before the Future is returned
+            sent = target.tell_async({"n": body["value"]})
+            self.state["async_done_at_once"] = sent.done() and isinstance(sent.result(), str)
+        else:
+            self.tell(target, {"n": body["value"]})
 
     def on_ask(self, question, msg):
         return self.ref

@@ -405,6 +405,47 @@ def test_tell_after_shutdown_is_refused(home, project):
         counter.tell({"n": 1})
 
 
+@pytest.mark.parametrize("durability", ["process", "machine"])
+def test_tell_async_resolves_once_durable_and_keeps_its_place_among_tells(home, project, durability):
+    with ActorSystem(home=home, project=project, durability=durability) as system:
+        echo = system.spawn(sample_actors.Echo, name="echo")
+        futures = []
+        for i in range(40):
+            if i % 3 == 0:
+                echo.tell({"i": i})
+            else:
+                futures.append(system.tell_async("echo", {"i": i}) if i % 3 == 1 else echo.tell_async({"i": i}))
+        ids = [future.result(30) for future in futures]
+        assert len(set(ids)) == len(futures) and all(isinstance(i, str) for i in ids)
+        wait_until(lambda: len(system.store.load_session("main", "echo")["state"].get("told", [])) == 40)
+        assert system.store.load_session("main", "echo")["state"]["told"] == [{"i": i} for i in range(40)]
+        with pytest.raises(InvalidSpec):  # refused before anything is sent, as tell
+            echo.tell_async({"bad": object()})
+        with pytest.raises(ActorNotFound):
+            system.tell_async("nobody", 1)
+
+
+def test_a_shutdown_resolves_every_tell_async_still_waiting_for_its_flush(home, project):
+    system = ActorSystem(home=home, project=project, durability="machine")
+    try:
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        futures = [counter.tell_async({"n": 1}) for _ in range(200)]
+    finally:
+        system.shutdown()
+    assert all(future.done() and isinstance(future.result(), str) for future in futures)
+    with ActorSystem(home=home, project=project, durability="machine") as again:
+        assert again.ref("counter").ask("count") == 200  # every one of them was delivered
+
+
+def test_tell_async_inside_an_actor_is_a_tell_with_a_done_future(system):
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
+    forwarder.tell({"reply_to": counter, "value": 7, "async": True})
+    wait_until(lambda: counter.ask("count") == 7)
+    forwarder.ask("ref")  # answered after the tell's batch was committed
+    assert system.store.load_session("main", "forwarder")["state"]["async_done_at_once"]
+
+
 def test_tell_many_delivers_in_order_with_one_flush_and_refuses_bad_batches_whole(home, project):
     with ActorSystem(home=home, project=project, durability="machine") as system:
         echo = system.spawn(sample_actors.Echo, name="echo", max_pending=50)

@@ -581,3 +581,57 @@ def test_a_flush_interrupted_by_ctrl_c_still_lets_the_segment_be_sealed_and_clos
         assert handle.read().endswith(segments._SEAL)
     assert not [fd for fd in os.listdir("/proc/self/fd")
                 if os.path.realpath(f"/proc/self/fd/{fd}").startswith(str(tmp_path))]
+
+
+# -- writes flushed in the background (tell_async) -------------------------------------
+
+
+def _flushing_in_the_background(tmp_path, monkeypatch, fail_after_first=False):
+    """A writer at "machine" with its segment open, a Flusher, and the held flush."""
+    writer = segments.SegmentWriter(str(tmp_path / "log"), "machine")
+    writer.append([b"opened"])
+    held = HeldFlush(fail_after_first)
+    monkeypatch.setattr(segments, "sync_data", held)
+    return writer, segments.Flusher("test-flusher"), held
+
+
+def test_the_flusher_resolves_each_write_once_flushed_and_writes_made_meanwhile_share_a_flush(
+        tmp_path, monkeypatch):
+    writer, flusher, held = _flushing_in_the_background(tmp_path, monkeypatch)
+    first = flusher.submit(writer.write([b"first"]), "first")
+    assert held.entered.wait(30)  # the flusher thread is in the first flush
+    later = [flusher.submit(writer.write([f"m{n}".encode()]), n) for n in range(5)]
+    assert not first.done() and not any(f.done() for f in later)
+    held.release.set()
+    assert first.result(30) == "first" and [f.result(30) for f in later] == list(range(5))
+    assert held.calls == 2  # one more flush for the five
+    flusher.close()
+    writer.close()
+
+
+def test_a_failed_background_flush_fails_the_futures_it_covered(tmp_path, monkeypatch):
+    writer, flusher, held = _flushing_in_the_background(tmp_path, monkeypatch, fail_after_first=True)
+    first = flusher.submit(writer.write([b"first"]), "first")
+    assert held.entered.wait(30)
+    later = flusher.submit(writer.write([b"later"]), "later")
+    held.release.set()
+    assert first.result(30) == "first"
+    with pytest.raises(StoreError):
+        later.result(30)
+    flusher.close()
+    writer.close()
+
+
+def test_closing_the_flusher_resolves_what_waits_and_later_writes_are_flushed_at_once(tmp_path, monkeypatch):
+    writer, flusher, held = _flushing_in_the_background(tmp_path, monkeypatch)
+    waiting = flusher.submit(writer.write([b"waiting"]), "waiting")
+    assert held.entered.wait(30)
+    closing = threading.Thread(target=flusher.close)
+    closing.start()
+    held.release.set()
+    closing.join(30)
+    assert not closing.is_alive() and waiting.result(0) == "waiting"
+    after = flusher.submit(writer.write([b"after"]), "after")
+    assert after.done() and after.result() == "after" and held.calls == 2
+    writer.close()
+    assert writer.path == ""
