@@ -19,6 +19,7 @@ pipe in one ``wait()`` call, so a death is noticed at once and no thread polls.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import math
@@ -215,7 +216,9 @@ class ActorSystem:
         self.fabric = Fabric(self.store.fabric_dir)
         system_dir = self.store.system_dir(self.name)
         os.makedirs(system_dir, exist_ok=True)
-        self._system_lock = FileLock(os.path.join(system_dir, ".system.lock"), timeout=0)
+        # Not thread-local: whichever thread shuts the system down releases it.
+        self._system_lock = FileLock(os.path.join(system_dir, ".system.lock"), timeout=0,
+                                     thread_local=False)
         try:
             self._system_lock.acquire()
         except Timeout:
@@ -245,11 +248,12 @@ class ActorSystem:
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
         self._executor = QuietExecutor(max_workers=8, thread_name_prefix=f"actors-host-{self.name}")
-        self._flusher = Flusher(f"actors-flush-{self.name}")  # for tell_async
         self._recorder = Recorder(self._write_records, f"actors-record-{self.name}")
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
         self._callbacks = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
+        self._flusher = Flusher(f"actors-flush-{self.name}",  # for tell_async
+                                functools.partial(_SystemFuture, self._callbacks, self.name))
         self._pool = _Pool(self, pool_size, tuple(preload))
         self._inbox_thread = start_thread(self._serve_inbox, f"actors-inbox-{self.name}")
         self._monitor_thread = start_thread(self._monitor, f"actors-monitor-{self.name}")
@@ -603,7 +607,10 @@ class ActorSystem:
         flight at once share their flushes (group commit), so a loop of
         ``tell_async`` runs at the disk's rate in flushes, not in messages. At
         "process" it is resolved at once. The ``Future`` gets a ``StoreError`` if the
-        flush failed (the message is then readable, but not on disk).
+        flush failed (the message is then readable, but not on disk). Until it is
+        resolved a power loss can lose the message, even if a later one survives. It
+        cannot be cancelled, and its done-callbacks run on the system's callback
+        thread; ``shutdown`` waits for every one.
 
         Raises:
             as ``tell``, before anything is sent.
@@ -656,7 +663,7 @@ class ActorSystem:
                 raise _failed_error(child)
         body = AskBody(encode(question), check_mode(mode)).to_body()
         message = InboxMessage.create(self._agent_ref, InboxKind.ASK.value, body)
-        future: Future[Any] = _Reply(self)
+        future: Future[Any] = _SystemFuture(self._callbacks, self.name)
         with self._lock:
             self._check_open()
             self._pending[message.id] = (future, address.name)
@@ -1090,16 +1097,7 @@ class ActorSystem:
 
     def _call_back(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run user code on the callback thread; its exceptions are logged, not raised."""
-        def run() -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("system %s: callback %r raised", self.name, fn)
-
-        try:
-            self._callbacks.submit(run)
-        except RuntimeError:  # shut down
-            run()
+        _call_back_on(self._callbacks, self.name, fn, *args)
 
     def _run_due_restarts(self) -> None:
         now = time.monotonic()
@@ -1281,18 +1279,35 @@ class ActorSystem:
         self._finalizer.detach()
 
 
-class _Reply(Future):  # type: ignore[type-arg]
-    """The future of an ask. Its done-callbacks run on the system's callback thread:
-    the thread that resolves it reads replies for everyone, and a callback that asked
-    again there would wait for a reply only that thread could deliver."""
+def _call_back_on(callbacks: QuietExecutor, system: str, fn: Callable[..., Any], *args: Any) -> None:
+    def run() -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("system %s: callback %r raised", system, fn)
 
-    def __init__(self, system: ActorSystem) -> None:
+    try:
+        callbacks.submit(run)
+    except RuntimeError:  # shut down
+        run()
+
+
+class _SystemFuture(Future):  # type: ignore[type-arg]
+    """The future of an ask or a ``tell_async``. Its done-callbacks run on the
+    system's callback thread: the thread that resolves it serves everyone (it reads
+    replies, or flushes sends), and a callback that asked again, or waited for
+    another send, there would wait for what only that thread could deliver.
+
+    It holds the callback pool, not the system, so a system is not kept alive by
+    the futures it made (nor by its flusher, which makes them)."""
+
+    def __init__(self, callbacks: QuietExecutor, system: str) -> None:
         super().__init__()
-        self._system = system
+        self._callbacks, self._system = callbacks, system
 
     def add_done_callback(self, fn: Callable[[Future[Any]], Any]) -> None:
-        system = self._system
-        super().add_done_callback(lambda future: system._call_back(fn, future))
+        callbacks, system = self._callbacks, self._system
+        super().add_done_callback(lambda future: _call_back_on(callbacks, system, fn, future))
 
 
 class _Pool:

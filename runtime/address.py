@@ -21,7 +21,7 @@ from .mailbox import DEFAULT_MAX_PENDING, Mailbox
 from .messages import AgentRef, InboxMessage
 from .segments import Unflushed
 from .store import SessionStore
-from .threads import fork_safe_locks
+from .threads import reset_after_fork
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ class Router:
     def __init__(self, durability: Durability = MACHINE) -> None:
         self.durability = durability
         self._handles: OrderedDict[Address, _Handle] = OrderedDict()
-        fork_safe_locks(self, _lock=threading.Lock)
+        reset_after_fork(self, _lock=threading.Lock)
 
     def mailbox(self, address: Address) -> Mailbox:
         """The cached handle on the mailbox of ``address`` (for inspection; it may

@@ -48,7 +48,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .durable import Durability, MACHINE, atomic_write, read_bytes, temp_owner_alive, unlink_quietly
 from .errors import InvalidSpec, MailboxFull, StoreError
@@ -64,9 +64,11 @@ from .segments import (
     is_segment,
     pending_records,
 )
-from .threads import fork_safe_locks
+from .threads import reset_after_fork
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Default backpressure limit: messages waiting (delivered, not yet acked).
 DEFAULT_MAX_PENDING = 50_000
@@ -288,7 +290,7 @@ class Mailbox:
         self._new_listing = _Listing(self.new_dir)
         self._log_listing = _Listing(self.log_dir)
         # _send_lock: the bell and the estimate above, for threads sending at once.
-        fork_safe_locks(self, _send_lock=threading.Lock, _read_lock=threading.Lock)
+        reset_after_fork(self, _send_lock=threading.Lock, _read_lock=threading.Lock)
         self._reader_fd = -1  # see claim_reader
         self._unflushed_acks = 0
 
@@ -318,7 +320,7 @@ class Mailbox:
             InvalidSpec: the message id is not a valid id (see ``runtime.ids``), or
                 the message is longer than ``segments.MAX_MESSAGE`` bytes encoded.
         """
-        return self._send([_checked_wire(message)], block_timeout, flush=True).path
+        return self._send([_checked_wire(message)], block_timeout, self._writer.append)
 
     def deliver_many(self, messages: list[InboxMessage], *,
                      block_timeout: float | None = 0.0) -> list[str]:
@@ -335,7 +337,7 @@ class Mailbox:
         if not messages:
             return []
         data = [_checked_wire(message) for message in messages]  # refuse bad ones before any is sent
-        return [self._send(data, block_timeout, flush=True).path] * len(messages)
+        return [self._send(data, block_timeout, self._writer.append)] * len(messages)
 
     def deliver_unflushed(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> Unflushed:
         """Like :meth:`deliver`, but return once the message is written, before it is
@@ -347,16 +349,14 @@ class Mailbox:
         Raises:
             MailboxFull, StoreError, InvalidSpec: as for :meth:`deliver`.
         """
-        return self._send([_checked_wire(message)], block_timeout, flush=False)
+        return self._send([_checked_wire(message)], block_timeout, self._writer.write)
 
-    def _send(self, data: list[bytes], block_timeout: float | None, *, flush: bool) -> Unflushed:
-        """Reserve room, write, flush if asked, ring."""
+    def _send(self, data: list[bytes], block_timeout: float | None, write: Callable[[list[bytes]], T]) -> T:
+        """Reserve room, ``write`` (append, or write without the flush), ring."""
         count = len(data)
         self._make_room(block_timeout, count)
         try:
-            written = self._writer.write(data)
-            if flush:
-                written.flush()
+            written = write(data)
         except BaseException:
             with self._send_lock:  # give the room back
                 self._in_flight -= count

@@ -45,6 +45,7 @@ import collections
 import errno
 import fcntl
 import itertools
+import logging
 import os
 import struct
 import threading
@@ -53,11 +54,11 @@ import weakref
 import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .durable import MACHINE, Durability, fsync_dir, sync_data, temp_name, unlink_quietly
 from .errors import StoreError
-from .threads import fork_safe_locks, start_thread
+from .threads import reset_after_fork, start_thread
 
 #: Segment file name suffix; everything else in ``log/`` is ignored.
 SUFFIX = ".seg"
@@ -87,6 +88,8 @@ _INNER = struct.Struct("<I")
 #: Messages in one batch record at most (an index must fit the low 16 bits of a
 #: position); a longer batch is several records, each all or nothing.
 BATCH_LIMIT = 1024
+
+log = logging.getLogger(__name__)
 
 _generation = itertools.count()
 _current_generation = next(_generation)
@@ -171,12 +174,14 @@ class _Segment:
 
 
 class Unflushed:
-    """Records ``SegmentWriter.write`` wrote and did not flush: call ``flush()`` once."""
+    """Records ``SegmentWriter.write`` wrote and did not flush: call ``flush()`` once
+    (or hand it to a ``Flusher``). One dropped unflushed gives up its claim on the
+    segment, so the segment can still be sealed and closed."""
 
-    __slots__ = ("_writer", "_segment", "_end")
+    __slots__ = ("_writer", "_segment", "_end", "__weakref__")
 
     def __init__(self, writer: "SegmentWriter", segment: _Segment, end: int) -> None:
-        self._writer, self._segment, self._end = writer, segment, end
+        self._writer, self._segment, self._end = writer, segment, end  # end -1: nothing owed
 
     @property
     def path(self) -> str:
@@ -189,41 +194,56 @@ class Unflushed:
         Raises:
             StoreError: the flush failed (the records are readable but not on disk).
         """
-        end, self._end = self._end, -1  # a second call has nothing more to wait for
-        if self._writer.durability == MACHINE and end >= 0:
-            self._writer._flush_written(self._segment, end)
+        self._writer._flush_written([self])
         return self._segment.path
+
+    def _take(self) -> int:
+        end, self._end = self._end, -1  # a second call has nothing more to wait for
+        return end
+
+    def __del__(self) -> None:
+        if self._take() >= 0:
+            self._writer._forget_owed(self._segment)
 
 
 class Flusher:
     """Flushes writes in the background and resolves a ``Future`` for each once it is
     on disk (group commit for senders that do not wait).
 
-    One thread works in rounds: it takes every write waiting and flushes each segment
-    among them once (the first flush of a segment covers all that was written to it
-    by then), so the writes made while a round runs share the next round's flushes.
+    One thread works in rounds: it takes every write waiting, flushes each segment
+    among them once (up to its last write in the round), then resolves their Futures.
+    The writes made while a round runs share the next round's flushes. The Futures
+    come from ``new_future`` (their callbacks should not run on this thread: a
+    callback that waited for another of its Futures would wait for ever) and cannot
+    be cancelled.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, new_future: Callable[[], "Future[Any]"] = Future) -> None:
         self.name = name
-        self._lock = threading.Condition(threading.Lock())
-        self._waiting: list[tuple[Unflushed, Future[Any], Any]] = []
-        self._thread: threading.Thread | None = None
+        self._new_future = new_future
+        # A forked child has no flusher thread and must not flush its parent's writes.
+        reset_after_fork(self, _lock=_new_condition, _waiting=list, _thread=_nothing)
+        self._waiting: list[tuple[Unflushed, Future[Any], Any]]
+        self._thread: threading.Thread | None
         self._closed = False
 
     def submit(self, written: Unflushed, value: Any) -> "Future[Any]":
         """A ``Future`` that gets ``value`` once ``written`` is flushed, or the
         ``StoreError`` of the flush. Takes over ``written.flush()`` (done here, before
-        returning, once the flusher is closed)."""
-        future: Future[Any] = Future()
+        returning, once the flusher is closed or no thread can be started)."""
+        future = self._new_future()
+        future.set_running_or_notify_cancel()  # the write is made: it cannot be called off
         with self._lock:
-            if not self._closed:
-                self._waiting.append((written, future, value))
-                if self._thread is None:
+            if not self._closed and self._thread is None:
+                try:
                     self._thread = start_thread(self._run, self.name)
+                except RuntimeError:  # e.g. at interpreter exit: flush in the caller
+                    pass
+            if not self._closed and self._thread is not None:
+                self._waiting.append((written, future, value))
                 self._lock.notify()
                 return future
-        _resolve(future, written, value)
+        _flush_and_resolve([(written, future, value)])
         return future
 
     def _run(self) -> None:
@@ -234,8 +254,7 @@ class Flusher:
                 if not self._waiting:
                     return
                 batch, self._waiting = self._waiting, []
-            for written, future, value in batch:  # in order: one flush per segment
-                _resolve(future, written, value)
+            _flush_and_resolve(batch)
 
     def close(self) -> None:
         """Flush what waits, resolve its Futures, and stop the thread."""
@@ -247,13 +266,30 @@ class Flusher:
             thread.join()
 
 
-def _resolve(future: "Future[Any]", written: Unflushed, value: Any) -> None:
-    try:
-        written.flush()
-    except BaseException as exc:
-        future.set_exception(exc)
-    else:
-        future.set_result(value)
+def _nothing() -> None:
+    return None
+
+
+def _flush_and_resolve(batch: list[tuple[Unflushed, "Future[Any]", Any]]) -> None:
+    """Flush each segment of ``batch`` once, then resolve the batch's Futures."""
+    groups: dict[int, list[Unflushed]] = {}
+    for written, _, _ in batch:
+        groups.setdefault(id(written._segment), []).append(written)
+    failed: dict[int, BaseException] = {}
+    for key, group in groups.items():
+        try:
+            group[0]._writer._flush_written(group)
+        except BaseException as exc:  # the flush's StoreError (or an interrupt) goes to the Futures
+            failed[key] = exc
+    for written, future, value in batch:
+        error = failed.get(id(written._segment))
+        try:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+        except BaseException:  # a callback raised past the Future's own guard
+            log.exception("a done-callback of a sent message raised")
 
 
 class SegmentWriter:
@@ -272,7 +308,7 @@ class SegmentWriter:
     def __init__(self, log_dir: str, durability: Durability) -> None:
         self.log_dir = log_dir
         self.durability = durability
-        fork_safe_locks(self, _lock=_new_condition)
+        reset_after_fork(self, _lock=_new_condition)
         self._segment: _Segment | None = None  # where the next append goes
         with _writers_lock:
             _writers.add(self)
@@ -295,49 +331,75 @@ class SegmentWriter:
         Raises:
             StoreError: the write or the flush failed.
         """
-        return self.write(payloads).flush()
+        data = frame_batch(payloads)
+        with self._lock:  # one hold: nothing can come between the write and its flush
+            segment, end = self._write_locked(data)
+            if end >= 0:
+                self._flush_owed(segment, end, 1)
+            return segment.path
 
-    def write(self, payloads: list[bytes]) -> "Unflushed":
+    def write(self, payloads: list[bytes]) -> Unflushed:
         """Append messages in order with one write, and return without flushing.
 
         Once this returns the messages are readable and survive any process crash; at
-        "machine" they are on disk once the returned ``Unflushed.flush()`` returned,
-        which must be called once (the segment is kept open until then).
+        "machine" they are on disk once the returned ``Unflushed.flush()`` returned
+        (the segment is kept open until then).
 
         Raises:
             StoreError: the write failed (see ``append`` for what was delivered).
         """
         data = frame_batch(payloads)
         with self._lock:
-            segment = self._segment
-            if segment is None or segment.generation != _current_generation:
-                segment = self._open()
-            try:
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(segment.fd, view):]
-                except OSError as exc:
-                    segment.seal = False
-                    self._retire(segment)
-                    raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
-                segment.size += len(data)
-                if segment.size >= SEGMENT_LIMIT:
-                    self._retire(segment)  # the next append starts a fresh segment
-                if self.durability == MACHINE:
-                    segment.owed += 1  # until this write's flush
-            finally:
-                self._let_go_if_done(segment)
-            return Unflushed(self, segment, segment.size)
+            segment, end = self._write_locked(data)
+            return Unflushed(self, segment, end)
 
-    def _flush_written(self, segment: _Segment, end: int) -> None:
-        """The flush owed to one ``write`` (see ``Unflushed.flush``)."""
+    def _write_locked(self, data: bytes) -> tuple[_Segment, int]:
+        """Write ``data`` to the current segment (hold the lock). Returns the segment
+        and, at "machine", where the write ends, which it then owes a flush (else -1)."""
+        segment = self._segment
+        if segment is None or segment.generation != _current_generation:
+            segment = self._open()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(segment.fd, view):]
+        except OSError as exc:
+            segment.seal = False
+            self._retire(segment)
+            self._let_go_if_done(segment)
+            raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
+        segment.size += len(data)
+        if segment.size >= SEGMENT_LIMIT:
+            self._retire(segment)  # the next append starts a fresh segment
+        if self.durability != MACHINE:
+            self._let_go_if_done(segment)
+            return segment, -1
+        segment.owed += 1
+        return segment, segment.size
+
+    def _flush_written(self, written: list[Unflushed]) -> None:
+        """Flush for these writes (of one segment) and let them go; takes the lock.
+        They are taken over only once the lock is held: a write dropped before that
+        (say, by Ctrl-C while waiting for the lock) lets go of the segment itself."""
         with self._lock:
-            try:
-                self._flush_through(segment, end)
-            finally:
-                segment.owed -= 1
-                self._let_go_if_done(segment)
+            ends = [end for end in map(Unflushed._take, written) if end >= 0]
+            if ends:
+                self._flush_owed(written[0]._segment, max(ends), len(ends))
+
+    def _flush_owed(self, segment: _Segment, end: int, count: int) -> None:
+        """Flush ``segment`` up to ``end`` for ``count`` writes that owe it a flush,
+        then let them go (hold the lock)."""
+        try:
+            self._flush_through(segment, end)
+        finally:
+            segment.owed -= count
+            self._let_go_if_done(segment)
+
+    def _forget_owed(self, segment: _Segment) -> None:
+        """A write dropped without its flush no longer holds the segment open."""
+        with self._lock:
+            segment.owed -= 1
+            self._let_go_if_done(segment)
 
     def _flush_through(self, segment: _Segment, end: int) -> None:
         """Return once ``segment`` is on disk up to ``end``. Hold the lock.

@@ -52,23 +52,24 @@ class QuietExecutor(ThreadPoolExecutor):
             return super().submit(fn, *args, **kwargs)
 
 
-#: Objects whose locks ``fork_safe_locks`` renews in a forked child, with the factories.
+#: Objects whose attributes ``reset_after_fork`` makes afresh in a forked child.
 _renewed: "weakref.WeakKeyDictionary[Any, dict[str, Callable[[], Any]]]" = weakref.WeakKeyDictionary()
 
 
-def fork_safe_locks(owner: Any, **factories: Callable[[], Any]) -> None:
+def reset_after_fork(owner: Any, **factories: Callable[[], Any]) -> None:
     """Set ``owner.<name> = factory()`` for each of ``factories``, and again in every
-    forked child: only the forking thread lives on in a child, so a lock another
-    thread held at the fork would stay held there for ever."""
+    forked child. For locks (only the forking thread lives on in a child, so a lock
+    another thread held at the fork would stay held there for ever) and for state
+    that belongs to the parent's threads."""
     for name, factory in factories.items():
         setattr(owner, name, factory())
     _renewed[owner] = factories
 
 
-def _renew_locks_in_child() -> None:
+def _reset_in_child() -> None:
     for owner, factories in list(_renewed.items()):
         for name, factory in factories.items():
             setattr(owner, name, factory())
 
 
-os.register_at_fork(after_in_child=_renew_locks_in_child)
+os.register_at_fork(after_in_child=_reset_in_child)

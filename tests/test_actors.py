@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -435,6 +436,37 @@ def test_a_shutdown_resolves_every_tell_async_still_waiting_for_its_flush(home, 
     assert all(future.done() and isinstance(future.result(), str) for future in futures)
     with ActorSystem(home=home, project=project, durability="machine") as again:
         assert again.ref("counter").ask("count") == 200  # every one of them was delivered
+
+
+def test_a_system_shut_down_by_a_callback_of_its_own_future_can_be_opened_again(home, project):
+    system = ActorSystem(home=home, project=project, durability="machine")
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    stopped = threading.Event()
+
+    def stop(future):  # runs on the system's callback thread, not on the flusher
+        system.shutdown()
+        stopped.set()
+
+    counter.tell_async({"n": 1}).add_done_callback(stop)
+    assert stopped.wait(30)
+    with ActorSystem(home=home, project=project, durability="machine") as again:
+        assert again.ref("counter").ask("count") == 1
+
+
+def test_a_tell_async_future_cannot_be_cancelled_and_its_callbacks_may_wait_for_others(home, project):
+    with ActorSystem(home=home, project=project, durability="machine") as system:
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        first = counter.tell_async({"n": 1})
+        assert not first.cancel()  # the message is written: it will be sent whatever the caller does
+        waited = {}
+
+        def wait_for_another(future):  # would deadlock on the thread that resolves futures
+            waited["second"] = counter.tell_async({"n": 1}).result(30)
+
+        first.add_done_callback(wait_for_another)
+        assert isinstance(first.result(30), str)
+        wait_until(lambda: "second" in waited)
+        assert counter.ask("count") == 2
 
 
 def test_tell_async_inside_an_actor_is_a_tell_with_a_done_future(system):

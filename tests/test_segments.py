@@ -635,3 +635,49 @@ def test_closing_the_flusher_resolves_what_waits_and_later_writes_are_flushed_at
     assert after.done() and after.result() == "after" and held.calls == 2
     writer.close()
     assert writer.path == ""
+
+
+def test_a_write_dropped_before_its_flush_lets_its_segment_be_sealed(tmp_path):
+    writer = segments.SegmentWriter(str(tmp_path / "log"), "machine")
+    written = writer.write([b"never flushed"])  # e.g. Ctrl-C before a Flusher took it
+    path = written.path
+    del written
+    writer.close()
+    with open(path, "rb") as handle:
+        assert handle.read().endswith(segments._SEAL)
+
+
+def test_with_no_thread_to_be_had_the_flusher_flushes_in_the_caller(tmp_path, monkeypatch):
+    writer = segments.SegmentWriter(str(tmp_path / "log"), "machine")
+    flushes = []
+    real_sync = segments.sync_data
+    monkeypatch.setattr(segments, "sync_data", lambda fd: (flushes.append(fd), real_sync(fd)))
+
+    def no_thread(*args):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(segments, "start_thread", no_thread)
+    flusher = segments.Flusher("test-flusher")
+    future = flusher.submit(writer.write([b"late"]), "late")
+    assert future.done() and future.result() == "late" and len(flushes) == 1
+    flusher.close()
+    writer.close()
+
+
+def test_a_forked_child_has_a_flusher_of_its_own(tmp_path):
+    writer = segments.SegmentWriter(str(tmp_path / "log"), "machine")
+    flusher = segments.Flusher("test-flusher")
+    assert flusher.submit(writer.write([b"parent"]), "parent").result(30) == "parent"
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's flusher thread is not here
+        signal.alarm(10)  # a hung child ends instead of hanging the test
+        try:
+            ok = flusher.submit(writer.write([b"child"]), "child").result(5) == "child"
+            flusher.close()
+            os._exit(0 if ok else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    flusher.close()
+    writer.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
