@@ -322,6 +322,45 @@ def test_sigkill_of_the_parent_makes_its_children_exit_and_withdraw(home, projec
         parent.stdout.close()
 
 
+ASYNC_SENDER_SCRIPT = textwrap.dedent("""
+    import sys, threading
+    sys.path.insert(0, {tests!r})
+    from actors import ActorSystem
+    from runtime import segments
+    import sample_actors
+    system = ActorSystem(home={home!r}, project={project!r}, durability="machine")
+    counter = system.spawn(sample_actors.Counter, name="counter")
+    counter.ask("count")
+    flushing = threading.Event()
+    def disk_that_never_answers(fd):
+        flushing.set()
+        threading.Event().wait()
+    segments.sync_data = disk_that_never_answers  # this process only: the worker is another
+    futures = [counter.tell_async({{"n": 1}}) for _ in range(300)]
+    flushing.wait(30)
+    print(sum(f.done() for f in futures), flush=True)
+    threading.Event().wait()  # SIGKILLed here
+""")
+
+
+def test_a_sender_killed_before_its_tell_async_futures_resolved_still_delivered_every_message(
+        home, project):
+    script = ASYNC_SENDER_SCRIPT.format(tests=str(TESTS_DIR), home=str(home), project=str(project))
+    sender = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert sender.stdout.readline().strip() == b"0"  # not one of them was flushed
+        sender.kill()
+        sender.wait()
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+        sender.stdout.close()
+    with ActorSystem(home=home, project=project, durability="machine") as again:
+        counter = again.ref("counter")
+        wait_until(lambda: counter.ask("count") == 300, timeout=60)  # a process crash lost none
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
