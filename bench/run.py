@@ -100,6 +100,8 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("spawn", "machine", "cold p50"): ("<=", 80, "<= 80 ms"),
     ("fanout", "process", "throughput"): (">=", 15_000, ">= 15,000 msg/s"),
     ("fanout", "machine", "throughput"): (">=", 15_000, ">= 15,000 msg/s"),
+    # The same target met with group commit from one thread (docs/benchmarks.md).
+    ("fanout", "machine", "tell_async"): (">=", 15_000, ">= 15,000 msg/s"),
     ("idle", "machine", "cpu/actor"): ("<", 0.5, "< 0.5 % of a core"),
     ("idle", "machine", "rss/actor"): ("<=", 25, "<= 25 MB"),
     ("resume", "process", "first handled"): ("<=", 1.0, "<= 1 s"),
