@@ -13,7 +13,7 @@ from conftest import HeldFlush
 from runtime import address as address_module
 from runtime import segments
 from runtime.address import Address, Router, write_mailbox_config
-from runtime.errors import MailboxFull
+from runtime.errors import MailboxFull, StoreError
 from runtime.mailbox import Mailbox
 from runtime.messages import AgentRef, InboxMessage
 
@@ -151,3 +151,55 @@ def test_a_child_forked_while_other_threads_hold_the_send_locks_can_still_send(t
     router.close()
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     assert sorted(_bodies(address)) == ["child", "parent"]
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_a_background_flush_resolves_a_send_only_after_its_own_segment_is_on_disk(
+        tmp_path, monkeypatch, seed):
+    """Threads mix flushed and background-flushed sends to three mailboxes, with
+    segments rotating every few messages, a router caching one handle, and every
+    eleventh flush failing. A send whose Future succeeds must be covered by a
+    successful fdatasync of its own segment, at a size that included its record."""
+    monkeypatch.setattr(segments, "SEGMENT_LIMIT", 600)
+    monkeypatch.setattr(address_module, "ROUTER_CACHE_SIZE", 1)
+    addresses = [_address(tmp_path, name) for name in ("a", "b", "c")]
+    real_sync, guard, flushed_to, calls = segments.sync_data, threading.Lock(), {}, [seed]
+
+    def recording_sync(fd):
+        path, size = os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_size
+        with guard:
+            calls[0] += 1
+            if calls[0] % 11 == 0:
+                raise OSError(5, "Input/output error")
+        real_sync(fd)
+        with guard:
+            flushed_to[path] = max(flushed_to.get(path, 0), size)
+
+    monkeypatch.setattr(segments, "sync_data", recording_sync)
+    router, flusher = Router("machine"), segments.Flusher("test-flusher")
+    sent = []  # (future, segment path, where its record ends)
+
+    def send(thread: int) -> None:
+        for n in range(120):
+            address = addresses[(n + thread) % 3]
+            try:
+                if (n + thread) % 4 == 0:
+                    router.deliver(address, _message([thread, n]))
+                    continue
+                written = router.deliver_unflushed(address, _message([thread, n]))
+                size = written._end  # where its own record ends
+            except StoreError:  # a flushed send that met a failing flush
+                continue
+            sent.append((flusher.submit(written, n), written.path, size))
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    flusher.close()
+    router.close()
+    succeeded = [(path, size) for future, path, size in sent if future.exception() is None]
+    assert len(succeeded) < len(sent)  # some flushes failed, as arranged
+    assert [(path, size) for path, size in succeeded if flushed_to.get(path, 0) < size] == []
+    assert _open_files_under(tmp_path) == []
