@@ -52,7 +52,6 @@ from runtime.errors import (
 from runtime.fabric import Fabric
 from runtime.ids import check_id, is_valid_id
 from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox, drain_fd
-from runtime.segments import Flusher
 from runtime.messages import (
     AskBody,
     InboxKind,
@@ -63,6 +62,7 @@ from runtime.messages import (
     derived_msg_id,
     reply_error,
 )
+from runtime.segments import Flusher
 from runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
 from runtime.store import ChildEntry, SessionStore
 from runtime.threads import QuietExecutor, start_thread

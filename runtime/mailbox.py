@@ -343,7 +343,8 @@ class Mailbox:
         """Like :meth:`deliver`, but return once the message is written, before it is
         flushed: it is readable and survives any process crash, and at durability
         "machine" it is on disk once the returned ``Unflushed.flush()`` returned. Call
-        that once (the segment is kept open until then). Deliveries made meanwhile,
+        that once (the segment is kept open until then, or until the result is
+        dropped unflushed). Deliveries made meanwhile,
         flushed or not, share the flush (group commit).
 
         Raises:

@@ -178,7 +178,7 @@ class Unflushed:
     (or hand it to a ``Flusher``). One dropped unflushed gives up its claim on the
     segment, so the segment can still be sealed and closed."""
 
-    __slots__ = ("_writer", "_segment", "_end", "__weakref__")
+    __slots__ = ("_writer", "_segment", "_end")
 
     def __init__(self, writer: "SegmentWriter", segment: _Segment, end: int) -> None:
         self._writer, self._segment, self._end = writer, segment, end  # end -1: nothing owed
@@ -279,7 +279,7 @@ def _flush_and_resolve(batch: list[tuple[Unflushed, "Future[Any]", Any]]) -> Non
     for key, group in groups.items():
         try:
             group[0]._writer._flush_written(group)
-        except BaseException as exc:  # the flush's StoreError (or an interrupt) goes to the Futures
+        except Exception as exc:  # the flush's StoreError goes to the Futures
             failed[key] = exc
     for written, future, value in batch:
         error = failed.get(id(written._segment))
@@ -521,8 +521,7 @@ class SegmentWriter:
                 self._let_go_if_done(segment)
 
 
-#: Every writer of this process: their segments are sealed at interpreter exit, and
-#: their locks replaced in a forked child.
+#: Every writer of this process: their segments are sealed at interpreter exit.
 _writers: "weakref.WeakSet[SegmentWriter]" = weakref.WeakSet()
 _writers_lock = threading.Lock()  # threads make writers while atexit lists them
 
