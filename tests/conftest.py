@@ -138,3 +138,22 @@ class HeldFlush:
         elif self.fail_after_first:
             raise OSError(5, "Input/output error")
         self._real(fd)
+
+
+def sleeps_observed(monkeypatch: pytest.MonkeyPatch, module: object) -> threading.Event:
+    """Give ``module`` a ``time`` whose ``sleep`` first sets the returned Event: a
+    test learns that a wait loop was entered without guessing with a sleep of its
+    own. Everything else is the real ``time``."""
+    slept = threading.Event()
+
+    class _ObservedTime:
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            slept.set()
+            time.sleep(seconds)
+
+    monkeypatch.setattr(module, "time", _ObservedTime())
+    return slept

@@ -40,6 +40,15 @@ def _open_files_under(root) -> list[str]:
     return found
 
 
+def _run_in_threads(send, count: int) -> None:
+    """Run ``send(0)`` ... ``send(count - 1)`` at once, each on its own thread."""
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
 def _bodies(address: Address) -> list:
     box = Mailbox(address.mailbox_dir(), create=False)
     try:
@@ -63,11 +72,7 @@ def test_threads_sharing_a_router_over_more_mailboxes_than_it_caches_lose_nothin
         except Exception as exc:  # surfaced below: a thread's error would vanish
             errors.append(exc)
 
-    threads = [threading.Thread(target=send, args=(t,)) for t in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    _run_in_threads(send, 6)
     router.close()
     assert errors == []
     assert _open_files_under(tmp_path) == []  # every handle, evicted or not, was closed
@@ -192,11 +197,7 @@ def test_a_background_flush_resolves_a_send_only_after_its_own_segment_is_on_dis
                 continue
             sent.append((flusher.submit(written, n), written.path, size))
 
-    threads = [threading.Thread(target=send, args=(t,)) for t in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    _run_in_threads(send, 4)
     flusher.close()
     router.close()
     succeeded = [(path, size) for future, path, size in sent if future.exception() is None]

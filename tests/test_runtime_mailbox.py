@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from conftest import sleeps_observed
 from runtime import mailbox as mailbox_module
 from runtime.errors import ActorError, MailboxFull, StoreError
 from runtime.mailbox import STALE_TEMP_AGE, Delivered, Mailbox
@@ -365,16 +366,7 @@ def test_a_blocking_deliver_succeeds_once_a_reader_drains(
     sender.deliver(message("m1"))
     sender.deliver(message("m2"))
 
-    # Learn, without guessing with a sleep, that deliver found the box full and waits.
-    waits = threading.Event()
-
-    def observed_sleep(seconds: float) -> None:
-        waits.set()
-        time.sleep(seconds)
-
-    monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, time=time.time, time_ns=time.time_ns, perf_counter=time.perf_counter,
-        sleep=observed_sleep))
+    waits = sleeps_observed(monkeypatch, mailbox_module)  # deliver found the box full
     outcome: dict[str, Any] = {}
 
     def blocked_send() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import types
 
 import pytest
 
+from conftest import sleeps_observed
 from runtime import mailbox as mailbox_module
 from runtime.errors import MailboxFull, StoreError
 from runtime.mailbox import Mailbox
@@ -117,15 +116,7 @@ def test_a_claim_waits_for_the_previous_reader_to_let_go(tmp_path, monkeypatch):
     second = Mailbox(root, durability="process", create=False)
     first.claim_reader()
     outcome: list[object] = []
-    refused_once = threading.Event()  # the waiter found the claim held and pauses
-
-    def observed_sleep(seconds: float) -> None:
-        refused_once.set()
-        time.sleep(seconds)
-
-    monkeypatch.setattr(mailbox_module, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, time=time.time, time_ns=time.time_ns, perf_counter=time.perf_counter,
-        sleep=observed_sleep))
+    refused_once = sleeps_observed(monkeypatch, mailbox_module)  # the claim was found held
 
     def claim() -> None:
         try:
