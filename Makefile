@@ -11,11 +11,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) setup.cfg setup.py
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q --use-pep517 -e .
 	touch $@
 
 $(TEST_STAMP): $(PY) setup.cfg setup.py
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --use-pep517 -e '.[test]'
 	touch $@
 
 demo: $(STAMP)

@@ -19,7 +19,9 @@ are plain synchronous methods. Start here::
         assert counter.ask("count?") == 2
 """
 
-from runtime.errors import (
+import logging
+
+from actors_runtime.errors import (
     ActorError,
     ActorFailed,
     ActorNotFound,
@@ -30,14 +32,17 @@ from runtime.errors import (
     SpawnError,
     StoreError,
 )
-from runtime.mailbox import DeadLetter
-from runtime.messages import InboxMessage as Message
+from actors_runtime.mailbox import DeadLetter
+from actors_runtime.messages import InboxMessage as Message
 
 from ._actor import Actor, receive
 from ._ref import ActorRef
 from ._system import ActorSystem, ChildInfo
 
 __version__ = "0.1.0"
+
+# A library configures no logging of its own; the application decides (see the guide).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Actor",

@@ -8,10 +8,10 @@ import logging
 import typing
 from typing import Any, Callable, ClassVar, TypeVar
 
-from runtime import worker as _worker
-from runtime.address import Address
-from runtime.errors import ActorError, ActorFailed, InvalidSpec, SpawnError
-from runtime.messages import AskMode, InboxKind, InboxMessage, check_mode
+from actors_runtime import worker as _worker
+from actors_runtime.address import Address
+from actors_runtime.errors import ActorError, ActorFailed, InvalidSpec, SpawnError
+from actors_runtime.messages import AskMode, InboxKind, InboxMessage, check_mode
 
 from . import _ref
 from ._codec import TYPED, decode, encode, imported_type, type_tag

@@ -13,8 +13,8 @@ import dataclasses
 import sys
 from typing import Any, Callable
 
-from runtime.address import Address
-from runtime.errors import InvalidSpec
+from actors_runtime.address import Address
+from actors_runtime.errors import InvalidSpec
 
 #: Key marking a typed payload.
 TYPED = "__typed__"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from runtime.address import Address
-from runtime.errors import ActorError
+from actors_runtime.address import Address
+from actors_runtime.errors import ActorError
 
 if TYPE_CHECKING:
     from ._system import ActorSystem

@@ -37,10 +37,10 @@ from typing import Any, Callable
 
 from filelock import FileLock, Timeout
 
-from runtime import worker as _worker
-from runtime.address import Address, Router, write_mailbox_config
-from runtime.durable import check_durability
-from runtime.errors import (
+from actors_runtime import worker as _worker
+from actors_runtime.address import Address, Router, write_mailbox_config
+from actors_runtime.durable import check_durability
+from actors_runtime.errors import (
     ActorError,
     ActorFailed,
     ActorNotFound,
@@ -49,10 +49,10 @@ from runtime.errors import (
     SpawnError,
     StoreError,
 )
-from runtime.fabric import Fabric
-from runtime.ids import check_id, is_valid_id
-from runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox, drain_fd
-from runtime.messages import (
+from actors_runtime.fabric import Fabric
+from actors_runtime.ids import check_id, is_valid_id
+from actors_runtime.mailbox import DEFAULT_MAX_PENDING, Mailbox, drain_fd
+from actors_runtime.messages import (
     AskBody,
     InboxKind,
     InboxMessage,
@@ -62,10 +62,10 @@ from runtime.messages import (
     derived_msg_id,
     reply_error,
 )
-from runtime.segments import Flusher
-from runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
-from runtime.store import ChildEntry, SessionStore
-from runtime.threads import QuietExecutor, start_thread
+from actors_runtime.segments import Flusher
+from actors_runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
+from actors_runtime.store import ChildEntry, SessionStore
+from actors_runtime.threads import QuietExecutor, start_thread
 
 from . import _ref
 from ._codec import decode, encode, imported_type, type_tag
@@ -82,7 +82,7 @@ DEFAULT_HOME = os.path.join("~", ".actors")
 #: descriptors out of the children, so a pipe's EOF reliably means the parent died.
 DEFAULT_START_METHOD = "forkserver"
 #: Modules imported once in the fork server, so each child starts with them loaded.
-PRELOAD = ["runtime.worker", "actors"]
+PRELOAD = ["actors_runtime.worker", "actors"]
 #: Default restart cap: this many restarts ...
 RESTART_LIMIT = 5
 #: ... within this many seconds, then the actor is marked failed.

@@ -45,9 +45,9 @@ from typing import IO, Any, Callable, Iterator, NoReturn
 
 import click
 
-from runtime import worker as _worker
-from runtime.address import Address, Router
-from runtime.errors import (
+from actors_runtime import worker as _worker
+from actors_runtime.address import Address, Router
+from actors_runtime.errors import (
     ActorError,
     ActorFailed,
     ActorNotFound,
@@ -58,13 +58,13 @@ from runtime.errors import (
     SpawnError,
     StoreError,
 )
-from runtime.fabric import AgentRecord, Fabric
-from runtime.ids import check_id
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, InboxKind, InboxMessage
-from runtime.spec import MAX_SPEC_BYTES
-from runtime.store import SessionStore, project_key
-from runtime.threads import start_thread
+from actors_runtime.fabric import AgentRecord, Fabric
+from actors_runtime.ids import check_id
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, InboxKind, InboxMessage
+from actors_runtime.spec import MAX_SPEC_BYTES
+from actors_runtime.store import SessionStore, project_key
+from actors_runtime.threads import start_thread
 
 from ._codec import encode
 from ._ref import ActorRef
@@ -268,7 +268,7 @@ def _debug_logging(ctx: click.Context) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     previous = {}
-    for name in ("actors", "runtime"):
+    for name in ("actors", "actors_runtime"):
         logger = logging.getLogger(name)
         previous[name] = logger.level
         logger.setLevel(logging.DEBUG)

@@ -144,18 +144,25 @@ def pss_kb(pid: int) -> int | None:
 
 def code_fingerprint() -> dict[str, Any]:
     """Which library code was measured: where it was imported from, its git HEAD, and a
-    hash of every ``actors/*.py`` and ``runtime/*.py`` (the tree may have local edits)."""
-    import actors
-    import runtime
+    hash of every ``.py`` file of the two packages (the tree may have local edits)."""
+    import importlib
 
+    import actors
+
+    try:
+        machinery = importlib.import_module("actors_runtime")
+    except ImportError:  # a tree from before the package was renamed
+        machinery = importlib.import_module("runtime")
     digest = hashlib.sha1()
-    for package in (actors, runtime):
-        directory = os.path.dirname(os.path.abspath(package.__file__ or ""))
-        for name in sorted(os.listdir(directory)):
-            if name.endswith(".py"):
-                digest.update(name.encode())
-                with open(os.path.join(directory, name), "rb") as handle:
-                    digest.update(handle.read())
+    for package in (actors, machinery):
+        top = os.path.dirname(os.path.abspath(package.__file__ or ""))
+        for directory, subdirs, names in sorted(os.walk(top)):
+            subdirs.sort()
+            for name in sorted(names):
+                if name.endswith(".py"):
+                    digest.update(os.path.relpath(os.path.join(directory, name), top).encode())
+                    with open(os.path.join(directory, name), "rb") as handle:
+                        digest.update(handle.read())
     root = os.path.dirname(os.path.dirname(os.path.abspath(actors.__file__ or "")))
     head = None
     try:

@@ -26,7 +26,7 @@ import time
 import uuid
 
 from actors import Actor, ActorError, ActorRef, ActorSystem
-from runtime.mailbox import Mailbox  # the internals `actors inbox` reads, for a peek at the disk
+from actors_runtime.mailbox import Mailbox  # the internals `actors inbox` reads, for a peek at the disk
 
 
 class Counter(Actor):

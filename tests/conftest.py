@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import pytest
 
 from actors import ActorSystem
-from runtime import segments
+from actors_runtime import segments
 
 
 def _children_of() -> dict[int, int]:

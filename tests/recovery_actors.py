@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors import Actor
-from runtime.address import Address
+from actors_runtime.address import Address
 
 
 class StopCounter(Actor):

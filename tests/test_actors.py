@@ -28,10 +28,10 @@ from actors import (
     SpawnError,
 )
 from conftest import handling, wait_until
-from runtime.fabric import Fabric
-from runtime.mailbox import Mailbox
-from runtime.spec import Identity, ProvisionSpec
-from runtime.store import SessionStore, project_key
+from actors_runtime.fabric import Fabric
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.spec import Identity, ProvisionSpec
+from actors_runtime.store import SessionStore, project_key
 
 TESTS_DIR = Path(__file__).parent
 
@@ -255,7 +255,7 @@ def test_the_stdin_worker_started_by_hand_registers_and_serves(home, project):
         actor_class="sample_actors:Counter", home=str(home), durability="process")
     Mailbox(store.mailbox_dir("main", "manual"))
     env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
-    worker = subprocess.Popen([sys.executable, "-m", "runtime.worker"], stdin=subprocess.PIPE,
+    worker = subprocess.Popen([sys.executable, "-m", "actors_runtime.worker"], stdin=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env)
     try:
         worker.stdin.write(spec.to_wire())
@@ -280,10 +280,10 @@ def test_the_stdin_worker_started_by_hand_registers_and_serves(home, project):
 
 
 def test_the_stdin_worker_refuses_a_bad_spec_with_one_line_and_a_named_code():
-    from runtime.worker import EXIT_BAD_SPEC
+    from actors_runtime.worker import EXIT_BAD_SPEC
 
     for data in [b"not json\n", b"{}\n", b"\n"]:
-        result = subprocess.run([sys.executable, "-m", "runtime.worker"], input=data,
+        result = subprocess.run([sys.executable, "-m", "actors_runtime.worker"], input=data,
                                 capture_output=True, timeout=30)
         assert result.returncode == EXIT_BAD_SPEC
         lines = result.stderr.decode().strip().splitlines()
@@ -326,7 +326,7 @@ ASYNC_SENDER_SCRIPT = textwrap.dedent("""
     import sys, threading
     sys.path.insert(0, {tests!r})
     from actors import ActorSystem
-    from runtime import segments
+    from actors_runtime import segments
     import sample_actors
     system = ActorSystem(home={home!r}, project={project!r}, durability="machine")
     counter = system.spawn(sample_actors.Counter, name="counter")

@@ -32,12 +32,12 @@ from actors.cli import (
     cli,
 )
 from conftest import wait_until
-from runtime import worker as runtime_worker
-from runtime.fabric import AgentRecord, Fabric
-from runtime.mailbox import Delivered, Mailbox
-from runtime.messages import AgentRef, InboxMessage
-from runtime.spec import Identity, ProvisionSpec
-from runtime.store import SessionStore, project_key
+from actors_runtime import worker as runtime_worker
+from actors_runtime.fabric import AgentRecord, Fabric
+from actors_runtime.mailbox import Delivered, Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
+from actors_runtime.spec import Identity, ProvisionSpec
+from actors_runtime.store import SessionStore, project_key
 
 TESTS_DIR = Path(__file__).parent
 REPO_DIR = TESTS_DIR.parent
@@ -553,7 +553,7 @@ def test_debug_shows_the_traceback_of_a_user_mistake(home, project):
 
 
 def test_every_error_type_maps_to_a_named_code_in_one_table():
-    from runtime.errors import ActorError, ActorFailed, AskTimeout, InvalidSpec, MailboxFull, StoreError
+    from actors_runtime.errors import ActorError, ActorFailed, AskTimeout, InvalidSpec, MailboxFull, StoreError
 
     codes = {name: value for name, value in vars(cli_module).items() if name.startswith("EXIT_")}
     assert len(set(codes.values())) == len(codes)  # no two names share a code

@@ -13,7 +13,7 @@ import crash_actors
 import sample_actors
 from actors import ActorSystem
 from conftest import wait_until
-from runtime.mailbox import Mailbox
+from actors_runtime.mailbox import Mailbox
 
 STREAM = 500
 

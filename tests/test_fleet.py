@@ -12,7 +12,7 @@ import fleet_actors
 import sample_actors
 from actors import ActorFailed, ActorSystem, Cancelled, MailboxFull
 from conftest import descendants, handling, wait_until
-from runtime.mailbox import Mailbox
+from actors_runtime.mailbox import Mailbox
 
 
 def _status(system, name):

@@ -13,11 +13,11 @@ import sample_actors
 from actors import ActorSystem
 from actors._codec import type_tag
 from conftest import descendants, wait_until
-from runtime import worker
-from runtime.fabric import Fabric
-from runtime.mailbox import Mailbox
-from runtime.spec import Identity, Limits, ProvisionSpec
-from runtime.store import SessionStore
+from actors_runtime import worker
+from actors_runtime.fabric import Fabric
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.spec import Identity, Limits, ProvisionSpec
+from actors_runtime.store import SessionStore
 
 
 def _events(conn, until: str, timeout: float = 30.0) -> list[dict]:

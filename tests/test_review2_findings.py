@@ -14,13 +14,13 @@ import review2_actors
 import sample_actors
 from actors import ActorSystem, Cancelled
 from conftest import wait_until
-from runtime import segments
-from runtime.errors import SpawnError, StoreError
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, InboxMessage
-from runtime.spec import Identity, Limits, ProvisionSpec
-from runtime import worker as worker_module
-from runtime.worker import Worker
+from actors_runtime import segments
+from actors_runtime.errors import SpawnError, StoreError
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
+from actors_runtime.spec import Identity, Limits, ProvisionSpec
+from actors_runtime import worker as worker_module
+from actors_runtime.worker import Worker
 
 
 def _status(system, name):
@@ -174,7 +174,7 @@ def test_specs_accepted_by_the_previous_codec_still_parse(variant):
 
 
 def test_specs_with_wrong_types_are_still_refused_cleanly():
-    from runtime.errors import InvalidSpec
+    from actors_runtime.errors import InvalidSpec
     for bad in ({"identity": []}, {"secrets": []}, {"actor_class": 5}, {"limits": {"max_pending": "x"}}):
         with pytest.raises(InvalidSpec):
             ProvisionSpec.from_wire(json.dumps({**_BASE, **bad}).encode()).validate()
@@ -241,7 +241,7 @@ def test_an_old_format_temp_name_of_digits_does_not_break_recovery(tmp_path):
 
 
 def test_a_live_writers_old_temp_is_kept_and_a_dead_ones_is_swept(tmp_path):
-    from runtime import durable
+    from actors_runtime import durable
     box = Mailbox(tmp_path / "mailbox", durability="process")
     new = tmp_path / "mailbox" / "new"
     mine = new / os.path.basename(durable.temp_name(str(new)))

@@ -21,9 +21,9 @@ import sample_actors
 from actors import ActorSystem
 from actors import _system as system_module
 from conftest import descendants, wait_until
-from runtime.errors import Cancelled, SpawnError
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, InboxMessage
+from actors_runtime.errors import Cancelled, SpawnError
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
 
 
 def _status(system, name):

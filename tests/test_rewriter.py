@@ -8,8 +8,8 @@ import os
 import signal
 
 from conftest import wait_until
-from runtime import durable
-from runtime.durable import Rewriter, read_bytes
+from actors_runtime import durable
+from actors_runtime.durable import Rewriter, read_bytes
 
 
 def test_rewriter_replaces_contents_by_swapping_two_inodes(tmp_path):

@@ -10,12 +10,12 @@ import threading
 import pytest
 
 from conftest import HeldFlush
-from runtime import address as address_module
-from runtime import segments
-from runtime.address import Address, Router, write_mailbox_config
-from runtime.errors import MailboxFull, StoreError
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, InboxMessage
+from actors_runtime import address as address_module
+from actors_runtime import segments
+from actors_runtime.address import Address, Router, write_mailbox_config
+from actors_runtime.errors import MailboxFull, StoreError
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
 
 
 def _address(tmp_path, name: str) -> Address:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.admitted import DEFAULT_CAPACITY, AdmittedSet
+from actors_runtime.admitted import DEFAULT_CAPACITY, AdmittedSet
 
 
 def test_insert_reports_duplicates() -> None:

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from runtime import durable
-from runtime.durable import (
+from actors_runtime import durable
+from actors_runtime.durable import (
     DURABILITY_LEVELS,
     atomic_write,
     check_durability,
@@ -18,7 +18,7 @@ from runtime.durable import (
     temp_name,
     write_file,
 )
-from runtime.errors import InvalidSpec, StoreError
+from actors_runtime.errors import InvalidSpec, StoreError
 
 
 class OsWith:

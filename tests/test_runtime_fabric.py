@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.fabric import DEFAULT_LEASE, AgentRecord, Fabric
+from actors_runtime.fabric import DEFAULT_LEASE, AgentRecord, Fabric
 
 
 class FakeClock:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.address import Address
-from runtime.errors import InvalidSpec
-from runtime.fabric import AgentRecord, Fabric
-from runtime.ids import check_id, is_valid_id
-from runtime.store import ChildEntry, SessionStore
+from actors_runtime.address import Address
+from actors_runtime.errors import InvalidSpec
+from actors_runtime.fabric import AgentRecord, Fabric
+from actors_runtime.ids import check_id, is_valid_id
+from actors_runtime.store import ChildEntry, SessionStore
 
 BAD_IDS = ["../x", "a/b", ".hidden", "", "x" * 200, "a\x00b", "-lead", "a b", "/abs", "..", "é"]
 NON_STRINGS = [None, 5, 1.5, b"bytes", ["a"], {"a": 1}]

@@ -19,10 +19,10 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import sleeps_observed
-from runtime import mailbox as mailbox_module
-from runtime.errors import ActorError, MailboxFull, StoreError
-from runtime.mailbox import STALE_TEMP_AGE, Delivered, Mailbox
-from runtime.messages import AgentRef, InboxMessage
+from actors_runtime import mailbox as mailbox_module
+from actors_runtime.errors import ActorError, MailboxFull, StoreError
+from actors_runtime.mailbox import STALE_TEMP_AGE, Delivered, Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
 
 ALICE = AgentRef("alice", "tester", "sys")
 

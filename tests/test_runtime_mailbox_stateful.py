@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from runtime import segments
-from runtime.mailbox import Delivered, Mailbox
-from runtime.messages import AgentRef, InboxMessage
+from actors_runtime import segments
+from actors_runtime.mailbox import Delivered, Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
 
 SENDER = AgentRef("model", None, "sys")
 SENDERS = 3

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import InvalidSpec
-from runtime.messages import (
+from actors_runtime.errors import InvalidSpec
+from actors_runtime.messages import (
     AgentRef,
     AskBody,
     InboxKind,

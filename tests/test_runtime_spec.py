@@ -11,8 +11,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from runtime.errors import InvalidSpec
-from runtime.spec import (
+from actors_runtime.errors import InvalidSpec
+from actors_runtime.spec import (
     DEFAULT_MAX_DEPTH,
     MAX_SPEC_BYTES,
     SPEC_VERSION,

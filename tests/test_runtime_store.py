@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from runtime import store as store_module
-from runtime.errors import StoreError
-from runtime.ids import is_valid_id
-from runtime.store import ChildEntry, SessionStore, fnv1a_64, project_key
+from actors_runtime import store as store_module
+from actors_runtime.errors import StoreError
+from actors_runtime.ids import is_valid_id
+from actors_runtime.store import ChildEntry, SessionStore, fnv1a_64, project_key
 
 
 @pytest.fixture(scope="module", autouse=True)

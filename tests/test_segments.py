@@ -10,10 +10,10 @@ import threading
 import pytest
 
 from conftest import HeldFlush, wait_until
-from runtime import segments
-from runtime.errors import StoreError
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, InboxMessage
+from actors_runtime import segments
+from actors_runtime.errors import StoreError
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, InboxMessage
 
 SENDER = AgentRef("tester")
 
@@ -216,8 +216,8 @@ def test_a_record_caught_mid_copy_is_read_again_once_its_writer_is_gone(pair, mo
 
 
 def test_a_message_too_long_for_a_segment_is_refused_before_anything_is_written(pair, monkeypatch):
-    import runtime.mailbox as mailbox_module
-    from runtime.errors import InvalidSpec
+    import actors_runtime.mailbox as mailbox_module
+    from actors_runtime.errors import InvalidSpec
 
     sender, reader = pair
     monkeypatch.setattr(mailbox_module, "MAX_MESSAGE", 1_000)
@@ -266,7 +266,7 @@ def test_one_senders_order_holds_across_its_segments_when_drained_in_small_batch
 
 
 def test_a_reader_keeps_few_descriptors_however_many_segments_wait(tmp_path, monkeypatch):
-    import runtime.mailbox as mailbox_module
+    import actors_runtime.mailbox as mailbox_module
 
     monkeypatch.setattr(mailbox_module, "OPEN_SEGMENTS", 8)
     root = tmp_path / "mb"
@@ -288,7 +288,7 @@ def test_a_reader_keeps_few_descriptors_however_many_segments_wait(tmp_path, mon
 
 
 def test_at_machine_cursors_are_flushed_every_so_many_acks_and_before_a_delete(tmp_path, monkeypatch):
-    import runtime.mailbox as mailbox_module
+    import actors_runtime.mailbox as mailbox_module
 
     monkeypatch.setattr(mailbox_module, "FLUSH_ACKS_EVERY", 4)
     root = tmp_path / "mb"

@@ -6,7 +6,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.messages import AskBody, ReplyBody, ReplyError
+from actors_runtime.messages import AskBody, ReplyBody, ReplyError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -32,9 +32,9 @@ def test_reply_body_to_body_equals_dataclasses_json(answer, error):
 def test_workers_do_not_import_dataclasses_json_until_its_api_is_used() -> None:
     # It brings marshmallow and importlib.metadata (~40 ms, ~6 MB per worker process).
     script = (
-        "import sys, runtime.worker, actors\n"
+        "import sys, actors_runtime.worker, actors\n"
         "assert 'dataclasses_json' not in sys.modules, 'imported up front'\n"
-        "from runtime.messages import AgentRef, InboxMessage\n"
+        "from actors_runtime.messages import AgentRef, InboxMessage\n"
         "message = InboxMessage.create(AgentRef('a'), 'task', {'n': 1})\n"
         "assert InboxMessage.from_json(message.to_json()) == message\n"
         "assert 'dataclasses_json' in sys.modules\n"

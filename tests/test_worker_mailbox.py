@@ -9,12 +9,12 @@ import threading
 import pytest
 
 from conftest import sleeps_observed
-from runtime import mailbox as mailbox_module
-from runtime.errors import MailboxFull, StoreError
-from runtime.mailbox import Mailbox
-from runtime.messages import AgentRef, AskBody, InboxMessage, ReplyBody, derived_msg_id
-from runtime.spec import Identity, Limits, ProvisionSpec
-from runtime.worker import Worker
+from actors_runtime import mailbox as mailbox_module
+from actors_runtime.errors import MailboxFull, StoreError
+from actors_runtime.mailbox import Mailbox
+from actors_runtime.messages import AgentRef, AskBody, InboxMessage, ReplyBody, derived_msg_id
+from actors_runtime.spec import Identity, Limits, ProvisionSpec
+from actors_runtime.worker import Worker
 
 SYSTEM = AgentRef(session_id="main")
 
