@@ -21,6 +21,7 @@ are plain synchronous methods. Start here::
 
 import logging
 
+from actors_runtime.backends.base import DeadLetter
 from actors_runtime.errors import (
     ActorError,
     ActorFailed,
@@ -29,15 +30,18 @@ from actors_runtime.errors import (
     Cancelled,
     InvalidSpec,
     MailboxFull,
+    NoHandler,
     SpawnError,
     StoreError,
+    SystemShutDown,
+    UnboundRef,
+    WrongContext,
 )
-from actors_runtime.mailbox import DeadLetter
 from actors_runtime.messages import InboxMessage as Message
 
 from ._actor import Actor, receive
 from ._ref import ActorRef
-from ._system import ActorSystem, ChildInfo
+from ._system import ActorInfo, ActorSystem, ChildInfo
 
 __version__ = "0.1.0"
 
@@ -48,6 +52,7 @@ __all__ = [
     "Actor",
     "ActorError",
     "ActorFailed",
+    "ActorInfo",
     "ActorNotFound",
     "ActorRef",
     "ActorSystem",
@@ -58,7 +63,11 @@ __all__ = [
     "InvalidSpec",
     "MailboxFull",
     "Message",
+    "NoHandler",
     "SpawnError",
     "StoreError",
+    "SystemShutDown",
+    "UnboundRef",
+    "WrongContext",
     "receive",
 ]

@@ -8,12 +8,13 @@ import logging
 import typing
 from typing import Any, Callable, ClassVar, TypeVar
 
-from actors_runtime import worker as _worker
+from actors_runtime import control
 from actors_runtime.address import Address
-from actors_runtime.errors import ActorError, ActorFailed, InvalidSpec, SpawnError
+from actors_runtime.errors import ActorFailed, InvalidSpec, NoHandler, SpawnError, WrongContext
 from actors_runtime.messages import AskMode, InboxKind, InboxMessage, check_mode
+from actors_runtime.worker import Context
 
-from . import _ref
+from . import _binding
 from ._codec import TYPED, decode, encode, imported_type, type_tag
 from ._ref import ActorRef
 
@@ -97,14 +98,14 @@ class Actor:
 
     def __init__(self) -> None:
         self.state: dict[str, Any] = {}
-        self._context: _worker.Context | None = None
+        self._context: Context | None = None
 
     # -- the runtime protocol ------------------------------------------------------------
 
-    def bind_context(self, context: _worker.Context) -> None:
+    def bind_context(self, context: Context) -> None:
         """Called by the worker before ``on_start``."""
         self._context = context
-        _ref._bind_worker_actor(_WorkerSide(self))
+        _binding.bind_worker(_WorkerSide(self))
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Called by the worker with the last committed state."""
@@ -113,7 +114,7 @@ class Actor:
     def snapshot_state(self) -> dict[str, Any]:
         """Called by the worker at commit."""
         if not isinstance(self.state, dict):
-            raise ActorError(f"{self.name!r}: self.state must stay a dict, not {type(self.state).__name__}")
+            raise WrongContext(f"{self.name!r}", f"self.state must stay a dict, not {type(self.state).__name__}")
         return self.state
 
     def dispatch(self, message: InboxMessage) -> Any:
@@ -147,7 +148,7 @@ class Actor:
             if entry is not None:
                 return getattr(self, entry[1])
         elif isinstance(value, dict) and TYPED in value:
-            raise ActorError(f"{type(self).__qualname__} declares no handler for {value[TYPED]}")
+            raise NoHandler(type(self).__qualname__, f"payloads of type {value[TYPED]}")
         return None
 
     # -- hooks -----------------------------------------------------------------------------
@@ -175,19 +176,19 @@ class Actor:
 
     def receive(self, msg: InboxMessage) -> Any:
         """Runs in the worker for messages no other handler takes; the default raises."""
-        raise ActorError(f"{type(self).__qualname__} has no handler for {msg.kind!r} messages")
+        raise NoHandler(type(self).__qualname__, f"{msg.kind!r} messages")
 
     # -- what a handler can use ----------------------------------------------------------------
 
-    def _require_context(self) -> _worker.Context:
+    def _require_context(self) -> Context:
         if self._context is None:
-            raise ActorError("this actor is not running in a worker (use ActorSystem.spawn)")
+            raise WrongContext(type(self).__qualname__, "this actor is not running in a worker (use ActorSystem.spawn)")
         return self._context
 
     @property
     def name(self) -> str:
         """This actor's id."""
-        return self._context.name if self._context else type(self).__name__
+        return self._context.actor_id if self._context else type(self).__name__
 
     @property
     def role(self) -> str | None:
@@ -288,7 +289,7 @@ class Actor:
         """
         class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
         try:
-            doc = self.call_host(_worker.SPAWN_TOOL, timeout=timeout, actor_class=class_path, name=name,
+            doc = self.call_host(control.SPAWN_TOOL, timeout=timeout, actor_class=class_path, name=name,
                                  parent_id=self.name, options=options)
         except ActorFailed as exc:
             if exc.type_name.rsplit(".", 1)[-1] in ("SpawnError", "InvalidSpec"):
@@ -312,7 +313,7 @@ class _WorkerSide:
         return self.actor.ask(ref, question, timeout=timeout, mode=mode)
 
     def cancel(self, ref: ActorRef) -> None:
-        self.actor.call_host(_worker.CONTROL_TOOL, action="cancel", name=ref.name)
+        self.actor.call_host(control.CONTROL_TOOL, action="cancel", name=ref.name)
 
     def stop(self, ref: ActorRef, timeout: float | None = 10.0) -> None:
-        self.actor.call_host(_worker.CONTROL_TOOL, action="stop", name=ref.name, grace=timeout)
+        self.actor.call_host(control.CONTROL_TOOL, action="stop", name=ref.name, grace=timeout)

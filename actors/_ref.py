@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actors_runtime.address import Address
-from actors_runtime.errors import ActorError
+from actors_runtime.errors import WrongContext
 
-if TYPE_CHECKING:
-    from ._system import ActorSystem
-
-# The worker side: set once per worker process when its actor is bound.
-_worker_actor: Any = None
-# The parent side: systems running in this process, for refs that arrive unbound
-# (unpickled, or built with ActorRef.from_dict).
-_live_systems: "list[ActorSystem]" = []
-
-
-def _bind_worker_actor(actor: Any) -> None:
-    global _worker_actor
-    _worker_actor = actor
+from . import _binding
 
 
 class ActorRef:
@@ -33,7 +21,7 @@ class ActorRef:
 
     __slots__ = ("_address", "_system")
 
-    def __init__(self, address: Address, system: "ActorSystem | None" = None) -> None:
+    def __init__(self, address: Address, system: Any = None) -> None:
         self._address = address
         self._system = system
 
@@ -44,23 +32,27 @@ class ActorRef:
 
     @property
     def address(self) -> Address:
-        """Where its mailbox is (home, project, system, id)."""
+        """Where its mailbox is (backend location, project, system, id)."""
         return self._address
 
     def __actor_address__(self) -> Address:
         return self._address
 
     def _runtime(self) -> Any:
-        """The system or worker-side actor that sends for this ref."""
+        """The system or worker-side actor that sends for this ref.
+
+        Raises:
+            UnboundRef: nothing in this process can send to it.
+        """
         if self._system is not None:
             return self._system
-        if _worker_actor is not None:
-            return _worker_actor
-        for system in reversed(_live_systems):
-            if system.serves(self._address):
-                self._system = system
-                return system
-        raise ActorError(f"the ref to {self.name!r} is not bound to a running system or actor")
+        runtime = _binding.runtime_for(self._address)
+        if runtime is not _binding.worker_side():
+            self._system = runtime
+        return runtime
+
+    def _in_worker(self, runtime: Any) -> bool:
+        return runtime is _binding.worker_side()
 
     def tell(self, payload: Any, *, block_timeout: float | None = 0.0) -> str:
         """Send ``payload`` (JSON data, a dataclass, refs); returns the message id.
@@ -72,7 +64,7 @@ class ActorRef:
             MailboxFull: the mailbox is full and no room came within ``block_timeout``.
             ActorNotFound: there is no such actor.
         """
-        return self._runtime().tell(self, payload, block_timeout=block_timeout)
+        return self._runtime().tell(self, payload, block_timeout=block_timeout)  # type: ignore[no-any-return]
 
     def tell_async(self, payload: Any, *, block_timeout: float | None = 0.0) -> "Future[str]":
         """Send without waiting for the disk; the ``Future`` gets the message id once
@@ -81,9 +73,9 @@ class ActorRef:
         Inside an actor this is a ``tell`` (durable on return) with a done ``Future``.
         """
         runtime = self._runtime()
-        if runtime is _worker_actor:
+        if self._in_worker(runtime):
             return done_future(runtime.tell(self, payload, block_timeout=block_timeout))
-        return runtime.tell_async(self, payload, block_timeout=block_timeout)
+        return runtime.tell_async(self, payload, block_timeout=block_timeout)  # type: ignore[no-any-return]
 
     def tell_many(self, payloads: list[Any], *, block_timeout: float | None = 0.0) -> list[str]:
         """Send several payloads in order; one flush to disk for all (see ActorSystem.tell_many).
@@ -91,9 +83,9 @@ class ActorRef:
         Inside an actor this is a ``tell`` per payload (same guarantee, no group commit).
         """
         runtime = self._runtime()
-        if runtime is _worker_actor:
+        if self._in_worker(runtime):
             return [runtime.tell(self, payload, block_timeout=block_timeout) for payload in payloads]
-        return runtime.tell_many(self, payloads, block_timeout=block_timeout)
+        return runtime.tell_many(self, payloads, block_timeout=block_timeout)  # type: ignore[no-any-return]
 
     def ask(self, question: Any, *, timeout: float | None = 30.0, mode: str = "query") -> Any:
         """Ask and wait for the answer (``mode`` "query" or "steer", see ActorSystem.ask).
@@ -105,18 +97,22 @@ class ActorRef:
         return self._runtime().ask(self, question, timeout=timeout, mode=mode)
 
     def ask_async(self, question: Any, *, mode: str = "query") -> "Future[Any]":
-        """Ask without waiting; returns a ``concurrent.futures.Future`` (parent side only)."""
+        """Ask without waiting; returns a ``concurrent.futures.Future`` (parent side only).
+
+        Raises:
+            WrongContext: called inside an actor (use ``ask`` there).
+        """
         runtime = self._runtime()
-        if runtime is _worker_actor:
-            raise ActorError("ask_async is for the parent process; inside an actor use ask()")
-        return runtime.ask_async(self, question, mode=mode)
+        if self._in_worker(runtime):
+            raise WrongContext("ask_async", "it is for the parent process; inside an actor use ask()")
+        return runtime.ask_async(self, question, mode=mode)  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
         """Interrupt the handler the actor is running now (its message is acked)."""
         self._runtime().cancel(self)
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the actor after its current message; pending messages stay on disk."""
+        """Stop the actor after its current message; pending messages stay stored."""
         self._runtime().stop(self, timeout=timeout)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,8 +120,8 @@ class ActorRef:
         return self._address.to_dict()
 
     @classmethod
-    def from_dict(cls, doc: Any, system: "ActorSystem | None" = None) -> "ActorRef":
-        """Rebuild a ref from :meth:`to_dict` (validating every path component)."""
+    def from_dict(cls, doc: Any, system: Any = None) -> "ActorRef":
+        """Rebuild a ref from :meth:`to_dict` (validating every component)."""
         return cls(Address.from_dict(doc), system)
 
     def __reduce__(self) -> tuple[Any, ...]:

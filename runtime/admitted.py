@@ -9,7 +9,7 @@ the redeliveries a crash can cause; an id older than that has long been acked.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable
+from typing import Iterable, Iterator
 
 #: Default capacity (ids remembered).
 DEFAULT_CAPACITY = 4096
@@ -46,6 +46,10 @@ class AdmittedSet:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        """Oldest first."""
+        return iter(self._ids)
 
     def to_list(self) -> list[str]:
         """Oldest first, as stored in ``session.json``."""

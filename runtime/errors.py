@@ -110,6 +110,52 @@ class SpawnError(ActorError):
         return f"could not start {self.actor_id!r}: {self.reason}"
 
 
+class SystemShutDown(ActorError):
+    """The system was shut down: it sends nothing more, and asks still waiting fail."""
+
+    def __init__(self, system_id: str, detail: str = "") -> None:
+        super().__init__(system_id, detail)
+        self.system_id, self.detail = system_id, detail
+
+    def __str__(self) -> str:
+        return f"system {self.system_id!r} is shut down" + (f" ({self.detail})" if self.detail else "")
+
+
+class UnboundRef(ActorError):
+    """A ref was used where no system or actor of its project runs to send through it."""
+
+    def __init__(self, actor_id: str) -> None:
+        super().__init__(actor_id)
+        self.actor_id = actor_id
+
+    def __str__(self) -> str:
+        return (f"the ref to {self.actor_id!r} is not bound to a running system or actor "
+                "(open an ActorSystem of its project, or use it inside an actor)")
+
+
+class NoHandler(ActorError):
+    """An actor received a message (or a payload type) it declares no handler for."""
+
+    def __init__(self, actor_class: str, what: str) -> None:
+        super().__init__(actor_class, what)
+        self.actor_class, self.what = actor_class, what
+
+    def __str__(self) -> str:
+        return f"{self.actor_class} has no handler for {self.what}"
+
+
+class WrongContext(ActorError):
+    """A call was made where it cannot work (an actor's method outside its worker,
+    a parent-side call inside an actor, a state that is not a dict)."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(what, reason)
+        self.what, self.reason = what, reason
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+
 class Cancelled(BaseException):
     """The running handler was cancelled out of band.
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
 
-from .durable import DURABILITY_LEVELS
+from .backend_url import parse_backend
+from .durability import DURABILITY_LEVELS
 from .errors import InvalidSpec
 from .ids import check_id, is_valid_id
 from .jsonable import JsonMixin
@@ -119,8 +120,7 @@ class ProvisionSpec(JsonMixin):
             raise InvalidSpec("actor_class", f"{self.actor_class!r} is not 'module:qualname'")
         if not self.home:
             raise InvalidSpec("home", "it is empty")
-        if self.backend != "maildir":
-            raise InvalidSpec("backend", f"{self.backend!r} is not available (maildir is)")
+        parse_backend(self.backend)
         if self.durability not in DURABILITY_LEVELS:
             raise InvalidSpec("durability", f"{self.durability!r} is not one of {DURABILITY_LEVELS}")
         if self.restart not in RESTART_POLICIES:

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from actors_runtime.threads import start_thread
+from ..threads import start_thread
 
 log = logging.getLogger(__name__)
 

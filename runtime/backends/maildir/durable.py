@@ -1,4 +1,4 @@
-"""The one durable-write primitive, and the durability levels it honours.
+"""The one durable-write primitive of the maildir backend, and its relatives.
 
 ``atomic_write`` is the discipline every file that must survive goes through: a
 hidden, uniquely named temp file in the target directory, write, fsync, rename over
@@ -13,27 +13,12 @@ import errno
 import itertools
 import os
 import uuid
-from typing import Any, Literal
+from typing import Any
 
-from .errors import InvalidSpec, StoreError
-
-Durability = Literal["machine", "process"]
-
-#: Survives power loss: fsync the file and its directory.
-MACHINE: Durability = "machine"
-#: Survives any process crash (kill -9), not a kernel crash: no fsync.
-PROCESS: Durability = "process"
-#: Both levels, for validation.
-DURABILITY_LEVELS = (MACHINE, PROCESS)
+from ...durability import MACHINE, Durability
+from ...errors import StoreError
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-
-def check_durability(value: object) -> Durability:
-    """Return ``value`` if it names a durability level, else raise ``InvalidSpec``."""
-    if value not in DURABILITY_LEVELS:
-        raise InvalidSpec("durability", f"{value!r} is not one of {', '.join(DURABILITY_LEVELS)}")
-    return value  # type: ignore[return-value]
 
 
 def sync_data(fd: int) -> None:

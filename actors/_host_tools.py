@@ -1,0 +1,152 @@
+"""Host tools: functions a system exposes that its actors call synchronously.
+
+::
+
+    actor: self.call_host(name, **kw) -> mcp_request to the system's inbox -> waits
+    system (inbox thread): serve() -> a thread of a small pool runs fn(**kw)
+                           -> mcp_reply to the actor's mailbox
+
+Credentials and connections stay in the parent; arguments and results travel as
+JSON. A request that arrives again (the actor's handler ran again after a crash,
+with the same derived id) gets the first answer again, and one still running is
+not started twice. The system's own tools (nested spawn, control, activation) are
+served here too, under reserved names.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+from actors_runtime import control
+from actors_runtime.backends.base import Backend
+from actors_runtime.errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
+from actors_runtime.ids import is_valid_id
+from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
+from actors_runtime.spec import Limits
+from actors_runtime.threads import QuietExecutor
+
+from ._codec import decode, encode, imported_type
+from ._ref import ActorRef
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+log = logging.getLogger(__name__)
+
+#: Replies remembered per request id, to answer a re-sent request again.
+HOST_REPLY_MEMORY = 1024
+#: Options a nested spawn may pass on.
+SPAWN_OPTIONS = frozenset({"role", "labels", "restart", "idle_timeout", "handler_timeout", "max_attempts",
+                           "retries", "max_pending", "timeout", "secrets"})
+
+
+class HostTools:
+    """The tools of one system, and the requests for them."""
+
+    def __init__(self, system: "ActorSystem", backend: Backend, sender: AgentRef) -> None:
+        self._system = system
+        self._backend = backend
+        self._sender = sender
+        self._tools: dict[str, Callable[..., Any]] = {}
+        self._replies: collections.OrderedDict[str, InboxMessage] = collections.OrderedDict()
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._executor = QuietExecutor(max_workers=8, thread_name_prefix=f"actors-host-{system.name}")
+
+    def expose(self, name: str, fn: Callable[..., Any]) -> None:
+        if not isinstance(name, str) or not name or name.startswith(control.RESERVED_TOOL_PREFIX):
+            raise InvalidSpec("tool name", f"{name!r} is empty or reserved")
+        if not callable(fn):
+            raise InvalidSpec("tool", f"{fn!r} is not callable")
+        with self._lock:
+            self._tools[name] = fn
+
+    def serve(self, message: InboxMessage) -> None:
+        """Handle one ``mcp_request`` (on the inbox thread: the work goes to the pool)."""
+        body = message.body if isinstance(message.body, dict) else {}
+        tool, arguments = body.get("tool"), body.get("arguments") or {}
+        if tool == control.ACTIVATE_TOOL:
+            name = arguments.get("name") if isinstance(arguments, dict) else None
+            if is_valid_id(name):
+                self._system._activate(name)
+            return
+        with self._lock:
+            cached = self._replies.get(message.id)
+            if cached is None and message.id in self._busy:
+                return  # a re-sent request whose first copy is still running
+            if cached is None:
+                self._busy.add(message.id)
+        if cached is not None:
+            self._reply(message, cached)
+            return
+        try:
+            self._executor.submit(self._run, message, str(tool), arguments)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._busy.discard(message.id)
+
+    def _run(self, message: InboxMessage, tool: str, arguments: Any) -> None:
+        try:
+            reply = ReplyBody(answer=encode(self._call(message, tool, arguments)))
+        except BaseException as exc:  # reported to the caller, never lost here
+            reply = ReplyBody(error=reply_error(exc, traceback.format_exc()))
+        answer = InboxMessage.create(self._sender, InboxKind.MCP_REPLY.value, reply.to_body(),
+                                     msg_id=derived_msg_id(message.id, 0), correlation_id=message.id)
+        with self._lock:
+            self._busy.discard(message.id)
+            self._replies[message.id] = answer
+            while len(self._replies) > HOST_REPLY_MEMORY:
+                self._replies.popitem(last=False)
+        self._reply(message, answer)
+
+    def _call(self, message: InboxMessage, tool: str, arguments: Any) -> Any:
+        if not isinstance(arguments, dict):
+            raise InvalidSpec("host tool arguments", "must be an object")
+        system = self._system
+        if tool == control.SPAWN_TOOL:
+            return self._spawn_for(message.sender.session_id, arguments)
+        if tool == control.CONTROL_TOOL:
+            action, name = arguments.get("action"), arguments.get("name")
+            if action == "stop":
+                system.stop(name, arguments.get("grace", 10.0))
+            elif action == "cancel":
+                system.cancel(name)
+            else:
+                raise InvalidSpec("control action", f"{action!r}")
+            return None
+        with self._lock:
+            fn = self._tools.get(tool)
+        if fn is None:
+            raise ActorNotFound(tool, "the host tools of this system")
+        return fn(**decode(arguments, imported_type, lambda address: ActorRef(address, system)))
+
+    def _spawn_for(self, parent: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        spec = self._system._spec_of(parent)
+        depth = (spec.identity.depth if spec else 1) + 1
+        max_depth = spec.limits.max_depth if spec else Limits().max_depth
+        name = arguments.get("name")
+        if depth > max_depth:
+            raise SpawnError(str(name), f"spawn depth {depth} exceeds the cap of {max_depth}")
+        options = arguments.get("options") or {}
+        if not isinstance(options, dict):
+            raise InvalidSpec("spawn options", "must be an object")
+        unknown = set(options) - SPAWN_OPTIONS
+        if unknown:
+            raise InvalidSpec("spawn options", f"unknown {', '.join(sorted(unknown))}")
+        ref = self._system.spawn(str(arguments.get("actor_class")), name, parent_id=parent, depth=depth, **options)
+        return ref.to_dict()
+
+    def _reply(self, request: InboxMessage, reply: InboxMessage) -> None:
+        target = self._system._address_of_sender(request.sender)
+        try:
+            self._backend.deliver(target, [reply], block_timeout=None)
+        except (ActorNotFound, StoreError) as exc:
+            log.warning("system %s: reply to %s not delivered: %s", self._system.name,
+                        request.sender.session_id, exc)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

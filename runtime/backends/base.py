@@ -1,0 +1,461 @@
+"""THE SEAM: what a backend provides, and the only storage interface the rest uses.
+
+A backend stores one project's actors: their mailboxes, their leased records (the
+fabric) and their sessions (state, admitted ids, supervision facts, indices). The
+worker loop (``runtime.worker``), the parent (``runtime.parent``), the public API
+(``actors``) and the CLI speak only to the protocols below; nothing outside
+``runtime/backends/<name>/`` knows how a backend keeps its data.
+
+::
+
+    sender (any process)        Backend.deliver(address, ...)  -> Mailbox.deliver
+    the actor's one worker      Mailbox.claim -> recover -> drain/take -> ack | bury
+                                SessionStore.session(...).commit   (before the ack)
+                                Fabric.publish / renew / withdraw
+    anyone (ps, inbox, dead)    Backend.view(address): counts, peek, dead letters
+                                Fabric.resolve / is_live / discover
+
+To add a backend: implement ``Backend`` (and the objects it hands out), register
+it in ``runtime.backends.open_backend``, and add it to the ``backend`` fixture of
+``tests/contract``: the contract suite states every promise below as a test, and a
+backend that breaks one fails a test named after the promise.
+
+Errors: a backend translates its client's errors into ``StoreError`` (cannot read
+or write), ``MailboxFull`` (backpressure) and ``ActorNotFound`` (no such mailbox)
+inside the backend; nothing else escapes its methods.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+from ..address import Address
+from ..messages import InboxMessage
+from ..records import AgentRecord, ChildEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message handed to the reader, and the backend's note of where it came from.
+
+    ``receipt`` is opaque to everyone but the backend that made it (a segment and a
+    position, a file, a stream entry id); hand the ``Delivered`` back to ``ack``,
+    ``give_back`` or ``bury`` of the mailbox that handed it out.
+    """
+
+    message: InboxMessage
+    receipt: Any
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message taken out of circulation (see ``Mailbox.bury``), with why.
+
+    Attributes:
+        message: the message, as it was delivered.
+        reason: why it was buried (e.g. "the worker died while handling it 3 times").
+        attempts: deliveries that killed the worker.
+        dead_at: unix time it was buried.
+    """
+
+    message: InboxMessage
+    reason: str
+    attempts: int
+    dead_at: float
+
+
+@dataclass(frozen=True)
+class SessionDoc:
+    """What an actor's last commit left: the state to restore and the ids to remember.
+
+    Attributes:
+        state: the JSON state as committed (``{}`` for a new actor).
+        admitted: ids of messages already applied, oldest first (the AdmittedSet).
+        meta: the actor's metadata (identity, spec without secrets, poison counts).
+    """
+
+    state: dict[str, Any]
+    admitted: list[str]
+    meta: dict[str, Any]
+
+
+class InflightMarker(Protocol):
+    """Names the message a worker is handling, so that after a crash the next
+    activation knows which one was running (poison-message counting). Setting it
+    sits on the hot path: it must not cost a round trip (maildir: a shared page)."""
+
+    def read(self) -> str | None: ...
+    def set(self, msg_id: str) -> None: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class MailboxView(Protocol):
+    """Read-only looks at one mailbox, from any process, plus the operator's verbs."""
+
+    @property
+    def endpoint(self) -> str:
+        """Where the mailbox is, for people and lease records (a directory, a key)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Messages per state: ``new`` (waiting), ``cur`` (handed out, not acked),
+        ``corrupt`` (unreadable input kept aside) and ``dead``."""
+        ...
+
+    def pending_count(self) -> int:
+        """``new`` + ``cur``: delivered and not yet acked."""
+        ...
+
+    def has_waiting(self) -> bool:
+        """Whether any message waits or was left unacked (cheaper than counting)."""
+        ...
+
+    def peek(self, state: str = "new") -> Iterator[InboxMessage]:
+        """The readable messages in ``state`` ("new" or "cur"), oldest first, without
+        handing any out."""
+        ...
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Buried messages, oldest first."""
+        ...
+
+    def requeue(self, msg_id: str) -> bool:
+        """Deliver the dead letter ``msg_id`` again (same id, at the back of the
+        queue); returns whether there was one."""
+        ...
+
+    def forget_inflight(self) -> None:
+        """Clear the in-flight marker: a worker killed on purpose is no evidence that
+        the message it was handling is poison."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Mailbox(MailboxView, Protocol):
+    """One actor's inbox: many senders, one reader (fenced by ``claim``).
+
+    Delivery is at least once: an acked message is never handed out again by this
+    handle, and one handed out and not acked when its reader dies is handed out
+    again to the next reader (``recover``). Messages of one sender are handed out in
+    the order sent.
+    """
+
+    @property
+    def more_waiting(self) -> bool:
+        """Whether the last ``drain`` stopped at its limit with messages left."""
+        ...
+
+    # -- senders --
+
+    def deliver(self, messages: Sequence[InboxMessage], *, block_timeout: float | None = 0.0) -> None:
+        """Make ``messages`` durable in this mailbox, in order (one flush for all).
+
+        Raises:
+            MailboxFull: ``max_pending`` waiting and no room within ``block_timeout``
+                (``None`` = wait for ever); nothing was delivered.
+            InvalidSpec: a message cannot be delivered (bad id, too long).
+            StoreError: the write failed.
+        """
+        ...
+
+    def deliver_async(self, message: InboxMessage, *,
+                      block_timeout: float | None = 0.0) -> "Future[str]":
+        """Deliver without waiting for durability: once this returns the message is
+        readable and survives any crash of this process; the ``Future`` gets its id
+        once it is durable at the backend's durability (``StoreError`` if that
+        failed). Sends in flight at once share their flushes (group commit)."""
+        ...
+
+    # -- the one reader --
+
+    def claim(self, timeout: float) -> None:
+        """Become the only reader, waiting up to ``timeout`` seconds for another to go.
+
+        Raises:
+            StoreError: another live reader holds the mailbox.
+        """
+        ...
+
+    def recover(self) -> list[Delivered]:
+        """Everything delivered and not acked, in order: what a reader that died left
+        handed out, then what waits. The first read of an activation."""
+        ...
+
+    def drain(self, limit: int | None = None) -> list[Delivered]:
+        """Hand out waiting messages (at most ``limit``), each sender's in order."""
+        ...
+
+    def take(self, kinds: Iterable[str]) -> list[Delivered]:
+        """Hand out every waiting message of these kinds now and leave the rest
+        queued (a handler waiting for its reply)."""
+        ...
+
+    def give_back(self, batch: Sequence[Delivered]) -> None:
+        """Put handed-out, unacked messages back at the front of the queue, in order."""
+        ...
+
+    def ack(self, batch: Iterable[Delivered]) -> int:
+        """Retire handed-out messages; returns how many were. Idempotent. Call it only
+        after the effects of the messages are committed."""
+        ...
+
+    def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
+        """Move a handed-out message to the dead letters (durably, then ack it)."""
+        ...
+
+    def has_new(self) -> bool:
+        """Whether anything arrived that ``drain`` has not handed out yet."""
+        ...
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until a message may have arrived since the last ``drain``/``take``,
+        ``wake`` is called, or ``timeout`` passes; returns whether it was woken early.
+        An idle reader costs no CPU here."""
+        ...
+
+    def wake(self) -> None:
+        """End a ``wait`` of this handle, from any thread or a signal handler."""
+        ...
+
+    @property
+    def inflight(self) -> InflightMarker:
+        """The in-flight marker of this mailbox (the reader's)."""
+        ...
+
+
+class Fabric(Protocol):
+    """Leased records of live actors. Time comes from the backend's clock.
+
+    A record whose lease has run out belongs to a dead process: ``resolve``,
+    ``is_live`` and ``discover`` do not see it and ``gc`` removes it.
+    """
+
+    def publish(self, record: AgentRecord, lease: float) -> AgentRecord:
+        """Write ``record`` with a lease of ``lease`` seconds from now; returns it."""
+        ...
+
+    def renew(self, record: AgentRecord, lease: float) -> bool:
+        """Extend the lease of a record this process published; returns whether the
+        record was still this process's to renew."""
+        ...
+
+    def read(self, actor_id: str) -> AgentRecord | None:
+        """The record, live or not (``None`` if absent or unreadable)."""
+        ...
+
+    def resolve(self, actor_id: str) -> AgentRecord | None:
+        """The live record, or ``None``."""
+        ...
+
+    def is_live(self, actor_id: str) -> bool:
+        """Whether the actor has a live record (the senders' question; cheap)."""
+        ...
+
+    def discover(self, *, role: str | None = None, label: str | None = None) -> list[AgentRecord]:
+        """Live records sorted by id, optionally filtered."""
+        ...
+
+    def withdraw(self, actor_id: str, pid: int | None = None) -> bool:
+        """Remove the record (only one published by ``pid``, when given)."""
+        ...
+
+    def gc(self) -> list[str]:
+        """Remove expired and unreadable records; returns their ids."""
+        ...
+
+
+class ActorSession(Protocol):
+    """One actor's durable session, written only by its own worker."""
+
+    def load(self) -> SessionDoc | None:
+        """What the last commit left (``None``: the actor never committed).
+
+        Raises:
+            StoreError: the session exists but cannot be read.
+        """
+        ...
+
+    def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
+               admitted: Iterable[str]) -> None:
+        """Replace state and metadata and remember ``new_ids`` as applied, atomically.
+
+        ``admitted`` is the whole AdmittedSet after ``new_ids`` (oldest first), for
+        backends that rewrite it now and then instead of at every commit. After this
+        returns, a ``load`` sees all of it, even after a crash (and at durability
+        "machine" a power loss).
+
+        Raises:
+            StoreError: the commit failed; the previous one stands.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class SystemLock(Protocol):
+    """Held by the one process that runs a given system of a project."""
+
+    def release(self) -> None: ...
+
+
+class SessionStore(Protocol):
+    """Sessions, supervision facts and the indices of one project.
+
+    Authority is each actor's session and supervision record; the index
+    (``actor_id -> system_id``) and each system's list of children are caches that
+    ``rebuild_index`` regenerates.
+    """
+
+    def lock_system(self, system_id: str) -> SystemLock:
+        """Take the system's lock; released by ``release`` or the death of the process.
+
+        Raises:
+            StoreError: another process holds it.
+        """
+        ...
+
+    def save_system(self, system_id: str, meta: dict[str, Any]) -> None:
+        """Record who runs a system (pid, start time)."""
+        ...
+
+    def remove_system(self, system_id: str) -> None:
+        """Delete a system and everything under it (a short-lived system's)."""
+        ...
+
+    def session(self, system_id: str, actor_id: str) -> ActorSession:
+        """The session of one actor (its worker commits through it)."""
+        ...
+
+    def load_session(self, system_id: str, actor_id: str) -> SessionDoc | None:
+        """Read an actor's last commit from any process (``None`` if none)."""
+        ...
+
+    def record_children(self, system_id: str, entries: Sequence[ChildEntry]) -> None:
+        """Insert or replace supervision entries (their own record, then the caches)."""
+        ...
+
+    def list_children(self, system_id: str) -> list[ChildEntry]:
+        """The children of one system, sorted by id."""
+        ...
+
+    def all_children(self) -> Iterator[tuple[str, ChildEntry]]:
+        """``(system_id, entry)`` for every child of every system."""
+        ...
+
+    def resolve_child(self, actor_id: str) -> str | None:
+        """The system that holds ``actor_id`` (one index lookup), or ``None``."""
+        ...
+
+    def child_entry(self, actor_id: str) -> tuple[str, ChildEntry] | None:
+        """``(system_id, entry)`` of an indexed actor, or ``None``."""
+        ...
+
+    def locate(self, actor_id: str, prefer: Sequence[str] = ()) -> str | None:
+        """The system holding an actor the index may not know (started by hand, or a
+        stale index): systems in ``prefer`` first, then every system."""
+        ...
+
+    def systems(self) -> list[str]:
+        """Every system of the project, sorted."""
+        ...
+
+    def rebuild_index(self) -> dict[str, Any]:
+        """Regenerate the caches from the authorities; returns the index
+        (``{"roots": [...], "child_lookup": {actor_id: system_id}}``)."""
+        ...
+
+
+class Backend(Protocol):
+    """One project's storage on one backend (see the module docstring).
+
+    Attributes:
+        name: the backend's name ("maildir", "memory").
+        location: where it keeps the project (a directory, a URL): the ``home`` of
+            the project's addresses.
+        project_key: the project.
+        durability: "machine" or "process".
+        fabric, store: see ``Fabric`` and ``SessionStore``.
+    """
+
+    name: str
+    location: str
+    project_key: str
+    durability: str
+    fabric: Fabric
+    store: SessionStore
+
+    def exists(self) -> bool:
+        """Whether any actor of the project was ever stored here."""
+        ...
+
+    def ensure_project(self, workspace: str) -> None:
+        """Create the project if it is new (``workspace``: the directory it is for).
+
+        Raises:
+            StoreError: the backend cannot be written.
+        """
+        ...
+
+    def address(self, system_id: str, actor_id: str | None = None) -> Address:
+        """The address of an actor (or, with no ``actor_id``, of a system's inbox)."""
+        ...
+
+    def mailbox(self, address: Address, *, create: bool = False,
+                max_pending: int | None = None) -> Mailbox:
+        """A handle on a mailbox that the caller owns (and closes): the reader's, or
+        a sender's it keeps. ``create`` makes the mailbox if missing, and
+        ``max_pending`` records its limit for every sender.
+
+        Raises:
+            ActorNotFound: no such mailbox and ``create`` is false.
+        """
+        ...
+
+    def view(self, address: Address) -> MailboxView:
+        """Looks at a mailbox (close it after use).
+
+        Raises:
+            ActorNotFound: no such mailbox.
+        """
+        ...
+
+    def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
+                block_timeout: float | None = 0.0) -> None:
+        """Deliver to the mailbox at ``address`` through a cached sender handle
+        (``Mailbox.deliver``'s guarantee); thread-safe.
+
+        Raises:
+            ActorNotFound: no mailbox there. MailboxFull, InvalidSpec, StoreError.
+        """
+        ...
+
+    def deliver_async(self, address: Address, message: InboxMessage, *,
+                      block_timeout: float | None = 0.0) -> "Future[str]":
+        """``Mailbox.deliver_async`` through a cached sender handle."""
+        ...
+
+    def provision(self, address: Address, max_pending: int) -> bool:
+        """Make an actor's mailbox ready (and record its limit) before its worker
+        exists; returns whether nothing was stored for the actor before.
+
+        Raises:
+            StoreError: the backend cannot be written.
+        """
+        ...
+
+    def prepare(self, system_id: str, count: int) -> None:
+        """Build up to ``count`` actors' storage ahead of time, so that ``provision``
+        costs little when a spawn needs it (the warm pool calls this)."""
+        ...
+
+    def close(self) -> None:
+        """Flush what ``deliver_async`` has in flight, then release every resource."""
+        ...

@@ -1,0 +1,138 @@
+"""The maildir backend (default): everything in files under ``$ACTORS_HOME``.
+
+Nothing to start and nothing to configure: mailboxes are per-sender append-only logs
+plus Maildir directories (``mailbox``), the fabric is one leased file per live actor
+(``fabric``), sessions and indices are JSON documents rewritten atomically
+(``sessions``, ``indices``). ``layout`` has every path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence
+
+from ...address import Address
+from ...durability import Durability
+from ...errors import ActorNotFound, StoreError
+from ...messages import InboxMessage
+from ..base import MailboxView
+from .fabric import MaildirFabric
+from .layout import MailboxPaths, ProjectLayout, read_max_pending, write_mailbox_config
+from .mailbox import MaildirMailbox, make_mailbox_dirs
+from .router import Router
+from .segment_writer import Flusher
+from .skeletons import claim_skeleton, make_skeleton, ready_skeletons, remove_unfinished
+from .store import MaildirStore
+
+__all__ = ["MaildirBackend", "MaildirMailbox"]
+
+
+class MaildirBackend:
+    """One project's storage under ``home`` (see ``runtime.backends.base.Backend``).
+
+    Args:
+        home: the ``ACTORS_HOME`` directory.
+        project_key: the project.
+        durability: "machine" (fsync) or "process".
+        clock: unix time for leases (a test's fake clock).
+        new_future: makes the Futures of ``deliver_async`` (whose done-callbacks the
+            caller may want run elsewhere than on the flusher thread).
+    """
+
+    name = "maildir"
+
+    def __init__(self, home: str, project_key: str, durability: Durability, *,
+                 clock: Callable[[], float] = time.time,
+                 new_future: Callable[[], "Future[Any]"] = Future) -> None:
+        self.location = os.path.abspath(os.path.expanduser(home))
+        self.layout = ProjectLayout(self.location, project_key)
+        self.project_key = self.layout.key
+        self.durability = durability
+        self.fabric = MaildirFabric(self.layout.fabric, clock=clock)
+        self.store = MaildirStore(self.layout, durability)
+        self._flusher = Flusher(f"actors-flush-{project_key[-8:]}", new_future)
+        self._router = Router(self.layout, durability, self._flusher)
+        self._skeletons: list[str] | None = None  # ready ones, once prepare() looked
+        self._skeletons_lock = threading.Lock()
+
+    def exists(self) -> bool:
+        return self.store.exists()
+
+    def ensure_project(self, workspace: str) -> None:
+        self.store.ensure_project(workspace)
+
+    def address(self, system_id: str, actor_id: str | None = None) -> Address:
+        return Address(self.location, self.project_key, system_id, actor_id)
+
+    def mailbox_root(self, address: Address) -> str:
+        """The directory of a mailbox (for this backend's own tools and tests)."""
+        return self.layout.mailbox(address.system_id, address.actor_id)
+
+    def mailbox(self, address: Address, *, create: bool = False,
+                max_pending: int | None = None) -> MaildirMailbox:
+        root = self.mailbox_root(address)
+        try:
+            box = MaildirMailbox(root, durability=self.durability, create=create, flusher=self._flusher,
+                                 max_pending=read_max_pending(root) if max_pending is None else max_pending)
+        except StoreError:
+            if create:
+                raise
+            raise ActorNotFound(address.name, f"project {address.project_key}") from None
+        if create and max_pending is not None:
+            box.set_max_pending(max_pending)
+        return box
+
+    def view(self, address: Address) -> MailboxView:
+        return self.mailbox(address)
+
+    def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
+                block_timeout: float | None = 0.0) -> None:
+        self._router.on(address, lambda box: box.deliver(messages, block_timeout=block_timeout))
+
+    def deliver_async(self, address: Address, message: InboxMessage, *,
+                      block_timeout: float | None = 0.0) -> "Future[str]":
+        return self._router.on(address, lambda box: box.deliver_async(message, block_timeout=block_timeout))
+
+    def provision(self, address: Address, max_pending: int) -> bool:
+        """Make the actor's directory (from a skeleton when one is ready) and mailbox,
+        and record its limit; returns whether nothing was stored for it before."""
+        assert address.actor_id is not None
+        child_dir = self.layout.child_dir(address.system_id, address.actor_id)
+        fresh = False
+        try:
+            if not os.path.isdir(child_dir):
+                skeleton = self._take_skeleton()
+                if skeleton is not None:
+                    fresh = claim_skeleton(self.layout, skeleton, address.system_id, address.actor_id)
+            root = self.mailbox_root(address)
+            make_mailbox_dirs(MailboxPaths(root))
+            if read_max_pending(root) != max_pending:
+                write_mailbox_config(root, max_pending)
+                self._router.forget(address)  # a cached handle holds the old limit
+        except OSError as exc:
+            raise StoreError(child_dir, f"cannot create the actor's files: {exc.strerror or exc}") from exc
+        return fresh
+
+    def _take_skeleton(self) -> str | None:
+        with self._skeletons_lock:
+            return self._skeletons.pop() if self._skeletons else None
+
+    def prepare(self, system_id: str, count: int) -> None:
+        """Keep ``count`` skeletons ready (adopting those an earlier run left)."""
+        with self._skeletons_lock:
+            if self._skeletons is None:
+                remove_unfinished(self.layout, system_id)  # a crash mid-build left them; we hold the lock
+                self._skeletons = ready_skeletons(self.layout, system_id)[:count]
+            missing = count - len(self._skeletons)
+        for _ in range(missing):
+            skeleton = make_skeleton(self.layout, system_id, self.durability)
+            with self._skeletons_lock:
+                assert self._skeletons is not None
+                self._skeletons.append(skeleton)
+
+    def close(self) -> None:
+        self._flusher.close()  # every deliver_async Future is resolved
+        self._router.close()

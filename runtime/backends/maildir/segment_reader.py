@@ -1,0 +1,285 @@
+"""The reading side of a segment (see ``segment_format`` for the format and its
+guarantees): what was read, what is acked, and whether its writer is gone."""
+
+from __future__ import annotations
+
+import collections
+import errno
+import fcntl
+import os
+import zlib
+
+from ...errors import StoreError
+from .durable import sync_data
+from .segment_format import (
+    BATCH_FLAG,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_RECORD,
+    POSITIONS,
+    POSITIONS_AT,
+    READ_CHUNK,
+    RECORD,
+    SEAL,
+    SEAL_LENGTH,
+    VERSION,
+    WRITER_CHECK_INTERVAL,
+    Record,
+    unpack_record,
+    writer_of,
+)
+
+
+class SegmentReader:
+    """The reader's view of one segment: what was read, what is acked.
+
+    ``outstanding`` maps the position of each message read but not yet acked to its
+    id, in order; the cursor written to disk is the first of them (or the read
+    position when there is none), so a new reader starts at the first unacked message,
+    even inside a batch record. ``unclaimed`` holds the positions read but not yet
+    handed out, so the header can tell other processes (backpressure, ``actors
+    inbox``) what still waits.
+
+    The descriptor is opened on demand and may be closed between uses (``close_fd``),
+    so a mailbox with many quiet segments does not hold a descriptor for each. A
+    segment deleted from outside counts as ended (``vanished``).
+    """
+
+    def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
+        self.path = path
+        self.writer = writer_of(os.path.basename(path))
+        self.fd = fd
+        self.cursor = cursor  # a position: record offset << 16 | index in a batch
+        self.read_pos = cursor >> 16  # a new reader reads every unacked message again
+        self._skip_below = cursor  # ... but not the acked part of the first record
+        self.outstanding: dict[int, str] = {}
+        self.unclaimed: collections.deque[int] = collections.deque()
+        self.ended = False  # sealed, or the writer is gone and the rest was read
+        self.vanished = False
+        self._written = (cursor, claimed)
+        self._flushed = cursor
+        self._next_writer_check = 0.0
+        self._gone = False
+        #: When it was last read, and when a quiet one is next opened (the mailbox's
+        #: bookkeeping for descriptors).
+        self.last_read = 0.0
+        self.next_idle_check = 0.0
+
+    @classmethod
+    def open(cls, path: str) -> "SegmentReader | None":
+        """Open a segment at its cursor; None if it vanished.
+
+        Raises:
+            StoreError: it cannot be read, or its header is not a segment's (a
+                segment is renamed into ``log/`` only after its header was written,
+                so this is damage, not a write in progress).
+        """
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+        header = os.pread(fd, HEADER_SIZE, 0)
+        if len(header) < HEADER_SIZE or header[:4] != MAGIC:
+            os.close(fd)
+            raise StoreError(path, "not a segment (damaged header)")
+        _, version, cursor, claimed = HEADER.unpack(header)
+        if version != VERSION:
+            os.close(fd)
+            raise StoreError(path, f"segment format {version}, this version reads {VERSION}")
+        cursor = max(cursor, HEADER_SIZE << 16)
+        return cls(path, fd, cursor, max(claimed, cursor))
+
+    @property
+    def claimed_until(self) -> int:
+        """The position the reader has handed out up to (as written in the header)."""
+        return self._written[1]
+
+    def ensure_fd(self) -> bool:
+        """Reopen the descriptor if ``close_fd`` closed it; False if the file is gone."""
+        if self.fd < 0 and not self.vanished:
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                self.vanished = self.ended = self._gone = True
+        return self.fd >= 0
+
+    def close_fd(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], bytes]:
+        """Records after the read position (at most ``limit``), and torn bytes found.
+
+        An incomplete or damaged record stops the read. While the writer lives it may
+        be a write still being copied in, and is read again next time. Once the writer
+        is gone (asked only when ``judge``) the segment is read once more, since the
+        writer may have finished the record before it went; what still does not parse
+        is torn: it is returned as such and the segment has ended.
+        """
+        if not self.ensure_fd():
+            return [], b""
+        self.last_read = now
+        records: list[Record] = []
+        while not self.ended and (limit is None or len(records) < limit):
+            data = os.pread(self.fd, READ_CHUNK, self.read_pos)
+            pos, whole = self._parse(data, records, limit)
+            self.read_pos += pos
+            if self.ended or (limit is not None and len(records) >= limit):
+                break
+            if pos > 0 and len(data) == READ_CHUNK:
+                continue  # a full chunk: more may follow it
+            if whole:
+                break  # the end of what was written
+            if pos == 0 and self._read_long_record(data, records):
+                continue
+            if not judge:
+                break
+            if self._gone:
+                return self._passed_skip(records), self._read_rest()
+            if self.writer_gone(now):
+                continue  # nothing can change now: read it once more, then judge
+            break
+        return self._passed_skip(records), b""
+
+    def _passed_skip(self, records: list[Record]) -> list[Record]:
+        # Once past the record the cursor pointed into, nothing more is skipped.
+        if self._skip_below and self.read_pos > self._skip_below >> 16:
+            self._skip_below = 0
+        return records
+
+    def _parse(self, data: bytes, records: list[Record], limit: int | None) -> tuple[int, bool]:
+        """Parse whole records from ``data``; returns the bytes used and whether they
+        were all of ``data`` (or a seal, or ``limit``, stopped the parse)."""
+        pos, size, base = 0, len(data), self.read_pos
+        while limit is None or len(records) < limit:
+            if pos == size:
+                return pos, True
+            if pos + RECORD.size > size:
+                return pos, False
+            length, crc = RECORD.unpack_from(data, pos)
+            if length == SEAL_LENGTH:
+                self.ended = True
+                return pos, True
+            batch, length = length & BATCH_FLAG, length & ~BATCH_FLAG
+            end = pos + RECORD.size + length
+            if not 0 < length <= MAX_RECORD or end > size:
+                return pos, False  # zero bytes (a hole) are never a record
+            payload = data[pos + RECORD.size:end]
+            if zlib.crc32(payload) != crc:
+                return pos, False
+            unpack_record(base + pos, batch, payload, records, self._skip_below)
+            pos = end
+        return pos, True
+
+    def _read_long_record(self, data: bytes, records: list[Record]) -> bool:
+        """A record longer than one chunk: read it whole. Returns whether it was there."""
+        if len(data) < READ_CHUNK:
+            return False
+        length, crc = RECORD.unpack_from(data, 0)
+        batch, length = length & BATCH_FLAG, length & ~BATCH_FLAG
+        if not 0 < length <= MAX_RECORD:
+            return False
+        whole = os.pread(self.fd, RECORD.size + length, self.read_pos)
+        payload = whole[RECORD.size:]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return False
+        unpack_record(self.read_pos, batch, payload, records, self._skip_below)
+        self.read_pos += len(whole)
+        return True
+
+    def _read_rest(self) -> bytes:
+        chunks = []
+        while True:
+            chunk = os.pread(self.fd, READ_CHUNK, self.read_pos)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            self.read_pos += len(chunk)
+        self.ended = True
+        return b"".join(chunks)
+
+    def writer_gone(self, now: float, *, force: bool = False) -> bool:
+        """Whether no process can append to this segment any more (checked at most
+        once per ``WRITER_CHECK_INTERVAL`` unless ``force``)."""
+        if self._gone:
+            return True
+        if not force and now < self._next_writer_check:
+            return False
+        self._next_writer_check = now + WRITER_CHECK_INTERVAL
+        if not self.ensure_fd():
+            return True
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return False
+            raise
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self._gone = True  # a writer never comes back to a segment
+        return True
+
+    def has_unread(self) -> bool:
+        """Whether bytes past the read position wait (a cheap ``stat``)."""
+        if self.ended:
+            return False
+        try:
+            size = os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
+        except FileNotFoundError:
+            self.vanished = self.ended = self._gone = True
+            return False
+        if size == self.read_pos + len(SEAL):  # just the seal, or a first short record
+            return self.ensure_fd() and os.pread(self.fd, len(SEAL), self.read_pos) != SEAL
+        return size > self.read_pos
+
+    def ack(self, position: int) -> bool:
+        """Retire one handed-out message; returns whether it was outstanding."""
+        return self.outstanding.pop(position, None) is not None
+
+    def settle(self) -> None:
+        """Write the cursor and the claimed position if they moved (see the module
+        docstring for when they are flushed)."""
+        self.cursor = next(iter(self.outstanding), self.read_pos << 16)
+        claimed = self.unclaimed[0] if self.unclaimed else self.read_pos << 16
+        positions = (self.cursor, claimed)
+        if positions == self._written or not self.ensure_fd():
+            return
+        os.pwrite(self.fd, POSITIONS.pack(*positions), POSITIONS_AT)
+        self._written = positions
+
+    @property
+    def unflushed(self) -> bool:
+        """Whether the cursor on disk may be behind the one written."""
+        return self._written[0] != self._flushed
+
+    def flush(self) -> None:
+        """Make the written cursor durable (at durability "machine")."""
+        if self.ensure_fd():
+            sync_data(self.fd)
+            self._flushed = self._written[0]
+
+    @property
+    def finished(self) -> bool:
+        """Ended and every record acked: the segment can be deleted."""
+        return self.ended and not self.outstanding
+
+
+def pending_records(path: str) -> tuple[list[Record], int] | None:
+    """The whole records after a segment's cursor, and where its reader has claimed up
+    to (records before that are being handled). For inspection and backpressure by any
+    process; None if the segment is gone. Never judges a tail torn."""
+    try:
+        reader = SegmentReader.open(path)
+    except StoreError:
+        return None
+    if reader is None:
+        return None
+    try:
+        return reader.read(None, 0.0, judge=False)[0], reader.claimed_until
+    finally:
+        reader.close_fd()

@@ -1,0 +1,79 @@
+"""The parent <-> worker control protocol: every byte that crosses the pipe.
+
+::
+
+    parent -> worker   PRELOAD_PREFIX + JSON list of modules   (a pool worker, before its spec)
+                       the spec: one line of JSON              (ProvisionSpec.to_wire)
+                       STOP | CANCEL                           (then, any time)
+    worker -> parent   an event: a JSON object {"event": ...}  (PRELOADED, READY, ERROR, EXIT)
+                       REPLY_PREFIX + a reply's wire bytes     (answers to the parent's asks)
+
+EOF on the pipe, either way, means the other side is gone: a worker stops cleanly,
+a parent sees the process sentinel. Seed-protocol workers (stdin spec, no pipe) get
+control as signals instead: SIGTERM = stop, SIGUSR1 = cancel.
+
+Host calls (a child asking its system to do something) travel as ``mcp_request``
+messages to the system's inbox; the names of the system's own tools are here too.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+#: Commands the parent sends.
+STOP = b"stop"
+CANCEL = b"cancel"
+#: First byte of a message to an unprovisioned (pool) worker: a JSON list of modules
+#: to import while it waits for its spec.
+PRELOAD_PREFIX = b"I"
+#: First byte of a reply sent to the parent over the pipe (events are JSON objects,
+#: so they start with "{").
+REPLY_PREFIX = b"R"
+
+#: Events the worker sends: booted in the pool (after each preload) ...
+PRELOADED = "preloaded"
+#: ... registered and serving ...
+READY = "ready"
+#: ... could not activate ("error" field: why) ...
+ERROR = "error"
+#: ... about to exit ("reason" field: "stop requested", "idle", "parent gone", ...).
+EXIT = "exit"
+
+#: Signals a seed-protocol worker takes as control.
+STOP_SIGNAL = signal.SIGTERM
+CANCEL_SIGNAL = signal.SIGUSR1
+
+#: Exit codes of a worker process.
+EXIT_OK = 0
+EXIT_BAD_SPEC = 2
+EXIT_ACTIVATION_FAILED = 3
+EXIT_INTERNAL = 70
+
+#: Host tools the system serves itself (users cannot register names under "actors.").
+SPAWN_TOOL = "actors.spawn"
+ACTIVATE_TOOL = "actors.activate"
+CONTROL_TOOL = "actors.control"
+RESERVED_TOOL_PREFIX = "actors."
+
+
+def event(kind: str, **fields: Any) -> bytes:
+    """An event's bytes on the pipe."""
+    return json.dumps({"event": kind, **fields}).encode()
+
+
+def preload(modules: list[str]) -> bytes:
+    """The preload message for a pool worker."""
+    return PRELOAD_PREFIX + json.dumps(modules).encode()
+
+
+def parse_event(raw: bytes) -> dict[str, Any]:
+    """An event from the pipe ({} if it is not one: a reply, or garbage)."""
+    if raw[:1] != b"{":
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}

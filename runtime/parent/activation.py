@@ -1,0 +1,117 @@
+"""Activating actors that a message needs: virtual actors, and a safety sweep.
+
+A tell to a known actor with no worker starts one: an actor of this system is
+started here; one of another system of the project is that system's business, and
+it is asked through its inbox. Every ``COLD_SWEEP_INTERVAL`` the monitor also looks
+for actors of this system with messages waiting and no worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..address import Address
+from ..errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
+from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
+from ..spec import ProvisionSpec
+from ..threads import start_thread
+from ..worker.replies import request_activation
+from .children import Child
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def ensure_active(sup: "Supervisor", address: Address) -> None:
+    """Activate a known actor that has no running worker (see the module docstring)."""
+    if address.actor_id is None or sup.closing:
+        return
+    if address.system_id != sup.system_id:
+        request_activation(sup.backend, sup.sender, address)
+        return
+    actor_id = address.actor_id
+    with sup.lock:
+        child = sup.children.get(actor_id)
+        if child is not None and (child.alive or child.status in (STARTING, RESTARTING, FAILED)):
+            return
+        if child is None:
+            spec = recorded_spec(sup, actor_id)
+            if spec is None:
+                return
+            child = Child(spec)
+            sup.children[actor_id] = child
+        child.status = STARTING
+        child.stop_requested = False
+        child.exited.clear()
+    start_thread(_activate, f"actors-activate-{actor_id}", sup, child)
+
+
+def _activate(sup: "Supervisor", child: Child) -> None:
+    from .starting import launch, settle_failed_start
+
+    try:
+        launch(sup, child, sup.spawn_timeout)
+    except SpawnError as exc:
+        if not sup.closing:
+            log.error("actor %s: activation failed: %s", child.actor_id, exc.reason)
+
+        def give_up(c: Child, reason: str) -> None:
+            c.status = FAILED
+            c.last_error = reason
+
+        settle_failed_start(sup, child, exc, give_up)
+        if child.status == FAILED:
+            sup.on_failed(child, child.last_error)
+
+
+def recorded_spec(sup: "Supervisor", actor_id: str) -> ProvisionSpec | None:
+    """The spec an actor of this system was last started with (no secrets)."""
+    try:
+        doc = sup.backend.store.load_session(sup.system_id, actor_id)
+    except StoreError:
+        return None
+    spec_doc = doc.meta.get("spec") if doc is not None else None
+    if not isinstance(spec_doc, dict):
+        return None
+    try:
+        spec = ProvisionSpec.from_doc(spec_doc)
+        spec.home, spec.durability = sup.backend.location, sup.backend.durability
+        return spec.validate()
+    except (InvalidSpec, TypeError, ValueError, KeyError):
+        log.warning("actor %s: recorded spec is unusable; not activating", actor_id)
+        return None
+
+
+def sweep_cold(sup: "Supervisor") -> None:
+    """Activate known actors with waiting messages but no worker (a safety net)."""
+    try:
+        entries = sup.backend.store.list_children(sup.system_id)
+    except StoreError as exc:  # a cache; rebuild_index regenerates it
+        log.warning("system %s: cannot read the list of its children (%s); run `actors rebuild-index`",
+                    sup.system_id, exc)
+        return
+    for entry in entries:
+        with sup.lock:
+            child = sup.children.get(entry.id)
+            if child is not None and (child.alive or child.status != IDLE):
+                continue
+        # Not known to this run: the record says what its last run left it as. A
+        # stopped or failed actor waits for a message (or a spawn) to bring it back.
+        if child is None and entry.status in (STOPPED, FAILED):
+            continue
+        address = sup.backend.address(sup.system_id, entry.id)
+        try:
+            view = sup.backend.view(address)
+        except (ActorNotFound, StoreError):
+            continue
+        try:
+            waiting = view.has_waiting()
+        except (StoreError, OSError):
+            continue
+        finally:
+            view.close()
+        if waiting:
+            ensure_active(sup, address)

@@ -1,0 +1,112 @@
+"""Starting worker processes and watching them: one wait on pipes and sentinels.
+
+Every wait of the parent on pipes and process sentinels goes through ``readable``
+(one ``poll`` over all of them, with a deadline); no thread polls ``is_alive()``.
+Stopping is polite, then firm: a stop command, a grace period, SIGTERM, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import select
+import signal
+from typing import Any, Callable
+
+from .. import control
+from ..errors import InvalidSpec
+from ..worker.pipe_entry import pipe_main
+
+#: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
+#: fastest but unsafe once the parent runs threads (ours always does); "forkserver"
+#: starts a child in ~20-26 ms against ~60-75 ms for "spawn" and keeps the parent's
+#: descriptors out of the children, so a pipe's EOF reliably means the parent died.
+DEFAULT_START_METHOD = "forkserver"
+#: Modules imported once in the fork server, so each child starts with them loaded.
+PRELOAD = ["actors_runtime.worker", "actors_runtime.backends.maildir", "actors"]
+#: Seconds a stopped child gets after SIGTERM before SIGKILL.
+TERMINATE_GRACE = 2.0
+
+
+def readable(objects: list[Any], timeout: float | None) -> list[Any]:
+    """Those of ``objects`` (file descriptors, or objects with ``fileno()``) that are
+    readable, at hang-up too, waiting up to ``timeout`` seconds: what
+    ``multiprocessing.connection.wait`` returns, without building a selector per call
+    (the monitor calls it once per reply it reads)."""
+    poller = select.poll()
+    by_fd: dict[int, Any] = {}
+    for obj in objects:
+        fd = obj if isinstance(obj, int) else obj.fileno()
+        by_fd[fd] = obj
+        poller.register(fd, select.POLLIN)
+    return [by_fd[fd] for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]
+
+
+class Launcher:
+    """Starts pipe workers with one ``multiprocessing`` start method."""
+
+    def __init__(self, start_method: str | None) -> None:
+        self.start_method = start_method or DEFAULT_START_METHOD
+        if self.start_method not in multiprocessing.get_all_start_methods():
+            raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
+        self._mp = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            self._mp.set_forkserver_preload(PRELOAD)
+
+    def start(self, label: str) -> tuple[Any, Any]:
+        """A new worker process waiting for its spec, and the parent's end of its pipe."""
+        parent_conn, child_conn = self._mp.Pipe(duplex=True)
+        process = self._mp.Process(target=pipe_main, args=(child_conn,), name=f"actor-{label}", daemon=True)
+        process.start()
+        child_conn.close()
+        return process, parent_conn
+
+
+def receive(conn: Any, on_reply: Callable[[bytes], None]) -> dict[str, Any] | None:
+    """The next event on a worker's pipe (``None`` at EOF). A reply sent back on the
+    pipe goes to ``on_reply`` (its wire bytes) and reads as an empty event."""
+    try:
+        raw = conn.recv_bytes()
+    except (EOFError, OSError):
+        return None
+    if raw[:1] == control.REPLY_PREFIX:
+        on_reply(raw[1:])
+        return {}
+    return control.parse_event(raw)
+
+
+def send(conn: Any, data: bytes) -> None:
+    """Send on a worker's pipe; a gone worker is not an error (its sentinel tells)."""
+    try:
+        conn.send_bytes(data)
+    except (OSError, ValueError):
+        pass
+
+
+def stop_process(process: Any, timeout: float | None) -> None:
+    """Wait for a process asked to stop; then SIGTERM; then SIGKILL."""
+    process.join(timeout)
+    if process.exitcode is None:
+        process.terminate()
+        process.join(TERMINATE_GRACE)
+    if process.exitcode is None:
+        kill(process)
+
+
+def kill(process: Any) -> None:
+    try:
+        process.kill()
+    except (OSError, ValueError):
+        pass
+    process.join(TERMINATE_GRACE)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,194 @@
+"""The monitor thread: one wait on every child's sentinel and pipe, and a wake-up pipe.
+
+A death is noticed at once; the restart policy decides what follows. Supervision
+must outlive any one mistake: an iteration that raises is logged and the loop goes
+on. Nothing here sleeps: the wait's timeout is the next due restart or sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import control
+from ..errors import SpawnError
+from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
+from ..threads import start_thread
+from .activation import ensure_active, sweep_cold
+from .children import Child
+from .launcher import TERMINATE_GRACE, describe_exit, readable, receive
+from .restart_policy import judge
+from .starting import launch, settle_failed_start
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def start_monitor(sup: "Supervisor") -> threading.Thread:
+    return start_thread(_monitor, f"actors-monitor-{sup.system_id}", sup)
+
+
+def _monitor(sup: "Supervisor") -> None:
+    from .supervisor import COLD_SWEEP_INTERVAL
+
+    next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+    while not sup.closed:
+        try:
+            if _monitor_once(sup, next_sweep):
+                next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+                sweep_cold(sup)
+        except Exception:
+            log.exception("system %s: supervision error (continuing)", sup.system_id)
+
+
+def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
+    """One wait on every sentinel, pipe and the wake-up pipe; then the due work.
+    Returns whether a sweep is due."""
+    with sup.lock:
+        sentinels: dict[int, tuple[Child, Any]] = {}
+        conns: dict[Any, Child] = {}
+        for child in sup.children.values():
+            if child.process is not None and child.status not in (STARTING, RESTARTING):
+                sentinels[child.process.sentinel] = (child, child.process)
+                if child.conn_open:
+                    conns[child.conn] = child
+        due = min((t for t, _ in sup.restarts_due), default=None)
+    now = sup.clock()
+    wall = time.monotonic()
+    timeout = max(0.0, min(next_sweep - wall, (due - now) if due is not None else next_sweep - wall))
+    ready = readable([sup.wakeup.fd, *sentinels, *conns], timeout)
+    # Pipes first: an "exit" event must be read before the death is judged.
+    for conn in [obj for obj in ready if obj in conns]:
+        child = conns[conn]
+        if child.conn is not conn or not child.conn_open:
+            continue
+        event = receive(conn, sup.on_reply)
+        if event is None:
+            child.conn_open = False
+        elif event.get("event") == control.EXIT:
+            child.exit_reason = str(event.get("reason"))
+    for obj in ready:
+        if obj == sup.wakeup.fd:
+            sup.wakeup.clear()
+        elif isinstance(obj, int) and obj in sentinels:
+            child, process = sentinels[obj]
+            if child.process is process:  # not already handled
+                _child_exited(sup, child)
+    _run_due_restarts(sup)
+    return time.monotonic() >= next_sweep
+
+
+def _child_exited(sup: "Supervisor", child: Child) -> None:
+    process = child.process
+    process.join(TERMINATE_GRACE)
+    code = process.exitcode
+    if child.conn_open:  # pick up a last "exit" event still in the pipe
+        while child.conn.poll():
+            event = receive(child.conn, sup.on_reply)
+            if event is None:
+                break
+            if event.get("event") == control.EXIT:
+                child.exit_reason = str(event.get("reason"))
+    child.conn.close()
+    # A worker that died without withdrawing leaves a record that looks alive until
+    # its lease runs out; it is dead now, so take it away (only if it is its own).
+    sup.backend.fabric.withdraw(child.actor_id, pid=process.pid)
+    address = sup.backend.address(sup.system_id, child.actor_id)
+    with sup.lock:
+        child.process, child.conn, child.conn_open = None, None, False
+        reason = child.exit_reason
+        requested = child.stop_requested or sup.closing
+        clean = code == 0 and reason is not None
+        killed = child.killed
+        if requested:
+            child.status = STOPPED
+            child.stop_requested = child.killed = False
+        elif clean and reason == "idle":
+            child.status = IDLE
+        elif clean and child.spec.restart != "always":
+            child.status = STOPPED
+        else:
+            on_death(sup, child, code, reason)
+    if killed:  # a deliberate kill is no evidence that the message it interrupted is poison
+        _forget_inflight(sup, address)
+    sup.record(child)  # stored before anyone waiting on `exited` looks
+    child.exited.set()
+    if child.status == FAILED:
+        sup.on_failed(child, child.last_error)
+    # An actor that went idle as a message arrived comes straight back. One that
+    # stopped stays stopped (its leftovers wait) until a new message activates it.
+    if child.status == IDLE and not sup.closing and _has_waiting(sup, address):
+        ensure_active(sup, address)
+
+
+def _has_waiting(sup: "Supervisor", address: Any) -> bool:
+    view = sup.backend.view(address)
+    try:
+        return view.has_waiting()
+    finally:
+        view.close()
+
+
+def _forget_inflight(sup: "Supervisor", address: Any) -> None:
+    view = sup.backend.view(address)
+    try:
+        view.forget_inflight()
+    finally:
+        view.close()
+
+
+def on_death(sup: "Supervisor", child: Child, code: int | None, reason: str | None) -> None:
+    """An exit nobody asked for: restart with backoff, or mark failed past the cap
+    (hold ``sup.lock``; the caller reports a failure with ``on_failed``)."""
+    if code is None:  # a restart that never registered
+        what = reason or "did not start"
+    else:
+        what = describe_exit(code) + (f" ({reason})" if reason else "")
+    verdict, child.deaths = judge(sup.policy, child.spec.restart, child.deaths, sup.clock())
+    if not verdict.restart:
+        log.error("actor %s: worker died: %s; %s, giving up", child.actor_id, what, verdict.reason)
+        child.status = FAILED
+        child.last_error = f"died: {what}" if child.spec.restart == "never" else f"{verdict.reason}; last: {what}"
+        return
+    child.status = RESTARTING
+    log.warning("actor %s: worker died: %s; restarting in %.2f s", child.actor_id, what, verdict.delay)
+    sup.restarts_due.append((sup.clock() + verdict.delay, child.actor_id))
+
+
+def _run_due_restarts(sup: "Supervisor") -> None:
+    now = sup.clock()
+    with sup.lock:
+        due = [actor_id for t, actor_id in sup.restarts_due if t <= now]
+        sup.restarts_due = [(t, actor_id) for t, actor_id in sup.restarts_due if t > now]
+    for actor_id in due:
+        with sup.lock:
+            child = sup.children.get(actor_id)
+            if child is None or child.status != RESTARTING:
+                continue
+            if child.stop_requested or sup.closing:  # stopped while it waited
+                child.status = STOPPED
+                child.stop_requested = child.killed = False
+                settled = True
+            else:
+                settled = False
+                child.restarts += 1
+                child.exited.clear()
+        if settled:
+            sup.record(child)
+            child.exited.set()
+            continue
+        start_thread(_relaunch, f"actors-restart-{actor_id}", sup, child)
+
+
+def _relaunch(sup: "Supervisor", child: Child) -> None:
+    try:
+        launch(sup, child, sup.spawn_timeout)
+        log.info("actor %s: restarted (pid %s)", child.actor_id, child.pid)
+    except SpawnError as exc:
+        settle_failed_start(sup, child, exc, lambda c, reason: on_death(sup, c, None, reason))
+        if child.status == FAILED:
+            sup.on_failed(child, child.last_error)

@@ -1,0 +1,143 @@
+"""Starting one worker for a child and waiting until it registered.
+
+Waits on the pipe (the "ready" event) and the process sentinel together, with a
+deadline; no polling. A start that does not come up is settled by the caller's
+rule: a spawn marks the actor failed, a restart counts it as a death.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import control
+from ..errors import SpawnError
+from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
+from .children import Child
+from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, send
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+
+def prepare(sup: "Supervisor", child: Child) -> None:
+    """Make the child's storage and have it recorded before its worker exists.
+
+    The record is written by the recorder, in the background; until it is stored,
+    other processes find the actor by its lease record, which the worker publishes
+    before it reports ready.
+    """
+    address = sup.backend.address(sup.system_id, child.actor_id)
+    fresh = sup.backend.provision(address, child.spec.limits.max_pending)
+    existing = None if fresh else sup.backend.store.child_entry(child.actor_id)
+    child.restarts = existing[1].restarts if existing else 0
+    sup.record(child, wait=False)
+
+
+def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
+    """Start a worker for ``child`` and wait until it registered; on return the child
+    runs and the monitor watches it.
+
+    Raises:
+        SpawnError: exited before registering, activation failed, or timed out (the
+            process is killed), or the system is shutting down.
+    """
+    with sup.lock:
+        if sup.closing:
+            raise SpawnError(child.actor_id, f"system {sup.system_id!r} is shutting down")
+        sup.launching[child.actor_id] = None  # shutdown waits for it from here on
+    try:
+        # Outside the lock: a process start takes tens of milliseconds, and the
+        # monitor and every reply need the lock meanwhile.
+        process, conn = sup.pool.take() or sup.launcher.start(child.actor_id)
+        with sup.lock:
+            sup.launching[child.actor_id] = process  # shutdown finishes or kills it
+            closing = sup.closing
+        if closing:
+            kill(process)
+            conn.close()
+            raise SpawnError(child.actor_id, f"system {sup.system_id!r} is shutting down")
+        _await_ready(sup, child, process, conn, timeout)
+    finally:
+        with sup.lock:
+            sup.launching.pop(child.actor_id, None)
+        with sup.state_changed:
+            sup.state_changed.notify_all()
+        sup.pool.refill_soon()  # a failed start used a warm worker up too
+
+
+def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    send(conn, child.spec.to_wire())  # if it died already, the sentinel tells why
+    error = ""
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = readable([conn, process.sentinel], remaining)
+        if not ready:
+            kill(process)
+            conn.close()
+            raise SpawnError(child.actor_id, f"did not register within {timeout} s (killed)")
+        if conn in ready:
+            event = receive(conn, sup.on_reply)
+            if event is None:  # EOF: only the sentinel is left to wait for
+                if not readable([process.sentinel], remaining):
+                    kill(process)
+                    conn.close()
+                    raise SpawnError(child.actor_id, f"closed its pipe but did not exit within "
+                                                     f"{timeout} s (killed)")
+            elif event.get("event") == control.READY:
+                break
+            elif event.get("event") == control.ERROR:
+                error = str(event.get("error", ""))
+                continue
+            else:
+                continue
+        process.join(TERMINATE_GRACE)
+        if process.exitcode is None:
+            kill(process)
+        conn.close()
+        detail = error or f"exited before registering: {describe_exit(process.exitcode)}"
+        raise SpawnError(child.actor_id, detail.removeprefix(f"could not start {child.actor_id!r}: "))
+    with sup.lock:
+        child.process, child.conn, child.conn_open = process, conn, True
+        child.exit_reason = None
+        child.status = RUNNING
+        child.exited.clear()
+        stop_now = child.stop_requested or sup.closing
+    sup.record(child, wait=False)
+    sup.wake()
+    sup.pool.note_module(child.spec.actor_class.partition(":")[0])  # it imports
+    if stop_now:  # stopped (or the system shut down) while it was starting
+        send(conn, control.STOP)
+
+
+def settle_failed_start(sup: "Supervisor", child: Child, exc: SpawnError,
+                        give_up: Callable[[Child, str], None]) -> None:
+    """A start that did not come up: stopped if a stop or the shutdown asked for
+    that, else ``give_up(child, reason)`` (the caller's rule: fail, or restart)."""
+    with sup.lock:
+        if child.stop_requested or sup.closing:
+            child.status = STOPPED
+            child.stop_requested = child.killed = False
+        else:
+            give_up(child, exc.reason)
+    sup.record(child)
+    child.exited.set()
+    sup.wake()
+
+
+def wait_started(sup: "Supervisor", child: Child, timeout: float | None) -> None:
+    """Wait for a start already in progress (another caller's) to finish.
+
+    Raises:
+        SpawnError: that start failed, or did not finish within ``timeout``.
+    """
+    deadline = time.monotonic() + (sup.spawn_timeout if timeout is None else timeout)
+    with sup.state_changed:  # status is checked under the condition: no lost wakeup
+        while child.status in (STARTING, RESTARTING):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SpawnError(child.actor_id, "still starting")
+            sup.state_changed.wait(remaining)
+    if child.status == FAILED:
+        raise SpawnError(child.actor_id, child.last_error or "it failed to start")

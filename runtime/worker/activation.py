@@ -1,0 +1,270 @@
+"""A worker: one activation of one actor in this process (DESIGN §4, §5).
+
+::
+
+    activate  claim the mailbox -> import the class -> restore state + AdmittedSet
+              -> recover() (poison check: bury repeat killers) -> on_start -> commit
+              -> publish the lease record
+    run       see ``loop``
+    finish    stop / parent gone / idle: on_stop, commit, withdraw, exit 0
+
+Control arrives out of band, never through the mailbox: on the provisioning pipe
+(``pipe_entry``) or as signals for seed-protocol workers (``seed_entry``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from ..backends import open_backend
+from ..backends.base import Backend, Delivered, InflightMarker
+from ..control import ERROR, EXIT, EXIT_ACTIVATION_FAILED, EXIT_OK, READY
+from ..errors import ActorError, SpawnError, StoreError
+from ..records import RUNNING, AgentRecord, ChildEntry
+from ..spec import ProvisionSpec
+from . import loop
+from .cancellation import Cancellation
+from .handler import Context, Handler, import_class
+from .lease import Lease, Watchdog
+from .poison import bury, count_attempts, sift
+from .replies import Outbox
+from .state import ActorState, UnencodableState
+
+log = logging.getLogger(__name__)
+
+#: Seconds an activation waits for another process (a worker whose system died,
+#: finishing its message) to let go of the actor's mailbox.
+CLAIM_TIMEOUT = 5.0
+
+
+class Worker:
+    """Runs one activation of one actor. See the module docstring for the protocol.
+
+    Args:
+        spec: the provisioning spec (validated here).
+        backend: the backend to use (default: the one the spec names, opened here).
+        clock: unix time for the lease.
+        parent_lane: sends a reply's wire bytes to the parent over the control pipe;
+            returns whether it could (set by the pipe launcher).
+        supervised: a system indexes this actor itself (the pipe launcher's); a
+            worker started by hand adds itself to the index.
+        lease_renewed_elsewhere: a launcher thread renews the lease (the pipe
+            launcher's control thread); otherwise ``run`` starts a thread for it.
+    """
+
+    def __init__(self, spec: ProvisionSpec, *, backend: Backend | None = None,
+                 clock: Callable[[], float] = time.time, parent_lane: Callable[[bytes], bool] | None = None,
+                 supervised: bool = False, lease_renewed_elsewhere: bool = False) -> None:
+        self.spec = spec.validate()
+        ident = spec.identity
+        self.actor_id = ident.child_id
+        self.backend = backend or open_backend(spec.backend, spec.home, ident.project_key, spec.durability,
+                                               clock=clock)
+        self.address = self.backend.address(ident.system_id, ident.child_id)
+        self.mailbox = self.backend.mailbox(self.address, create=True, max_pending=spec.limits.max_pending)
+        self.state = ActorState(self.backend.store.session(ident.system_id, ident.child_id))
+        self.cancellation = Cancellation(self.actor_id)
+        self.outbox = Outbox(self.backend, self.address, ident.role, self.mailbox, self.cancellation,
+                             spec.limits.sweep_interval, parent_lane)
+        self.lease = Lease(self.backend.fabric, self.actor_id, spec.limits.lease)
+        self.supervised = supervised
+        self.lease_renewed_elsewhere = lease_renewed_elsewhere
+        self.handler: Handler | None = None
+        self.stop_requested = False
+        self.stop_reason = ""
+        self._watchdog: Watchdog | None = None
+        self._marker: InflightMarker | None = None
+
+    @property
+    def marker(self) -> InflightMarker:
+        """The in-flight marker (the mailbox's, once activated)."""
+        assert self._marker is not None, "not activated"
+        return self._marker
+
+    # -- control (any thread or signal handler) ------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """Route SIGUSR1 (cancel) and SIGTERM (stop; a second one cancels too) here.
+
+        Call from the main thread of the worker process before ``activate``.
+        """
+        self.cancellation.install_signal_handlers(self.request_stop, lambda: self.stop_requested)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Finish the current message, commit, withdraw and exit."""
+        if not self.stop_requested:
+            self.stop_reason = reason
+        self.stop_requested = True
+        self.mailbox.wake()
+
+    def request_cancel(self) -> None:
+        """Interrupt the running handler with ``Cancelled`` (no-op when idle)."""
+        self.cancellation.request()
+
+    def arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.arm()
+
+    def disarm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.disarm()
+
+    # -- activation ----------------------------------------------------------------------
+
+    def activate(self) -> list[Delivered]:
+        """Restore, start and register; returns the recovered batch.
+
+        Raises:
+            SpawnError: another process reads this actor's mailbox, the class cannot be
+                imported or instantiated, or ``on_start`` failed.
+        """
+        try:
+            # Before anything is read or written. A worker of an earlier system may
+            # still be finishing its message (its parent died): give it a moment.
+            self.mailbox.claim(CLAIM_TIMEOUT)
+        except StoreError as exc:
+            raise SpawnError(self.actor_id, exc.reason) from None
+        try:
+            return self._activate()
+        except BaseException:
+            self.mailbox.close()  # lets go of the claim
+            raise
+
+    def _activate(self) -> list[Delivered]:
+        cls = import_class(self.spec.actor_class)
+        try:
+            handler: Handler = cls()
+        except Exception as exc:
+            raise SpawnError(self.actor_id, f"{self.spec.actor_class}() failed: {type(exc).__name__}: {exc}") from None
+        try:
+            self.state.restore(handler, self._identity_meta())
+        except StoreError as exc:
+            raise SpawnError(self.actor_id, f"cannot read its session: {exc}") from None
+        handler.bind_context(Context(self))
+        self.handler = handler
+        self._marker = self.mailbox.inflight
+        recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
+        # Handle one batch now; the rest goes back to the mailbox's queue, where a
+        # handler waiting for a reply finds it and senders count it as waiting.
+        batch_size = self.spec.limits.batch_size
+        self.mailbox.give_back(recovered[batch_size:])
+        recovered = recovered[:batch_size]
+        try:
+            with self.cancellation.region():
+                handler.on_start()
+        except BaseException as exc:
+            raise SpawnError(self.actor_id, f"on_start failed: {type(exc).__name__}: {exc}") from None
+        try:
+            self.state.commit()
+        except UnencodableState as exc:
+            raise SpawnError(self.actor_id, f"on_start left {exc.reason}") from None
+        self._index_self()
+        self.lease.publish(AgentRecord(
+            agent_id=self.actor_id, role=self.spec.identity.role, labels=list(self.spec.identity.labels),
+            endpoint=self.mailbox.endpoint, pid=os.getpid(), started_at=time.time(),
+            system_id=self.spec.identity.system_id, actor_class=self.spec.actor_class,
+        ))
+        return recovered
+
+    def _without_poison(self, recovered: list[Delivered]) -> list[Delivered]:
+        """Count the message that was running when the last activation died; bury
+        the messages that killed the worker ``max_attempts`` times."""
+        limit = self.spec.limits.max_attempts
+        attempts = self.state.meta.get("attempts")
+        counts = count_attempts(self.marker, recovered, attempts if isinstance(attempts, dict) else {},
+                                self.actor_id, limit)
+        survivors = sift(recovered, counts, limit,
+                         lambda d, reason, n: bury(self.mailbox, self.outbox, self.actor_id, d, reason, n))
+        self.state.meta["attempts"] = counts
+        return survivors
+
+    def _index_self(self) -> None:
+        """Make sure the project's index knows this actor.
+
+        A system indexes the actors it starts (``supervised``; its recorder writes the
+        entry soon after); a worker started by hand has nobody to do it.
+        """
+        store = self.backend.store
+        if self.supervised or store.resolve_child(self.actor_id) is not None:
+            return
+        store.record_children(self.spec.identity.system_id, [ChildEntry.for_spec(self.spec, status=RUNNING)])
+
+    def _identity_meta(self) -> dict[str, Any]:
+        ident = self.spec.identity
+        return {
+            "id": ident.child_id, "actor_class": self.spec.actor_class, "role": ident.role,
+            "labels": list(ident.labels), "parent_id": ident.parent_id, "restart": self.spec.restart,
+            "depth": ident.depth, "spec": self.spec.public_dict(),
+        }
+
+    # -- serving -------------------------------------------------------------------------
+
+    def run(self, batch: list[Delivered]) -> str:
+        """Serve until stopped (see ``loop.run``); returns why it stopped."""
+        if not self.lease_renewed_elsewhere:
+            self.lease.start_renewing()
+        if self.spec.limits.handler_timeout is not None:
+            self._watchdog = Watchdog(self.actor_id, self.spec.limits.handler_timeout, self.request_cancel)
+        try:
+            return loop.run(self, batch)
+        finally:
+            self.lease.stop_renewing()
+            if self._watchdog is not None:
+                self._watchdog.stop()
+
+    def process(self, batch: list[Delivered]) -> None:
+        """Dispatch one batch, commit, ack (see ``loop.process``)."""
+        loop.process(self, batch)
+
+    # -- exit ----------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Run ``on_stop``, commit, withdraw. Messages not handled stay in the mailbox."""
+        if self.handler is not None:
+            try:
+                with self.cancellation.region():
+                    self.handler.on_stop()
+            except BaseException as exc:  # a failing on_stop must not cost the state
+                log.error("actor %s: on_stop failed: %s: %s", self.actor_id, type(exc).__name__, exc)
+            try:
+                self.state.commit()
+            except UnencodableState as exc:
+                log.error("actor %s: on_stop left %s; keeping the last committed state",
+                          self.actor_id, exc.reason)
+        self.lease.end()
+        self.close()
+
+    def close(self) -> None:
+        """Release every resource (the worker object is done)."""
+        self.cancellation.close()
+        self.mailbox.close()
+        self.backend.close()
+
+
+def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
+          on_worker: Callable[[Worker], None] | None = None, **options: Any) -> int:
+    """Activate and serve one actor in this process; returns the exit code.
+
+    ``notify`` receives events for the parent (``control.READY`` once the record is
+    published, ``control.ERROR`` if activation failed, ``control.EXIT`` at the end);
+    ``options`` go to ``Worker``.
+    """
+    notify = notify or (lambda event: None)
+    worker = Worker(spec, **options)
+    if on_worker is not None:
+        on_worker(worker)
+    try:
+        batch = worker.activate()
+    except ActorError as exc:
+        notify({"event": ERROR, "error": str(exc)})
+        log.error("%s", exc)
+        worker.close()
+        return EXIT_ACTIVATION_FAILED
+    notify({"event": READY, "pid": os.getpid()})
+    reason = worker.run(batch)
+    worker.finish()
+    notify({"event": EXIT, "reason": reason})
+    return EXIT_OK

@@ -1,0 +1,141 @@
+"""The loop: drain -> admit -> dispatch -> COMMIT -> ACK, one message at a time.
+
+::
+
+    batch = batch or mailbox.drain()          (mailbox.wait() when there is none)
+    for each message:  state.admit(id) is False -> a repeat: skip
+                       else dispatch (what the handler sends is delivered as it runs;
+                       an answer to the parent goes back on the pipe)
+    state.commit()     state + admitted ids, one atomic write
+    mailbox.ack(...)   the batch, and the replies its handlers consumed
+
+Commit comes before ack (see ``state``): that order is what makes each message's
+effect on the state happen exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ..backends.base import Delivered
+from .dispatch import dispatch, is_query, on_failure
+from .replies import REPLY_KINDS
+from .state import UnencodableState
+
+if TYPE_CHECKING:
+    from .activation import Worker
+
+log = logging.getLogger(__name__)
+
+
+def run(worker: "Worker", batch: list[Delivered]) -> str:
+    """Serve until stopped; returns why it stopped ("stop requested", "idle", ...)."""
+    limits = worker.spec.limits
+    mailbox, outbox = worker.mailbox, worker.outbox
+    last_work = time.monotonic()
+    while not worker.stop_requested:
+        if not batch:
+            outbox.looked = False
+            batch = mailbox.drain(limits.batch_size)
+        if batch:
+            process(worker, batch)
+            batch = []
+            last_work = time.monotonic()
+            if mailbox.more_waiting or outbox.looked:
+                continue
+            # Anything delivered since the drain rang the bell after the drain cleared
+            # it, so waiting (not listing again) cannot miss it.
+        wait = limits.sweep_interval
+        if limits.idle_timeout is not None:
+            idle_left = limits.idle_timeout - (time.monotonic() - last_work)
+            if idle_left <= 0:
+                # Withdraw first, then look once more: a sender that delivered before
+                # the withdraw is seen here; one after it sees no live record and asks
+                # the system to activate us again.
+                worker.lease.suspend()
+                if mailbox.has_new():
+                    worker.lease.resume()
+                    last_work = time.monotonic()
+                    continue
+                return "idle"
+            wait = min(wait, idle_left)
+        mailbox.wait(wait)
+    return worker.stop_reason or "stop requested"
+
+
+def process(worker: "Worker", batch: list[Delivered]) -> None:
+    """Dispatch one batch, commit once, then ack (the order crash safety rests on)."""
+    state, outbox = worker.state, worker.outbox
+    done: list[Delivered] = []
+    applied: list[Delivered] = []
+    for delivered in batch:
+        if delivered.message.kind in REPLY_KINDS:
+            outbox.keep(delivered)
+    cut_short = False
+    for delivered in batch:
+        if delivered.message.kind in REPLY_KINDS:
+            continue
+        if worker.stop_requested and done:
+            cut_short = True  # the rest stays unacked, for the next activation
+            break
+        if state.admit(delivered.id):
+            apply(worker, delivered)
+            applied.append(delivered)
+        else:
+            log.debug("actor %s: duplicate %s dropped", worker.actor_id, delivered.id)
+        done.append(delivered)
+    # Commit before ack: once state and admitted ids are stored, a redelivery of any
+    # of these messages is recognised as a repeat. A batch of queries (and repeats)
+    # changed nothing, so it skips the write and its flush, and their ids ride with
+    # the next commit; unless one consumed a reply: should its ack be stored and the
+    # query's not, the query would run again and wait for an answer already spent.
+    if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer:
+        state.hint = None  # describes the state only until it next changes
+    else:
+        try:
+            state.commit()
+        except UnencodableState as exc:
+            replay_singly(worker, applied, exc)
+    # Replies are acked with the batch that consumed them: a crash before the commit
+    # re-runs the handler, and it must find its reply again.
+    worker.mailbox.ack(done + outbox.retired(keep_stash=cut_short))
+
+
+def apply(worker: "Worker", delivered: Delivered) -> None:
+    """Dispatch an admitted message, naming it in the in-flight marker while it runs."""
+    worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
+    worker.marker.set(delivered.id)
+    try:
+        dispatch(worker, delivered.message)
+    finally:
+        worker.cancellation.handling = None
+    worker.marker.clear()
+
+
+def replay_singly(worker: "Worker", applied: list[Delivered], error: UnencodableState) -> None:
+    """A message of the batch left a state that is not JSON: find it and fail it alone.
+
+    The batch is rolled back to the last committed state and applied again one
+    message at a time, committing after each. The message after which the state does
+    not encode is failed like a raising handler (its changes are dropped,
+    ``on_failure`` runs) and the others keep their effects, once. Messages they sent
+    are sent again with the same ids, so receivers drop the repeats.
+    """
+    log.error("actor %s: the batch left %s; finding the message that caused it", worker.actor_id,
+              error.reason)
+    state = worker.state
+    worker.outbox.unconsume()
+    state.roll_back({d.id for d in applied})
+    for delivered in applied:
+        state.admit(delivered.id)
+        apply(worker, delivered)
+        try:
+            state.commit()
+        except UnencodableState as exc:
+            log.error("actor %s: message %s left %s; its changes are dropped", worker.actor_id,
+                      delivered.id, exc.reason)
+            state.restore_committed()
+            on_failure(worker, exc, delivered.message)
+            state.commit()

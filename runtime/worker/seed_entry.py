@@ -1,0 +1,48 @@
+"""The entry of a seed-protocol worker: one spec on stdin, control as signals.
+
+``actors worker`` and ``python -m actors_runtime.worker`` run ``main``: it reads one
+ProvisionSpec as a line of JSON from standard input (8 MiB cap, read timeout; never
+argv or the environment, which other users can read), then serves. SIGTERM stops,
+SIGUSR1 cancels. Such workers can be started by other programs, other hosts, or by
+hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import BinaryIO
+
+from ..control import EXIT_ACTIVATION_FAILED, EXIT_BAD_SPEC
+from ..errors import ActorError, InvalidSpec
+from ..spec import read_spec
+from .activation import Worker, serve
+
+
+def configure_logging() -> None:
+    """Worker processes are programs: give them a stderr handler if none is set."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+def main(stdin: BinaryIO | int | None = None) -> int:
+    """Read one spec from ``stdin`` (default: this process's) and serve it.
+
+    Returns:
+        The exit code (``EXIT_OK``, ``EXIT_BAD_SPEC``, ``EXIT_ACTIVATION_FAILED``).
+    """
+    configure_logging()
+    try:
+        spec = read_spec(sys.stdin.buffer if stdin is None else stdin)
+    except InvalidSpec as exc:
+        print(f"actors worker: {exc}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    try:
+        return serve(spec, on_worker=Worker.install_signal_handlers)
+    except ActorError as exc:
+        print(f"actors worker: {exc}", file=sys.stderr)
+        return EXIT_ACTIVATION_FAILED

@@ -1,0 +1,124 @@
+"""The actor's state and the ids of the messages applied to it: restored, committed.
+
+A commit writes state, metadata and the newly admitted ids in one atomic write of
+the session (``ActorSession.commit``). Commit comes before ack: a crash between the
+two redelivers the batch, and the AdmittedSet committed with the state drops every
+message already applied. A crash before the commit loses the in-memory state
+changes *and* the admitted ids together, so the batch is applied again from the last
+committed state. Either way each message id changes the state exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..admitted import DEFAULT_CAPACITY, AdmittedSet
+from ..backends.base import ActorSession
+from ..errors import StoreError
+from .handler import Handler
+
+#: Ids a batch of queries may leave uncommitted: they ride with the next commit,
+#: so a stream of queries writes nothing (bounded so the next commit stays small).
+QUERY_IDS_CARRIED = 128
+
+
+class UnencodableState(StoreError):
+    """The handler's state cannot be written as JSON (nothing was written)."""
+
+
+class ActorState:
+    """One actor's committed state and AdmittedSet, and what changed since."""
+
+    def __init__(self, session: ActorSession) -> None:
+        self.session = session
+        self.handler: Handler | None = None
+        self.meta: dict[str, Any] = {}
+        self.admitted = AdmittedSet(DEFAULT_CAPACITY)
+        self.uncommitted: list[str] = []  # admitted since the last commit
+        #: The current state's JSON, when it is known to be exactly that (a query
+        #: restored it): the next commit need not encode it again.
+        self.hint: str | None = None
+        self._committed_json = "{}"
+        self._meta_json: str | None = None
+
+    def restore(self, handler: Handler, identity_meta: dict[str, Any]) -> None:
+        """Load the last commit into ``handler`` (``identity_meta`` updates the meta).
+
+        Raises:
+            StoreError: the session cannot be read.
+        """
+        doc = self.session.load()
+        state = doc.state if doc is not None else {}
+        self.meta = dict(doc.meta) if doc is not None else {}
+        self.meta.update(identity_meta)
+        self.admitted = AdmittedSet.from_list(doc.admitted if doc is not None else [], DEFAULT_CAPACITY)
+        self._committed_json = json.dumps(state)
+        handler.restore_state(state)
+        self.handler = handler
+
+    def admit(self, msg_id: str) -> bool:
+        """Whether ``msg_id`` is new (then it is admitted); False for a repeat."""
+        if self.admitted.insert(msg_id):
+            self.uncommitted.append(msg_id)
+            return True
+        return False
+
+    def snapshot_json(self) -> str | None:
+        """The current state as JSON, or None if it does not encode (the commit will
+        find and fail the message that broke it)."""
+        assert self.handler is not None
+        try:
+            return json.dumps(self.handler.snapshot_state())
+        except (TypeError, ValueError):
+            return None
+
+    def load_json(self, text: str) -> None:
+        """Make the handler's state exactly ``text`` (and remember that it is)."""
+        assert self.handler is not None
+        self.handler.restore_state(json.loads(text))
+        self.hint = text
+
+    def roll_back(self, ids: set[str]) -> None:
+        """Forget ``ids`` were admitted and restore the last committed state."""
+        assert self.handler is not None
+        for msg_id in ids:
+            self.admitted.discard(msg_id)
+        self.uncommitted = [i for i in self.uncommitted if i not in ids]
+        self.handler.restore_state(json.loads(self._committed_json))
+        self.hint = None
+
+    def restore_committed(self) -> None:
+        """Throw away changes since the last commit (the admitted ids stay)."""
+        assert self.handler is not None
+        self.handler.restore_state(json.loads(self._committed_json))
+        self.hint = None
+
+    @property
+    def can_defer(self) -> bool:
+        """Whether the ids admitted since the last commit may wait for the next one."""
+        return len(self.uncommitted) < QUERY_IDS_CARRIED
+
+    def commit(self) -> None:
+        """Write state + meta + the ids admitted since the last commit, atomically.
+
+        Raises:
+            UnencodableState: the state is not JSON (nothing was written).
+            StoreError: the write failed (the previous commit stands).
+        """
+        assert self.handler is not None
+        state_json, self.hint = self.hint, None
+        if state_json is None:
+            try:
+                state_json = json.dumps(self.handler.snapshot_state(), separators=(",", ":"))
+            except (TypeError, ValueError) as exc:
+                raise UnencodableState("state", f"a state that is not JSON-serialisable ({exc})") from None
+        if self._meta_json is None:  # meta is settled by activation, before the first commit
+            self._meta_json = json.dumps(self.meta, separators=(",", ":"))
+        self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted)
+        self._committed_json = state_json
+        self.uncommitted = []
+
+    def meta_changed(self) -> None:
+        """The meta was changed after activation (it is encoded again at the next commit)."""
+        self._meta_json = None
