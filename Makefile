@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench typecheck clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest
+
+# mypy follows no editable-install hooks, and the repository keeps actors_runtime in
+# runtime/: check both packages under their installed names through links.
+typecheck: $(TEST_STAMP)
+	mkdir -p build/typecheck
+	ln -sfn ../../runtime build/typecheck/actors_runtime
+	ln -sfn ../../actors build/typecheck/actors
+	cd build/typecheck && MYPYPATH=. ../../$(PY) -m mypy --strict -p actors -p actors_runtime
 
 bench: $(STAMP)
 	$(PY) bench/run.py --quick

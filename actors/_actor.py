@@ -146,7 +146,8 @@ class Actor:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             entry = self._typed_handlers.get(type_tag(type(value)))
             if entry is not None:
-                return getattr(self, entry[1])
+                method: Callable[[Any, InboxMessage], Any] = getattr(self, entry[1])
+                return method
         elif isinstance(value, dict) and TYPED in value:
             raise NoHandler(type(self).__qualname__, f"payloads of type {value[TYPED]}")
         return None

@@ -71,7 +71,7 @@ class HostTools:
         tool, arguments = body.get("tool"), body.get("arguments") or {}
         if tool == control.ACTIVATE_TOOL:
             name = arguments.get("name") if isinstance(arguments, dict) else None
-            if is_valid_id(name):
+            if isinstance(name, str) and is_valid_id(name):
                 self._system._activate(name)
             return
         with self._lock:
@@ -111,6 +111,8 @@ class HostTools:
             return self._spawn_for(message.sender.session_id, arguments)
         if tool == control.CONTROL_TOOL:
             action, name = arguments.get("action"), arguments.get("name")
+            if not isinstance(name, str):
+                raise InvalidSpec("control target", f"{name!r} is not an actor id")
             if action == "stop":
                 system.stop(name, arguments.get("grace", 10.0))
             elif action == "cancel":

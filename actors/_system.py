@@ -22,10 +22,10 @@ import os
 import time
 import weakref
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from actors_runtime.address import Address, project_key
+from actors_runtime.backend_url import parse_backend
 from actors_runtime.backends import open_backend
 from actors_runtime.backends.base import DeadLetter
 from actors_runtime.durability import check_durability
@@ -39,13 +39,14 @@ from actors_runtime.parent.launcher import Launcher
 from actors_runtime.parent.pool import Pool
 from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, RestartPolicy
 from actors_runtime.parent.supervisor import Supervisor
-from actors_runtime.records import FAILED, RUNNING, ChildEntry
 from actors_runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
 from actors_runtime.threads import QuietExecutor
 
 from . import _binding
+from ._callbacks import SystemFuture, call_back_on
 from ._codec import decode, encode, imported_type, type_tag
 from ._host_tools import HostTools
+from ._inspect import ActorInfo, ChildInfo, inspect_actor
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
@@ -54,53 +55,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HOME = os.path.join("~", ".actors")
 #: Default mailbox limit (messages waiting) of the actors a system spawns.
 DEFAULT_MAX_PENDING = 50_000
-
-
-@dataclass(frozen=True)
-class ChildInfo:
-    """What ``ActorSystem.children()`` reports of one actor."""
-
-    name: str
-    actor_class: str
-    role: str | None
-    status: str
-    pid: int | None
-    restarts: int
-    parent_id: str | None
-
-
-@dataclass(frozen=True)
-class ActorInfo:
-    """What ``ActorSystem.inspect()`` reports of one actor (a snapshot; read-only).
-
-    Attributes:
-        name: the actor's id.
-        system: the system that holds it.
-        actor_class: ``module:QualName`` of its class.
-        status: "starting", "running", "idle", "restarting", "stopped", "failed", or
-            "unknown" for an actor this system has no record of.
-        pid: its worker's pid while one runs.
-        restarts: restarts recorded.
-        pending: messages waiting to be handled.
-        claimed: messages handed to the worker and not yet acked.
-        dead: dead letters.
-        corrupt: unreadable inputs kept aside.
-        last_failure: why it was last marked failed ("" if it was not).
-        live: whether it has a live lease record.
-    """
-
-    name: str
-    system: str
-    actor_class: str
-    status: str
-    pid: int | None
-    restarts: int
-    pending: int
-    claimed: int
-    dead: int
-    corrupt: int
-    last_failure: str
-    live: bool
 
 
 class ActorSystem:
@@ -114,8 +68,8 @@ class ActorSystem:
         project: the project directory (default: the current directory); its path
             picks the project key, so each checkout has its own actors.
         name: this system's id within the project (its actors live under it).
-        backend: "maildir" (files under ``home``; the default) or "memory" /
-            "memory://NAME" (only this process: see the guide).
+        backend: "maildir" (files under ``home``; the default and, for now, the
+            only backend a system runs on).
         durability: "machine" (fsync; survives power loss) or "process" (no fsync;
             survives any process crash).
         pool_size: workers kept started and imported, for fast spawns.
@@ -166,17 +120,25 @@ class ActorSystem:
         self.max_pending = max_pending
         self.on_failed = on_failed
         self.spawn_timeout = spawn_timeout
+        if parse_backend(backend)[0] == "memory":
+            raise InvalidSpec("backend", "the memory backend keeps everything in one process, and an "
+                              "ActorSystem runs each actor in a process of its own: use 'maildir' (the "
+                              "memory backend serves tests that drive the runtime in one process)")
         self.backend_name = backend
         launcher = Launcher(start_method)
         self.start_method = launcher.start_method
         # User code called by the system (on_failed, futures' done-callbacks) runs here,
         # never on the threads that read replies or watch children, and never under a lock.
         self._callbacks = QuietExecutor(max_workers=1, thread_name_prefix=f"actors-callbacks-{self.name}")
-        new_future = functools.partial(_SystemFuture, self._callbacks, self.name)
+        new_future = functools.partial(SystemFuture, self._callbacks, self.name)
         self._backend = open_backend(backend, home_dir, project_key(project_dir), self.durability,
                                      new_future=new_future)
-        self._backend.ensure_project(project_dir)
-        self._system_lock = self._backend.store.lock_system(self.name)
+        try:
+            self._backend.ensure_project(project_dir)
+            self._system_lock = self._backend.store.lock_system(self.name)
+        except BaseException:
+            self._backend.close()
+            raise
         self.home = self._backend.location
         self.project_key = self._backend.project_key
         self._closing = False
@@ -488,29 +450,7 @@ class ActorSystem:
             ActorNotFound: no actor of that id in the project.
         """
         address = self._address(target)
-        actor_id = address.name
-        child = self._supervisor.child(actor_id) if address.system_id == self.name else None
-        found = self._backend.store.child_entry(actor_id)
-        entry = found[1] if found is not None else ChildEntry(id=actor_id, status="unknown")
-        view = self._backend.view(address)
-        try:
-            counts = view.counts()
-        finally:
-            view.close()
-        record = self._backend.fabric.resolve(actor_id)
-        if child is not None:
-            with self._supervisor.lock:
-                status, pid, restarts = child.status, child.pid, child.restarts
-                actor_class, last_failure = child.spec.actor_class, child.last_error if child.status == FAILED else ""
-        else:
-            live = record is not None
-            status = RUNNING if live else entry.status
-            pid = record.pid if record is not None else None
-            restarts, actor_class, last_failure = entry.restarts, entry.actor_class, ""
-        return ActorInfo(name=actor_id, system=address.system_id, actor_class=actor_class, status=status,
-                         pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
-                         dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
-                         live=record is not None)
+        return inspect_actor(self._backend, self._supervisor, address)
 
     def dead_letters(self, target: ActorRef | str) -> list[DeadLetter]:
         """The messages of an actor that were buried (see ``DeadLetter``)."""
@@ -548,7 +488,7 @@ class ActorSystem:
         """An actor was marked failed: its askers get the error now, ``on_failed`` runs."""
         self._inbox.fail_for(child.actor_id, child.failed_error())
         if self.on_failed is not None:
-            _call_back_on(self._callbacks, self.name, self.on_failed, child.actor_id, reason)
+            call_back_on(self._callbacks, self.name, self.on_failed, child.actor_id, reason)
 
     def _check_open(self) -> None:
         if self._closing:
@@ -573,37 +513,6 @@ class ActorSystem:
         _binding.unregister_system(self)
         self._system_lock.release()
         self._finalizer.detach()
-
-
-def _call_back_on(callbacks: QuietExecutor, system: str, fn: Callable[..., Any], *args: Any) -> None:
-    def run() -> None:
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("system %s: callback %r raised", system, fn)
-
-    try:
-        callbacks.submit(run)
-    except RuntimeError:  # shut down
-        run()
-
-
-class _SystemFuture(Future):  # type: ignore[type-arg]
-    """The future of an ask or a ``tell_async``. Its done-callbacks run on the
-    system's callback thread: the thread that resolves it serves everyone (it reads
-    replies, or flushes sends), and a callback that asked again, or waited for
-    another send, there would wait for what only that thread could deliver.
-
-    It holds the callback pool, not the system, so a system is not kept alive by
-    the futures it made (nor by its backend's flusher, which makes them)."""
-
-    def __init__(self, callbacks: QuietExecutor, system: str) -> None:
-        super().__init__()
-        self._callbacks, self._system = callbacks, system
-
-    def add_done_callback(self, fn: Callable[[Future[Any]], Any]) -> None:
-        callbacks, system = self._callbacks, self._system
-        super().add_done_callback(lambda future: _call_back_on(callbacks, system, fn, future))
 
 
 def _shutdown_at_exit(system_ref: "weakref.ref[ActorSystem]") -> None:

@@ -62,6 +62,7 @@ WAITS = {
 }
 
 #: Steps to show by cumulative time per message: (label, file suffix, function name).
+#: The machinery's sources live under ``runtime/`` (installed as ``actors_runtime``).
 STEPS = {
     "parent": [
         ("ActorSystem.tell", "actors/_system.py", "tell"),
@@ -72,56 +73,67 @@ STEPS = {
         ("  encode (payload)", "actors/_codec.py", "encode"),
         ("  AskBody.to_dict (dataclasses-json)", "dataclasses_json/api.py", "to_dict"),
         ("  InboxMessage.create", "runtime/messages.py", "create"),
-        ("    _now_rfc3339 (strftime)", "runtime/messages.py", "_now_rfc3339"),
+        ("    _next_stamp_us (clock)", "runtime/messages.py", "_next_stamp_us"),
         ("    new_msg_id (uuid4)", "runtime/messages.py", "new_msg_id"),
-        ("  Router.deliver", "runtime/address.py", "deliver"),
-        ("    Mailbox.deliver", "runtime/mailbox.py", "deliver"),
-        ("      to_wire (json.dumps)", "runtime/messages.py", "to_wire"),
-        ("      SegmentWriter.append (one write)", "runtime/segments.py", "append"),
-        ("        frame_batch (length, crc32)", "runtime/segments.py", "frame_batch"),
-        ("      ring (doorbell write)", "runtime/mailbox.py", "ring"),
-        ("  _ensure_active", "actors/_system.py", "_ensure_active"),
-        ("system threads: Mailbox.drain", "runtime/mailbox.py", "drain"),
-        ("system threads:   _load (read+parse)", "runtime/mailbox.py", "_load"),
-        ("system threads: Doorbell.clear", "runtime/mailbox.py", "clear"),
-        ("system threads: _resolve", "actors/_system.py", "_resolve"),
+        ("  MaildirBackend.deliver", "runtime/backends/maildir/__init__.py", "deliver"),
+        ("    Router.on (cached handle)", "runtime/backends/maildir/router.py", "on"),
+        ("      MaildirMailbox.deliver", "runtime/backends/maildir/mailbox.py", "deliver"),
+        ("        Sender.deliver", "runtime/backends/maildir/delivery.py", "deliver"),
+        ("          to_wire (json.dumps)", "runtime/messages.py", "to_wire"),
+        ("          SegmentWriter.append (one write)", "runtime/backends/maildir/segment_writer.py", "append"),
+        ("            frame_batch (length, crc32)", "runtime/backends/maildir/segment_format.py", "frame_batch"),
+        ("          Ringer.ring (doorbell write)", "runtime/backends/maildir/doorbell.py", "ring"),
+        ("  ensure_active", "runtime/parent/activation.py", "ensure_active"),
+        ("system threads: MaildirMailbox.drain", "runtime/backends/maildir/mailbox.py", "drain"),
+        ("system threads:   Reader._load (Maildir file: read+parse)", "runtime/backends/maildir/reading.py",
+         "_load"),
+        ("system threads:   SegmentReader.read", "runtime/backends/maildir/segment_reader.py", "read"),
+        ("system threads: Doorbell.clear", "runtime/backends/maildir/doorbell.py", "clear"),
+        ("system threads: Inbox.resolve", "runtime/parent/inbox.py", "resolve"),
+        ("system threads:   Inbox.resolve_wire (reply on the pipe)", "runtime/parent/inbox.py", "resolve_wire"),
         ("system threads:   Future.set_result", "concurrent/futures/_base.py", "set_result"),
-        ("system threads: ack_delivered (cursor)", "runtime/mailbox.py", "ack_delivered"),
+        ("system threads: Reader.ack (cursor)", "runtime/backends/maildir/reading.py", "ack"),
     ],
     "spawn": [
         ("ActorSystem.spawn", "actors/_system.py", "spawn"),
-        ("  _check_not_elsewhere (fabric)", "actors/_system.py", "_check_not_elsewhere"),
-        ("  _prepare (mailbox + index)", "actors/_system.py", "_prepare"),
-        ("    SessionStore.upsert_child (filelock)", "runtime/store.py", "upsert_child"),
-        ("  _launch", "actors/_system.py", "_launch"),
-        ("    _Pool.take", "actors/_system.py", "take"),
-        ("    _start_process (cold)", "actors/_system.py", "_start_process"),
-        ("    connection.wait (for 'ready')", "multiprocessing/connection.py", "wait"),
-        ("    _record (status, filelock)", "actors/_system.py", "_record"),
+        ("  Supervisor.spawn", "runtime/parent/supervisor.py", "spawn"),
+        ("    _check_not_elsewhere (fabric)", "runtime/parent/supervisor.py", "_check_not_elsewhere"),
+        ("    prepare (mailbox + index)", "runtime/parent/starting.py", "prepare"),
+        ("      MaildirBackend.provision", "runtime/backends/maildir/__init__.py", "provision"),
+        ("      MaildirStore.record_children (filelock)", "runtime/backends/maildir/store.py", "record_children"),
+        ("    launch", "runtime/parent/starting.py", "launch"),
+        ("      Pool.take", "runtime/parent/pool.py", "take"),
+        ("      Launcher.start (cold)", "runtime/parent/launcher.py", "start"),
+        ("      _await_ready (for 'ready')", "runtime/parent/starting.py", "_await_ready"),
+        ("    Supervisor.record (status, filelock)", "runtime/parent/supervisor.py", "record"),
         ("ActorSystem.ask (first reply)", "actors/_system.py", "ask"),
     ],
     "worker": [
-        ("Worker.process (one batch)", "runtime/worker.py", "process"),
-        ("  Worker.dispatch", "runtime/worker.py", "dispatch"),
+        ("loop.process (one batch)", "runtime/worker/loop.py", "process"),
+        ("  dispatch", "runtime/worker/dispatch.py", "dispatch"),
         ("    Actor.dispatch (decode + handler)", "actors/_actor.py", "dispatch"),
-        ("    _cancellable_region", "contextlib.py", "__enter__"),
-        ("    _reply (ask only)", "runtime/worker.py", "_reply"),
+        ("    Cancellation.region", "runtime/worker/cancellation.py", "region"),
+        ("    Outbox.reply (ask only)", "runtime/worker/replies.py", "reply"),
         ("      ReplyBody.to_dict (dataclasses-json)", "dataclasses_json/api.py", "to_dict"),
-        ("      Router.deliver", "runtime/address.py", "deliver"),
-        ("  AdmittedSet.insert", "runtime/admitted.py", "insert"),
-        ("  InflightMarker.set", "runtime/worker.py", "set"),
-        ("  Worker.commit", "runtime/worker.py", "commit"),
+        ("      MaildirBackend.deliver", "runtime/backends/maildir/__init__.py", "deliver"),
+        ("  ActorState.admit", "runtime/worker/state.py", "admit"),
+        ("    AdmittedSet.insert", "runtime/admitted.py", "insert"),
+        ("  MmapMarker.set (in-flight marker)", "runtime/backends/maildir/inflight.py", "set"),
+        ("  ActorState.commit", "runtime/worker/state.py", "commit"),
         ("    json.dumps", "json/__init__.py", "dumps"),
-        ("    atomic_write", "runtime/durable.py", "atomic_write"),
-        ("    Rewriter.write", "runtime/durable.py", "write"),
-        ("      exchange (renameat2)", "runtime/durable.py", "exchange"),
-        ("  Mailbox.ack_all (cursor)", "runtime/mailbox.py", "ack_all"),
-        ("Mailbox.drain", "runtime/mailbox.py", "drain"),
-        ("  SegmentReader.read (pread + parse records)", "runtime/segments.py", "read"),
-        ("  Mailbox._load (Maildir file: read + parse)", "runtime/mailbox.py", "_load"),
-        ("    InboxMessage.from_wire", "runtime/messages.py", "from_wire"),
-        ("      _ns_from_rfc3339", "runtime/messages.py", "_ns_from_rfc3339"),
-        ("Doorbell.clear", "runtime/mailbox.py", "clear"),
+        ("    MaildirSession.commit", "runtime/backends/maildir/sessions.py", "commit"),
+        ("      atomic_write", "runtime/backends/maildir/durable.py", "atomic_write"),
+        ("      Rewriter.write", "runtime/backends/maildir/durable.py", "write"),
+        ("        exchange (renameat2)", "runtime/backends/maildir/durable.py", "exchange"),
+        ("  MaildirMailbox.ack", "runtime/backends/maildir/mailbox.py", "ack"),
+        ("    Reader.ack (cursor)", "runtime/backends/maildir/reading.py", "ack"),
+        ("MaildirMailbox.drain", "runtime/backends/maildir/mailbox.py", "drain"),
+        ("  Reader.drain", "runtime/backends/maildir/reading.py", "drain"),
+        ("    SegmentReader.read (pread + parse records)", "runtime/backends/maildir/segment_reader.py", "read"),
+        ("    Reader._load (Maildir file: read + parse)", "runtime/backends/maildir/reading.py", "_load"),
+        ("      InboxMessage.from_wire", "runtime/messages.py", "from_wire"),
+        ("        _us_from_rfc3339", "runtime/messages.py", "_us_from_rfc3339"),
+        ("Doorbell.clear", "runtime/backends/maildir/doorbell.py", "clear"),
     ],
 }
 
@@ -272,7 +284,7 @@ def profile_spawn(k: int, pool_size: int = 2) -> dict[str, Any]:
         parent = cProfile.Profile()
         times = []
         for i in range(k):
-            wait_until(lambda: len(system._pool.pids()) >= pool_size, 30, "the warm pool to fill")
+            wait_until(lambda: len(system._supervisor.pool.pids()) >= pool_size, 30, "the warm pool to fill")
             start = time.perf_counter()
             parent.enable()
             ref = system.spawn(Counter, name=f"spawn-{i}")
@@ -418,7 +430,7 @@ def run_py_spy(what: str, n: int, rate: int) -> dict[str, Any] | None:
                 else:
                     continue
             elif pid == window["parent_pid"]:
-                if "_serve_inbox" in stack:
+                if "Inbox._serve" in stack:
                     role = "parent inbox thread"
                 elif loop_marker in stack:
                     role = "parent main thread (in the loop)"
@@ -454,7 +466,7 @@ def _plain(what: str, n: int) -> None:
         with temp_system(durability="process", pool_size=2) as system:
             start = time.perf_counter()
             for i in range(n):
-                wait_until(lambda: len(system._pool.pids()) >= 2, 30, "the warm pool to fill")
+                wait_until(lambda: len(system._supervisor.pool.pids()) >= 2, 30, "the warm pool to fill")
                 ref = system.spawn(Counter, name=f"spawn-{i}")
                 ref.ask("count", timeout=30)
                 ref.stop()

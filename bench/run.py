@@ -231,7 +231,7 @@ def _first_raw_helper(k: int) -> None:
     """Child-interpreter mode: raw forkserver (same preload as ActorSystem) + Pipe reply."""
     import multiprocessing
 
-    from actors._system import PRELOAD
+    from actors_runtime.parent.launcher import PRELOAD
 
     multiprocessing.set_forkserver_preload(PRELOAD)
     times = baselines.spawn(k + 1, "forkserver")
@@ -289,7 +289,8 @@ def bench_spawn(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         size = cfg["pool_size"]
         with temp_system(durability=durability, pool_size=size) as system:
             for i in range(k):
-                pool = wait_until(lambda: len(system._pool.pids()) >= size and system._pool.pids(),
+                warm_pool = system._supervisor.pool  # the system's warm Pool (private)
+                pool = wait_until(lambda: len(warm_pool.pids()) >= size and warm_pool.pids(),
                                   30, "the warm pool to fill")
                 total, spawned, ref = _spawn_and_reply(system, f"warm-{i}")
                 hits += system.pid_of(ref) in pool

@@ -26,7 +26,6 @@ import time
 import uuid
 
 from actors import Actor, ActorError, ActorRef, ActorSystem
-from actors_runtime.mailbox import Mailbox  # the internals `actors inbox` reads, for a peek at the disk
 
 
 class Counter(Actor):
@@ -52,10 +51,12 @@ class Counter(Actor):
         return {**self.state, "pid": os.getpid()}
 
 
-def mailbox_counts(ref: ActorRef) -> dict[str, int]:
-    """The actor's mailbox right now, read from disk without taking anything:
-    messages waiting, taken by the worker and not yet acked, and dead."""
-    return Mailbox(ref.address.mailbox_dir(), create=False).counts()
+def mailbox_counts(system: ActorSystem, ref: ActorRef) -> dict[str, int]:
+    """The actor's mailbox right now, read from disk without taking anything
+    (``system.inspect``, what ``actors inbox`` shows): messages waiting, taken by the
+    worker and not yet acked, and dead."""
+    info = system.inspect(ref)
+    return {"new": info.pending, "cur": info.claimed, "dead": info.dead}
 
 
 def run(home: str, increments: int, kills: int, timeout: float) -> int:
@@ -81,7 +82,7 @@ def run(home: str, increments: int, kills: int, timeout: float) -> int:
                     pid = counter.ask("state", timeout=timeout)["pid"]
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
-                disk = mailbox_counts(counter)
+                disk = mailbox_counts(system, counter)
                 print(f"  after increment {seq}: SIGKILL worker pid {pid} "
                       f"(on disk now: {disk['new']} waiting, {disk['cur']} taken and not yet acked)")
         print(f"sent {increments} increments in {time.monotonic() - started:.2f} s; "
@@ -97,7 +98,7 @@ def run(home: str, increments: int, kills: int, timeout: float) -> int:
         applied = after["count"] - before["count"]
         expected_sum = increments * (increments + 1) // 2
         got_sum = after["sum"] - before["sum"]
-        disk = mailbox_counts(counter)
+        disk = mailbox_counts(system, counter)
         print(f"final count = {after['count']} (this run: {applied} applied, {increments} sent); "
               f"sum of seq = {got_sum} (expected {expected_sum}); out of order: {after['out_of_order']}; "
               f"dead letters: {disk['dead']}")

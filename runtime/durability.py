@@ -25,4 +25,4 @@ def check_durability(value: object) -> Durability:
     """Return ``value`` if it names a durability level, else raise ``InvalidSpec``."""
     if value not in DURABILITY_LEVELS:
         raise InvalidSpec("durability", f"{value!r} is not one of {', '.join(DURABILITY_LEVELS)}")
-    return value  # type: ignore[return-value]
+    return value

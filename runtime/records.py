@@ -62,7 +62,7 @@ class AgentRecord(JsonMixin):
 RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
 #: (field, default, type) a record must satisfy to be read at all: what the lease and
 #: filter logic rely on (dataclasses-json would let a null or mistyped field through).
-CHECKED_RECORD_FIELDS = (("agent_id", None, str), ("lease_expires_at", 0.0, (int, float)),
+CHECKED_RECORD_FIELDS: tuple[tuple[str, Any, type | tuple[type, ...]], ...] = (("agent_id", None, str), ("lease_expires_at", 0.0, (int, float)),
                          ("labels", [], list))
 
 
@@ -94,17 +94,21 @@ class ChildEntry:
     restarts: int = 0
     restart: str = "on-failure"
     updated_at: float = 0.0
+    #: Why the actor was last marked failed ("" otherwise).
+    last_error: str = ""
 
     @property
     def actor_id(self) -> str:
         return self.id
 
     @classmethod
-    def for_spec(cls, spec: ProvisionSpec, *, status: str, restarts: int = 0) -> "ChildEntry":
+    def for_spec(cls, spec: ProvisionSpec, *, status: str, restarts: int = 0,
+                 last_error: str = "") -> "ChildEntry":
         """The entry of the actor ``spec`` provisions."""
         ident = spec.identity
         return cls(id=ident.child_id, actor_class=spec.actor_class, role=ident.role, labels=list(ident.labels),
-                   parent_id=ident.parent_id, status=status, restarts=restarts, restart=spec.restart)
+                   parent_id=ident.parent_id, status=status, restarts=restarts, restart=spec.restart,
+                   last_error=last_error if status == FAILED else "")
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "ChildEntry":
@@ -116,4 +120,4 @@ class ChildEntry:
 
 
 #: Fields of ChildEntry that come from the supervision record rather than the session.
-SUPERVISION_FIELDS = ("status", "restarts", "updated_at")
+SUPERVISION_FIELDS = ("status", "restarts", "updated_at", "last_error")

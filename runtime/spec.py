@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-
 from .backend_url import parse_backend
 from .durability import DURABILITY_LEVELS
 from .errors import InvalidSpec

@@ -57,12 +57,10 @@ _renewed: "weakref.WeakKeyDictionary[Any, dict[str, Callable[[], Any]]]" = weakr
 
 
 def reset_after_fork(owner: Any, **factories: Callable[[], Any]) -> None:
-    """Set ``owner.<name> = factory()`` for each of ``factories``, and again in every
-    forked child. For locks (only the forking thread lives on in a child, so a lock
-    another thread held at the fork would stay held there for ever) and for state
-    that belongs to the parent's threads."""
-    for name, factory in factories.items():
-        setattr(owner, name, factory())
+    """Make ``owner.<name> = factory()`` afresh in every forked child, for each of
+    ``factories`` (the owner sets them itself first). For locks (only the forking
+    thread lives on in a child, so a lock another thread held at the fork would stay
+    held there for ever) and for state that belongs to the parent's threads."""
     _renewed[owner] = factories
 
 

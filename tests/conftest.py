@@ -1,4 +1,9 @@
-"""Shared fixtures: every root under tmp_path, and no test may leak a process."""
+"""Shared fixtures: every root under tmp_path, no test may leak a process, and a
+``backend`` fixture that runs a test once per backend.
+
+Actor classes that workers import live in ``tests/support`` (on ``sys.path`` here,
+and on ``PYTHONPATH`` for programs the tests start: ``support_env()``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,8 +19,31 @@ from typing import Callable, Iterator
 
 import pytest
 
-from actors import ActorSystem
-from actors_runtime import segments
+TESTS_DIR = Path(__file__).parent
+SUPPORT_DIR = TESTS_DIR / "support"
+REPO_DIR = TESTS_DIR.parent
+if str(SUPPORT_DIR) not in sys.path:
+    sys.path.insert(0, str(SUPPORT_DIR))
+
+from actors_runtime.address import Address, project_key  # noqa: E402
+from actors_runtime.backends import open_backend  # noqa: E402
+from actors_runtime.backends.base import Backend  # noqa: E402
+from actors_runtime.backends.maildir import segment_writer  # noqa: E402
+from actors_runtime.backends.maildir.layout import ProjectLayout  # noqa: E402
+from actors_runtime.backends.memory import forget_all  # noqa: E402
+
+from actors import ActorSystem  # noqa: E402  (after the path above: workers import support modules)
+
+#: The backends every contract test runs against.
+BACKENDS = ("memory", "maildir")
+
+
+def support_env(**extra: str) -> dict[str, str]:
+    """The environment for a program a test starts: it finds the support modules."""
+    paths = [str(SUPPORT_DIR), str(REPO_DIR)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
 
 
 def _children_of() -> dict[int, int]:
@@ -69,10 +98,22 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         time.sleep(interval)
 
 
+def mailbox_dir(address: Address) -> str:
+    """Where the maildir backend keeps the mailbox of ``address`` (for tests that
+    look at the files themselves)."""
+    return ProjectLayout(address.home, address.project_key).mailbox(address.system_id, address.actor_id)
+
+
+def open_project(address: Address, durability: str = "process") -> Backend:
+    """The maildir backend of the project ``address`` belongs to, as another process
+    would open it (close it after use)."""
+    return open_backend("maildir", address.home, address.project_key, durability)
+
+
 def handling(ref) -> bool:
     """Whether an actor's worker has claimed a message for handling (its marker is set)."""
     try:
-        with open(os.path.join(ref.address.mailbox_dir(), ".inflight"), "rb") as handle:
+        with open(os.path.join(mailbox_dir(ref.address), ".inflight"), "rb") as handle:
             return handle.read(1) not in (b"", b"\0")
     except FileNotFoundError:
         return False
@@ -118,8 +159,58 @@ def system(home: Path, project: Path) -> Iterator[ActorSystem]:
         yield actor_system
 
 
+class Clock:
+    """A clock a test moves by hand (unix seconds)."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_project_backend(backend_name: str, home: Path, project: Path,
+                         clock: Clock) -> Iterator[Callable[..., Backend]]:
+    """Opens the test's project on the backend under test, as many times as a test
+    needs (as separate processes would); every one is closed at teardown."""
+    opened: list[Backend] = []
+    location = f"memory://{home}"
+
+    def opener(durability: str = "process") -> Backend:
+        name = location if backend_name == "memory" else "maildir"
+        backend = open_backend(name, str(home), project_key(project), durability, clock=clock)
+        backend.ensure_project(str(project))
+        opened.append(backend)
+        return backend
+
+    yield opener
+    for backend in opened:
+        backend.close()
+    forget_all()
+
+
+@pytest.fixture
+def backend(open_project_backend: Callable[..., Backend]) -> Backend:
+    """One project on the backend under test (memory, maildir), with a fake clock."""
+    return open_project_backend()
+
+
 class HeldFlush:
-    """Stands in for ``runtime.segments.sync_data``: the first flush waits until
+    """Stands in for the segment writer's ``sync_data``: the first flush waits until
     ``release`` is set, so other threads append while it runs; every flush is counted
     and really done (or, with ``fail_after_first``, every later one fails)."""
 
@@ -128,7 +219,7 @@ class HeldFlush:
         self.release = threading.Event()
         self.calls = 0
         self.fail_after_first = fail_after_first
-        self._real = segments.sync_data
+        self._real = segment_writer.sync_data
 
     def __call__(self, fd: int) -> None:
         self.calls += 1

@@ -7,21 +7,25 @@ import random
 import signal
 import threading
 
-import pytest
-
 import crash_actors
+import pytest
 import sample_actors
+from conftest import open_project, wait_until
+
 from actors import ActorSystem
-from conftest import wait_until
-from actors_runtime.mailbox import Mailbox
 
 STREAM = 500
 
 
 def _settled(ref, expected):
     """The count once every message is handled and acked."""
-    box = Mailbox(ref.address.mailbox_dir(), create=False)
-    wait_until(lambda: ref.ask("count", timeout=10) >= expected and box.pending_count() == 0, timeout=60)
+    backend = open_project(ref.address)
+    box = backend.view(ref.address)
+    try:
+        wait_until(lambda: ref.ask("count", timeout=10) >= expected and box.pending_count() == 0, timeout=60)
+    finally:
+        box.close()
+        backend.close()
     return ref.ask("count", timeout=10)
 
 

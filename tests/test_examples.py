@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

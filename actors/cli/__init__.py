@@ -29,7 +29,6 @@ import traceback
 from typing import Any, NoReturn
 
 import click
-
 from actors_runtime.backend_url import parse_backend
 from actors_runtime.errors import ActorFailed, Cancelled
 from actors_runtime.ids import check_id

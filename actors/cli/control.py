@@ -7,7 +7,6 @@ import sys
 import tempfile
 
 import click
-
 from actors_runtime.spec import MAX_SPEC_BYTES
 from actors_runtime.worker.seed_entry import main as worker_main
 

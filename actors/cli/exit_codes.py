@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import IO, Any
 
 import click
-
 from actors_runtime.errors import (
     ActorError,
     ActorFailed,

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import click
-
 from actors_runtime.backends.base import Backend
 from actors_runtime.errors import ActorNotFound, StoreError
 from actors_runtime.records import AgentRecord
@@ -119,7 +118,7 @@ def inbox(env: Env, actor_id: str, as_json: bool, limit: int) -> None:
     view = backend.view(address)
     try:
         counts = view.counts()
-        messages = []
+        messages: list[dict[str, Any]] = []
         for state in ("cur", "new"):
             for message in view.peek(state):
                 if len(messages) >= limit:

@@ -11,7 +11,6 @@ import dataclasses
 import os
 
 import click
-
 from actors_runtime.address import Address, project_key
 from actors_runtime.backends import open_backend
 from actors_runtime.backends.base import Backend

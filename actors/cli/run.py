@@ -14,7 +14,6 @@ import traceback
 from typing import IO, Callable, Iterator
 
 import click
-
 from actors_runtime.backends import open_backend
 from actors_runtime.threads import start_thread
 

@@ -7,7 +7,6 @@ import json
 import os
 
 import click
-
 from actors_runtime.errors import AskTimeout
 from actors_runtime.messages import InboxKind, InboxMessage
 from actors_runtime.worker import request_activation

@@ -385,12 +385,18 @@ class Backend(Protocol):
         fabric, store: see ``Fabric`` and ``SessionStore``.
     """
 
-    name: str
-    location: str
-    project_key: str
-    durability: str
-    fabric: Fabric
-    store: SessionStore
+    @property
+    def name(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def project_key(self) -> str: ...
+    @property
+    def durability(self) -> str: ...
+    @property
+    def fabric(self) -> Fabric: ...
+    @property
+    def store(self) -> SessionStore: ...
 
     def exists(self) -> bool:
         """Whether any actor of the project was ever stored here."""

@@ -78,7 +78,9 @@ def recorded_spec(sup: "Supervisor", actor_id: str) -> ProvisionSpec | None:
         return None
     try:
         spec = ProvisionSpec.from_doc(spec_doc)
+        # It belongs to this project wherever the project's files were made.
         spec.home, spec.durability = sup.backend.location, sup.backend.durability
+        spec.identity.project_key = sup.backend.project_key
         return spec.validate()
     except (InvalidSpec, TypeError, ValueError, KeyError):
         log.warning("actor %s: recorded spec is unusable; not activating", actor_id)

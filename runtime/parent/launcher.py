@@ -49,7 +49,7 @@ class Launcher:
         self.start_method = start_method or DEFAULT_START_METHOD
         if self.start_method not in multiprocessing.get_all_start_methods():
             raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
-        self._mp = multiprocessing.get_context(self.start_method)
+        self._mp: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._mp.set_forkserver_preload(PRELOAD)
 

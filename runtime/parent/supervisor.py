@@ -106,8 +106,8 @@ class Supervisor:
 
     def _write_records(self, children: list[Child]) -> None:
         with self.lock:
-            entries = [ChildEntry.for_spec(child.spec, status=child.status, restarts=child.restarts)
-                       for child in children]
+            entries = [ChildEntry.for_spec(child.spec, status=child.status, restarts=child.restarts,
+                                           last_error=child.last_error) for child in children]
         try:
             self.backend.store.record_children(self.system_id, entries)
         except StoreError as exc:

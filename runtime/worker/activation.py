@@ -61,6 +61,7 @@ class Worker:
         self.spec = spec.validate()
         ident = spec.identity
         self.actor_id = ident.child_id
+        self._owns_backend = backend is None
         self.backend = backend or open_backend(spec.backend, spec.home, ident.project_key, spec.durability,
                                                clock=clock)
         self.address = self.backend.address(ident.system_id, ident.child_id)
@@ -241,7 +242,8 @@ class Worker:
         """Release every resource (the worker object is done)."""
         self.cancellation.close()
         self.mailbox.close()
-        self.backend.close()
+        if self._owns_backend:
+            self.backend.close()
 
 
 def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from ...address import Address
 from ...durability import Durability
 from ...errors import ActorNotFound, StoreError
+from ...ids import check_id
 from ...messages import InboxMessage
 from ..base import MailboxView
 from .fabric import MaildirFabric
@@ -65,11 +66,22 @@ class MaildirBackend:
         self.store.ensure_project(workspace)
 
     def address(self, system_id: str, actor_id: str | None = None) -> Address:
-        return Address(self.location, self.project_key, system_id, actor_id)
+        return Address(self.location, self.project_key, check_id(system_id, "system id"),
+                       None if actor_id is None else check_id(actor_id))
 
     def mailbox_root(self, address: Address) -> str:
-        """The directory of a mailbox (for this backend's own tools and tests)."""
+        """The directory of a mailbox (for this backend's own tools and tests).
+
+        Raises:
+            ActorNotFound: the address belongs to another home or project.
+        """
+        self._check_ours(address)
         return self.layout.mailbox(address.system_id, address.actor_id)
+
+    def _check_ours(self, address: Address) -> None:
+        if address.home != self.location or address.project_key != self.project_key:
+            raise ActorNotFound(address.name, f"project {self.project_key} under {self.location} "
+                                f"(the address is of project {address.project_key} under {address.home})")
 
     def mailbox(self, address: Address, *, create: bool = False,
                 max_pending: int | None = None) -> MaildirMailbox:
@@ -90,23 +102,26 @@ class MaildirBackend:
 
     def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
                 block_timeout: float | None = 0.0) -> None:
+        self._check_ours(address)
         self._router.on(address, lambda box: box.deliver(messages, block_timeout=block_timeout))
 
     def deliver_async(self, address: Address, message: InboxMessage, *,
                       block_timeout: float | None = 0.0) -> "Future[str]":
+        self._check_ours(address)
         return self._router.on(address, lambda box: box.deliver_async(message, block_timeout=block_timeout))
 
     def provision(self, address: Address, max_pending: int) -> bool:
         """Make the actor's directory (from a skeleton when one is ready) and mailbox,
         and record its limit; returns whether nothing was stored for it before."""
         assert address.actor_id is not None
+        self._check_ours(address)
         child_dir = self.layout.child_dir(address.system_id, address.actor_id)
-        fresh = False
+        fresh = not os.path.isdir(child_dir)
         try:
-            if not os.path.isdir(child_dir):
+            if fresh:
                 skeleton = self._take_skeleton()
                 if skeleton is not None:
-                    fresh = claim_skeleton(self.layout, skeleton, address.system_id, address.actor_id)
+                    claim_skeleton(self.layout, skeleton, address.system_id, address.actor_id)
             root = self.mailbox_root(address)
             make_mailbox_dirs(MailboxPaths(root))
             if read_max_pending(root) != max_pending:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def _file_name(delivered: Delivered) -> str:
     path, position = delivered.receipt
     if position < 0:
-        return os.path.basename(path)
+        return os.path.basename(str(path))
     if is_valid_id(delivered.message.id):
         return delivered.message.file_name()
     # Written by another program: its id must not become a path.

@@ -67,6 +67,7 @@ class Sender:
         # are in it and in _in_flight (a scan cannot see them).
         self._pending_bound: int | None = None
         self._in_flight = 0
+        self._lock = threading.Lock()
         reset_after_fork(self, _lock=threading.Lock)
 
     def deliver(self, messages: Sequence[InboxMessage], block_timeout: float | None) -> str:
@@ -77,6 +78,8 @@ class Sender:
                 that fails after whole records were written delivered those.
         """
         data = [checked_wire(message) for message in messages]  # refuse bad ones before any is sent
+        if not data:
+            return self._writer.path  # nothing to write (an empty record would stop the reader)
         return self._send(data, block_timeout, self._writer.append)
 
     def deliver_unflushed(self, message: InboxMessage, block_timeout: float | None) -> Unflushed:

@@ -27,24 +27,6 @@ def sync_data(fd: int) -> None:
     os.fdatasync(fd)
 
 
-def sync_filesystem(path: str) -> None:
-    """Flush everything written to the file system holding ``path`` (``syncfs``).
-
-    One call makes a whole batch of files and renames durable: the group commit of
-    ``Mailbox.deliver_many``. Falls back to ``os.sync`` without ``syncfs``.
-    """
-    if _syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), path)
-    finally:
-        os.close(fd)
-
-
 def fsync_dir(path: str) -> None:
     """Make a directory's entries (a rename, a create) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -163,19 +145,6 @@ def _load_renameat2() -> Any:
 _renameat2 = _load_renameat2()
 
 
-def _load_syncfs() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
-
-
-_syncfs = _load_syncfs()
-
-
 def exchange(a: str, b: str) -> None:
     """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
 
@@ -287,7 +256,7 @@ def read_bytes(path: str) -> bytes:
     """Read a whole file with one ``os.read`` loop (cheaper than ``open()``)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 16)
             if not chunk:

@@ -61,6 +61,7 @@ class MaildirFabric:
 
     def publish(self, record: AgentRecord, lease: float = DEFAULT_LEASE) -> AgentRecord:
         """Write (or renew) ``record`` with a lease of ``lease`` seconds from now."""
+        path = self._path(record.agent_id)  # the id is checked before anything is made
         record.lease_expires_at = self.clock() + lease
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":")).encode()
         if not os.path.isdir(self.root):  # made by the first publish: looking creates nothing
@@ -68,7 +69,7 @@ class MaildirFabric:
                 os.makedirs(self.root, exist_ok=True)
             except OSError as exc:
                 raise StoreError(self.root, f"cannot create the fabric: {exc.strerror or exc}") from exc
-        Rewriter(self._path(record.agent_id), self.durability).write(data)  # no inode churn
+        Rewriter(path, self.durability).write(data)  # no inode churn
         return record
 
     def renew(self, record: AgentRecord, lease: float = DEFAULT_LEASE) -> bool:

@@ -27,8 +27,9 @@ class MmapMarker:
             os.close(fd)
 
     def read(self) -> str | None:
-        raw = bytes(self._map[:]).rstrip(b"\0")
-        return raw.decode("ascii", "replace") or None
+        raw = bytes(self._map[:])
+        end = raw.find(b"\0")  # a clear writes one NUL at the front: the rest is stale
+        return raw[: end if end >= 0 else len(raw)].decode("ascii", "replace") or None
 
     def set(self, msg_id: str) -> None:
         data = msg_id.encode("ascii", "replace")[: self.SIZE]

@@ -134,6 +134,7 @@ class Reader:
         self._log_listing = _Listing(paths.log)
         self._claim_fd = -1
         self._unflushed_acks = 0
+        self._lock = threading.Lock()
         reset_after_fork(self, _lock=threading.Lock)
 
     # -- the claim --------------------------------------------------------------------
@@ -277,6 +278,7 @@ class Reader:
         last flush could otherwise be redelivered after a power loss.
         """
         touched: set[str] = set()
+        queued: dict[str, set[int]] = {}  # per segment: read, not handed out (given back)
         with self._lock:
             retired = 0
             for delivered in batch:
@@ -285,7 +287,14 @@ class Reader:
                     retired += _unlink_claimed(path)
                     continue
                 reader = self._segments.get(path)
-                if reader is not None and reader.ack(position):
+                if reader is None:
+                    continue
+                if reader.unclaimed:
+                    if path not in queued:
+                        queued[path] = set(reader.unclaimed)
+                    if position in queued[path]:
+                        continue  # queued again: only the reader it is handed to next may ack it
+                if reader.ack(position):
                     retired += 1
                     touched.add(path)
             for path in touched:

@@ -46,6 +46,7 @@ class Router:
         self.durability = durability
         self.flusher = flusher
         self._handles: OrderedDict[Address, _Handle] = OrderedDict()
+        self._lock = threading.Lock()
         reset_after_fork(self, _lock=threading.Lock)
 
     def on(self, address: Address, send: Callable[[MaildirMailbox], T]) -> T:

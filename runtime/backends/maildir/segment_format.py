@@ -95,7 +95,9 @@ def frame_batch(payloads: list[bytes]) -> bytes:
     """
     if len(payloads) == 1:
         return frame(payloads[0])
-    out, inner, size = [], [], 0
+    out: list[bytes] = []
+    inner: list[bytes] = []
+    size = 0
     for payload in payloads:
         if inner and (len(inner) == BATCH_LIMIT or size + len(payload) > MAX_RECORD // 2):
             out.append(_frame_inner(inner))

@@ -114,9 +114,10 @@ class Flusher:
         self.name = name
         self._new_future = new_future
         # A forked child has no flusher thread and must not flush its parent's writes.
+        self._lock = _new_condition()
+        self._waiting: list[tuple[Unflushed, Future[Any], Any]] = []
+        self._thread: threading.Thread | None = None
         reset_after_fork(self, _lock=_new_condition, _waiting=list, _thread=_nothing)
-        self._waiting: list[tuple[Unflushed, Future[Any], Any]]
-        self._thread: threading.Thread | None
         self._closed = False
 
     def submit(self, written: Unflushed, value: Any) -> "Future[Any]":
@@ -200,6 +201,7 @@ class SegmentWriter:
     def __init__(self, log_dir: str, durability: Durability) -> None:
         self.log_dir = log_dir
         self.durability = durability
+        self._lock = _new_condition()
         reset_after_fork(self, _lock=_new_condition)
         self._segment: _Segment | None = None  # where the next append goes
         with _writers_lock:

@@ -12,6 +12,7 @@ always exactly the committed ids (or more of the already-committed ones).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Iterable, Sequence
 
 from ...durability import Durability
@@ -61,6 +62,7 @@ class MaildirSession:
         self._session_writer = Rewriter(self.path, durability)
         self._admitted_writer = Rewriter(self.admitted_path, durability)
         self._tail: list[str] = []  # ids committed since the last checkpoint
+        self._dir_checked = False
 
     def load(self) -> SessionDoc | None:
         found = load_session_doc(self.path, self.admitted_path)
@@ -71,6 +73,13 @@ class MaildirSession:
 
     def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
                admitted: Iterable[str]) -> None:
+        if not self._dir_checked:  # once: the spawner or the mailbox usually made it
+            directory = os.path.dirname(self.path)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(directory, f"cannot create the session: {exc.strerror or exc}") from exc
+            self._dir_checked = True
         tail = self._tail + list(new_ids) if new_ids else self._tail
         data = f'{{"state":{state_json},"admitted":{json.dumps(tail)},"meta":{meta_json}}}'.encode()
         self._session_writer.write(data)

@@ -1,0 +1,90 @@
+"""What the system reports of its actors: ``children()`` rows and ``inspect()`` snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors_runtime.address import Address
+from actors_runtime.backends.base import Backend
+from actors_runtime.parent.supervisor import Supervisor
+from actors_runtime.records import FAILED, RUNNING, ChildEntry
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    """What ``ActorSystem.children()`` reports of one actor."""
+
+    name: str
+    actor_class: str
+    role: str | None
+    status: str
+    pid: int | None
+    restarts: int
+    parent_id: str | None
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    """What ``ActorSystem.inspect()`` reports of one actor (a snapshot; read-only).
+
+    Attributes:
+        name: the actor's id.
+        system: the system that holds it.
+        actor_class: ``module:QualName`` of its class.
+        status: "starting", "running", "idle", "restarting", "stopped", "failed", or
+            "unknown" for an actor this system has no record of.
+        pid: its worker's pid while one runs.
+        restarts: restarts recorded.
+        pending: messages waiting to be handled.
+        claimed: messages handed to the worker and not yet acked.
+        dead: dead letters.
+        corrupt: unreadable inputs kept aside.
+        last_failure: why it was last marked failed ("" if it was not).
+        live: whether it has a live lease record.
+    """
+
+    name: str
+    system: str
+    actor_class: str
+    status: str
+    pid: int | None
+    restarts: int
+    pending: int
+    claimed: int
+    dead: int
+    corrupt: int
+    last_failure: str
+    live: bool
+
+
+def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) -> ActorInfo:
+    """A snapshot of the actor at ``address``: this system's own view of a child it
+    supervises, else the records any process can read.
+
+    Raises:
+        ActorNotFound: no actor of that id in the project.
+    """
+    actor_id = address.name
+    child = supervisor.child(actor_id) if address.system_id == supervisor.system_id else None
+    found = backend.store.child_entry(actor_id)
+    entry = found[1] if found is not None else ChildEntry(id=actor_id, status="unknown")
+    view = backend.view(address)
+    try:
+        counts = view.counts()
+    finally:
+        view.close()
+    record = backend.fabric.resolve(actor_id)
+    if child is not None:
+        with supervisor.lock:
+            status, pid, restarts = child.status, child.pid, child.restarts
+            actor_class = child.spec.actor_class
+            last_failure = child.last_error if child.status == FAILED else ""
+    else:
+        status = RUNNING if record is not None else entry.status
+        pid = record.pid if record is not None else None
+        restarts, actor_class = entry.restarts, entry.actor_class
+        last_failure = entry.last_error if entry.status == FAILED else ""
+    return ActorInfo(name=actor_id, system=address.system_id, actor_class=actor_class, status=status,
+                     pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
+                     dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
+                     live=record is not None)

@@ -1,0 +1,5 @@
+"""``python -m actors.cli``: the ``actors`` command."""
+
+from . import main
+
+main()

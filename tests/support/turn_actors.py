@@ -1,0 +1,62 @@
+"""Actor classes for tests/worker/test_turns.py (handlers caught at the edges of a turn)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from actors import Actor
+
+
+class HoldBeforeHandler(Actor):
+    """Told {"hold": dir}: the next query ask, once ``dir/arm`` exists, stops in the
+    runtime's pre-handler snapshot (after the message was claimed for handling) until
+    a cancel has been requested; ``dir/holding`` says it got there."""
+
+    def on_task(self, body, msg):
+        self._hold = body["hold"]
+
+    def snapshot_state(self):
+        hold = getattr(self, "_hold", None)
+        if hold and os.path.exists(os.path.join(hold, "arm")):
+            os.unlink(os.path.join(hold, "arm"))
+            open(os.path.join(hold, "holding"), "w").close()
+            deadline = time.monotonic() + 10
+            while not self.cancelled and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return super().snapshot_state()
+
+    def on_ask(self, question, msg):
+        if isinstance(question, dict) and "sleep" in question:
+            time.sleep(question["sleep"])
+            return "slept"
+        return "pong"
+
+    def on_failure(self, exc, msg):
+        pass
+
+
+class FailsOnRestart(Actor):
+    """Starts the first time; a later activation writes ``dir/starting``, waits for
+    ``dir/go`` and then fails in on_start (the directory comes in secrets, kept in the
+    state so every activation knows it)."""
+
+    def on_start(self):
+        if "dir" not in self.state:
+            self.state["dir"] = self.secrets["dir"]
+            self.state["count"] = 0
+            return
+        directory = self.state["dir"]
+        open(os.path.join(directory, "starting"), "w").close()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(directory, "go")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        raise RuntimeError("cannot restart")
+
+    def on_task(self, body, msg):
+        self.state["count"] += 1
+
+    def on_ask(self, question, msg):
+        if question == "pid":
+            return os.getpid()
+        return self.state["count"]
