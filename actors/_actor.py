@@ -307,6 +307,19 @@ class _WorkerSide:
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
 
+    @property
+    def running(self) -> bool:
+        """Whether the actor's worker still serves (refs may send as it)."""
+        context = self.actor._context
+        return context is not None and not context.closed
+
+    def serves(self, address: Address) -> bool:
+        """Whether refs to ``address`` can be sent as this actor (same project)."""
+        if not self.running:
+            return False
+        own = self.actor._require_context().address
+        return address.home == own.home and address.project_key == own.project_key
+
     def tell(self, ref: ActorRef, payload: Any, *, block_timeout: float | None = 0.0) -> str:
         return self.actor.tell(ref, payload, block_timeout=block_timeout)
 

@@ -50,11 +50,14 @@ def runtime_for(address: Address) -> Any:
         UnboundRef: no system of the address's project is open here, and this
             process is not a worker.
     """
-    if _worker_side is not None:
-        return _worker_side
+    worker = _worker_side if _worker_side is not None and _worker_side.running else None
+    if worker is not None and worker.serves(address):
+        return worker
     with _lock:
         systems = list(reversed(_systems))
     for system in systems:
         if system.serves(address):
             return system
+    if worker is not None:
+        return worker  # it says why it cannot send there
     raise UnboundRef(address.name)

@@ -1,4 +1,4 @@
-"""The counter of DESIGN §7: spawn, tell, ask, ask_async, stop.
+"""A counter actor: spawn, tell, ask, ask_async, stop.
 
 Run it with ``python examples/quickstart.py`` (state goes to a temp directory).
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Commands the parent sends.
 STOP = b"stop"
@@ -58,6 +58,23 @@ CONTROL_TOOL = "actors.control"
 RESERVED_TOOL_PREFIX = "actors."
 
 
+class Event(NamedTuple):
+    """An event from a worker: its kind (one of the names above, "" for none) and its
+    fields ("error" for ``ERROR``, "reason" for ``EXIT``, "pid" for ``READY``)."""
+
+    kind: str
+    fields: dict[str, Any]
+
+    def text(self, name: str) -> str:
+        """A field as text ("" when it is missing)."""
+        value = self.fields.get(name)
+        return "" if value is None else str(value)
+
+
+#: What a reply, garbage or an unknown message reads as.
+NO_EVENT = Event("", {})
+
+
 def event(kind: str, **fields: Any) -> bytes:
     """An event's bytes on the pipe."""
     return json.dumps({"event": kind, **fields}).encode()
@@ -68,12 +85,15 @@ def preload(modules: list[str]) -> bytes:
     return PRELOAD_PREFIX + json.dumps(modules).encode()
 
 
-def parse_event(raw: bytes) -> dict[str, Any]:
-    """An event from the pipe ({} if it is not one: a reply, or garbage)."""
+def parse_event(raw: bytes) -> Event:
+    """An event from the pipe (``NO_EVENT`` if it is not one)."""
     if raw[:1] != b"{":
-        return {}
+        return NO_EVENT
     try:
         doc = json.loads(raw)
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    except (ValueError, RecursionError):
+        return NO_EVENT
+    if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):
+        return NO_EVENT
+    kind = doc.pop("event")
+    return Event(kind, doc)

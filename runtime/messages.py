@@ -1,4 +1,4 @@
-"""The wire format: ``InboxMessage`` and its parts (DESIGN §3).
+"""The wire format: ``InboxMessage`` and its parts.
 
 JSON, wire-compatible with the original crate::
 
@@ -223,7 +223,7 @@ class InboxMessage(JsonMixin):
     # -- the hot-path codec ---------------------------------------------------------
 
     def to_wire(self) -> bytes:
-        """Encode as the JSON of DESIGN §3 (same document as ``to_json``)."""
+        """Encode as the JSON above (the same document as ``to_json``)."""
         sender = self.sender
         return json.dumps(
             {

@@ -1,4 +1,4 @@
-"""``ProvisionSpec``: everything a worker needs to become a given actor (DESIGN §5).
+"""``ProvisionSpec``: everything a worker needs to become a given actor.
 
 Sent by the parent as the first message on the pipe, or written as one line of JSON
 on a seed-protocol worker's stdin. Versioned and tolerant both ways: unknown fields

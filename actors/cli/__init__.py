@@ -1,4 +1,4 @@
-"""The ``actors`` command line (DESIGN §8): run fleets, inspect and poke their actors.
+"""The ``actors`` command line: run fleets, inspect and poke their actors.
 
 ::
 

@@ -62,16 +62,16 @@ class Launcher:
         return process, parent_conn
 
 
-def receive(conn: Any, on_reply: Callable[[bytes], None]) -> dict[str, Any] | None:
+def receive(conn: Any, on_reply: Callable[[bytes], None]) -> control.Event | None:
     """The next event on a worker's pipe (``None`` at EOF). A reply sent back on the
-    pipe goes to ``on_reply`` (its wire bytes) and reads as an empty event."""
+    pipe goes to ``on_reply`` (its wire bytes) and reads as ``control.NO_EVENT``."""
     try:
         raw = conn.recv_bytes()
     except (EOFError, OSError):
         return None
     if raw[:1] == control.REPLY_PREFIX:
         on_reply(raw[1:])
-        return {}
+        return control.NO_EVENT
     return control.parse_event(raw)
 
 

@@ -69,8 +69,8 @@ def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
         event = receive(conn, sup.on_reply)
         if event is None:
             child.conn_open = False
-        elif event.get("event") == control.EXIT:
-            child.exit_reason = str(event.get("reason"))
+        elif event.kind == control.EXIT:
+            child.exit_reason = event.text("reason")
     for obj in ready:
         if obj == sup.wakeup.fd:
             sup.wakeup.clear()
@@ -91,8 +91,8 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
             event = receive(child.conn, sup.on_reply)
             if event is None:
                 break
-            if event.get("event") == control.EXIT:
-                child.exit_reason = str(event.get("reason"))
+            if event.kind == control.EXIT:
+                child.exit_reason = event.text("reason")
     child.conn.close()
     # A worker that died without withdrawing leaves a record that looks alive until
     # its lease runs out; it is dead now, so take it away (only if it is its own).

@@ -141,7 +141,7 @@ class Pool:
                     raw = conn.recv_bytes()
                 except (EOFError, OSError):
                     return False
-                if control.parse_event(raw).get("event") == control.PRELOADED:
+                if control.parse_event(raw).kind == control.PRELOADED:
                     return True
             elif process.sentinel in ready:
                 return False

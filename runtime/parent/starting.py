@@ -85,10 +85,10 @@ def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeo
                     conn.close()
                     raise SpawnError(child.actor_id, f"closed its pipe but did not exit within "
                                                      f"{timeout} s (killed)")
-            elif event.get("event") == control.READY:
+            elif event.kind == control.READY:
                 break
-            elif event.get("event") == control.ERROR:
-                error = str(event.get("error", ""))
+            elif event.kind == control.ERROR:
+                error = event.text("error")
                 continue
             else:
                 continue

@@ -1,4 +1,4 @@
-"""A worker: one activation of one actor in this process (DESIGN §4, §5).
+"""A worker: one activation of one actor in this process.
 
 ::
 
@@ -74,16 +74,13 @@ class Worker:
         self.supervised = supervised
         self.lease_renewed_elsewhere = lease_renewed_elsewhere
         self.handler: Handler | None = None
+        self.context: Context | None = None
         self.stop_requested = False
         self.stop_reason = ""
-        self._watchdog: Watchdog | None = None
-        self._marker: InflightMarker | None = None
-
-    @property
-    def marker(self) -> InflightMarker:
-        """The in-flight marker (the mailbox's, once activated)."""
-        assert self._marker is not None, "not activated"
-        return self._marker
+        #: Cancels a handler that runs past ``handler_timeout`` (while ``run`` runs).
+        self.watchdog: Watchdog | None = None
+        #: Names the message being handled, past a crash (see ``poison``).
+        self.marker: InflightMarker = self.mailbox.inflight
 
     # -- control (any thread or signal handler) ------------------------------------------
 
@@ -104,14 +101,6 @@ class Worker:
     def request_cancel(self) -> None:
         """Interrupt the running handler with ``Cancelled`` (no-op when idle)."""
         self.cancellation.request()
-
-    def arm_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.arm()
-
-    def disarm_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.disarm()
 
     # -- activation ----------------------------------------------------------------------
 
@@ -144,9 +133,9 @@ class Worker:
             self.state.restore(handler, self._identity_meta())
         except StoreError as exc:
             raise SpawnError(self.actor_id, f"cannot read its session: {exc}") from None
-        handler.bind_context(Context(self))
+        self.context = Context(self)
+        handler.bind_context(self.context)
         self.handler = handler
-        self._marker = self.mailbox.inflight
         recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
         # Handle one batch now; the rest goes back to the mailbox's queue, where a
         # handler waiting for a reply finds it and senders count it as waiting.
@@ -208,13 +197,13 @@ class Worker:
         if not self.lease_renewed_elsewhere:
             self.lease.start_renewing()
         if self.spec.limits.handler_timeout is not None:
-            self._watchdog = Watchdog(self.actor_id, self.spec.limits.handler_timeout, self.request_cancel)
+            self.watchdog = Watchdog(self.actor_id, self.spec.limits.handler_timeout, self.request_cancel)
         try:
             return loop.run(self, batch)
         finally:
             self.lease.stop_renewing()
-            if self._watchdog is not None:
-                self._watchdog.stop()
+            if self.watchdog is not None:
+                self.watchdog.stop()
 
     def process(self, batch: list[Delivered]) -> None:
         """Dispatch one batch, commit, ack (see ``loop.process``)."""
@@ -240,33 +229,35 @@ class Worker:
 
     def close(self) -> None:
         """Release every resource (the worker object is done)."""
+        if self.context is not None:
+            self.context.closed = True
         self.cancellation.close()
         self.mailbox.close()
         if self._owns_backend:
             self.backend.close()
 
 
-def serve(spec: ProvisionSpec, *, notify: Callable[[dict[str, Any]], None] | None = None,
+def serve(spec: ProvisionSpec, *, notify: Callable[..., None] | None = None,
           on_worker: Callable[[Worker], None] | None = None, **options: Any) -> int:
     """Activate and serve one actor in this process; returns the exit code.
 
-    ``notify`` receives events for the parent (``control.READY`` once the record is
+    ``notify(kind, **fields)`` receives events for the parent (``control.READY`` once the record is
     published, ``control.ERROR`` if activation failed, ``control.EXIT`` at the end);
     ``options`` go to ``Worker``.
     """
-    notify = notify or (lambda event: None)
+    notify = notify or (lambda kind, **fields: None)
     worker = Worker(spec, **options)
     if on_worker is not None:
         on_worker(worker)
     try:
         batch = worker.activate()
     except ActorError as exc:
-        notify({"event": ERROR, "error": str(exc)})
+        notify(ERROR, error=str(exc))
         log.error("%s", exc)
         worker.close()
         return EXIT_ACTIVATION_FAILED
-    notify({"event": READY, "pid": os.getpid()})
+    notify(READY, pid=os.getpid())
     reason = worker.run(batch)
     worker.finish()
-    notify({"event": EXIT, "reason": reason})
+    notify(EXIT, reason=reason)
     return EXIT_OK

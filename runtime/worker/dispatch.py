@@ -34,7 +34,7 @@ def is_query(message: InboxMessage) -> bool:
 def dispatch(worker: "Worker", message: InboxMessage) -> None:
     """Run the handler for one message and reply to an ask. Never raises but
     ``BaseException``s that are not ``Cancelled``."""
-    handler, state, outbox = worker.handler, worker.state, worker.outbox
+    handler, state, outbox, watchdog = worker.handler, worker.state, worker.outbox, worker.watchdog
     assert handler is not None
     outbox.begin(message)
     state.hint = None
@@ -45,7 +45,8 @@ def dispatch(worker: "Worker", message: InboxMessage) -> None:
     try:
         while True:
             try:
-                worker.arm_watchdog()
+                if watchdog is not None:
+                    watchdog.arm()
                 with worker.cancellation.region():
                     answer = handler.dispatch(message)
                 reply = ReplyBody(answer=answer)
@@ -68,7 +69,8 @@ def dispatch(worker: "Worker", message: InboxMessage) -> None:
                 on_failure(worker, exc, message)
                 break
             finally:
-                worker.disarm_watchdog()
+                if watchdog is not None:
+                    watchdog.disarm()
     finally:
         if saved is not None:
             # The state is exactly that text again: a commit right after this (a

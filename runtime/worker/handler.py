@@ -68,6 +68,8 @@ class Context:
         self.address: Address = worker.address
         self.spec: ProvisionSpec = spec
         self.secrets: dict[str, Any] = spec.secrets
+        #: The worker has finished: nothing can be sent as this actor any more.
+        self.closed = False
 
     @property
     def name(self) -> str:

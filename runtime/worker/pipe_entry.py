@@ -47,7 +47,7 @@ def pipe_main(conn: Any) -> None:
     try:
         spec = ProvisionSpec.from_wire(raw).validate()
     except InvalidSpec as exc:
-        lane.event({"event": control.ERROR, "error": str(exc)})
+        lane.event(control.ERROR, error=str(exc))
         os._exit(control.EXIT_BAD_SPEC)
 
     def attach(worker: Worker) -> None:
@@ -68,11 +68,11 @@ class ParentLane:
         self.conn = conn
         self.lock = threading.Lock()
 
-    def event(self, event: dict[str, Any]) -> None:
-        """Send an event; a gone parent is not an error."""
+    def event(self, kind: str, **fields: Any) -> None:
+        """Send an event (see ``control``); a gone parent is not an error."""
         with self.lock:
             try:
-                self.conn.send_bytes(json.dumps(event).encode())
+                self.conn.send_bytes(control.event(kind, **fields))
             except (OSError, ValueError):
                 pass  # the control loop sees EOF and stops us
 
@@ -136,7 +136,7 @@ def _control_loop(conn: Any, lane: ParentLane, specs: "queue.SimpleQueue[bytes]"
                 _warm_up()
             except Exception as exc:  # only a lost speed-up; the activation reports real trouble
                 log.debug("pool worker: warm-up failed: %s", exc)
-        lane.event({"event": control.PRELOADED})
+        lane.event(control.PRELOADED)
     specs.put(raw)
     worker = workers.get()
     every = worker.lease.renewal_interval

@@ -83,6 +83,7 @@ class Outbox:
                  parent_lane: Callable[[bytes], bool] | None) -> None:
         self.backend = backend
         self.address = address
+        self.parent_inbox = address.system_inbox
         self.sender = address.agent_ref(role)
         self.mailbox = mailbox
         self.cancellation = cancellation
@@ -143,7 +144,7 @@ class Outbox:
             # question waits in that process's memory only, so a durable write (and its
             # flush, its doorbell and the system's drain) would buy nothing. If the pipe
             # is gone, the mailbox below still delivers it.
-            if target == self.address.system_inbox and self.parent_lane is not None and self.parent_lane(wire):
+            if target == self.parent_inbox and self.parent_lane is not None and self.parent_lane(wire):
                 return
             self.backend.deliver(target, [reply], block_timeout=None)
         except (ActorNotFound, StoreError) as exc:

@@ -1,4 +1,4 @@
-"""The maildir fabric: one leased ``AgentRecord`` file per live actor (DESIGN §5).
+"""The maildir fabric: one leased ``AgentRecord`` file per live actor.
 
 A live actor publishes ``fabric/<id>.json`` and re-publishes it before the lease runs
 out; a record whose lease has expired belongs to a dead process and is invisible to

@@ -1,4 +1,4 @@
-"""Where the maildir backend keeps everything: every path in one place (DESIGN §2).
+"""Where the maildir backend keeps everything: every path in one place.
 
 ::
 

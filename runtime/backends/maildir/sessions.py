@@ -80,10 +80,14 @@ class MaildirSession:
             except OSError as exc:
                 raise StoreError(directory, f"cannot create the session: {exc.strerror or exc}") from exc
             self._dir_checked = True
-        tail = self._tail + list(new_ids) if new_ids else self._tail
+        tail, committed = self._tail, len(self._tail)
+        tail.extend(new_ids)
         data = f'{{"state":{state_json},"admitted":{json.dumps(tail)},"meta":{meta_json}}}'.encode()
-        self._session_writer.write(data)
-        self._tail = tail
+        try:
+            self._session_writer.write(data)
+        except BaseException:
+            del tail[committed:]  # not committed: the caller passes them again
+            raise
         if len(tail) >= CHECKPOINT_EVERY:
             self._admitted_writer.write(json.dumps({"ids": list(admitted)}).encode())
             self._tail = []
