@@ -223,15 +223,10 @@ class Supervisor:
             kids = [c for c in self.children.values() if c.parent_id == child.actor_id]
         for kid in kids:
             self.stop(kid.actor_id, timeout)
-        with self.lock:
-            child.stop_requested = True
-            conn = child.conn if child.conn_open else None
-            process = child.process
-            cancelled = self._cancel_restart(child)
-        if cancelled:
-            self.record(child)
-            child.exited.set()
+        running = self._halting(child, killed=False)
+        if running is None:
             return
+        conn, process = running
         if conn is not None:
             send(conn, control.STOP)
         if process is not None:
@@ -244,18 +239,28 @@ class Supervisor:
         child = self.child(actor_id)
         if child is None:
             return
+        running = self._halting(child, killed=True)
+        if running is None:
+            return
+        _, process = running
+        if process is not None:
+            kill(process)
+        child.exited.wait(timeout)
+
+    def _halting(self, child: Child, *, killed: bool) -> tuple[Any, Any] | None:
+        """Mark ``child`` as being stopped (or killed); its pipe and process to act on,
+        or None when it was only waiting out a restart backoff (now called off)."""
         with self.lock:
             child.stop_requested = True
-            child.killed = True
+            child.killed = child.killed or killed
+            conn = child.conn if child.conn_open else None
             process = child.process
             cancelled = self._cancel_restart(child)
         if cancelled:
             self.record(child)
             child.exited.set()
-            return
-        if process is not None:
-            kill(process)
-        child.exited.wait(timeout)
+            return None
+        return conn, process
 
     def _cancel_restart(self, child: Child) -> bool:
         """Call off a restart still waiting out its backoff (hold ``lock``)."""

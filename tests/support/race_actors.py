@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+from sample_actors import Counter
+
 from actors import Actor
 
 
@@ -47,20 +49,12 @@ class AskingBadState(Actor):
         self.state.setdefault("errors", []).append(type(exc).__name__)
 
 
-class SlowStart(Actor):
+class SlowStart(Counter):
     """on_start sleeps secrets["sleep"] seconds (default 4)."""
 
     def on_start(self):
         time.sleep(self.secrets.get("sleep", 4.0))
         self.state.setdefault("count", 0)
-
-    def on_task(self, body, msg):
-        self.state["count"] += 1
-
-    def on_ask(self, question, msg):
-        if question == "pid":
-            return os.getpid()
-        return self.state["count"]
 
 
 class SlowRestart(Actor):

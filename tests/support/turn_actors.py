@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+from sample_actors import Counter
+
 from actors import Actor
 
 
@@ -36,7 +38,7 @@ class HoldBeforeHandler(Actor):
         pass
 
 
-class FailsOnRestart(Actor):
+class FailsOnRestart(Counter):
     """Starts the first time; a later activation writes ``dir/starting``, waits for
     ``dir/go`` and then fails in on_start (the directory comes in secrets, kept in the
     state so every activation knows it)."""
@@ -52,11 +54,3 @@ class FailsOnRestart(Actor):
         while not os.path.exists(os.path.join(directory, "go")) and time.monotonic() < deadline:
             time.sleep(0.005)
         raise RuntimeError("cannot restart")
-
-    def on_task(self, body, msg):
-        self.state["count"] += 1
-
-    def on_ask(self, question, msg):
-        if question == "pid":
-            return os.getpid()
-        return self.state["count"]
