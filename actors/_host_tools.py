@@ -26,6 +26,7 @@ from actors_runtime.backends.base import Backend
 from actors_runtime.errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
 from actors_runtime.ids import is_valid_id
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
+from actors_runtime.parent.activation import ensure_active
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
@@ -72,7 +73,8 @@ class HostTools:
         if tool == control.ACTIVATE_TOOL:
             name = arguments.get("name") if isinstance(arguments, dict) else None
             if isinstance(name, str) and is_valid_id(name):
-                self._system._activate(name)
+                system = self._system
+                ensure_active(system._supervisor, self._backend.address(system.name, name))
             return
         with self._lock:
             cached = self._replies.get(message.id)
@@ -127,7 +129,7 @@ class HostTools:
         return fn(**decode(arguments, imported_type, lambda address: ActorRef(address, system)))
 
     def _spawn_for(self, parent: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        spec = self._system._spec_of(parent)
+        spec = self._system._supervisor.spec_of(parent)
         depth = (spec.identity.depth if spec else 1) + 1
         max_depth = spec.limits.max_depth if spec else Limits().max_depth
         name = arguments.get("name")
@@ -143,7 +145,7 @@ class HostTools:
         return ref.to_dict()
 
     def _reply(self, request: InboxMessage, reply: InboxMessage) -> None:
-        target = self._system._address_of_sender(request.sender)
+        target = self._system.address.reply_address(request.sender)
         try:
             self._backend.deliver(target, [reply], block_timeout=None)
         except (ActorNotFound, StoreError) as exc:

@@ -88,3 +88,17 @@ def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) ->
                      pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
                      dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
                      live=record is not None)
+
+
+def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> list[ChildInfo]:
+    """Every actor of a system, sorted by name: its records, overlaid with the
+    supervisor's view of those it runs now."""
+    infos = {}
+    for entry in backend.store.list_children(system_id):
+        infos[entry.id] = ChildInfo(entry.id, entry.actor_class, entry.role, entry.status, None,
+                                    entry.restarts, entry.parent_id)
+    for child in supervisor.snapshot():
+        ident = child.spec.identity
+        infos[child.actor_id] = ChildInfo(child.actor_id, child.spec.actor_class, ident.role, child.status,
+                                          child.pid, child.restarts, ident.parent_id)
+    return [infos[k] for k in sorted(infos)]

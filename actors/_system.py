@@ -25,13 +25,12 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from actors_runtime.address import Address, project_key
-from actors_runtime.backend_url import parse_backend
 from actors_runtime.backends import open_backend
 from actors_runtime.backends.base import DeadLetter
 from actors_runtime.durability import check_durability
 from actors_runtime.errors import ActorNotFound, AskTimeout, InvalidSpec, SystemShutDown
 from actors_runtime.ids import check_id
-from actors_runtime.messages import AgentRef, AskBody, InboxKind, InboxMessage, check_mode
+from actors_runtime.messages import AskBody, InboxKind, InboxMessage, check_mode
 from actors_runtime.parent.activation import ensure_active
 from actors_runtime.parent.children import Child
 from actors_runtime.parent.inbox import Inbox
@@ -39,20 +38,19 @@ from actors_runtime.parent.launcher import Launcher
 from actors_runtime.parent.pool import Pool
 from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, RestartPolicy
 from actors_runtime.parent.supervisor import Supervisor
-from actors_runtime.spec import RESTART_POLICIES, Identity, Limits, ProvisionSpec
+from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
 from . import _binding
 from ._callbacks import SystemFuture, call_back_on
-from ._codec import decode, encode, imported_type, type_tag
+from ._codec import decode, encode, imported_type
 from ._host_tools import HostTools
-from ._inspect import ActorInfo, ChildInfo, inspect_actor
+from ._inspect import ActorInfo, ChildInfo, inspect_actor, list_children
+from ._options import check_system_backend, spawn_spec, system_place
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
 
-#: Default root of all projects' actors.
-DEFAULT_HOME = os.path.join("~", ".actors")
 #: Default mailbox limit (messages waiting) of the actors a system spawns.
 DEFAULT_MAX_PENDING = 50_000
 
@@ -107,23 +105,12 @@ class ActorSystem:
     ) -> None:
         self.durability = check_durability(durability)
         self.name = check_id(name, "system name")
-        if not isinstance(pool_size, int) or pool_size < 0:
-            raise InvalidSpec("pool_size", f"{pool_size!r} is not a count")
-        if not isinstance(max_pending, int) or max_pending < 1:
-            raise InvalidSpec("max_pending", f"{max_pending!r} must be a positive count")
-        home = home or os.environ.get("ACTORS_HOME") or DEFAULT_HOME
-        home_dir = os.path.abspath(os.path.expanduser(os.fspath(home)))
-        project_dir = os.path.abspath(os.fspath(project or os.getcwd()))
-        if not os.path.isdir(project_dir):
-            raise InvalidSpec("project", f"{project_dir} is not a directory")
+        home_dir, project_dir = system_place(home, project, pool_size, max_pending)
         self.project_dir = project_dir
         self.max_pending = max_pending
         self.on_failed = on_failed
         self.spawn_timeout = spawn_timeout
-        if parse_backend(backend)[0] == "memory":
-            raise InvalidSpec("backend", "the memory backend keeps everything in one process, and an "
-                              "ActorSystem runs each actor in a process of its own: use 'maildir' (the "
-                              "memory backend serves tests that drive the runtime in one process)")
+        check_system_backend(backend)
         self.backend_name = backend
         launcher = Launcher(start_method)
         self.start_method = launcher.start_method
@@ -221,34 +208,14 @@ class ActorSystem:
             InvalidSpec: a bad name or option. SpawnError: the actor could not start.
             SystemShutDown: the system is shut down.
         """
-        class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
-        if name is None:
-            base = class_path.rpartition(":")[2].rpartition(".")[2].lower() or "actor"
-            name = f"{base}-{os.urandom(4).hex()}"
-        check_id(name)
-        if name == self.name:
-            raise InvalidSpec("actor id", f"{name!r} is the system's own name")
-        if restart not in RESTART_POLICIES:
-            raise InvalidSpec("restart", f"{restart!r} is not one of {', '.join(RESTART_POLICIES)}")
-        spec = ProvisionSpec(
-            identity=Identity(child_id=name, parent_id=parent_id, system_id=self.name,
-                              project_key=self.project_key, role=role, labels=list(labels), depth=depth),
-            actor_class=class_path, home=self.home, project_dir=self.project_dir, backend=self.backend_name,
-            durability=self.durability, restart=restart, secrets=dict(secrets or {}),
-            limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
-                          max_attempts=max_attempts, retries=retries,
-                          max_pending=max_pending or self.max_pending),
-        )
-        spec.validate()
+        spec = spawn_spec(self, actor_class, name, role=role, labels=labels, restart=restart, secrets=secrets,
+                          parent_id=parent_id, depth=depth,
+                          limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
+                                        max_attempts=max_attempts, retries=retries,
+                                        max_pending=max_pending or self.max_pending))
         self._check_open()
         self._supervisor.spawn(spec, timeout)
-        return self._ref(name)
-
-    def _spec_of(self, actor_id: str) -> ProvisionSpec | None:
-        """The spec a child of this system runs with (for nested spawns)."""
-        with self._supervisor.lock:
-            child = self._supervisor.children.get(actor_id)
-            return None if child is None else child.spec
+        return self._ref(spec.identity.child_id)
 
     # -- addressing ----------------------------------------------------------------------------
 
@@ -274,10 +241,6 @@ class ActorSystem:
             return self.ref(target).address
         raise InvalidSpec("target", f"{target!r} is not an ActorRef or an actor id")
 
-    def _address_of_sender(self, sender: AgentRef) -> Address:
-        """Where a reply to a message from ``sender`` goes."""
-        return self.address.reply_address(sender)
-
     def _decode_answer(self, answer: Any) -> Any:
         return decode(answer, imported_type, lambda address: ActorRef(address, self))
 
@@ -285,10 +248,6 @@ class ActorSystem:
 
     def _message(self, kind: str, body: Any) -> InboxMessage:
         return InboxMessage.create(self._agent_ref, kind, body)
-
-    def _activate(self, actor_id: str) -> None:
-        """Start a known actor of this system that has no worker (a host request)."""
-        ensure_active(self._supervisor, self._backend.address(self.name, actor_id))
 
     def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
         """Send ``payload`` to an actor; returns the message id once it is durable.
@@ -301,12 +260,7 @@ class ActorSystem:
             ActorNotFound: unknown actor. MailboxFull: full, no room within ``block_timeout``.
             InvalidSpec: the payload cannot be sent. SystemShutDown: the system is shut down.
         """
-        self._check_open()
-        address = self._address(target)
-        message = self._message(InboxKind.TASK.value, encode(payload))
-        self._backend.deliver(address, [message], block_timeout=block_timeout)
-        ensure_active(self._supervisor, address)
-        return message.id
+        return self.tell_many(target, [payload], block_timeout=block_timeout)[0]
 
     def tell_async(self, target: ActorRef | str, payload: Any, *,
                    block_timeout: float | None = 0.0) -> "Future[str]":
@@ -426,15 +380,7 @@ class ActorSystem:
 
     def children(self) -> list[ChildInfo]:
         """Every actor of this system (running or not), sorted by name."""
-        infos = {}
-        for entry in self._backend.store.list_children(self.name):
-            infos[entry.id] = ChildInfo(entry.id, entry.actor_class, entry.role, entry.status, None,
-                                        entry.restarts, entry.parent_id)
-        for child in self._supervisor.snapshot():
-            ident = child.spec.identity
-            infos[child.actor_id] = ChildInfo(child.actor_id, child.spec.actor_class, ident.role, child.status,
-                                              child.pid, child.restarts, ident.parent_id)
-        return [infos[k] for k in sorted(infos)]
+        return list_children(self._backend, self._supervisor, self.name)
 
     def pid_of(self, target: ActorRef | str) -> int | None:
         """The worker pid of a running actor (``None`` when it does not run)."""

@@ -33,7 +33,7 @@ from actors_runtime.backend_url import parse_backend
 from actors_runtime.errors import ActorFailed, Cancelled
 from actors_runtime.ids import check_id
 
-from .._system import DEFAULT_HOME
+from .._options import DEFAULT_HOME
 from . import control, inspect, run, send
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env

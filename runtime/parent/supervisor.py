@@ -182,6 +182,12 @@ class Supervisor:
             owner = record.system_id if record is not None else None
         return owner
 
+    def spec_of(self, actor_id: str) -> ProvisionSpec | None:
+        """The spec a child of this system runs with (None for any other actor)."""
+        with self.lock:
+            child = self.children.get(actor_id)
+            return None if child is None else child.spec
+
     def child(self, actor_id: str) -> Child | None:
         """This system's child ``actor_id``, or None if another system holds it.
 
