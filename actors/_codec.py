@@ -10,6 +10,7 @@ process has already imported; anything else stays a plain dict.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from typing import Any, Callable
 
@@ -22,6 +23,11 @@ TYPED = "__typed__"
 REF = "__actor_ref__"
 
 _SCALARS = (str, int, float, bool, type(None))
+
+#: Payloads nest this deep at most (lists, dicts, dataclasses): deep enough for any
+#: real document, and shallow enough that every reader (JSON decoders, ``decode``)
+#: takes it apart within Python's recursion limit, wherever its stack stands.
+MAX_NESTING = 200
 
 
 def type_tag(cls: type) -> str:
@@ -39,21 +45,33 @@ def encode(value: Any) -> Any:
     """Turn ``value`` into plain JSON data, tagging dataclasses and refs.
 
     Raises:
-        InvalidSpec: a value cannot be sent (not JSON-able, not a dataclass, not a ref).
+        InvalidSpec: a value cannot be sent (not JSON-able, not a dataclass, not a ref,
+            a float that is NaN or infinite), or it nests deeper than ``MAX_NESTING`` levels (a circular one does too).
     """
+    return _encode(value, 0)
+
+
+def _encode(value: Any, depth: int) -> Any:
     if isinstance(value, _SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidSpec("payload", f"{value!r} is not a JSON number (JSON has no NaN or Infinity)")
         return value
+    if depth >= MAX_NESTING:
+        raise InvalidSpec("payload", f"it nests deeper than {MAX_NESTING} levels (or refers to itself)")
     if isinstance(value, dict):
-        return {_key(k): encode(v) for k, v in value.items()}
+        return {_key(k): _encode(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
+        return [_encode(v, depth + 1) for v in value]
     to_ref = getattr(value, "__actor_address__", None)
     if to_ref is not None:
         return {REF: to_ref().to_dict()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         to_dict = getattr(value, "to_dict", None)
-        data = to_dict(encode_json=True) if to_dict else dataclasses.asdict(value)
-        return {TYPED: type_tag(type(value)), "data": encode(data)}
+        try:
+            data = to_dict(encode_json=True) if to_dict else dataclasses.asdict(value)
+        except RecursionError:
+            raise InvalidSpec("payload", f"a {type(value).__name__} that refers to itself cannot be sent") from None
+        return {TYPED: type_tag(type(value)), "data": _encode(data, depth + 1)}
     raise InvalidSpec("payload", f"a {type(value).__name__} cannot be sent (use JSON data, "
                       "a dataclass, or an ActorRef)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import select
 import time
@@ -31,6 +32,8 @@ MAX_SPEC_BYTES = 8 * 1024 * 1024
 SPEC_READ_TIMEOUT = 30.0
 #: Default cap on nested spawning.
 DEFAULT_MAX_DEPTH = 4
+#: The longest timeout a spec takes (seconds; a year).
+MAX_SECONDS = 365 * 24 * 3600.0
 #: Restart policies.
 RESTART_POLICIES = ("never", "on-failure", "always")
 
@@ -125,16 +128,10 @@ class ProvisionSpec(JsonMixin):
         if self.restart not in RESTART_POLICIES:
             raise InvalidSpec("restart", f"{self.restart!r} is not one of {RESTART_POLICIES}")
         limits = self.limits
-        if ident.depth < 1 or ident.depth > limits.max_depth:
+        for name, low, high in _LIMIT_RANGES:
+            _check_range(name, getattr(limits, name), low, high)
+        if not 1 <= ident.depth <= limits.max_depth:
             raise InvalidSpec("depth", f"{ident.depth} is outside 1..{limits.max_depth}")
-        for name in ("idle_timeout", "handler_timeout"):
-            value = getattr(limits, name)
-            if value is not None and not value > 0:
-                raise InvalidSpec(name, f"{value!r} must be positive or None")
-        if limits.max_attempts < 1 or limits.retries < 0 or limits.max_pending < 1:
-            raise InvalidSpec("limits", "max_attempts and max_pending must be >= 1, retries >= 0")
-        if not limits.lease > 0 or not limits.sweep_interval > 0 or limits.batch_size < 1:
-            raise InvalidSpec("limits", "lease, sweep_interval and batch_size must be positive")
 
     # The codec below is plain dataclasses + json: the dataclasses-json API (to_json,
     # from_dict, schema) stays available, but its per-field machinery costs ~2 ms per
@@ -161,6 +158,8 @@ class ProvisionSpec(JsonMixin):
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidSpec("spec", f"not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidSpec("spec", "nested too deeply to be a spec") from None
         return cls.from_doc(doc)
 
     @classmethod
@@ -175,6 +174,28 @@ class ProvisionSpec(JsonMixin):
             if name in fields:
                 fields[name] = part(**_known_fields(part, fields[name], name))
         return cls(**fields)
+
+
+#: The range of each limit, ends included (``None`` for a timeout means no limit).
+#: Every number must be finite: a lease of Infinity would never expire.
+_LIMIT_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("idle_timeout", 1e-3, MAX_SECONDS),
+    ("handler_timeout", 1e-3, MAX_SECONDS),
+    ("max_attempts", 1, 1_000),
+    ("retries", 0, 1_000),
+    ("max_pending", 1, 1_000_000_000),
+    ("max_depth", 1, 64),
+    ("lease", 0.05, 86_400),
+    ("sweep_interval", 1e-3, 3_600),
+    ("batch_size", 1, 1_000_000),
+)
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    if value is None and name.endswith("_timeout"):
+        return
+    if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
+        raise InvalidSpec(name, f"{value!r} is outside {low:g}..{high:g}")
 
 
 def _known_fields(cls: type, doc: Any, what: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import pickle
 import signal
 import subprocess
@@ -40,6 +41,7 @@ from actors import (
     UnboundRef,
     WrongContext,
 )
+from actors._codec import MAX_NESTING
 
 
 @contextlib.contextmanager
@@ -261,10 +263,37 @@ def test_telling_an_unknown_actor_raises_actor_not_found(system):
         system.ref("nobody")
 
 
-def test_a_payload_that_is_not_json_is_refused_at_the_sender(system):
+def _nested(levels):
+    value = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _circular():
+    loop = {"n": 1}
+    loop["self"] = loop
+    return loop
+
+
+@pytest.mark.parametrize("payload", [{"n": object()}, _nested(100_000), _nested(MAX_NESTING), _circular(),
+                                     {"n": math.nan}, {"n": math.inf}, [1.0, -math.inf]],
+                         ids=["object", "100000-deep", "one-past-the-cap", "circular", "nan", "inf", "-inf"])
+def test_a_payload_that_is_not_json_is_refused_at_the_sender(system, payload):
     counter = system.spawn(sample_actors.Counter, name="counter")
-    with pytest.raises(InvalidSpec):
-        counter.tell({"n": object()})
+    for send in (counter.tell, counter.tell_async, lambda p: counter.tell_many([{"n": 1}, p]),
+                 lambda p: counter.ask(p, timeout=10)):
+        with pytest.raises(InvalidSpec) as caught:
+            send(payload)
+        assert caught.value.what == "payload"
+    assert counter.ask("count", timeout=10) == 0  # nothing reached the actor
+    assert system.inspect(counter).pending == 0
+
+
+def test_a_payload_just_under_the_nesting_cap_travels_both_ways(system):
+    echo = system.spawn(sample_actors.Echo, name="echo")
+    deep = _nested(MAX_NESTING - 1)
+    assert echo.ask(deep, timeout=10) == deep
 
 
 def test_the_same_system_cannot_run_twice_in_a_project(home, project, system):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from actors_runtime.backends.maildir.mailbox import MaildirMailbox
 from actors_runtime.backends.maildir.reading import Receipt
 from actors_runtime.messages import AgentRef, InboxMessage
 from actors_runtime.records import AgentRecord
-from actors_runtime.spec import Identity, ProvisionSpec
+from actors_runtime.spec import Identity, Limits, ProvisionSpec
 from click.testing import CliRunner
 from conftest import TESTS_DIR, mailbox_dir, support_env, wait_until
 
@@ -533,7 +534,11 @@ def test_worker_command_serves_a_spec_from_stdin_and_the_cli_drives_it(home, pro
 
 
 def test_worker_command_refuses_a_bad_spec_with_one_line_and_the_worker_exit_code():
-    for data in ["not json\n", "{}\n", ""]:
+    endless_lease = ProvisionSpec(identity=Identity(child_id="seed-1", system_id="seeds", project_key="p-1"),
+                                  actor_class="sample_actors:Counter", home="/nowhere",
+                                  limits=Limits(lease=math.inf)).to_wire().decode()
+    assert "Infinity" in endless_lease
+    for data in ["not json\n", "{}\n", "", "[" * 100_000 + "]" * 100_000 + "\n", endless_lease]:
         result = CliRunner().invoke(cli, ["worker"], input=data)
         assert result.exit_code == control.EXIT_BAD_SPEC, result.output
         lines = result.stderr.strip().splitlines()

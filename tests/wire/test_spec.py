@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
 
 import pytest
+from actors_runtime.control import EXIT_BAD_SPEC
 from actors_runtime.errors import InvalidSpec
 from actors_runtime.spec import (
     DEFAULT_MAX_DEPTH,
@@ -152,12 +155,22 @@ BAD_FIELDS = [
     ("limits.idle_timeout", math.nan, "idle_timeout"),
     ("limits.handler_timeout", 0.0, "handler_timeout"),
     ("limits.handler_timeout", -5, "handler_timeout"),
-    ("limits.max_attempts", 0, "limits"),
-    ("limits.retries", -1, "limits"),
-    ("limits.max_pending", 0, "limits"),
-    ("limits.lease", 0.0, "limits"),
-    ("limits.sweep_interval", -1.0, "limits"),
-    ("limits.batch_size", 0, "limits"),
+    ("limits.idle_timeout", math.inf, "idle_timeout"),
+    ("limits.handler_timeout", 1e12, "handler_timeout"),
+    ("limits.max_attempts", 0, "max_attempts"),
+    ("limits.max_attempts", 10**9, "max_attempts"),
+    ("limits.retries", -1, "retries"),
+    ("limits.max_pending", 0, "max_pending"),
+    ("limits.lease", 0.0, "lease"),
+    ("limits.lease", math.inf, "lease"),
+    ("limits.lease", -math.inf, "lease"),
+    ("limits.lease", math.nan, "lease"),
+    ("limits.lease", 86_401, "lease"),
+    ("limits.sweep_interval", -1.0, "sweep_interval"),
+    ("limits.sweep_interval", math.inf, "sweep_interval"),
+    ("limits.batch_size", 0, "batch_size"),
+    ("limits.max_depth", 0, "max_depth"),
+    ("limits.max_depth", 10**6, "max_depth"),
 ]
 
 
@@ -327,3 +340,33 @@ def test_read_spec_of_garbage_is_invalid(pipe: Pipe) -> None:
     os.write(write_fd, b"GET / HTTP/1.1\n")
     with pytest.raises(InvalidSpec, match="not JSON"):
         read_spec(read_fd, timeout=10.0)
+
+
+# -- hostile specs ------------------------------------------------------------------------------------
+
+
+def test_a_spec_nested_100_000_deep_is_invalid_not_a_recursion_error() -> None:
+    with pytest.raises(InvalidSpec, match="nested too deeply"):
+        ProvisionSpec.from_wire(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(InvalidSpec, match="nested too deeply"):
+        ProvisionSpec.from_wire(b'{"identity":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001)
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_a_non_finite_number_on_the_wire_is_refused(literal: str) -> None:
+    doc = json.loads(valid_spec().to_wire())
+    doc["limits"]["lease"] = "HERE"
+    wire = json.dumps(doc).replace('"HERE"', literal)
+    with pytest.raises(InvalidSpec) as info:
+        ProvisionSpec.from_wire(wire).validate()
+    assert info.value.what == "lease"
+
+
+def test_a_worker_given_a_deep_spec_exits_with_the_bad_spec_code() -> None:
+    # The real entry point, in a process of its own (its stack, its recursion limit).
+    deep = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    done = subprocess.run([sys.executable, "-m", "actors_runtime.worker"], input=deep, capture_output=True,
+                          timeout=60)
+    assert done.returncode == EXIT_BAD_SPEC, done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "nested too deeply" in lines[0], lines
