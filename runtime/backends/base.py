@@ -136,6 +136,14 @@ class MailboxView(Protocol):
         the message it was handling is poison."""
         ...
 
+    def inflight_id(self) -> str | None:
+        """The id of the message the in-flight marker names (None when it is clear).
+
+        Read-only. Once the actor's worker has exited this is the message it was
+        handling when it died: the supervisor blames such a death on the message
+        (poison) rather than on the actor."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -39,7 +39,7 @@ from .delivery import Sender
 from .doorbell import Doorbell, make_fifo
 from .durable import unlink_quietly
 from .inflight import MmapMarker, clear_marker
-from .inspection import counts, has_waiting, peek
+from .inspection import counts, has_waiting, inflight_id, peek
 from .layout import DEFAULT_MAX_PENDING, SUBDIRS, MailboxPaths, write_mailbox_config
 from .reading import Reader
 from .segment_writer import Flusher
@@ -201,6 +201,9 @@ class MaildirMailbox:
 
     def forget_inflight(self) -> None:
         clear_marker(self.paths.inflight)
+
+    def inflight_id(self) -> str | None:
+        return inflight_id(self.paths)
 
     def set_max_pending(self, max_pending: int) -> None:
         """Record the limit for senders in other processes, and use it here."""

@@ -212,6 +212,9 @@ class MemoryMailbox:
     def forget_inflight(self) -> None:
         self._box.inflight.clear()
 
+    def inflight_id(self) -> str | None:
+        return self._box.inflight.read()
+
     def close(self) -> None:
         """Let go of the mailbox: what a reader handed out and did not ack stays
         handed out, for the next reader's ``recover`` (a reader that crashed)."""
