@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import ActorFailed
 from ..records import STARTING
 from ..spec import ProvisionSpec
+from .restart_policy import Deaths
 
 
 class Child:
@@ -27,7 +28,7 @@ class Child:
         self.exit_reason: str | None = None
         self.stop_requested = False
         self.killed = False
-        self.deaths: tuple[float, ...] = ()  # unexpected deaths that were restarted
+        self.deaths = Deaths()  # unexpected deaths that were restarted
         self.restarts = 0
         self.exited = threading.Event()
         self.exited.set()

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import control
-from ..errors import SpawnError
+from ..errors import ActorNotFound, SpawnError, StoreError
 from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
 from ..threads import start_thread
 from .activation import ensure_active, sweep_cold
@@ -98,6 +98,8 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
     # its lease runs out; it is dead now, so take it away (only if it is its own).
     sup.backend.fabric.withdraw(child.actor_id, pid=process.pid)
     address = sup.backend.address(sup.system_id, child.actor_id)
+    # Read before anything starts again: the next activation clears the marker.
+    in_flight = _inflight_id(sup, address)
     with sup.lock:
         child.process, child.conn, child.conn_open = None, None, False
         reason = child.exit_reason
@@ -112,7 +114,7 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
         elif clean and child.spec.restart != "always":
             child.status = STOPPED
         else:
-            on_death(sup, child, code, reason)
+            on_death(sup, child, code, reason, in_flight)
     if killed:  # a deliberate kill is no evidence that the message it interrupted is poison
         _forget_inflight(sup, address)
     sup.record(child)  # stored before anyone waiting on `exited` looks
@@ -133,6 +135,18 @@ def _has_waiting(sup: "Supervisor", address: Any) -> bool:
         view.close()
 
 
+def _inflight_id(sup: "Supervisor", address: Any) -> str | None:
+    """The message the dead worker was handling, if the in-flight marker names one."""
+    try:
+        view = sup.backend.view(address)
+    except (ActorNotFound, StoreError):
+        return None
+    try:
+        return view.inflight_id()
+    finally:
+        view.close()
+
+
 def _forget_inflight(sup: "Supervisor", address: Any) -> None:
     view = sup.backend.view(address)
     try:
@@ -141,21 +155,31 @@ def _forget_inflight(sup: "Supervisor", address: Any) -> None:
         view.close()
 
 
-def on_death(sup: "Supervisor", child: Child, code: int | None, reason: str | None) -> None:
+def on_death(sup: "Supervisor", child: Child, code: int | None, reason: str | None,
+             in_flight: str | None = None) -> None:
     """An exit nobody asked for: restart with backoff, or mark failed past the cap
-    (hold ``sup.lock``; the caller reports a failure with ``on_failed``)."""
+    (hold ``sup.lock``; the caller reports a failure with ``on_failed``).
+
+    A death while the message ``in_flight`` was handled is blamed on the message:
+    it does not use up the restart budget (see ``restart_policy``), and the next
+    activation counts it against the message, burying it after ``max_attempts``.
+    """
     if code is None:  # a restart that never registered
         what = reason or "did not start"
     else:
         what = describe_exit(code) + (f" ({reason})" if reason else "")
-    verdict, child.deaths = judge(sup.policy, child.spec.restart, child.deaths, sup.clock())
+    if in_flight is not None:
+        what += f" while handling message {in_flight}"
+    verdict, child.deaths = judge(sup.policy, child.spec.restart, child.deaths, sup.clock(),
+                                  poison=in_flight is not None)
     if not verdict.restart:
         log.error("actor %s: worker died: %s; %s, giving up", child.actor_id, what, verdict.reason)
         child.status = FAILED
         child.last_error = f"died: {what}" if child.spec.restart == "never" else f"{verdict.reason}; last: {what}"
         return
     child.status = RESTARTING
-    log.warning("actor %s: worker died: %s; restarting in %.2f s", child.actor_id, what, verdict.delay)
+    blame = " (counted against the message, not the restart limit)" if in_flight is not None else ""
+    log.warning("actor %s: worker died: %s; restarting in %.2f s%s", child.actor_id, what, verdict.delay, blame)
     sup.restarts_due.append((sup.clock() + verdict.delay, child.actor_id))
 
 

@@ -165,7 +165,7 @@ class Worker:
         limit = self.spec.limits.max_attempts
         attempts = self.state.meta.get("attempts")
         counts = count_attempts(self.marker, recovered, attempts if isinstance(attempts, dict) else {},
-                                self.actor_id, limit)
+                                self.actor_id, limit, lambda msg_id: msg_id in self.state.admitted)
         survivors = sift(recovered, counts, limit,
                          lambda d, reason, n: bury(self.mailbox, self.outbox, self.actor_id, d, reason, n))
         self.state.meta["attempts"] = counts

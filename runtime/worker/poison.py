@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def count_attempts(marker: InflightMarker, recovered: list[Delivered], attempts: dict[str, Any],
-                   actor_id: str, max_attempts: int) -> dict[str, int]:
+                   actor_id: str, max_attempts: int,
+                   applied: Callable[[str], bool] = lambda msg_id: False) -> dict[str, int]:
     """Poison attempts of the unacked messages, counting the one the marker names.
 
     ``recovered`` must be every unacked message: attempts are kept only for those.
+    A message already ``applied`` (a repeat the loop drops unseen) has none.
     """
     crashed = marker.read()
-    present = {d.id for d in recovered}
+    present = {d.id for d in recovered if not applied(d.id)}
     counts = {k: v for k, v in attempts.items() if k in present and isinstance(v, int)}
     if crashed is not None and crashed in present:
         counts[crashed] = counts.get(crashed, 0) + 1
@@ -53,7 +55,10 @@ def sift(recovered: list[Delivered], counts: dict[str, int], max_attempts: int,
         count = counts.get(delivered.id, 0)
         if count >= max_attempts:
             buried(delivered, f"the worker died while handling it {count} times", count)
-            counts.pop(delivered.id, None)
+            # The count stays while the message does: a message acked behind an
+            # unacked one comes back after a crash (its cursor could not move past
+            # it), and that stale copy must be buried again, not run again. Once
+            # it is gone the count goes (``count_attempts`` keeps only present ids).
         else:
             survivors.append(delivered)
     return survivors
