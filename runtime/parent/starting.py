@@ -1,12 +1,14 @@
 """Starting one worker for a child and waiting until it registered.
 
 Waits on the pipe (the "ready" event) and the process sentinel together, with a
-deadline; no polling. A start that does not come up is settled by the caller's
-rule: a spawn marks the actor failed, a restart counts it as a death.
+deadline; no polling. A warm worker from the pool that turns out to have died while
+parked is replaced once by a new process. A start that does not come up is settled
+by the caller's rule: a spawn marks the actor failed, a restart counts it as a death.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -18,6 +20,8 @@ from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, s
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
 
 
 def prepare(sup: "Supervisor", child: Child) -> None:
@@ -42,6 +46,7 @@ def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
         SpawnError: exited before registering, activation failed, or timed out (the
             process is killed), or the system is shutting down.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
     with sup.lock:
         if sup.closing:
             raise SpawnError(child.actor_id, f"system {sup.system_id!r} is shutting down")
@@ -49,21 +54,46 @@ def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
     try:
         # Outside the lock: a process start takes tens of milliseconds, and the
         # monitor and every reply need the lock meanwhile.
-        process, conn = sup.pool.take() or sup.launcher.start(child.actor_id)
-        with sup.lock:
-            sup.launching[child.actor_id] = process  # shutdown finishes or kills it
-            closing = sup.closing
-        if closing:
-            kill(process)
-            conn.close()
-            raise SpawnError(child.actor_id, f"system {sup.system_id!r} is shutting down")
-        _await_ready(sup, child, process, conn, timeout)
+        warm = sup.pool.take()
+        try:
+            _start_on(sup, child, warm or sup.launcher.start(child.actor_id), timeout)
+        except _Vanished as exc:
+            if warm is None:
+                raise SpawnError(child.actor_id, exc.reason) from None
+            # A parked worker can die while it waits (the OOM killer, a stray
+            # signal), just before a spawn takes it. That says nothing about the
+            # actor: try once more on a new process.
+            log.warning("actor %s: warm worker %s was gone (%s); starting a new one",
+                        child.actor_id, warm[0].pid, exc.reason)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                _start_on(sup, child, sup.launcher.start(child.actor_id), remaining)
+            except _Vanished as again:
+                raise SpawnError(child.actor_id, again.reason) from None
     finally:
         with sup.lock:
             sup.launching.pop(child.actor_id, None)
         with sup.state_changed:
             sup.state_changed.notify_all()
         sup.pool.refill_soon()  # a failed start used a warm worker up too
+
+
+class _Vanished(SpawnError):
+    """The worker exited before registering without saying why (no error event);
+    ``launch`` turns it into a plain ``SpawnError``."""
+
+
+def _start_on(sup: "Supervisor", child: Child, started: tuple[Any, Any], timeout: float | None) -> None:
+    """Hand ``child``'s spec to the worker ``started`` and wait until it registered."""
+    process, conn = started
+    with sup.lock:
+        sup.launching[child.actor_id] = process  # shutdown finishes or kills it
+        closing = sup.closing
+    if closing:
+        kill(process)
+        conn.close()
+        raise SpawnError(child.actor_id, f"system {sup.system_id!r} is shutting down")
+    _await_ready(sup, child, process, conn, timeout)
 
 
 def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeout: float | None) -> None:
@@ -92,12 +122,13 @@ def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeo
                 continue
             else:
                 continue
-        process.join(TERMINATE_GRACE)
+        process.join(TERMINATE_GRACE)  # reaps it
         if process.exitcode is None:
             kill(process)
         conn.close()
-        detail = error or f"exited before registering: {describe_exit(process.exitcode)}"
-        raise SpawnError(child.actor_id, detail.removeprefix(f"could not start {child.actor_id!r}: "))
+        if not error:
+            raise _Vanished(child.actor_id, f"exited before registering: {describe_exit(process.exitcode)}")
+        raise SpawnError(child.actor_id, error.removeprefix(f"could not start {child.actor_id!r}: "))
     with sup.lock:
         child.process, child.conn, child.conn_open = process, conn, True
         child.exit_reason = None

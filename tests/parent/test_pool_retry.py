@@ -1,0 +1,56 @@
+"""A warm worker that died while parked in the pool never costs a spawn: the spawn
+starts a new process instead, and the dead one is reaped."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import sample_actors
+from conftest import wait_until
+
+from actors import ActorSystem
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie counts: only its reaping is left)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_spawn_that_takes_a_warm_worker_which_just_died_starts_the_actor_on_a_new_one(
+        home, project, monkeypatch):
+    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as system:
+        pool = system._supervisor.pool
+        parked = wait_until(lambda: pool.pids(), timeout=30)[0]
+        take = pool.take
+
+        def take_one_that_dies():
+            taken = take()
+            assert taken is not None and taken[0].pid == parked
+            os.kill(parked, signal.SIGKILL)  # dies after checkout, before it is handed the spec
+            wait_until(lambda: _gone(parked))
+            return taken
+
+        monkeypatch.setattr(pool, "take", take_one_that_dies)
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        counter.tell({"n": 2})
+        assert counter.ask("count") == 2
+        info = system.inspect(counter)
+        assert (info.status, info.last_failure) == ("running", "")
+        assert info.pid not in (None, parked)
+        assert not os.path.exists(f"/proc/{parked}"), "the dead pool worker must be reaped"
+
+
+def test_a_spawn_after_the_parked_pool_worker_was_killed_succeeds(home, project):
+    with ActorSystem(home=home, project=project, durability="process", pool_size=1) as system:
+        pool = system._supervisor.pool
+        parked = wait_until(lambda: pool.pids(), timeout=30)[0]
+        os.kill(parked, signal.SIGKILL)
+        counter = system.spawn(sample_actors.Counter, name="counter")
+        assert counter.ask("count") == 0
+        assert system.inspect(counter).status == "running"
+        assert system.pid_of(counter) != parked
