@@ -146,9 +146,9 @@ class ActorSystem:
             self._backend.close()
             raise
         self._supervisor.start()
+        self._inbox.start()  # after the supervisor: queued activation requests need it
         _binding.register_system(self)
-        # Runs at interpreter exit if the user never shut the system down.
-        self._finalizer = weakref.finalize(self, _shutdown_at_exit, weakref.ref(self))
+        self._finalizer = weakref.finalize(self, _shutdown_at_exit, weakref.ref(self))  # if never shut down
 
     # -- context manager -------------------------------------------------------------------
 

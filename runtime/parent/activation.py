@@ -4,6 +4,10 @@ A tell to a known actor with no worker starts one: an actor of this system is
 started here; one of another system of the project is that system's business, and
 it is asked through its inbox. Every ``COLD_SWEEP_INTERVAL`` the monitor also looks
 for actors of this system with messages waiting and no worker.
+
+Two kinds of actor are left as they are: one marked failed (a spawn, or ``revive``
+for ``actors restart``, brings it back), and one whose class this process cannot
+import (see ``importable``): its messages wait for a program that can.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from ..spec import ProvisionSpec
 from ..threads import start_thread
 from ..worker.replies import request_activation
 from .children import Child
+from .importable import say_once, unavailable_here
+from .restart_policy import Deaths
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -35,18 +41,66 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
     actor_id = address.actor_id
     with sup.lock:
         child = sup.children.get(actor_id)
-        if child is not None and (child.alive or child.status in (STARTING, RESTARTING, FAILED)):
-            return
         if child is None:
-            spec = recorded_spec(sup, actor_id)
-            if spec is None:
+            if actor_id in sup.unstartable:
                 return
-            child = Child(spec)
+            child = _from_records(sup, address)
+            if child is None:
+                return
             sup.children[actor_id] = child
+        if child.alive or child.status in (STARTING, RESTARTING, FAILED):
+            return
         child.status = STARTING
         child.stop_requested = False
         child.exited.clear()
     start_thread(_activate, f"actors-activate-{actor_id}", sup, child)
+
+
+def revive(sup: "Supervisor", address: Address) -> None:
+    """Bring back an actor of this system that was marked failed (``actors restart``):
+    forget its failure and its recent deaths and activate it. An actor that is not
+    failed is only activated (a no-op if it runs)."""
+    actor_id = address.actor_id
+    if actor_id is None or address.system_id != sup.system_id or sup.closing:
+        return
+    with sup.lock:
+        child = sup.children.get(actor_id)
+        if child is None and actor_id not in sup.unstartable:
+            child = _from_records(sup, address)
+            if child is not None:
+                sup.children[actor_id] = child
+        if child is not None and child.status == FAILED and not child.alive:
+            log.info("actor %s: restarting after it was marked failed (%s)", actor_id, child.last_error)
+            child.status, child.last_error, child.deaths = STOPPED, "", Deaths()
+    ensure_active(sup, address)
+
+
+def _from_records(sup: "Supervisor", address: Address) -> Child | None:
+    """A child for an actor of this system that this run has not started, from its
+    records (hold ``sup.lock``): None if there is nothing to start it with, or if this
+    process cannot import its class (remembered, and said once). One its last run
+    marked failed is known as failed, with the recorded reason: messages do not
+    bring it back; a spawn or ``actors restart`` does."""
+    actor_id = address.name
+    spec = recorded_spec(sup, actor_id)
+    if spec is None:
+        return None
+    reason = unavailable_here(spec.actor_class)
+    if reason is not None:
+        sup.unstartable[actor_id] = reason
+        say_once(actor_id, address, reason)
+        return None
+    child = Child(spec)
+    child.status = STOPPED  # no worker yet: the caller starts one
+    try:
+        found = sup.backend.store.child_entry(actor_id)
+    except StoreError:
+        found = None
+    if found is not None and found[0] == sup.system_id and found[1].status == FAILED:
+        entry = found[1]
+        child.status, child.restarts = FAILED, entry.restarts
+        child.last_error = entry.last_error or "marked failed by an earlier run"
+    return child
 
 
 def _activate(sup: "Supervisor", child: Child) -> None:

@@ -53,7 +53,12 @@ class Inbox:
         self._pending: dict[str, tuple["Future[Any]", str]] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._thread = start_thread(self._serve, f"actors-inbox-{address.system_id}")
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start reading, once whatever serves requests is ready: requests queued
+        while the system was down (activations, ``actors restart``) come first."""
+        self._thread = start_thread(self._serve, f"actors-inbox-{self.address.system_id}")
 
     # -- pending asks ------------------------------------------------------------------
 
@@ -130,11 +135,12 @@ class Inbox:
         """Stop the thread and fail every ask still waiting with ``error(who)``."""
         self._closed = True
         self._mailbox.wake()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         with self._lock:
             pending, self._pending = self._pending, {}
         for future, who in pending.values():
             if not future.done():
                 future.set_exception(error(who))
-        if not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive():
             self._mailbox.close()

@@ -7,7 +7,8 @@
     monitor thread    wait(every sentinel, every pipe, wake-up pipe)
                       a death -> restart_policy.judge -> relaunch after a delay,
                                  or mark failed (askers get ActorFailed at once)
-    ensure_active     a known actor with no worker is started (see ``activation``)
+    ensure_active     a known actor with no worker is started (see ``activation``),
+                      unless it is marked failed or its class cannot be imported here
     shutdown          stop all (deepest first), grace, SIGTERM, SIGKILL
 
 ``starting`` holds the start of one worker, ``monitor`` the thread that notices
@@ -30,6 +31,7 @@ from ..records import FAILED, RESTARTING, STARTING, STOPPED, ChildEntry
 from ..spec import ProvisionSpec
 from ..wakeup import WakeUp
 from .children import Child
+from .importable import unavailable_here
 from .launcher import Launcher, kill, send, stop_process
 from .pool import Pool
 from .recorder import Recorder
@@ -78,6 +80,9 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.restarts_due: list[tuple[float, str]] = []
         self.launching: dict[str, Any] = {}  # actor id -> process of a start in progress
+        #: Actors of this system whose class this process cannot import (id -> why);
+        #: messages do not start them here (see ``importable``). A spawn forgets one.
+        self.unstartable: dict[str, str] = {}
         self.closing = False
         self.closed = False
         self.wakeup = WakeUp()
@@ -137,6 +142,12 @@ class Supervisor:
                     raise SpawnError(actor_id, f"already running as {child.spec.actor_class}")
                 running: Child | None = child
             else:
+                # Refused before anything changes: a class only another program can
+                # import must not leave the actor marked failed for that program.
+                unavailable = unavailable_here(spec.actor_class)
+                if unavailable is not None:
+                    raise SpawnError(actor_id, unavailable)
+                self.unstartable.pop(actor_id, None)
                 running = None
                 child = Child(spec)
                 child.exited.clear()
