@@ -10,7 +10,8 @@ Credentials and connections stay in the parent; arguments and results travel as
 JSON. A request that arrives again (the actor's handler ran again after a crash,
 with the same derived id) gets the first answer again, and one still running is
 not started twice. The system's own tools (nested spawn, control, activation) are
-served here too, under reserved names.
+served here too, under reserved names (activation and ``actors restart`` need no
+reply and are handled on the inbox thread).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from actors_runtime.backends.base import Backend
 from actors_runtime.errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
 from actors_runtime.ids import is_valid_id
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
-from actors_runtime.parent.activation import ensure_active
+from actors_runtime.parent.activation import ensure_active, revive
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
@@ -70,11 +71,12 @@ class HostTools:
         """Handle one ``mcp_request`` (on the inbox thread: the work goes to the pool)."""
         body = message.body if isinstance(message.body, dict) else {}
         tool, arguments = body.get("tool"), body.get("arguments") or {}
-        if tool == control.ACTIVATE_TOOL:
+        if tool in (control.ACTIVATE_TOOL, control.RESTART_TOOL):
             name = arguments.get("name") if isinstance(arguments, dict) else None
             if isinstance(name, str) and is_valid_id(name):
                 system = self._system
-                ensure_active(system._supervisor, self._backend.address(system.name, name))
+                bring_up = revive if tool == control.RESTART_TOOL else ensure_active
+                bring_up(system._supervisor, self._backend.address(system.name, name))
             return
         with self._lock:
             cached = self._replies.get(message.id)

@@ -54,6 +54,7 @@ EXIT_INTERNAL = 70
 #: Host tools the system serves itself (users cannot register names under "actors.").
 SPAWN_TOOL = "actors.spawn"
 ACTIVATE_TOOL = "actors.activate"
+RESTART_TOOL = "actors.restart"  # `actors restart`: bring back an actor marked failed
 CONTROL_TOOL = "actors.control"
 RESERVED_TOOL_PREFIX = "actors."
 

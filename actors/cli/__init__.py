@@ -13,6 +13,7 @@
     tell ID JSON        deliver a message (works whether or not the actor runs)  (send)
     ask ID JSON         ask and print the answer (through a short-lived system)  (send)
     stop|cancel|kill ID signal a running actor's worker (SIGTERM / SIGUSR1 / SIGKILL)  (control)
+    restart ID          bring back an actor marked failed (through its system, or on disk)  (control)
     worker              a seed-protocol worker: one spec JSON line on stdin (control)
 
 Errors a user can cause print one line on stderr and exit with a named code
@@ -117,7 +118,7 @@ def _debug_logging(ctx: click.Context) -> None:
 
 
 for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
+                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
     cli.add_command(_command)
 
 

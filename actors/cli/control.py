@@ -1,4 +1,4 @@
-"""Commands that act on a running worker: ``stop``, ``cancel``, ``kill``; and ``worker``."""
+"""Commands that act on a worker: ``stop``, ``cancel``, ``kill``, ``restart``; and ``worker``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import click
 from actors_runtime.spec import MAX_SPEC_BYTES
 from actors_runtime.worker.seed_entry import main as worker_main
 
-from .exit_codes import EXIT_NOT_RUNNING, EXIT_TIMEOUT, CliError
+from .exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_TIMEOUT, CliError
 from .processes import pid_handle, send_signal, wait_exit
 from .project import Env, pass_env
+from .revival import Revived, revive
 
 #: Seconds ``stop`` and ``kill`` wait for the worker to exit by default.
 STOP_TIMEOUT = 10.0
+#: Seconds ``restart`` waits for a running system to start the actor by default.
+RESTART_TIMEOUT = 30.0
 
 
 def signal_worker(env: Env, actor_id: str, signum: int, wait: float | None) -> tuple[int, bool]:
@@ -98,6 +101,29 @@ def kill(env: Env, actor_id: str, timeout: float) -> None:
     finally:
         view.close()
     click.echo(f"killed {actor_id!r} (pid {pid})")
+
+
+@click.command()
+@click.argument("actor_id", metavar="ID")
+@click.option("--timeout", type=click.FloatRange(min=0), default=RESTART_TIMEOUT, show_default=True,
+              help="Seconds to wait for a running system to start it.")
+@wait_option
+@pass_env
+def restart(env: Env, actor_id: str, timeout: float, wait: bool) -> None:
+    """Bring back an actor that was marked failed (or start a stopped one).
+
+    If its system runs, the system is asked to start it now (its failure and recent
+    deaths forgotten) and this waits until it runs or fails again. If its system
+    does not run, its recorded status is reset from failed to stopped, and its
+    system starts it when it next runs. A running actor is left alone.
+    """
+    outcome = revive(env, actor_id, timeout if wait else None)
+    if outcome.state == Revived.FAILED_AGAIN:
+        raise CliError(f"{actor_id!r} failed again: {outcome.error}", EXIT_FAILED)
+    if outcome.state == Revived.NOT_YET:
+        raise CliError(f"{actor_id!r} did not start within {timeout} s; its system "
+                       f"{outcome.system!r} was asked to start it ('actors ps' shows how it goes)", EXIT_TIMEOUT)
+    click.echo(outcome.text)
 
 
 @click.command()

@@ -50,7 +50,7 @@ def collect_actors(backend: Backend, system: str | None = None) -> list[dict[str
         seen.add(entry.id)
         if system is None or system_id == system:
             rows.append(_row(backend, system_id, entry.id, entry.actor_class, entry.role,
-                             entry.status, entry.restarts, records.get(entry.id), now))
+                             entry.status, entry.restarts, records.get(entry.id), now, entry.last_error))
     for actor_id, record in records.items():
         system_id = record.system_id or ""
         if actor_id in seen or (system is not None and system_id != system):
@@ -61,18 +61,21 @@ def collect_actors(backend: Backend, system: str | None = None) -> list[dict[str
 
 
 def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role: str | None,
-         recorded: str, restarts: int, record: AgentRecord | None, now: float) -> dict[str, Any]:
+         recorded: str, restarts: int, record: AgentRecord | None, now: float,
+         last_error: str = "") -> dict[str, Any]:
     live = record is not None and record.is_live(now) and process_matches(record)
+    status = status_of(recorded, live)
     return {
         "id": actor_id,
         "system": system_id or None,
         "class": actor_class,
         "role": role,
         "pid": record.pid if live and record else None,
-        "status": status_of(recorded, live),
+        "status": status,
         "pending": pending_of(backend, system_id, actor_id) if system_id else None,
         "restarts": restarts,
         "lease": round(record.lease_expires_at - now, 1) if live and record else None,
+        "last_error": (last_error or None) if status == "failed" else None,
     }
 
 
@@ -85,7 +88,8 @@ def ps(env: Env, as_json: bool) -> None:
     STATUS is "running" only while the actor's lease is live and its process exists;
     an actor recorded as running without that is "lost" (its worker died
     unsupervised). LEASE is the seconds left on the lease; PENDING counts messages
-    not yet acked (new + cur).
+    not yet acked (new + cur). Below the table, one line per failed actor says why
+    it failed ('actors restart ID' brings it back).
     """
     backend = env.backend()
     rows = collect_actors(backend, env.system if env.system_given else None)
@@ -100,6 +104,9 @@ def ps(env: Env, as_json: bool) -> None:
                  r["status"], cell(r["pending"]), str(r["restarts"]),
                  "-" if r["lease"] is None else f"{r['lease']:.0f}s"] for r in rows]
     click.echo(table(headers, rendered, right=frozenset({4, 6, 7, 8})))
+    for r in rows:
+        if r["status"] == "failed":
+            click.echo(f"{r['id']} failed: {r['last_error'] or 'no reason recorded'}")
 
 
 @click.command()

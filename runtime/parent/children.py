@@ -53,4 +53,5 @@ class Child:
     def failed_error(self) -> ActorFailed:
         """What an ask to this actor gets once it is marked failed."""
         return ActorFailed(self.actor_id, "failed", f"the actor is marked failed ({self.last_error}); its "
-                           "messages wait in its mailbox until it is spawned again")
+                           "messages wait in its mailbox until it is spawned again or restarted "
+                           f"('actors restart {self.actor_id}')")

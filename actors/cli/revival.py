@@ -1,0 +1,115 @@
+"""``actors restart``: bring back an actor that was marked failed.
+
+Its system's lock decides how. A running system holds it, keeps the actor's
+supervision facts in memory and alone writes its record, so the CLI asks it, through
+its inbox (an ``actors.restart`` request), to forget the failure and start the actor,
+then watches the lease record and the supervision record for the outcome. When no
+system runs, the CLI takes the lock itself (no system can start meanwhile), resets
+the recorded status from failed to stopped, and queues an activation request that
+the system serves when it next runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+
+from actors_runtime.address import Address
+from actors_runtime.backends.base import Backend
+from actors_runtime.control import RESTART_TOOL
+from actors_runtime.errors import ActorNotFound, StoreError
+from actors_runtime.messages import InboxKind, InboxMessage
+from actors_runtime.records import FAILED, STOPPED
+from actors_runtime.worker import request_activation
+
+from .processes import live_record
+from .project import CLI_SENDER, Env
+
+#: Seconds between looks at the records while a running system starts the actor.
+POLL_INTERVAL = 0.05
+
+
+class Revived(enum.Enum):
+    """How a restart ended."""
+
+    RUNNING = "running"  # it was running already: nothing done
+    STARTED = "started"  # its running system started it
+    FAILED_AGAIN = "failed again"  # its running system tried, and it failed again
+    ASKED = "asked"  # its running system was asked (not waited for)
+    NOT_YET = "not yet"  # its running system was asked; not up within the timeout
+    RESET = "reset"  # no system runs: the record was reset, its system starts it next run
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    state: Revived
+    text: str
+    system: str
+    error: str = ""
+
+
+def revive(env: Env, actor_id: str, wait: float | None) -> Outcome:
+    """Restart ``actor_id`` (see the module docstring); ``wait`` is how long to watch
+    a running system start it (None: do not watch).
+
+    Raises:
+        InvalidSpec, ActorNotFound, CliError: as ``Env.locate``. StoreError: the
+            project's files could not be read or written.
+    """
+    backend, address = env.locate(actor_id)
+    system_id = address.system_id
+    record = live_record(backend, actor_id)
+    if record is not None:
+        return Outcome(Revived.RUNNING, f"{actor_id!r} is running (pid {record.pid}); nothing to restart",
+                       system_id)
+    try:
+        lock = backend.store.lock_system(system_id)
+    except StoreError:  # held: the system runs (elsewhere) and must do it
+        return _through_system(backend, address, wait)
+    try:
+        text = _reset(backend, address)
+        request_activation(backend, CLI_SENDER, address)  # served when the system next runs
+    finally:
+        lock.release()
+    return Outcome(Revived.RESET, text, system_id)
+
+
+def _reset(backend: Backend, address: Address) -> str:
+    """Turn a recorded failure into a stop (hold the system's lock); says what it did."""
+    actor_id, system_id = address.name, address.system_id
+    found = backend.store.child_entry(actor_id)
+    later = f"its system {system_id!r} is not running; it starts {actor_id!r} when it next runs"
+    if found is None or found[0] != system_id or found[1].status != FAILED:
+        status = found[1].status if found is not None else "not running"
+        return f"{actor_id!r} is {status}; {later}"
+    entry = found[1]
+    backend.store.record_children(system_id, [dataclasses.replace(entry, status=STOPPED, last_error="",
+                                                                  updated_at=0.0)])
+    reason = f" ({entry.last_error})" if entry.last_error else ""
+    return f"reset {actor_id!r} from failed{reason} to stopped; {later}"
+
+
+def _through_system(backend: Backend, address: Address, wait: float | None) -> Outcome:
+    actor_id, system_id = address.name, address.system_id
+    asked_at = time.time()  # a failure recorded from now on is this attempt's
+    request = InboxMessage.create(CLI_SENDER, InboxKind.MCP_REQUEST.value,
+                                  {"tool": RESTART_TOOL, "arguments": {"name": actor_id}, "no_reply": True})
+    try:
+        backend.deliver(address.system_inbox, [request], block_timeout=None)
+    except ActorNotFound:
+        raise StoreError(system_id, f"system {system_id!r} holds its lock but has no inbox") from None
+    if wait is None:
+        return Outcome(Revived.ASKED, f"asked system {system_id!r} to restart {actor_id!r}", system_id)
+    deadline = time.monotonic() + wait
+    while True:
+        record = live_record(backend, actor_id)
+        if record is not None:
+            return Outcome(Revived.STARTED, f"restarted {actor_id!r} (pid {record.pid}) through its system "
+                           f"{system_id!r}", system_id)
+        found = backend.store.child_entry(actor_id)
+        if found is not None and found[1].status == FAILED and found[1].updated_at >= asked_at:
+            return Outcome(Revived.FAILED_AGAIN, "", system_id, found[1].last_error or "no reason recorded")
+        if time.monotonic() >= deadline:
+            return Outcome(Revived.NOT_YET, "", system_id)
+        time.sleep(POLL_INTERVAL)  # another process's records: nothing to wait on but time
