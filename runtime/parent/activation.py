@@ -44,7 +44,7 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
         if child is None:
             if actor_id in sup.unstartable:
                 return
-            child = _from_records(sup, address)
+            child = known_child(sup, address)
             if child is None:
                 return
             sup.children[actor_id] = child
@@ -66,7 +66,7 @@ def revive(sup: "Supervisor", address: Address) -> None:
     with sup.lock:
         child = sup.children.get(actor_id)
         if child is None and actor_id not in sup.unstartable:
-            child = _from_records(sup, address)
+            child = known_child(sup, address)
             if child is not None:
                 sup.children[actor_id] = child
         if child is not None and child.status == FAILED and not child.alive:
@@ -75,7 +75,7 @@ def revive(sup: "Supervisor", address: Address) -> None:
     ensure_active(sup, address)
 
 
-def _from_records(sup: "Supervisor", address: Address) -> Child | None:
+def known_child(sup: "Supervisor", address: Address) -> Child | None:
     """A child for an actor of this system that this run has not started, from its
     records (hold ``sup.lock``): None if there is nothing to start it with, or if this
     process cannot import its class (remembered, and said once). One its last run

@@ -212,11 +212,18 @@ class Supervisor:
         return child
 
     def failed_error(self, address: Address) -> ActorFailed | None:
-        """The error an ask gets at once if its actor (of this system) is marked failed."""
+        """The error an ask gets at once if its actor (of this system) is marked
+        failed, by this run or, as its records say, by an earlier one."""
+        from .activation import known_child
+
         if address.system_id != self.system_id or address.actor_id is None:
             return None
         with self.lock:
             child = self.children.get(address.actor_id)
+            if child is None and address.actor_id not in self.unstartable:
+                child = known_child(self, address)  # what activating it would find
+                if child is not None:
+                    self.children[address.actor_id] = child
             return child.failed_error() if child is not None and child.status == FAILED else None
 
     def snapshot(self) -> list[Child]:
