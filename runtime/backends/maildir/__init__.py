@@ -4,10 +4,15 @@ Nothing to start and nothing to configure: mailboxes are per-sender append-only 
 plus Maildir directories (``mailbox``), the fabric is one leased file per live actor
 (``fabric``), sessions and indices are JSON documents rewritten atomically
 (``sessions``, ``indices``). ``layout`` has every path.
+
+Everything under the home is its owner's only (directories 0700, files 0600), no
+write follows a symlink out of it (``durable``), a home another user owns is refused,
+and every failure of the disk is a ``StoreError`` naming the path and the cause.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -21,7 +26,7 @@ from ...ids import check_id
 from ...messages import InboxMessage
 from ..base import MailboxView
 from .fabric import MaildirFabric
-from .layout import MailboxPaths, ProjectLayout, read_max_pending, write_mailbox_config
+from .layout import MailboxPaths, ProjectLayout, check_home, read_max_pending, write_mailbox_config
 from .mailbox import MaildirMailbox, make_mailbox_dirs
 from .router import Router
 from .segment_writer import Flusher
@@ -29,6 +34,8 @@ from .skeletons import claim_skeleton, make_skeleton, ready_skeletons, remove_un
 from .store import MaildirStore
 
 __all__ = ["MaildirBackend", "MaildirMailbox"]
+
+log = logging.getLogger(__name__)
 
 
 class MaildirBackend:
@@ -41,6 +48,9 @@ class MaildirBackend:
         clock: unix time for leases (a test's fake clock).
         new_future: makes the Futures of ``deliver_async`` (whose done-callbacks the
             caller may want run elsewhere than on the flusher thread).
+
+    Raises:
+        StoreError: the home belongs to another user (or cannot be looked at).
     """
 
     name = "maildir"
@@ -50,6 +60,7 @@ class MaildirBackend:
                  new_future: Callable[[], "Future[Any]"] = Future) -> None:
         self.location = os.path.abspath(os.path.expanduser(home))
         self.layout = ProjectLayout(self.location, project_key)
+        check_home(self.location)
         self.project_key = self.layout.key
         self.durability = durability
         self.fabric = MaildirFabric(self.layout.fabric, clock=clock)
@@ -136,17 +147,24 @@ class MaildirBackend:
             return self._skeletons.pop() if self._skeletons else None
 
     def prepare(self, system_id: str, count: int) -> None:
-        """Keep ``count`` skeletons ready (adopting those an earlier run left)."""
-        with self._skeletons_lock:
-            if self._skeletons is None:
-                remove_unfinished(self.layout, system_id)  # a crash mid-build left them; we hold the lock
-                self._skeletons = ready_skeletons(self.layout, system_id)[:count]
-            missing = count - len(self._skeletons)
-        for _ in range(missing):
-            skeleton = make_skeleton(self.layout, system_id, self.durability)
+        """Keep ``count`` skeletons ready (adopting those an earlier run left).
+
+        Never raises a ``StoreError``: skeletons only make spawns cheaper, and a spawn
+        without one makes the actor's directory itself. A failure is logged.
+        """
+        try:
             with self._skeletons_lock:
-                assert self._skeletons is not None
-                self._skeletons.append(skeleton)
+                if self._skeletons is None:
+                    remove_unfinished(self.layout, system_id)  # a crash mid-build left them; we hold the lock
+                    self._skeletons = ready_skeletons(self.layout, system_id)[:count]
+                missing = count - len(self._skeletons)
+            for _ in range(missing):
+                skeleton = make_skeleton(self.layout, system_id, self.durability)
+                with self._skeletons_lock:
+                    assert self._skeletons is not None
+                    self._skeletons.append(skeleton)
+        except StoreError as exc:
+            log.error("system %s: could not prepare actors' storage ahead of spawns: %s", system_id, exc)
 
     def close(self) -> None:
         self._flusher.close()  # every deliver_async Future is resolved

@@ -1,4 +1,9 @@
-"""Dead letters of a maildir mailbox: ``dead/<name>``, one JSON envelope per message."""
+"""Dead letters of a maildir mailbox: ``dead/<name>``, one JSON envelope per message.
+
+Nothing is written into a ``dead/`` that is not a directory of its own (a symlink
+there could lead out of the home): burying then fails with ``StoreError`` and the
+message stays in the mailbox.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ import os
 import time
 
 from ...durability import Durability
+from ...errors import StoreError
 from ...ids import is_valid_id
 from ...messages import InboxMessage
 from ..base import DeadLetter, Delivered
-from .durable import atomic_write, read_bytes
+from .durable import atomic_write, is_real_dir, make_dirs, read_bytes
 from .layout import MailboxPaths
 
 log = logging.getLogger(__name__)
@@ -32,7 +38,17 @@ def write_dead_letter(paths: MailboxPaths, durability: Durability, delivered: De
                       attempts: int) -> str:
     """Write the envelope of a message being buried; returns its path. The caller
     acks the message afterwards, so a crash in between leaves it in both places,
-    never in neither."""
+    never in neither.
+
+    Raises:
+        StoreError: it cannot be written, or ``dead/`` is a symlink or a file (the
+            caller then does not ack: the message stays where it is).
+    """
+    if not is_real_dir(paths.dead):
+        try:
+            make_dirs(paths.dead)
+        except OSError as exc:
+            raise StoreError(paths.dead, f"cannot keep a dead letter: {exc.strerror or exc}") from exc
     dead_path = os.path.join(paths.dead, _file_name(delivered))
     envelope = {
         "message": json.loads(delivered.message.to_wire()),
@@ -46,16 +62,31 @@ def write_dead_letter(paths: MailboxPaths, durability: Durability, delivered: De
 
 def read_dead_letters(paths: MailboxPaths) -> list[tuple[DeadLetter, str]]:
     """Each readable dead letter with its file, oldest first (unreadable ones are
-    logged and skipped)."""
+    logged and skipped). A ``dead/`` that is a symlink is not read through: a requeue
+    deletes the file it read.
+
+    Raises:
+        StoreError: ``dead/`` cannot be listed.
+    """
+    if not is_real_dir(paths.dead):
+        if os.path.lexists(paths.dead):
+            log.warning("mailbox %s: dead/ is not a directory of its own; not reading through it", paths.root)
+        return []
+    try:
+        names = sorted(n for n in os.listdir(paths.dead) if n[0] != ".")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(paths.dead, f"cannot list the dead letters: {exc.strerror or exc}") from exc
     letters = []
-    for name in sorted(n for n in os.listdir(paths.dead) if n[0] != "."):
+    for name in names:
         path = os.path.join(paths.dead, name)
         try:
             doc = json.loads(read_bytes(path))
             message = InboxMessage.from_wire(json.dumps(doc["message"]))
             letter = DeadLetter(message, str(doc.get("reason", "")), int(doc.get("attempts", 0)),
                                 float(doc.get("dead_at", 0.0)))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             log.warning("mailbox %s: unreadable dead letter %s: %s", paths.root, name, exc)
             continue
         letters.append((letter, path))

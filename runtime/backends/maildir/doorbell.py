@@ -7,24 +7,68 @@ comes later is never lost, and then blocks in ``select`` on it and on a wake-up 
 of its own (``wake``: a stop request from another thread or a signal handler). An
 idle actor costs no CPU. (inotify would do too, but it is capped at 128 instances
 per user on these machines.)
+
+The bell is opened without following a symlink: a ring writes to it, and a symlink
+planted at its name must not take that write out of the home. The reader replaces
+anything at the bell's name that is not a FIFO.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import stat
 
+from ...errors import StoreError
 from ...wakeup import WakeUp, drain_fd, wait_readable
+from .durable import FILE_MODE, NOFOLLOW
+
+log = logging.getLogger(__name__)
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_BELL_FLAGS = os.O_RDWR | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
 
 
 def make_fifo(path: str) -> None:
-    """Create a doorbell FIFO (a present one is kept)."""
+    """Create a doorbell FIFO (a present one is kept; a symlink or a file in its place
+    is replaced).
+
+    Raises:
+        OSError: it cannot be made.
+    """
     try:
-        os.mkfifo(path, 0o600)
+        os.mkfifo(path, FILE_MODE)
+        return
     except FileExistsError:
-        pass
+        if stat.S_ISFIFO(os.lstat(path).st_mode):
+            return
+    log.warning("%s: replacing what is in the doorbell's place (not a FIFO)", path)
+    os.unlink(path)
+    os.mkfifo(path, FILE_MODE)
+
+
+def open_bell(path: str) -> int:
+    """The reader's descriptor on the doorbell FIFO, made anew if something else is
+    in its place (a symlink is never followed).
+
+    Raises:
+        StoreError: it cannot be opened or made.
+    """
+    try:
+        try:
+            fd = os.open(path, _BELL_FLAGS)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EMLINK, errno.ENOENT):
+                raise
+        else:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+        make_fifo(path)
+        return os.open(path, _BELL_FLAGS)
+    except OSError as exc:
+        raise StoreError(path, f"cannot open the doorbell: {exc.strerror or exc}") from exc
 
 
 class Doorbell:
@@ -33,7 +77,7 @@ class Doorbell:
     def __init__(self, fifo_path: str) -> None:
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF (which
         # would make select() spin) when senders come and go.
-        self.fd = os.open(fifo_path, os.O_RDWR | os.O_NONBLOCK | _CLOEXEC)
+        self.fd = open_bell(fifo_path)
         self._wakeup = WakeUp()
 
     def clear(self) -> None:
@@ -72,8 +116,8 @@ class Ringer:
         for _ in range(2):
             if self._fd < 0:
                 try:
-                    self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | _CLOEXEC)
-                except OSError:  # ENXIO: no reader; ENOENT: no bell (a foreign mailbox)
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW)
+                except OSError:  # ENXIO: no reader; ENOENT: no bell (a foreign mailbox); ELOOP: a symlink
                     return
             try:
                 os.write(self._fd, b"\0")

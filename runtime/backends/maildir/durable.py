@@ -4,6 +4,13 @@
 hidden, uniquely named temp file in the target directory, write, fsync, rename over
 the target, fsync the directory. A reader sees the old file or the new one, never a
 torn one, and a crash leaves at most a dot-file that scanners skip.
+
+Everything the backend creates is its owner's only (directories ``DIR_MODE``, files
+``FILE_MODE``, whatever the umask: it can only take bits away), and nothing it writes
+follows a symlink: files are opened for writing with ``O_NOFOLLOW``, temps with
+``O_EXCL`` too, and a directory something is moved into is checked to be a directory
+of its own (``require_real_dir``). A symlink planted in the home could otherwise send
+a write, or a quarantined file, to a place outside it.
 """
 
 from __future__ import annotations
@@ -11,14 +18,32 @@ from __future__ import annotations
 import ctypes
 import errno
 import itertools
+import logging
 import os
+import stat
 import uuid
 from typing import Any
 
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+log = logging.getLogger(__name__)
+
+#: Mode of every directory the backend creates: its owner's only.
+DIR_MODE = 0o700
+#: Mode of every file the backend creates: message bodies, states and specs are private.
+FILE_MODE = 0o600
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: Added to every open of a file in the home: a symlink at its name fails the open
+#: (``ELOOP``) instead of reaching the file it points to.
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | NOFOLLOW
+# A spare is reopened in place. O_NONBLOCK (a no-op on a file) makes a FIFO planted at
+# its name fail the open (ENXIO) rather than block it.
+_SPARE_FLAGS = os.O_WRONLY | os.O_CREAT | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK
+#: Errors of an open that say something not ours is at the name (a symlink, a FIFO, a directory).
+FOREIGN_AT_NAME = (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR)
 
 
 def sync_data(fd: int) -> None:
@@ -36,14 +61,69 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def is_real_dir(path: str) -> bool:
+    """Whether ``path`` is a directory itself (not a symlink to one, not missing)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def require_real_dir(path: str) -> None:
+    """Check that ``path`` is a directory of its own before moving or writing into it.
+
+    Raises:
+        StoreError: it is a symlink (which could lead out of the home), a file, or missing.
+    """
+    if not is_real_dir(path):
+        raise StoreError(path, "not a directory of its own (a symlink, a file or nothing is in its place): "
+                               "refusing to move or write anything into it")
+
+
+def make_dirs(path: str) -> None:
+    """Create the directory ``path`` and its missing parents, each with ``DIR_MODE``.
+
+    (``os.makedirs`` gives the parents it makes the umask's mode.) An existing
+    ``path`` must be a directory of its own: what is written below it must stay in
+    the home. Its parents may be symlinks (a home can be one).
+
+    Raises:
+        NotADirectoryError: a symlink or a file is at ``path``.
+        OSError: it cannot be made.
+    """
+    _make_dir(path, own=True)
+
+
+def _make_dir(path: str, own: bool) -> None:
+    try:
+        os.mkdir(path, DIR_MODE)
+        return
+    except FileExistsError:
+        if own and not is_real_dir(path):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory of its own (a symlink or a file)",
+                                     path) from None
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parent or parent == path:
+            raise
+    _make_dir(parent, own=False)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:  # made by someone else meanwhile
+        if own and not is_real_dir(path):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory of its own (a symlink or a file)",
+                                     path) from None
+
+
 def write_file(path: str, data: bytes, durability: Durability = MACHINE) -> None:
     """Create ``path`` exclusively and write ``data`` to it (fsynced at "machine").
 
     Raises:
-        FileExistsError: ``path`` exists.
+        FileExistsError: ``path`` exists (a symlink too: none is followed).
         OSError: the write failed; a partial file is removed.
     """
-    fd = os.open(path, _WRITE_FLAGS, 0o644)
+    fd = os.open(path, _WRITE_FLAGS, FILE_MODE)
     try:
         view = memoryview(data)
         while view:
@@ -109,22 +189,27 @@ def atomic_write(path: str, data: bytes, durability: Durability = MACHINE) -> No
         durability: "machine" fsyncs the file and the directory; "process" does not
             (still atomic and safe against kill -9).
 
+    A symlink at ``path`` is replaced, never written through (the rename replaces
+    the link itself); the caller checks a directory it does not trust with
+    ``require_real_dir``.
+
     Raises:
-        StoreError: the write failed; the target is untouched and no temp file remains.
+        StoreError: the write failed; the target is untouched and no temp file remains
+            (or, if only the directory's flush failed, the target was replaced).
     """
     directory = os.path.dirname(path) or "."
     tmp = temp_name(directory)
     try:
         write_file(tmp, data, durability)
         os.replace(tmp, path)
+        if durability == MACHINE:
+            fsync_dir(directory)
     except OSError as exc:
         unlink_quietly(tmp)
         raise StoreError(path, f"write failed: {exc.strerror or exc}") from exc
     except BaseException:
         unlink_quietly(tmp)
         raise
-    if durability == MACHINE:
-        fsync_dir(directory)
 
 
 _RENAME_EXCHANGE = 2
@@ -194,6 +279,11 @@ class Rewriter:
     Writers of one path must be serialised (one process, or a lock). A reader holding
     the old file open across two later writes could see it rewritten; readers retry a
     read that does not parse.
+
+    Whatever else is found at the spare's name (a symlink, a FIFO, a directory, a file
+    with a second link, say to a file outside the home) is not written through: it is
+    unlinked and a new spare made. A spare of an older home (mode 0644) is narrowed to
+    ``FILE_MODE`` when it is next written.
     """
 
     def __init__(self, path: str, durability: Durability = MACHINE) -> None:
@@ -213,9 +303,9 @@ class Rewriter:
             atomic_write(self.path, data, self.durability)
             return
         try:
-            fd = os.open(self.spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd, size = self._open_spare()
             try:
-                overwrite(fd, data, os.fstat(fd).st_size)
+                overwrite(fd, data, size)
                 if self.durability == MACHINE:
                     sync_data(fd)
             finally:
@@ -224,27 +314,66 @@ class Rewriter:
                 exchange(self.spare, self.path)
             except FileNotFoundError:  # no target yet: the spare becomes it
                 os.rename(self.spare, self.path)
+            if self.durability == MACHINE:
+                fsync_dir(self.directory)
         except OSError as exc:
             if exc.errno in (errno.ENOSYS, errno.EINVAL):  # e.g. a file system without it
                 _disable_exchange()
                 atomic_write(self.path, data, self.durability)
                 return
             raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
-        if self.durability == MACHINE:
-            fsync_dir(self.directory)
+
+    def _open_spare(self) -> tuple[int, int]:
+        """The spare, open for writing, and its size. Costs the open and the ``fstat``
+        a rewrite needs anyway, unless something not ours is at the spare's name."""
+        try:
+            fd = os.open(self.spare, _SPARE_FLAGS, FILE_MODE)
+        except OSError as exc:
+            if exc.errno not in FOREIGN_AT_NAME:
+                raise
+            return self._replace_spare(exc.strerror or str(exc))
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+                if info.st_mode & 0o077:
+                    os.fchmod(fd, FILE_MODE)
+                return fd, info.st_size
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        return self._replace_spare("not a file of its own (a FIFO, or a file with another link)")
+
+    def _replace_spare(self, why: str) -> tuple[int, int]:
+        log.warning("%s: replacing what is at its spare's name, not writing through it: %s", self.path, why)
+        os.unlink(self.spare)  # a symlink goes, not what it points to
+        return os.open(self.spare, _WRITE_FLAGS, FILE_MODE), 0
 
     def prepare(self) -> None:
-        """Make the spare now (empty), so the first write creates no file."""
-        fd = os.open(self.spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        """Make the spare now (empty), so the first write creates no file.
+
+        Raises:
+            StoreError: it cannot be made.
+        """
+        try:
+            fd, _ = self._open_spare()
+        except OSError as exc:
+            raise StoreError(self.spare, f"cannot make the spare: {exc.strerror or exc}") from exc
         os.close(fd)
 
     def remove(self) -> bool:
-        """Remove the target (the spare stays for the next write). Returns whether it existed."""
+        """Remove the target (the spare stays for the next write). Returns whether it existed.
+
+        Raises:
+            StoreError: it cannot be removed.
+        """
         try:
             os.unlink(self.path)
             return True
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise StoreError(self.path, f"cannot remove: {exc.strerror or exc}") from exc
 
 
 def _disable_exchange() -> None:
@@ -253,8 +382,14 @@ def _disable_exchange() -> None:
 
 
 def read_bytes(path: str) -> bytes:
-    """Read a whole file with one ``os.read`` loop (cheaper than ``open()``)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    """Read a whole file with one ``os.read`` loop (cheaper than ``open()``).
+
+    Raises:
+        OSError: as ``os.open`` and ``os.read`` do. A symlink at ``path`` is not
+            followed (``ELOOP``): nothing in the home is read from outside it; and a
+            FIFO reads as empty rather than blocking (``O_NONBLOCK``, a no-op on files).
+    """
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
     try:
         chunks: list[bytes] = []
         while True:

@@ -4,7 +4,8 @@ A live actor publishes ``fabric/<id>.json`` and re-publishes it before the lease
 out; a record whose lease has expired belongs to a dead process and is invisible to
 ``resolve``, ``is_live`` and ``discover``, and ``gc`` removes it. Clean exits
 ``withdraw``. Time comes from an injected clock so lease logic is tested without
-sleeping.
+sleeping. A record that does not parse, or has a field of the wrong type, is no
+record (``None``; ``gc`` removes it); a failing disk is ``StoreError``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...durability import PROCESS, Durability
 from ...errors import StoreError
 from ...ids import check_id
 from ...records import AgentRecord, record_from_doc
-from .durable import Rewriter, read_bytes
+from .durable import Rewriter, is_real_dir, make_dirs, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,24 @@ class MaildirFabric:
             return sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StoreError(self.root, f"cannot list the fabric: {exc.strerror or exc}") from exc
 
     def _path(self, actor_id: str) -> str:
         return os.path.join(self.root, f"{check_id(actor_id)}.json")
 
     def publish(self, record: AgentRecord, lease: float = DEFAULT_LEASE) -> AgentRecord:
-        """Write (or renew) ``record`` with a lease of ``lease`` seconds from now."""
+        """Write (or renew) ``record`` with a lease of ``lease`` seconds from now.
+
+        Raises:
+            StoreError: it cannot be written (or ``fabric/`` is a symlink or a file).
+        """
         path = self._path(record.agent_id)  # the id is checked before anything is made
         record.lease_expires_at = self.clock() + lease
         data = json.dumps(dataclasses.asdict(record), separators=(",", ":")).encode()
-        if not os.path.isdir(self.root):  # made by the first publish: looking creates nothing
+        if not is_real_dir(self.root):  # made by the first publish: looking creates nothing
             try:
-                os.makedirs(self.root, exist_ok=True)
+                make_dirs(self.root)
             except OSError as exc:
                 raise StoreError(self.root, f"cannot create the fabric: {exc.strerror or exc}") from exc
         Rewriter(path, self.durability).write(data)  # no inode churn
@@ -81,11 +88,13 @@ class MaildirFabric:
         return True
 
     def _read(self, path: str) -> AgentRecord | None:
+        """The record in ``path``; ``None`` if there is none or it is unreadable (a
+        symlink, not JSON, nested too deep, or not a record)."""
         try:
             return record_from_doc(json.loads(read_bytes(path)))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             log.debug("fabric: unreadable record %s: %s", path, exc)
             return None
 
@@ -108,6 +117,8 @@ class MaildirFabric:
             info = os.stat(path)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise StoreError(path, f"cannot read the record: {exc.strerror or exc}") from exc
         key = (info.st_ino, info.st_size, info.st_mtime_ns)
         with self._parsed_lock:
             cached = self._parsed.get(path)
@@ -143,6 +154,9 @@ class MaildirFabric:
 
         With ``pid``, only a record published by that process is removed, so a stale
         activation never withdraws its successor.
+
+        Raises:
+            StoreError: it cannot be removed.
         """
         path = self._path(actor_id)
         if pid is not None:
@@ -152,7 +166,11 @@ class MaildirFabric:
         return Rewriter(path, self.durability).remove()
 
     def gc(self) -> list[str]:
-        """Remove expired and corrupt records; returns the removed ids."""
+        """Remove expired and corrupt records; returns the removed ids.
+
+        Raises:
+            StoreError: the fabric cannot be listed, or a record cannot be removed.
+        """
         now = self.clock()
         removed = []
         for name in self._listing():
@@ -163,8 +181,10 @@ class MaildirFabric:
             if record is not None and record.is_live(now):
                 continue
             try:
-                os.unlink(path)
+                os.unlink(path)  # a symlink goes, not what it points to
                 removed.append(name[: -len(".json")])
             except FileNotFoundError:
                 pass
+            except OSError as exc:
+                raise StoreError(path, f"cannot remove the record: {exc.strerror or exc}") from exc
         return removed

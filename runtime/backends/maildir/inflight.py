@@ -1,11 +1,43 @@
-"""The in-flight marker: which message a worker is handling, kept past its death."""
+"""The in-flight marker: which message a worker is handling, kept past its death.
+
+The marker is written through a shared mapping, so it is opened without following a
+symlink, and one that is not a file of its own (a symlink, a FIFO, a file with
+another link, say to a file outside the home) is replaced by a new, clear one: its
+contents were not written by this mailbox's worker anyway.
+"""
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
+import stat
+
+from ...errors import StoreError
+from .durable import FILE_MODE, FOREIGN_AT_NAME, NOFOLLOW
+
+log = logging.getLogger(__name__)
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK (a no-op on a file) keeps a FIFO in the marker's place from blocking the open.
+_MARKER_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
+
+
+def _open_marker(path: str) -> int:
+    """The marker, open for reading and writing (made, or made anew, if need be)."""
+    try:
+        fd = os.open(path, _MARKER_FLAGS, FILE_MODE)
+    except OSError as exc:
+        if exc.errno not in FOREIGN_AT_NAME:
+            raise
+    else:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            return fd
+        os.close(fd)
+    log.warning("%s: replacing what is in the in-flight marker's place (not a file of its own)", path)
+    os.unlink(path)
+    return os.open(path, _MARKER_FLAGS | os.O_EXCL, FILE_MODE)
 
 
 class MmapMarker:
@@ -13,16 +45,24 @@ class MmapMarker:
 
     Written to memory (no syscall), yet it survives the process: after a crash the
     next activation reads which message was running, to count poison attempts.
+
+    Raises:
+        StoreError: the marker cannot be opened, made or mapped.
     """
 
     SIZE = 64
 
     def __init__(self, path: str) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
+        try:
+            fd = _open_marker(path)
+        except OSError as exc:
+            raise StoreError(path, f"cannot open the in-flight marker: {exc.strerror or exc}") from exc
         try:
             if os.fstat(fd).st_size < self.SIZE:
                 os.ftruncate(fd, self.SIZE)
             self._map = mmap.mmap(fd, self.SIZE)
+        except OSError as exc:
+            raise StoreError(path, f"cannot map the in-flight marker: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
 
@@ -43,13 +83,16 @@ class MmapMarker:
 
 
 def clear_marker(path: str) -> None:
-    """Forget the marked message from outside the worker (a deliberate kill)."""
+    """Forget the marked message from outside the worker (a deliberate kill). A
+    symlink in the marker's place is not written through."""
     try:
-        fd = os.open(path, os.O_WRONLY | _CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW)
     except OSError:
         return
     try:
-        os.write(fd, b"\0")
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            os.write(fd, b"\0")
     except OSError:
         pass
     finally:

@@ -1,36 +1,52 @@
-"""Reading and writing the maildir backend's JSON documents (sessions, indices)."""
+"""Reading and writing the maildir backend's JSON documents (sessions, indices).
+
+A document that exists but does not parse is a ``DamagedDocument``: for an authority
+(a session) that is an error to report, for a cache (an index) a reason to rebuild it.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from typing import Any
 
 from ...durability import Durability
 from ...errors import StoreError
-from .durable import Rewriter, read_bytes
+from .durable import Rewriter, is_real_dir, make_dirs, read_bytes
 
 #: Extra reads of a document that did not parse (it may have been mid-rewrite).
 TORN_READ_RETRIES = 3
+
+
+class DamagedDocument(StoreError):
+    """A document was read but is not JSON (or nests deeper than Python can parse)."""
 
 
 def read_json(path: str) -> Any:
     """A JSON document, or ``None`` if the file does not exist.
 
     Raises:
-        StoreError: unreadable or not JSON (naming the path).
+        DamagedDocument: it does not parse, read after read, holds JSON ``null``, or a
+            symlink is in its place (never followed: it could lead out of the home).
+        StoreError: it cannot be read.
     """
     for attempt in range(TORN_READ_RETRIES + 1):
         try:
-            return json.loads(read_bytes(path))
+            doc = json.loads(read_bytes(path))
+            if doc is None:  # else it would read as no document at all: a lost session
+                raise DamagedDocument(path, "cannot read: it holds null, not a document")
+            return doc
         except FileNotFoundError:
             return None
         except (ValueError, RecursionError) as exc:
             # Documents are rewritten in place (durable.Rewriter); a read that spans
             # two writes can see a torn text. Again.
             if attempt == TORN_READ_RETRIES:
-                raise StoreError(path, f"cannot read: {exc}") from exc
+                raise DamagedDocument(path, f"cannot read: {exc}") from exc
         except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK):
+                raise DamagedDocument(path, "cannot read: a symlink is in its place (not followed)") from exc
             raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
     raise AssertionError("unreachable")
 
@@ -42,11 +58,15 @@ def dump(doc: Any) -> bytes:
 
 
 def write_json(path: str, doc: Any, durability: Durability) -> None:
-    """Replace a document atomically (callers serialise writers of one path)."""
+    """Replace a document atomically (callers serialise writers of one path).
+
+    Raises:
+        StoreError: it cannot be written, or its directory is a symlink or a file.
+    """
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
+    if not is_real_dir(directory):  # the lstat os.path.isdir would have made
         try:
-            os.makedirs(directory, exist_ok=True)
+            make_dirs(directory)
         except OSError as exc:
             raise StoreError(path, f"write failed: {exc.strerror or exc}") from exc
     Rewriter(path, durability).write(dump(doc))

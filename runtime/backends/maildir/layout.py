@@ -15,7 +15,9 @@
                 mailbox/             log/*.seg  new/ cur/ corrupt/ dead/  .bell .config.json .inflight
 
 Every component that comes from outside (a project key, a system id, an actor id)
-goes through ``check_id`` before it becomes part of a path.
+goes through ``check_id`` before it becomes part of a path. Directories are made
+0700 and files 0600 (``durable``), and a home another user owns is refused
+(``check_home``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 
+from ...errors import StoreError
 from ...ids import check_id
 from .durable import atomic_write, read_bytes
 
@@ -107,6 +110,32 @@ class ProjectLayout:
         return os.path.join(self.fabric, f"{check_id(actor_id)}.json")
 
 
+def check_home(home: str, uid: int | None = None) -> None:
+    """Refuse a home that another user owns.
+
+    Its files would be that user's to read and change (message bodies, states,
+    specs), and files made here would be this user's in their directory. A home
+    that does not exist yet is made by this process, so it is this user's.
+
+    Args:
+        home: the home directory.
+        uid: whose it must be (default: this process's effective uid).
+
+    Raises:
+        StoreError: ``home`` belongs to another user, or cannot be looked at.
+    """
+    try:
+        owner = os.stat(home).st_uid
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(home, f"cannot look at the home: {exc.strerror or exc}") from exc
+    user = os.geteuid() if uid is None else uid
+    if owner != user:
+        raise StoreError(home, f"the home belongs to uid {owner}, not to this user (uid {user}); "
+                               "use a home of your own (--home or ACTORS_HOME)")
+
+
 def write_mailbox_config(root: str, max_pending: int) -> None:
     """Record a mailbox's limit for senders in other processes (unless already in
     force; no file means the default)."""
@@ -120,6 +149,7 @@ def read_max_pending(root: str) -> int:
     """The limit a mailbox's spawner recorded (the default if none, or unreadable)."""
     try:
         value = json.loads(read_bytes(os.path.join(root, MAILBOX_CONFIG))).get("max_pending")
-        return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_PENDING
-    except (OSError, ValueError, AttributeError):
+        usable = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return int(value) if usable else DEFAULT_MAX_PENDING
+    except (OSError, ValueError, AttributeError, RecursionError):
         return DEFAULT_MAX_PENDING

@@ -37,7 +37,7 @@ from ..base import DeadLetter, Delivered, InflightMarker
 from .dead_letters import read_dead_letters, write_dead_letter
 from .delivery import Sender
 from .doorbell import Doorbell, make_fifo
-from .durable import unlink_quietly
+from .durable import make_dirs, unlink_quietly
 from .inflight import MmapMarker, clear_marker
 from .inspection import counts, has_waiting, inflight_id, peek
 from .layout import DEFAULT_MAX_PENDING, SUBDIRS, MailboxPaths, write_mailbox_config
@@ -51,7 +51,7 @@ def make_mailbox_dirs(paths: MailboxPaths) -> None:
     if os.path.isdir(paths.log) and os.path.exists(paths.bell):
         return
     for sub in SUBDIRS:
-        os.makedirs(os.path.join(paths.root, sub), exist_ok=True)
+        make_dirs(os.path.join(paths.root, sub))
     make_fifo(paths.bell)
 
 

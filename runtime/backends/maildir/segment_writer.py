@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...threads import reset_after_fork, start_thread
-from .durable import fsync_dir, sync_data, temp_name, unlink_quietly
+from .durable import FILE_MODE, NOFOLLOW, fsync_dir, make_dirs, sync_data, temp_name, unlink_quietly
 from .segment_format import HEADER, HEADER_SIZE, MAGIC, SEAL, SEGMENT_LIMIT, SUFFIX, VERSION, frame_batch
 
 log = logging.getLogger(__name__)
@@ -382,12 +382,13 @@ class SegmentWriter:
         if old is not None:  # inherited from the parent process: let it go
             self._retire(old)
             self._let_go_if_done(old)
-        os.makedirs(self.log_dir, exist_ok=True)
         tmp = temp_name(self.log_dir)
         final = os.path.join(self.log_dir,
                              f"{time.time_ns():020d}-{os.getpid()}-{_process_tag}-{next(_tags)}{SUFFIX}")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            make_dirs(self.log_dir)  # and refuse a symlink in its place: segments stay in the home
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC | NOFOLLOW,
+                         FILE_MODE)
         except OSError as exc:
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
         try:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 from ...durability import Durability
 from ...errors import StoreError
 from ..base import SessionDoc
-from .durable import Rewriter
+from .durable import Rewriter, make_dirs
 from .json_docs import read_json
 from .layout import ADMITTED, SESSION, ProjectLayout
 
@@ -31,8 +31,14 @@ CHECKPOINT_EVERY = 128
 def load_session_doc(path: str, admitted_path: str | None) -> tuple[SessionDoc, list[str]] | None:
     """A session document and its tail of ids since the checkpoint (``None`` if none).
 
+    The session is the authority on the actor's state: one that cannot be read is
+    reported, never replaced by an empty state. A checkpoint of another shape than
+    ``{"ids": [...]}`` counts as no checkpoint.
+
     Raises:
-        StoreError: it exists but cannot be read.
+        StoreError: it (or the checkpoint) exists but cannot be read, does not parse,
+            or is not an object with ``state`` and ``meta`` objects and an
+            ``admitted`` list.
     """
     doc = read_json(path)
     if doc is None:
@@ -76,7 +82,7 @@ class MaildirSession:
         if not self._dir_checked:  # once: the spawner or the mailbox usually made it
             directory = os.path.dirname(self.path)
             try:
-                os.makedirs(directory, exist_ok=True)
+                make_dirs(directory)  # and refuse a symlink in the actor directory's place
             except OSError as exc:
                 raise StoreError(directory, f"cannot create the session: {exc.strerror or exc}") from exc
             self._dir_checked = True

@@ -15,6 +15,7 @@ from ...errors import StoreError
 from ...ids import check_id
 from ...records import ChildEntry
 from ..base import SessionDoc
+from .durable import FILE_MODE, make_dirs
 from .indices import Indices
 from .json_docs import write_json
 from .layout import SESSION, ProjectLayout
@@ -49,8 +50,8 @@ class MaildirStore:
             StoreError: the home cannot be written.
         """
         try:
-            os.makedirs(self.layout.fabric, exist_ok=True)
-            os.makedirs(self.layout.sessions, exist_ok=True)
+            make_dirs(self.layout.fabric)
+            make_dirs(self.layout.sessions)
         except OSError as exc:
             raise StoreError(self.layout.root, f"cannot create the project: {exc.strerror or exc}") from exc
         if not os.path.exists(self.layout.project_json):
@@ -62,9 +63,9 @@ class MaildirStore:
     def lock_system(self, system_id: str) -> _SystemLock:
         system_dir = self.layout.system_dir(system_id)
         try:
-            os.makedirs(system_dir, exist_ok=True)
+            make_dirs(system_dir)
             # Not thread-local: whichever thread shuts the system down releases it.
-            lock = FileLock(self.layout.system_lock(system_id), timeout=0, thread_local=False)
+            lock = FileLock(self.layout.system_lock(system_id), timeout=0, thread_local=False, mode=FILE_MODE)
             lock.acquire()
         except Timeout:
             raise StoreError(system_dir, f"system {system_id!r} of this project is already running "
@@ -84,6 +85,8 @@ class MaildirStore:
             names = os.listdir(self.layout.sessions)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise StoreError(self.layout.sessions, f"cannot list the systems: {exc.strerror or exc}") from exc
         return sorted(n for n in names if n[0] != "." and os.path.isdir(os.path.join(self.layout.sessions, n)))
 
     # -- sessions ------------------------------------------------------------------------
