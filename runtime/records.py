@@ -2,7 +2,10 @@
 
 Both are wire and on-disk formats: field names stay as they are (``agent_id`` and
 ``id`` are the names the files use), unknown fields are ignored when read, and new
-fields get defaults.
+fields get defaults. A file may have been written by anything, so reading one checks
+the type of every field it has (``record_from_doc``, ``child_entry_from_doc``): a
+pid that is not a number must never reach a signal, an id that is not an id never a
+path.
 """
 
 from __future__ import annotations
@@ -11,8 +14,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .ids import is_valid_id
 from .jsonable import JsonMixin
 from .spec import ProvisionSpec
+
+_NONE = type(None)
+_NUMBER = (int, float)
+#: Largest pid a record may name (Linux's ``PID_MAX_LIMIT``).
+MAX_PID = 4_194_304
 
 #: Version of the lease record format.
 RECORD_VERSION = 1
@@ -60,25 +69,57 @@ class AgentRecord(JsonMixin):
 
 #: Field names of a lease record.
 RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
-#: (field, default, type) a record must satisfy to be read at all: what the lease and
-#: filter logic rely on (dataclasses-json would let a null or mistyped field through).
-CHECKED_RECORD_FIELDS: tuple[tuple[str, Any, type | tuple[type, ...]], ...] = (("agent_id", None, str), ("lease_expires_at", 0.0, (int, float)),
-                         ("labels", [], list))
+#: The type each field of a lease record must have to be read at all: what the lease,
+#: filter and signal logic rely on (dataclasses-json would let a null or mistyped
+#: field through).
+RECORD_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "agent_id": str, "role": (str, _NONE), "labels": list, "endpoint": str, "pid": int, "version": int,
+    "started_at": _NUMBER, "lease_expires_at": _NUMBER, "system_id": (str, _NONE), "actor_class": str,
+}
+
+
+def _fits(key: str, value: object, kind: type | tuple[type, ...]) -> bool:
+    """Whether a field's value has its type (a JSON ``true`` is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    if key == "labels" and isinstance(value, list):
+        return all(isinstance(label, str) for label in value)
+    if key == "pid" and isinstance(value, int):
+        return 0 <= value <= MAX_PID
+    return True
+
+
+def _checked_fields(doc: Any, types: dict[str, type | tuple[type, ...]], what: str,
+                    lenient: bool = False) -> dict[str, Any]:
+    """The known fields of ``doc`` that have their types (all of them unless ``lenient``).
+
+    Raises:
+        ValueError: ``doc`` is not an object, or (unless ``lenient``) a field has the wrong type.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError(f"not {what}: {type(doc).__name__}, not an object")
+    fields = {}
+    for key, kind in types.items():
+        if key not in doc:
+            continue
+        if _fits(key, doc[key], kind):
+            fields[key] = doc[key]
+        elif not lenient:
+            raise ValueError(f"not {what}: {key} is {type(doc[key]).__name__}")
+    return fields
 
 
 def record_from_doc(doc: Any) -> AgentRecord:
-    """A lease record from its parsed JSON.
+    """A lease record from its parsed JSON (unknown fields are ignored).
 
     Raises:
-        ValueError: not an object, or a field the lease logic reads has the wrong type.
+        ValueError: not an object, no ``agent_id``, or a field has the wrong type
+            (``RECORD_FIELD_TYPES``; a pid must be one a process can have).
     """
-    if not isinstance(doc, dict) or not all(
-            isinstance(doc.get(key, default), kind) for key, default, kind in CHECKED_RECORD_FIELDS):
-        raise ValueError("not an agent record")
-    try:
-        return AgentRecord(**{k: v for k, v in doc.items() if k in RECORD_FIELDS})
-    except TypeError as exc:
-        raise ValueError(f"not an agent record: {exc}") from None
+    fields = _checked_fields(doc, RECORD_FIELD_TYPES, "an agent record")
+    if "agent_id" not in fields:
+        raise ValueError("not an agent record: no agent_id")
+    return AgentRecord(**fields)
 
 
 @dataclass
@@ -121,3 +162,26 @@ class ChildEntry:
 
 #: Fields of ChildEntry that come from the supervision record rather than the session.
 SUPERVISION_FIELDS = ("status", "restarts", "updated_at", "last_error")
+#: The type each field of a supervision entry must have.
+CHILD_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "id": str, "actor_class": str, "role": (str, _NONE), "labels": list, "parent_id": (str, _NONE),
+    "status": str, "restarts": int, "restart": str, "updated_at": _NUMBER, "last_error": str,
+}
+
+
+def child_entry_from_doc(doc: Any, *, lenient: bool = False) -> ChildEntry:
+    """A supervision entry from its parsed JSON (unknown fields are ignored).
+
+    Args:
+        doc: the parsed entry.
+        lenient: leave out a field of the wrong type (it gets its default) instead of
+            refusing the entry: for entries rebuilt from files other programs wrote.
+
+    Raises:
+        ValueError: not an object, its id is not a valid id (ids become paths), or
+            (unless ``lenient``) a field has the wrong type (``CHILD_FIELD_TYPES``).
+    """
+    fields = _checked_fields(doc, CHILD_FIELD_TYPES, "a supervision entry", lenient)
+    if not is_valid_id(fields.get("id")):
+        raise ValueError(f"not a supervision entry: id {doc.get('id')!r} is not a valid id")
+    return ChildEntry(**fields)
