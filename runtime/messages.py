@@ -35,6 +35,11 @@ from .jsonable import JsonMixin, field_options
 MsgId = str
 """A message id: a UUID string, the idempotency key of a message."""
 
+#: A message document nests this deep at most: a sender's payload may nest 200 levels
+#: (``actors._codec.MAX_NESTING``) inside a body inside the envelope. A deeper one is
+#: damage or malice, refused before anything takes it apart with Python recursion.
+MAX_WIRE_NESTING = 256
+
 #: Namespace for ids derived from other ids (outgoing messages of a handler).
 _DERIVED_NS = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
 _DERIVED_NS_BYTES = _DERIVED_NS.bytes
@@ -245,35 +250,79 @@ class InboxMessage(JsonMixin):
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
         """Decode a message; unknown fields are ignored, missing optional ones defaulted.
 
+        Whatever the input (it may come from a damaged file or a careless writer), the
+        only error is ``ValueError``: a reader quarantines what this refuses and goes on.
+
         Raises:
-            ValueError: not JSON, or not an object with ``id``, ``from`` and ``kind``.
+            ValueError: not UTF-8 JSON (``UnicodeDecodeError`` is one), nested deeper than
+                ``MAX_WIRE_NESTING``, holding NaN or Infinity, or not an object with the
+                fields ``id``, ``from`` (with ``session_id``) and ``kind`` of the types above.
         """
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ValueError(f"a message nests deeper than {MAX_WIRE_NESTING} levels") from None
         if not isinstance(doc, dict):
             raise ValueError("a message must be a JSON object")
+        if _nests_deeper(data, doc, MAX_WIRE_NESTING):
+            raise ValueError(f"a message nests deeper than {MAX_WIRE_NESTING} levels")
         try:
             msg_id, origin, kind = doc["id"], doc["from"], doc["kind"]
         except KeyError as exc:
             raise ValueError(f"message has no {exc.args[0]!r} field") from None
         if not isinstance(msg_id, str) or not isinstance(kind, str) or not isinstance(origin, dict):
             raise ValueError("message fields id, from, kind have the wrong types")
-        session_id = origin.get("session_id")
+        session_id, role, system_id = origin.get("session_id"), origin.get("role"), origin.get("system_id")
         if not isinstance(session_id, str):
             raise ValueError("message 'from' has no session_id")
-        created_at = doc.get("created_at") or ""
+        created_at, correlation_id = doc.get("created_at") or "", doc.get("correlation_id")
+        # Readers sort by created_at and route replies by these: a wrong type there
+        # would fail far from here, in the middle of a merge or a reply.
+        if not isinstance(created_at, str) or not _str_or_none(correlation_id, role, system_id):
+            raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
         return cls(
             id=msg_id,
-            sender=AgentRef(session_id, origin.get("role"), origin.get("system_id")),
+            sender=AgentRef(session_id, role, system_id),
             kind=kind,
             body=doc.get("body"),
             created_at=created_at,
-            correlation_id=doc.get("correlation_id"),
+            correlation_id=correlation_id,
         )
 
     def file_name(self) -> str:
         """``<created_at unix nanos, 20 digits>-<id>.json``: sorting names is delivery order."""
         ns = self.created_ns or _us_from_rfc3339(self.created_at) * 1000
         return f"{ns:020d}-{self.id}.json"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _str_or_none(*values: object) -> bool:
+    return all(value is None or isinstance(value, str) for value in values)
+
+
+def _nests_deeper(text: bytes | str, doc: Any, limit: int) -> bool:
+    """Whether ``doc`` (parsed from ``text``) nests deeper than ``limit`` levels.
+
+    A text with no more than ``limit`` brackets cannot, which settles almost every
+    message without a walk; the walk is iterative, so depth costs it no stack.
+    """
+    brackets = (text.count(b"[") + text.count(b"{") if isinstance(text, bytes)
+                else text.count("[") + text.count("{"))
+    if brackets <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def reply_error(exc: BaseException, traceback_text: str = "") -> ReplyError:

@@ -18,12 +18,26 @@ from .project import MAX_MESSAGE, Box, Marker, Project
 
 def _copy_message(message: InboxMessage) -> InboxMessage:
     """What a receiver gets: the message as the wire carries it, checked as every
-    backend checks it (a valid id, JSON, not too long)."""
+    backend checks it (a valid id, JSON, not too long).
+
+    A message the reader could not decode (nested too deep, NaN, fields of the wrong
+    type) is refused here, at the sender: with nothing between the two ends there is
+    no ``corrupt/`` for it to go to, and it must not reach the actor.
+
+    Raises:
+        InvalidSpec: any of the above.
+    """
     check_id(message.id, "message id")
-    data = message.to_wire()
+    try:
+        data = message.to_wire()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidSpec("message", f"it cannot be encoded as JSON: {exc}") from None
     if len(data) > MAX_MESSAGE:
         raise InvalidSpec("message", f"{len(data):,} bytes encoded is more than the {MAX_MESSAGE:,} a message may have")
-    return InboxMessage.from_wire(data)
+    try:
+        return InboxMessage.from_wire(data)
+    except ValueError as exc:
+        raise InvalidSpec("message", f"a reader could not decode it: {exc}") from None
 
 
 def deliver_to(project: Project, address: Address, box: Box, messages: Sequence[InboxMessage],
