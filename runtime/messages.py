@@ -259,7 +259,9 @@ class InboxMessage(JsonMixin):
                 fields ``id``, ``from`` (with ``session_id``) and ``kind`` of the types above.
         """
         try:
-            doc = json.loads(data, parse_constant=_refuse_constant)
+            # As json.loads does (it would build a decoder per call for parse_constant).
+            text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
+            doc = _DECODER.decode(text)
         except RecursionError:
             raise ValueError(f"a message nests deeper than {MAX_WIRE_NESTING} levels") from None
         if not isinstance(doc, dict):
@@ -297,6 +299,10 @@ class InboxMessage(JsonMixin):
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+#: The wire's decoder: JSON proper, without the NaN and Infinity Python's json allows.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _str_or_none(*values: object) -> bool:
