@@ -32,11 +32,12 @@ from ...errors import StoreError
 from ...messages import InboxMessage
 from ...threads import reset_after_fork
 from ..base import Delivered
-from .durable import read_bytes, unlink_quietly
+from .durable import read_bytes
 from .layout import MailboxPaths
-from .quarantine import quarantine_bytes, quarantine_file, sweep_temps
+from .quarantine import quarantine_file, sweep_temps
 from .segment_format import WRITER_CHECK_INTERVAL, is_segment
 from .segment_reader import SegmentReader
+from .segment_repair import Damage, keep_copy, keep_damage, retire
 
 log = logging.getLogger(__name__)
 
@@ -332,10 +333,13 @@ class Reader:
         cut = room is not None and len(names) > room
         files = []
         for name in names[:room] if cut else names:
-            path = os.path.join(self.paths.cur, name)
+            path, dropped = os.path.join(self.paths.cur, name), os.path.join(self.paths.new, name)
             try:
-                os.rename(os.path.join(self.paths.new, name), path)
+                os.rename(dropped, path)
             except FileNotFoundError:
+                continue
+            except OSError as exc:  # e.g. a directory, its name taken in cur/: it must not stop the mailbox
+                quarantine_file(self.paths, dropped, f"cannot be claimed: {exc.strerror or exc}")
                 continue
             delivered = self._load(path)
             if delivered is not None:
@@ -378,6 +382,8 @@ class Reader:
                 quarantine_file(self.paths, path, exc)  # its header was written before it appeared here
                 continue
             if reader is not None:
+                if reader.distrusted is not None:  # a copy as found, before its header is rewritten
+                    keep_copy(self.paths, self.durability, path, reader.distrusted)
                 reader.close_fd()  # opened again when there is something to read
                 self._segments[path] = reader
 
@@ -390,12 +396,12 @@ class Reader:
         if reader.fd < 0 and not reader.outstanding and not reader.has_unread() \
                 and now < reader.next_idle_check and not reader.vanished:
             return [], False  # quiet: not even opened, until its writer is due a check
-        records, torn = reader.read(room, now)
-        if not records and not torn and not reader.ended and not reader.outstanding \
+        records, damaged = reader.read(room, now)
+        if not records and not damaged and not reader.ended and not reader.outstanding \
                 and reader.writer_gone(now):
             # Quiet, and its writer exited without sealing it: read what it wrote
             # last (judging a partial tail torn now), and then it has ended.
-            records, torn = reader.read(room, now)
+            records, damaged = reader.read(room, now)
             reader.ended = reader.ended or not records
         stopped = room is not None and len(records) >= room
         read = []
@@ -403,15 +409,14 @@ class Reader:
         for record in records:
             try:
                 message = InboxMessage.from_wire(record.payload)
-            except (ValueError, UnicodeDecodeError) as exc:
-                quarantine_bytes(self.paths, self.durability, name, f"{record.offset}.{record.index}",
-                                 record.payload, exc)
+            except ValueError as exc:  # whatever the bytes: from_wire raises nothing else
+                damaged.append(Damage(f"{record.offset}.{record.index}", record.payload, str(exc)))
                 continue
             reader.outstanding[record.position] = message.id
             reader.unclaimed.append(record.position)
             read.append(Delivered(message, Receipt(path, record.position)))
-        if torn:
-            quarantine_bytes(self.paths, self.durability, name, reader.read_pos - len(torn), torn, "a torn record")
+        if damaged and not keep_damage(self.paths, self.durability, name, damaged):
+            reader.keep_file = True  # they are still in the segment: it must not be deleted
         self._settle(path, reader)
         if not read and not reader.outstanding:
             reader.close_fd()  # a quiet segment holds no descriptor
@@ -420,18 +425,16 @@ class Reader:
         return read, stopped
 
     def _settle(self, path: str, reader: SegmentReader) -> None:
-        """Write a segment's cursor; delete the segment once it has ended and all is acked."""
+        """Write a segment's cursor; retire the segment once it has ended and all is acked."""
+        reader.settle()
         if reader.finished:
-            reader.settle()
             if self.durability == MACHINE and reader.unflushed:
                 # Should the delete not reach the disk, the segment must come back
                 # with a cursor past everything in it.
                 reader.flush()
-            unlink_quietly(path)
+            retire(self.paths, path, reader.keep_file)
             reader.close_fd()
             del self._segments[path]
-        else:
-            reader.settle()
 
     def _limit_descriptors(self) -> None:
         """Close the least recently read segments past ``OPEN_SEGMENTS`` descriptors."""

@@ -80,6 +80,8 @@ INNER = struct.Struct("<I")
 #: Messages in one batch record at most (an index must fit the low 16 bits of a
 #: position); a longer batch is several records, each all or nothing.
 BATCH_LIMIT = 1024
+#: The bits of a position that number a message inside its record.
+INDEX_MASK = 0xFFFF
 
 
 def frame(payload: bytes) -> bytes:
@@ -140,17 +142,29 @@ class Record:
         return self.offset << 16 | self.index
 
 
-def unpack_record(offset: int, batch: int, payload: bytes, records: list[Record], skip_below: int) -> None:
+def unpack_record(offset: int, batch: int, payload: bytes, records: list[Record], skip_below: int) -> bool:
     """Add the messages of one record, leaving out those before ``skip_below`` (the
-    acked part of the record a resumed cursor points into)."""
+    acked part of the record a resumed cursor points into).
+
+    Returns False, adding nothing, for a batch record whose messages do not fill it
+    exactly or are more than a position can number: its checksum matched, so a writer
+    made it so, and it is not a record this format knows.
+    """
     if not batch:
         if offset << 16 >= skip_below:
             records.append(Record(offset, 0, payload))
-        return
-    pos, index = 0, 0
-    while pos < len(payload):
-        (length,) = INNER.unpack_from(payload, pos)
+        return True
+    found = []
+    pos, index, size = 0, 0, len(payload)
+    while pos < size:
         start = pos + INNER.size
+        if start > size or index > INDEX_MASK:
+            return False
+        (length,) = INNER.unpack_from(payload, pos)
+        if start + length > size:
+            return False
         if offset << 16 | index >= skip_below:
-            records.append(Record(offset, index, payload[start:start + length]))
+            found.append(Record(offset, index, payload[start:start + length]))
         pos, index = start + length, index + 1
+    records.extend(found)
+    return True

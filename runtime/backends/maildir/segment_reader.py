@@ -29,6 +29,7 @@ from .segment_format import (
     unpack_record,
     writer_of,
 )
+from .segment_repair import FIRST_POSITION, Damage, frame_end, header_problem, read_all, resync
 
 
 class SegmentReader:
@@ -65,10 +66,21 @@ class SegmentReader:
         #: bookkeeping for descriptors).
         self.last_read = 0.0
         self.next_idle_check = 0.0
+        #: Why the header's positions were not trusted (the segment is then read from
+        #: its first record), or None.
+        self.distrusted: str | None = None
+        #: Set when damaged bytes of it could not be kept in ``corrupt/``: once read,
+        #: the segment is set aside rather than deleted (``segment_repair.retire``).
+        self.keep_file = False
 
     @classmethod
     def open(cls, path: str) -> "SegmentReader | None":
         """Open a segment at its cursor; None if it vanished.
+
+        A header whose positions fail ``segment_repair.header_problem`` is not trusted:
+        the segment is read from its first record (``distrusted`` says why; messages
+        already acked come again, for the AdmittedSet to drop: the trade-off is told in
+        ``segment_repair``), rather than ended at a cursor that may point past them.
 
         Raises:
             StoreError: it cannot be read, or its header is not a segment's (a
@@ -89,7 +101,17 @@ class SegmentReader:
         if version != VERSION:
             os.close(fd)
             raise StoreError(path, f"segment format {version}, this version reads {VERSION}")
-        cursor = max(cursor, HEADER_SIZE << 16)
+        try:
+            problem = header_problem(fd, cursor, claimed)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+        if problem is not None:
+            reader = cls(path, fd, FIRST_POSITION, FIRST_POSITION)
+            reader.distrusted = problem
+            reader._written = (cursor, claimed)  # rewritten at the first settle
+            return reader
+        cursor = max(cursor, FIRST_POSITION)
         return cls(path, fd, cursor, max(claimed, cursor))
 
     @property
@@ -111,19 +133,22 @@ class SegmentReader:
             os.close(self.fd)
             self.fd = -1
 
-    def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], bytes]:
-        """Records after the read position (at most ``limit``), and torn bytes found.
+    def read(self, limit: int | None, now: float, *, judge: bool = True) -> tuple[list[Record], list[Damage]]:
+        """Records after the read position (at most ``limit``), and damage found.
 
-        An incomplete or damaged record stops the read. While the writer lives it may
-        be a write still being copied in, and is read again next time. Once the writer
-        is gone (asked only when ``judge``) the segment is read once more, since the
-        writer may have finished the record before it went; what still does not parse
-        is torn: it is returned as such and the segment has ended.
+        Bytes that are not records but are followed by a whole frame are damage, and
+        reading goes on past them (``segment_repair.resync``). An incomplete or damaged
+        record at the end stops the read. While the writer lives it may be a write
+        still being copied in, and is read again next time. Once the writer is gone
+        (asked only when ``judge``) the segment is read once more, since the writer may
+        have finished the record before it went; what still does not parse is torn: it
+        is returned as damage and the segment has ended.
         """
         if not self.ensure_fd():
-            return [], b""
+            return [], []
         self.last_read = now
         records: list[Record] = []
+        damaged: list[Damage] = []
         while not self.ended and (limit is None or len(records) < limit):
             data = os.pread(self.fd, READ_CHUNK, self.read_pos)
             pos, whole = self._parse(data, records, limit)
@@ -136,14 +161,23 @@ class SegmentReader:
                 break  # the end of what was written
             if pos == 0 and self._read_long_record(data, records):
                 continue
+            skipped = self._skip_damage()
+            if skipped is not None:
+                if skipped.data:
+                    damaged.append(skipped)
+                    continue
+                break  # the frame is whole now (written meanwhile): read it next time
             if not judge:
                 break
             if self._gone:
-                return self._passed_skip(records), self._read_rest()
+                offset, rest = self.read_pos, self._read_rest()
+                if rest:
+                    damaged.append(Damage(offset, rest, "a torn record"))
+                break
             if self.writer_gone(now):
                 continue  # nothing can change now: read it once more, then judge
             break
-        return self._passed_skip(records), b""
+        return self._passed_skip(records), damaged
 
     def _passed_skip(self, records: list[Record]) -> list[Record]:
         # Once past the record the cursor pointed into, nothing more is skipped.
@@ -162,6 +196,8 @@ class SegmentReader:
                 return pos, False
             length, crc = RECORD.unpack_from(data, pos)
             if length == SEAL_LENGTH:
+                if crc != 0 or not self._at_end(base + pos + len(SEAL)):
+                    return pos, False  # a seal is the last thing a writer writes
                 self.ended = True
                 return pos, True
             batch, length = length & BATCH_FLAG, length & ~BATCH_FLAG
@@ -169,11 +205,14 @@ class SegmentReader:
             if not 0 < length <= MAX_RECORD or end > size:
                 return pos, False  # zero bytes (a hole) are never a record
             payload = data[pos + RECORD.size:end]
-            if zlib.crc32(payload) != crc:
+            if zlib.crc32(payload) != crc or not unpack_record(base + pos, batch, payload, records,
+                                                                self._skip_below):
                 return pos, False
-            unpack_record(base + pos, batch, payload, records, self._skip_below)
             pos = end
         return pos, True
+
+    def _at_end(self, offset: int) -> bool:
+        return os.fstat(self.fd).st_size == offset
 
     def _read_long_record(self, data: bytes, records: list[Record]) -> bool:
         """A record longer than one chunk: read it whole. Returns whether it was there."""
@@ -185,22 +224,35 @@ class SegmentReader:
             return False
         whole = os.pread(self.fd, RECORD.size + length, self.read_pos)
         payload = whole[RECORD.size:]
-        if len(payload) != length or zlib.crc32(payload) != crc:
+        if len(payload) != length or zlib.crc32(payload) != crc \
+                or not unpack_record(self.read_pos, batch, payload, records, self._skip_below):
             return False
-        unpack_record(self.read_pos, batch, payload, records, self._skip_below)
         self.read_pos += len(whole)
         return True
 
+    def _skip_damage(self) -> Damage | None:
+        """Step past damage at the read position if a whole frame follows it.
+
+        Returns the bytes skipped (empty if the frame there has become whole since it
+        was read), or None when nothing whole follows: a tail, for the caller to wait
+        for or judge torn.
+        """
+        rest = read_all(self.fd, self.read_pos)
+        if frame_end(rest, 0) is not None:
+            return Damage(self.read_pos, b"", "")
+        found = resync(rest, 0)
+        if found is None:
+            return None
+        skip, reason = found
+        offset = self.read_pos
+        self.read_pos += skip
+        return Damage(offset, rest[:skip], reason)
+
     def _read_rest(self) -> bytes:
-        chunks = []
-        while True:
-            chunk = os.pread(self.fd, READ_CHUNK, self.read_pos)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            self.read_pos += len(chunk)
+        rest = read_all(self.fd, self.read_pos)
+        self.read_pos += len(rest)
         self.ended = True
-        return b"".join(chunks)
+        return rest
 
     def writer_gone(self, now: float, *, force: bool = False) -> bool:
         """Whether no process can append to this segment any more (checked at most
@@ -280,6 +332,7 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
     if reader is None:
         return None
     try:
-        return reader.read(None, 0.0, judge=False)[0], reader.claimed_until
+        return reader.read(None, 0.0, judge=False)[0], reader.claimed_until if reader.distrusted is None \
+            else FIRST_POSITION
     finally:
         reader.close_fd()
