@@ -5,6 +5,8 @@ and each point fires once (a marker file records it), so the restarted worker go
 Points: "handle" (inside a handler, before the batch commits), "commit" (right after
 the commit, before any ack), "ack" (once acking a batch has written the first
 segment's cursor).
+A task's "seq", when it has one, is appended to ``state["seqs"]`` (the query
+"seqs" returns them), so a test can see a doubled message, not only a count.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from actors import Actor
 class Killable(Actor):
     def on_start(self):
         self.state.setdefault("count", 0)
-        self.state.setdefault("ids", [])
+        self.state.setdefault("seqs", [])
         worker = self._context._worker  # the runtime object driving this actor
         state = worker.state
         original_commit = state.commit
@@ -58,7 +60,11 @@ class Killable(Actor):
 
     def on_task(self, body, msg):
         self.state["count"] += body["n"]
+        if "seq" in body:
+            self.state["seqs"].append(body["seq"])
         self._maybe_die("handle")
 
     def on_ask(self, question, msg):
+        if question == "seqs":
+            return self.state["seqs"]
         return self.state["count"]
