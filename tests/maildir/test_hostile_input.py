@@ -205,6 +205,17 @@ def test_a_damaged_length_quarantines_the_bytes_up_to_the_next_record(box):
         _offset_of(records, 2):_offset_of(records, 3)]}
 
 
+def test_a_length_damaged_to_span_the_next_record_does_not_take_that_record_with_it(box):
+    records = _records(4)
+    data = bytearray(_segment(records))
+    at = _offset_of(records, 1)
+    spanning = len(records[1]) - RECORD.size + len(records[2])  # records 1 and 2 as one payload
+    struct.pack_into("<I", data, at, spanning)
+    _write_segment(box, bytes(data))
+    assert _bodies(box.drain()) == [0, 2, 3]
+    assert list(_corrupt(box).values()) == [bytes(data[at:_offset_of(records, 2)])]
+
+
 @pytest.mark.parametrize("garbage", [b"\x07" * 40, b"\0" * 3000, SEAL, b"\xff\xff\xff\xff\x00\x00\x00\x00junk"],
                          ids=["bytes", "a hole", "a seal", "a seal and more"])
 def test_bytes_written_between_records_are_quarantined_and_later_records_read(box, garbage):
