@@ -74,12 +74,12 @@ def test_old_sessions_records_and_indices_read_at_the_storage_level(old_home, pr
 
 
 def test_a_message_to_an_old_stopped_actor_activates_it_from_its_recorded_spec(old_home, project):
-    from conftest import wait_until
-
     with ActorSystem(home=old_home, project=project, durability="process") as system:
         system.tell("echo", "again")  # no spawn: the spec recorded by the old code starts it
-        wait_until(lambda: system.inspect("echo").status == "running" and system.inspect("echo").pending == 0,
-                   timeout=30)
+        # An ask from the same sender is handled after the tell: its answer means the
+        # tell was handled (and the stop at shutdown commits it).
+        assert system.ask("echo", "ping", timeout=30) == "ping"
+        assert system.inspect("echo").status == "running"
     backend = open_backend("maildir", str(old_home), project_key(project), "process")
     try:
         assert backend.store.load_session("main", "echo").state == {"told": ["hello", "again"]}
