@@ -1,7 +1,9 @@
 """SIGSTOP a seed-protocol worker past its lease: its lease record expires, but its
 claim on the mailbox does not. A second worker started for the same actor meanwhile
 is refused and handles nothing; once the first is continued it serves on, and every
-message sent throughout is applied exactly once, by the first worker."""
+message sent throughout is applied exactly once, by the first worker. And the
+actor's own system, running beside a hand-started worker that serves it, must leave
+that worker alone and get its asks answered."""
 
 from __future__ import annotations
 
@@ -40,6 +42,21 @@ def _seed_worker(spec: ProvisionSpec, log_path) -> subprocess.Popen:
     return worker
 
 
+def _project(home, project):
+    backend = open_backend("maildir", str(home), project_key(str(project)), "process")
+    backend.ensure_project(str(project))
+    return backend
+
+
+def _spec(backend, home, name: str) -> ProvisionSpec:
+    """A spec for the Ledger ``name`` of system "main" with a short lease (its mailbox made)."""
+    backend.mailbox(backend.address("main", name), create=True).close()
+    return ProvisionSpec(
+        identity=Identity(child_id=name, system_id="main", project_key=backend.project_key),
+        actor_class="chaos_actors:Ledger", home=str(home), durability="process",
+        limits=Limits(lease=LEASE, max_attempts=1_000))
+
+
 def _end(worker: subprocess.Popen) -> None:
     if worker.poll() is None:
         worker.send_signal(signal.SIGCONT)
@@ -53,13 +70,8 @@ def test_a_worker_stopped_past_its_lease_keeps_its_mailbox_and_a_second_activati
         home, project, tmp_path, resume):
     rng = seeded(14_201)
     book = Book()
-    backend = open_backend("maildir", str(home), project_key(str(project)), "process")
-    backend.ensure_project(str(project))
-    spec = ProvisionSpec(
-        identity=Identity(child_id="stalled", system_id="main", project_key=backend.project_key),
-        actor_class="chaos_actors:Ledger", home=str(home), durability="process",
-        limits=Limits(lease=LEASE, max_attempts=1_000))
-    backend.mailbox(backend.address("main", "stalled"), create=True).close()
+    backend = _project(home, project)
+    spec = _spec(backend, home, "stalled")
     fabric = backend.fabric
     first = _seed_worker(spec, tmp_path / "first.log")
     second = None
@@ -119,4 +131,38 @@ def test_a_worker_stopped_past_its_lease_keeps_its_mailbox_and_a_second_activati
         _end(first)
         if second is not None:
             _end(second)
+        backend.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, reason=(
+    "ensure_active (runtime/parent/activation.py) starts a second activation of its own system's "
+    "actor without looking at the live lease of the hand-started worker that serves it; the refused "
+    "claim then marks the actor failed, and asks through the system get ActorFailed while it serves"))
+def test_the_actors_own_system_leaves_a_hand_started_worker_serving_and_its_asks_are_answered(
+        home, project, tmp_path):
+    rng = seeded(14_202)
+    book = Book()
+    backend = _project(home, project)
+    spec = _spec(backend, home, "served")
+    worker = _seed_worker(spec, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: backend.fabric.resolve("served"), timeout=30)
+        with ActorSystem(home=home, project=project, durability="process") as system:  # "main", its system
+            for _ in range(rng.randrange(1, 50)):
+                book.tell(system, "served")
+            assert book.ask(system, "served") is None
+            # Whatever the system made of those sends has settled (a start it tried is over).
+            wait_until(lambda: system.inspect("served").status != "starting", timeout=30)
+            for _ in range(rng.randrange(1, 50)):
+                book.tell(system, "served")
+            error = book.ask(system, "served")
+            assert error is None, f"an ask failed while the actor served: {error}"
+            seqs = applied(system, ["served"], book.confirmed)
+            check_exactly_once(seqs, book.confirmed, book.uncertain)
+            assert system.ask("served", "pids", timeout=10) == [worker.pid]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == EXIT_OK
+    finally:
+        _end(worker)
         backend.close()
