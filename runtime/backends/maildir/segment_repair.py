@@ -64,10 +64,10 @@ FIRST_POSITION = HEADER_SIZE << 16
 SET_ASIDE = ".damaged-"
 #: Bytes per ``pread`` when a whole segment is read.
 _READ_ALL_CHUNK = 1 << 20
-_TOP = MAX_RECORD >> 24
 #: The last byte of a plausible frame length (at most ``MAX_RECORD``, with or without
 #: ``BATCH_FLAG``) or of the seal's: where a frame may start, found in C, not byte by byte.
-_HIGH_BYTE = re.compile(b"[\\x00-\\x%02x\\x80-\\x%02x\\xff]" % (_TOP, 0x80 | _TOP))
+_HIGH_BYTE = re.compile(b"[\\x00-\\x%02x\\x80-\\x%02x\\xff]" % (MAX_RECORD >> 24, (BATCH_FLAG | MAX_RECORD) >> 24))
+#: Where a hole of zeros ends.
 _NOT_ZERO = re.compile(b"[^\\x00]")
 
 
