@@ -20,12 +20,12 @@ from .book import alive, applied, check_exactly_once, seeded
 pytestmark = pytest.mark.chaos
 
 #: The parent a test kills. argv: home, project, out dir, actors, sending threads,
-#: and a hold dir ("" for none). It spawns ledger-0 .. ledger-<actors-1>, writes their
-#: worker pids to out/pids, then each thread t tells every actor in turn the numbers
-#: t * 1_000_000 + 1, + 2, ... and appends "<actor> <seq>" to out/sent-<t> once each
-#: tell returned (flushed at once). With a hold dir, it also spawns "held" (whose
-#: on_start holds while hold_dir/hold exists) and thread 0 tells it too, from the
-#: moment its on_start runs.
+#: and a hold dir ("" for none). It keeps two warm workers, spawns ledger-0 ..
+#: ledger-<actors-1>, writes their worker pids to out/pids, then each thread t tells
+#: every actor in turn the numbers t * 1_000_000 + 1, + 2, ... and appends
+#: "<actor> <seq>" to out/sent-<t> once each tell returned (flushed at once). With a
+#: hold dir, it also spawns "held" (whose on_start holds while hold_dir/hold exists)
+#: and thread 0 tells it too, from the moment its on_start runs.
 PARENT_SCRIPT = textwrap.dedent("""
     import os, sys, threading
     import chaos_actors
@@ -34,7 +34,7 @@ PARENT_SCRIPT = textwrap.dedent("""
 
     def main():
         home, project, out, actors, threads, hold_dir = sys.argv[1:]
-        system = ActorSystem(home=home, project=project, durability="process")
+        system = ActorSystem(home=home, project=project, durability="process", pool_size=2)
         names = [f"ledger-{i}" for i in range(int(actors))]
         for name in names:
             system.spawn(chaos_actors.Ledger, name=name)
