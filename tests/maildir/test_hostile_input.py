@@ -373,3 +373,19 @@ def test_a_segment_with_a_header_of_zeros_for_its_positions_is_read_whole(box):
     _write_segment(box, bytes(data))
     assert _bodies(box.drain()) == [0, 1, 2]
     assert _corrupt(box) == {}
+
+
+def test_bytes_crafted_to_look_like_long_frames_end_the_search_within_its_budget(caplog):
+    from actors_runtime.backends.maildir.segment_repair import CRC_BUDGET, next_frame
+
+    # Every 4 bytes claim a 128 KiB record that fits in the file: checking each would
+    # checksum ~30 GB. The search gives up within its budget, and says so.
+    claimed = 1 << 17
+    garbage = struct.pack("<I", claimed) * ((1 << 20) // 4)
+    valid = segment_format.frame(b'{"id":"after"}')
+    with caplog.at_level(logging.WARNING):
+        assert next_frame(garbage + valid, 0) is None
+    assert "no whole frame found" in caplog.text
+    assert CRC_BUDGET * len(garbage) < (len(garbage) // 4) * claimed // 100  # the bound is far below the cost
+    # Damage that is not crafted is still crossed: a few such words, then a record.
+    assert next_frame(garbage[:64] + valid, 0) == 64

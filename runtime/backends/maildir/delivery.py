@@ -39,10 +39,15 @@ def checked_wire(message: InboxMessage) -> bytes:
 
     Raises:
         InvalidSpec: the id is not a valid id (it names the file if the message dies),
-            or the message is longer than ``MAX_MESSAGE`` bytes encoded.
+            the message is longer than ``MAX_MESSAGE`` bytes encoded, or its body is
+            not JSON (payloads are checked by the codec; this guards messages built
+            below it).
     """
     check_id(message.id, "message id")
-    data = message.to_wire()
+    try:
+        data = message.to_wire()
+    except (ValueError, RecursionError) as exc:  # built past the codec: circular, or too deep for JSON
+        raise InvalidSpec("message", f"it cannot be encoded as JSON: {exc}") from None
     if len(data) > MAX_MESSAGE:
         raise InvalidSpec("message", f"{len(data):,} bytes encoded is more than the {MAX_MESSAGE:,} a message may have")
     return data

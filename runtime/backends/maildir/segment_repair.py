@@ -67,6 +67,9 @@ _READ_ALL_CHUNK = 1 << 20
 #: The last byte of a plausible frame length (at most ``MAX_RECORD``, with or without
 #: ``BATCH_FLAG``) or of the seal's: where a frame may start, found in C, not byte by byte.
 _HIGH_BYTE = re.compile(b"[\\x00-\\x%02x\\x80-\\x%02x\\xff]" % (MAX_RECORD >> 24, (BATCH_FLAG | MAX_RECORD) >> 24))
+#: A search for the next whole frame checksums at most this many times the bytes it
+#: searches (see ``next_frame``).
+CRC_BUDGET = 16
 #: Where a hole of zeros ends.
 _NOT_ZERO = re.compile(b"[^\\x00]")
 
@@ -117,8 +120,15 @@ def batch_count(payload: bytes | memoryview) -> int | None:
 
 
 def next_frame(data: bytes, start: int) -> int | None:
-    """The first offset at or after ``start`` where a whole frame starts, or None."""
+    """The first offset at or after ``start`` where a whole frame starts, or None.
+
+    Each candidate costs a CRC over the length it claims, so bytes crafted to look
+    like many long frames could make the search quadratic: past ``CRC_BUDGET`` times
+    the bytes searched, it gives up and the rest counts as a tail (kept in
+    ``corrupt/`` once its writer is gone), so a mailbox is never stuck on it.
+    """
     at = start + 3  # the high byte of the length at ``start``
+    budget = CRC_BUDGET * max(len(data) - start, 1 << 16)
     while True:
         found = _HIGH_BYTE.search(data, at)
         if found is None:
@@ -131,6 +141,12 @@ def next_frame(data: bytes, start: int) -> int | None:
                 return None
             at = after.start()
             continue
+        if pos + RECORD.size <= len(data):
+            budget -= min(RECORD.unpack_from(data, pos)[0] & ~BATCH_FLAG, len(data) - pos)
+            if budget < 0:
+                log.warning("segment: no whole frame found within %d bytes of CRC past offset %d; "
+                            "treating the rest as a tail", CRC_BUDGET * max(len(data) - start, 1 << 16), start)
+                return None
         if frame_end(data, pos) is not None:
             return pos
         at = found.start() + 1
