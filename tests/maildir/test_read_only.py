@@ -198,3 +198,21 @@ def test_ps_on_a_read_only_home_with_a_damaged_index_lists_the_rebuilt_rows(
     result = run_cli(populated.location, project, "ps", "--json")
     assert result.returncode == EXIT_OK, result
     assert [row["id"] for row in json.loads(result.stdout)] == ["a1"]
+
+
+def test_a_read_only_home_still_counts_and_shows_its_waiting_messages(
+        populated: MaildirBackend, project: Path, make_read_only: Callable[[Path], None]) -> None:
+    address = populated.address("main", "a1")
+    populated.close()
+    make_read_only(Path(populated.location))
+    backend = open_backend("maildir", populated.location, project_key(project), "machine")
+    view = backend.view(address)
+    try:
+        assert view.pending_count() == 1
+        assert [m.body for m in view.peek()] == [{"n": 1}]
+    finally:
+        view.close()
+        backend.close()
+    result = run_cli(populated.location, project, "inbox", "a1", "--json")
+    assert result.returncode == EXIT_OK, result
+    assert '"n": 1' in result.stdout or '"n":1' in result.stdout, result.stdout

@@ -88,7 +88,7 @@ class SegmentReader:
                 so this is damage, not a write in progress).
         """
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = _open_segment(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -123,7 +123,7 @@ class SegmentReader:
         """Reopen the descriptor if ``close_fd`` closed it; False if the file is gone."""
         if self.fd < 0 and not self.vanished:
             try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                self.fd = _open_segment(self.path)
             except FileNotFoundError:
                 self.vanished = self.ended = self._gone = True
         return self.fd >= 0
@@ -336,3 +336,15 @@ def pending_records(path: str) -> tuple[list[Record], int] | None:
             else FIRST_POSITION
     finally:
         reader.close_fd()
+
+
+def _open_segment(path: str) -> int:
+    """A descriptor for reading a segment and rewriting its header; read-only where
+    the home cannot be written (an inspection of a read-only home still counts its
+    messages; a reader that acks there fails at the header write, as a StoreError)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
