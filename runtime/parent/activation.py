@@ -13,6 +13,7 @@ import (see ``importable``): its messages wait for a program that can.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from ..address import Address
@@ -50,10 +51,37 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
             sup.children[actor_id] = child
         if child.alive or child.status in (STARTING, RESTARTING, FAILED):
             return
+    if served_elsewhere(sup, actor_id):
+        return
+    with sup.lock:
+        if child.alive or child.status in (STARTING, RESTARTING, FAILED):
+            return
         child.status = STARTING
         child.stop_requested = False
         child.exited.clear()
     start_thread(_activate, f"actors-activate-{actor_id}", sup, child)
+
+
+def served_elsewhere(sup: "Supervisor", actor_id: str) -> bool:
+    """Whether a worker this system did not start serves the actor: a live lease
+    record whose process runs (a seed worker started by hand or by another program).
+    A second activation would only be refused the mailbox; the messages reach the
+    worker that holds it. A record left by a worker that died with its parent names a
+    process that is gone, and does not count (records name a process of this
+    machine: the maildir backend is one machine)."""
+    try:
+        record = sup.backend.fabric.resolve(actor_id)
+    except StoreError:
+        return False
+    if record is None or record.pid <= 0:
+        return False
+    try:
+        os.kill(record.pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
 
 
 def revive(sup: "Supervisor", address: Address) -> None:

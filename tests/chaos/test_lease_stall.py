@@ -135,10 +135,6 @@ def test_a_worker_stopped_past_its_lease_keeps_its_mailbox_and_a_second_activati
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "ensure_active (runtime/parent/activation.py) starts a second activation of its own system's "
-    "actor without looking at the live lease of the hand-started worker that serves it; the refused "
-    "claim then marks the actor failed, and asks through the system get ActorFailed while it serves"))
 def test_the_actors_own_system_leaves_a_hand_started_worker_serving_and_its_asks_are_answered(
         home, project, tmp_path):
     rng = seeded(14_202)
