@@ -174,16 +174,22 @@ def resync(data: bytes, pos: int) -> tuple[int, str] | None:
     return found, "bytes that are not records (a damaged length, or bytes written over or in between)"
 
 
-def walk(data: bytes) -> tuple[dict[int, int], int]:
+def walk(data: bytes, until: int | None = None) -> tuple[dict[int, int], int]:
     """The frames of a whole segment as its reader finds them, damage skipped.
+
+    With ``until`` (a byte offset), the walk ends at the first frame past it: frames
+    are found from the start, so those at or before ``until`` are the same as a whole
+    walk finds, and nothing after it is read or checksummed.
 
     Returns:
         The offset of each frame with the number of messages it holds (a seal: 0), and
-        where the walk stopped: the end of the file, the seal, or a tail not whole.
+        where the walk stopped: the end of the file, the seal, a tail not whole, or
+        (with ``until``) the first frame after ``until``.
     """
     frames: dict[int, int] = {}
     pos = HEADER_SIZE
-    while pos < len(data):
+    limit = len(data) if until is None else min(len(data), until + 1)
+    while pos < limit:
         end = frame_end(data, pos)
         if end is None:
             skip = resync(data, pos)
@@ -220,7 +226,10 @@ def header_problem(fd: int, cursor: int, claimed: int) -> str | None:
     if claimed < cursor:
         return f"its claimed position ({claimed:#x}) is before its cursor ({cursor:#x})"
     data = read_all(fd, 0)
-    frames, stop = walk(data)
+    # Only where the positions are matters: a walk to the furthest of them finds the
+    # same frames there as a walk of the whole segment (it starts at the same place
+    # and follows the same rules), without checksumming the unread records after them.
+    frames, stop = walk(data, claimed >> 16)
     for name, position in (("cursor", cursor), ("claimed position", claimed)):
         offset, index = position >> 16, position & INDEX_MASK
         count = frames.get(offset)
