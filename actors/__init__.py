@@ -20,6 +20,7 @@ are plain synchronous methods. Start here::
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from actors_runtime.backends.base import DeadLetter
 from actors_runtime.errors import (
@@ -41,7 +42,28 @@ from actors_runtime.messages import InboxMessage as Message
 
 from ._actor import Actor, receive
 from ._ref import ActorRef
-from ._system import ActorInfo, ActorSystem, ChildInfo
+
+if TYPE_CHECKING:
+    from ._system import ActorInfo, ActorSystem, ChildInfo
+
+#: Names imported when first used: a worker process imports ``actors`` for ``Actor``,
+#: and the parent's machinery (``ActorSystem`` and the supervisor, pool, monitor and
+#: inbox behind it) would only cost it import time and memory.
+_LAZY = {"ActorInfo": "._system", "ActorSystem": "._system", "ChildInfo": "._system"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __version__ = "0.1.0"
 

@@ -72,3 +72,15 @@ def test_both_packages_pass_mypy_strict(tmp_path):
         cwd=tmp_path, env={**os.environ, "MYPYPATH": str(tmp_path)}, capture_output=True, text=True,
         timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_worker_imports_the_actor_api_without_the_parents_machinery():
+    # What the fork server preloads for every worker: Actor, not ActorSystem and the
+    # supervisor, pool, monitor and inbox behind it (time and memory in each worker).
+    code = ("import sys, actors, actors_runtime.worker.pipe_entry, actors_runtime.backends.maildir\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('actors_runtime.parent', 'actors._system'))))\n"
+            "from actors import ActorSystem, ActorInfo, ChildInfo\n"
+            "print(ActorSystem.__module__, 'ActorSystem' in dir(actors))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "actors._system True"]
