@@ -123,6 +123,28 @@ def _warm_up() -> None:
     record = AgentRecord(agent_id="warm-up", role=None, labels=[], endpoint="", pid=os.getpid(),
                          started_at=time.time(), system_id="pool", actor_class=spec.actor_class)
     json.loads(json.dumps(dataclasses.asdict(record), separators=(",", ":")))
+    _own_code()
+
+
+def _own_code() -> None:
+    """Write to every function and code object of this library once, while parked.
+
+    They were inherited from the fork server: the first call of each in a new worker
+    writes its reference count, and the page holding it is copied then, in the middle
+    of an activation. Taking a reference to each here moves those copies into the
+    time the worker waits in the pool.
+    """
+    held = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(("actors_runtime", "actors")):
+            continue
+        for value in list(vars(module).values()):
+            members = vars(value).values() if isinstance(value, type) else (value,)
+            for member in members:
+                code = getattr(member, "__code__", None)
+                if code is not None:
+                    held.append((member, code))
+    held.clear()
 
 
 def _control_loop(conn: Any, lane: ParentLane, specs: "queue.SimpleQueue[bytes]",
