@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import random
+import signal
 import threading
 from typing import Callable
 
@@ -120,6 +121,31 @@ class Senders:
             thread.join()
         if self.errors:
             raise self.errors[0]
+
+
+def mixed_stream(rng: random.Random, book: Book, system, names: list[str], threads: int, ops: int,
+                 ask_share: float = ASK_SHARE) -> Senders:
+    """``threads`` threads each sending ``ops`` messages to random actors of ``names``:
+    asks with probability ``ask_share``, tells otherwise, all recorded in ``book``."""
+
+    def send(thread_rng: random.Random, _index: int) -> None:
+        for _ in range(ops):
+            name = thread_rng.choice(names)
+            if thread_rng.random() < ask_share:
+                book.ask(system, name)
+            else:
+                book.tell(system, name)
+
+    return Senders(rng, threads, send)
+
+
+def kill(pid: int) -> bool:
+    """SIGKILL ``pid``; False if it was gone already."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def applied(system, names, confirmed: dict[str, set[int]], timeout: float = 60.0) -> dict[str, list[int]]:

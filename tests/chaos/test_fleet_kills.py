@@ -3,16 +3,13 @@ along the way: every actor's count is exact, with no message lost or doubled."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import chaos_actors
 import pytest
 from conftest import wait_until
 
 from actors import ActorSystem
 
-from .book import Book, Senders, applied, check_exactly_once, seeded
+from .book import Book, applied, check_exactly_once, kill, mixed_stream, seeded
 
 pytestmark = pytest.mark.chaos
 
@@ -33,28 +30,15 @@ def test_a_hundred_actors_with_a_random_sample_killed_mid_stream_apply_every_mes
     with ActorSystem(home=home, project=project, durability="process", restart_limit=1_000) as system:
         for name in names:
             system.spawn(chaos_actors.Ledger, name=name, max_attempts=1_000)
-
-        def send(thread_rng, _index):
-            for _ in range(OPS_PER_THREAD):
-                name = thread_rng.choice(names)
-                if thread_rng.random() < ASK_SHARE:
-                    book.ask(system, name)
-                else:
-                    book.tell(system, name)
-
-        senders = Senders(rng, THREADS, send)
+        senders = mixed_stream(rng, book, system, names, THREADS, OPS_PER_THREAD, ASK_SHARE)
         try:
             total = THREADS * OPS_PER_THREAD
             marks = sorted(rng.randrange(total * 9 // 10) for _ in range(VICTIMS))
             for mark, name in zip(marks, rng.sample(names, VICTIMS)):
                 wait_until(lambda mark=mark: book.sent >= mark or not senders.running(), timeout=60)
                 pid = system.pid_of(name)
-                if pid is not None:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append((name, pid))
-                    except ProcessLookupError:
-                        pass
+                if pid is not None and kill(pid):
+                    killed.append((name, pid))
         finally:
             senders.join()
         seqs = applied(system, names, book.confirmed, timeout=90)

@@ -4,6 +4,7 @@ actors by name, and every message whose tell returned is applied exactly once.""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -99,7 +100,10 @@ def _count_sent(out, threads):
                for t in range(threads) if (out / f"sent-{t}").exists())
 
 
-def _run_parent(tmp_path, home, project, actors, threads, hold_dir=""):
+@contextlib.contextmanager
+def _parent(tmp_path, home, project, actors, threads, hold_dir=""):
+    """Run the parent script; yields it, its output directory and the pids of the
+    workers it started. A parent the test did not kill is killed at the end."""
     out = tmp_path / "out"
     out.mkdir()
     script = tmp_path / "parent.py"
@@ -107,7 +111,14 @@ def _run_parent(tmp_path, home, project, actors, threads, hold_dir=""):
     with open(tmp_path / "parent.log", "wb") as log:
         parent = subprocess.Popen([sys.executable, str(script), str(home), str(project), str(out), str(actors),
                                    str(threads), str(hold_dir)], env=support_env(), stdout=log, stderr=log)
-    return parent, out
+    try:
+        wait_until(lambda: (out / "pids").exists() or parent.poll() is not None, timeout=60)
+        assert parent.poll() is None, (tmp_path / "parent.log").read_text()
+        yield parent, out, [int(p) for p in (out / "pids").read_text().split()]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
 
 
 def _kill_parent(parent, pids):
@@ -126,21 +137,12 @@ def test_a_parent_killed_mid_stream_leaves_no_worker_and_the_next_system_applies
         tmp_path, home, project, restart):
     rng = seeded(14_101)
     actors, threads = 3, 2
-    parent, out = _run_parent(tmp_path, home, project, actors, threads)
-    family: set[int] = set()
-    try:
-        wait_until(lambda: (out / "pids").exists() or parent.poll() is not None, timeout=60)
-        assert parent.poll() is None, (tmp_path / "parent.log").read_text()
-        pids = [int(p) for p in (out / "pids").read_text().split()]
+    with _parent(tmp_path, home, project, actors, threads) as (parent, out, pids):
         mark = rng.randrange(200, 800)
         wait_until(lambda: _count_sent(out, threads) >= mark, timeout=60)
         family = _kill_parent(parent, pids)
         if restart == "once_its_workers_are_gone":
             wait_until(lambda: not any(alive(pid) for pid in family), timeout=30)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
     confirmed, last = _recorded(out, threads)
     names = [f"ledger-{i}" for i in range(actors)]
     assert set(confirmed) == set(names)
@@ -164,12 +166,7 @@ def test_a_parent_killed_while_a_spawn_runs_on_start_leaves_no_worker_and_the_ac
     hold_dir.mkdir()
     (hold_dir / "hold").touch()
     actors, threads = 1, 2
-    parent, out = _run_parent(tmp_path, home, project, actors, threads, hold_dir)
-    family: set[int] = set()
-    try:
-        wait_until(lambda: (out / "pids").exists() or parent.poll() is not None, timeout=60)
-        assert parent.poll() is None, (tmp_path / "parent.log").read_text()
-        pids = [int(p) for p in (out / "pids").read_text().split()]
+    with _parent(tmp_path, home, project, actors, threads, hold_dir) as (parent, out, pids):
         holding = wait_until(lambda: list(hold_dir.glob("holding-*")), timeout=30)
         held = int(holding[0].name.removeprefix("holding-"))
         # Some tells to "held" while its on_start runs, then the kill.
@@ -179,10 +176,6 @@ def test_a_parent_killed_while_a_spawn_runs_on_start_leaves_no_worker_and_the_ac
         family = _kill_parent(parent, [*pids, held])
         (hold_dir / "released").touch()  # on_start returns: the worker must see its parent gone
         wait_until(lambda: not any(alive(pid) for pid in family), timeout=30)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
     confirmed, last = _recorded(out, threads)
     names = ["ledger-0", "held"]
     assert set(confirmed) == set(names)

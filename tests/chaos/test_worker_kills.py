@@ -3,9 +3,6 @@ nothing applied twice, every ask answered."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import chaos_actors
 import crash_actors
 import pytest
@@ -13,20 +10,11 @@ from conftest import descendants, wait_until
 
 from actors import ActorSystem
 
-from .book import ASK_SHARE, Book, Senders, applied, check_exactly_once, seeded
+from .book import Book, Senders, applied, check_exactly_once, kill, mixed_stream, seeded
 
 pytestmark = pytest.mark.chaos
 
 STREAM = 500
-
-
-def _kill(pid: int) -> bool:
-    """SIGKILL ``pid``; False if it was gone already."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.mark.timeout(60)
@@ -69,7 +57,7 @@ def test_external_sigkills_at_random_moments_during_a_stream_lose_and_repeat_not
             for _ in range(rng.randrange(1, 4)):
                 system.ask("ledger", "seqs", timeout=10)
             pid = system.pid_of("ledger")
-            assert _kill(pid)
+            assert kill(pid)
             kills.append(pid)
             wait_until(lambda pid=pid: system.pid_of("ledger") not in (None, pid), timeout=30)
     finally:
@@ -98,16 +86,7 @@ def test_random_sigkills_while_four_threads_tell_and_ask_several_actors_lose_and
                      restart_limit=1_000) as system:
         for name in names:
             system.spawn(chaos_actors.Ledger, name=name, max_attempts=1_000)
-
-        def send(thread_rng, _index):
-            for _ in range(OPS_PER_THREAD):
-                name = thread_rng.choice(names)
-                if thread_rng.random() < ASK_SHARE:
-                    book.ask(system, name)
-                else:
-                    book.tell(system, name)
-
-        senders = Senders(rng, THREADS, send)
+        senders = mixed_stream(rng, book, system, names, THREADS, OPS_PER_THREAD)
         try:
             # The moments, as counts of messages sent, spread over the stream's first 90%.
             for mark in sorted(rng.randrange(THREADS * OPS_PER_THREAD * 9 // 10) for _ in range(KILLS)):
@@ -121,12 +100,12 @@ def test_random_sigkills_while_four_threads_tell_and_ask_several_actors_lose_and
                     others = sorted(descendants() - serving)
                     if others:
                         victim = rng.choice(others)
-                        if _kill(victim):
+                        if kill(victim):
                             killed.append(("(spare)", victim))
                     continue
                 name = rng.choice(names)
                 pid = system.pid_of(name)
-                if pid is not None and _kill(pid):
+                if pid is not None and kill(pid):
                     killed.append((name, pid))
         finally:
             senders.join()
@@ -150,25 +129,17 @@ def test_a_worker_killed_in_on_start_while_it_restarts_is_restarted_again_and_lo
     hold_dir.mkdir()
     with ActorSystem(home=home, project=project, durability="process", restart_limit=1_000) as system:
         system.spawn(chaos_actors.Ledger, name="ledger", secrets={"hold_dir": str(hold_dir)}, max_attempts=1_000)
-
-        def send(thread_rng, _index):
-            for _ in range(200):
-                if thread_rng.random() < ASK_SHARE:
-                    book.ask(system, "ledger")
-                else:
-                    book.tell(system, "ledger")
-
-        senders = Senders(rng, 2, send)
+        senders = mixed_stream(rng, book, system, ["ledger"], 2, 200)
         try:
             mark = rng.randrange(20, 80)
             wait_until(lambda: book.sent >= mark, timeout=30)
             (hold_dir / "hold").touch()  # the next activation holds in on_start
             first = system.pid_of("ledger")
-            assert _kill(first)
+            assert kill(first)
             holding = wait_until(lambda: list(hold_dir.glob("holding-*")), timeout=30)
             held = int(holding[0].name.removeprefix("holding-"))
             assert held != first
-            assert _kill(held)  # inside on_start of the restart
+            assert kill(held)  # inside on_start of the restart
             (hold_dir / "hold").unlink()  # the one after goes through
             wait_until(lambda: system.pid_of("ledger") not in (None, first, held), timeout=30)
         finally:
