@@ -52,6 +52,9 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
         if child.alive or child.status in (STARTING, RESTARTING, FAILED):
             return
     if served_elsewhere(sup, actor_id):
+        with sup.lock:
+            if child.status == STOPPED and not child.alive:
+                child.status = IDLE  # the cold sweep looks again, and starts it once that worker is gone
         return
     with sup.lock:
         if child.alive or child.status in (STARTING, RESTARTING, FAILED):

@@ -162,3 +162,28 @@ def test_the_actors_own_system_leaves_a_hand_started_worker_serving_and_its_asks
     finally:
         _end(worker)
         backend.close()
+
+
+@pytest.mark.timeout(60)
+def test_messages_sent_while_another_worker_served_are_handled_once_it_is_gone(home, project, tmp_path):
+    rng = seeded(14_203)
+    book = Book()
+    backend = _project(home, project)
+    worker = _seed_worker(_spec(backend, home, "served"), tmp_path / "worker.log")
+    try:
+        wait_until(lambda: backend.fabric.resolve("served"), timeout=30)
+        with ActorSystem(home=home, project=project, durability="process") as system:
+            worker.send_signal(signal.SIGSTOP)  # its lease stays live a while: the system leaves it alone
+            for _ in range(rng.randrange(1, 30)):
+                book.tell(system, "served")
+            assert system.inspect("served").pid is None
+            worker.kill()  # gone with the messages waiting, and no message comes after them
+            worker.wait(timeout=30)
+            # Only the system's sweep for waiting messages can start the actor now.
+            wait_until(lambda: (lambda info: info.status == "running" and info.pending == info.claimed == 0)(
+                system.inspect("served")), timeout=30)
+            seqs = applied(system, ["served"], book.confirmed)
+            check_exactly_once(seqs, book.confirmed, book.uncertain)
+    finally:
+        _end(worker)
+        backend.close()
