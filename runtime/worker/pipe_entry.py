@@ -136,7 +136,7 @@ def _own_code() -> None:
     """
     held = []
     for name, module in list(sys.modules.items()):
-        if not name.startswith(("actors_runtime", "actors")):
+        if name not in ("actors", "actors_runtime") and not name.startswith(("actors.", "actors_runtime.")):
             continue
         for value in list(vars(module).values()):
             members = vars(value).values() if isinstance(value, type) else (value,)

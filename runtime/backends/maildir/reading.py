@@ -383,7 +383,8 @@ class Reader:
                 continue
             if reader is not None:
                 if reader.distrusted is not None:  # a copy as found, before its header is rewritten
-                    keep_copy(self.paths, self.durability, path, reader.distrusted)
+                    # Without the copy, the segment itself is kept (set aside) once read.
+                    reader.keep_file = not keep_copy(self.paths, self.durability, path, reader.distrusted)
                 reader.close_fd()  # opened again when there is something to read
                 self._segments[path] = reader
 
