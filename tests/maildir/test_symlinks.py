@@ -187,6 +187,21 @@ def test_a_fifo_at_a_spare_neither_blocks_a_commit_nor_is_written(backend: Maild
     assert _session_doc(backend) == {"n": 7}
 
 
+def test_an_empty_directory_at_a_spare_is_replaced_and_one_with_files_fails_the_commit(
+        backend: MaildirBackend) -> None:
+    path = backend.layout.actor_file("main", "a1", "session.json")
+    prepare_dir(path)
+    os.mkdir(spare_of(path))
+    _commit(backend)
+    assert _session_doc(backend) == {"n": 7}
+    other = backend.layout.actor_file("main", "a1", "admitted.json")
+    os.mkdir(spare_of(other))
+    (Path(spare_of(other)) / "kept").write_text("not ours")
+    with pytest.raises(StoreError):
+        Rewriter(other).write(b"{}")
+    assert (Path(spare_of(other)) / "kept").read_text() == "not ours"
+
+
 def test_a_symlink_at_an_atomic_writes_temp_name_fails_the_write_and_changes_nothing(
         tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = tmp_path / "docs"

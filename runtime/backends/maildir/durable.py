@@ -346,7 +346,10 @@ class Rewriter:
 
     def _replace_spare(self, why: str) -> tuple[int, int]:
         log.warning("%s: replacing what is at its spare's name, not writing through it: %s", self.path, why)
-        os.unlink(self.spare)  # a symlink goes, not what it points to
+        try:
+            os.unlink(self.spare)  # a symlink goes, not what it points to
+        except IsADirectoryError:
+            os.rmdir(self.spare)  # an empty one; one with files in it is not ours to delete (StoreError)
         return os.open(self.spare, _WRITE_FLAGS, FILE_MODE), 0
 
     def prepare(self) -> None:
