@@ -312,9 +312,12 @@ def _str_or_none(*values: object) -> bool:
 def _nests_deeper(text: bytes | str, doc: Any, limit: int) -> bool:
     """Whether ``doc`` (parsed from ``text``) nests deeper than ``limit`` levels.
 
-    A text with no more than ``limit`` brackets cannot, which settles almost every
-    message without a walk; the walk is iterative, so depth costs it no stack.
+    A text of no more than ``limit`` bytes, or with no more than ``limit`` brackets,
+    cannot: that settles almost every message without a walk (most without a count);
+    the walk is iterative, so depth costs it no stack.
     """
+    if len(text) <= limit:
+        return False
     brackets = (text.count(b"[") + text.count(b"{") if isinstance(text, bytes)
                 else text.count("[") + text.count("{"))
     if brackets <= limit:

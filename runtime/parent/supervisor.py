@@ -30,6 +30,7 @@ from ..messages import AgentRef
 from ..records import FAILED, RESTARTING, STARTING, STOPPED, ChildEntry
 from ..spec import ProvisionSpec
 from ..wakeup import WakeUp
+from .activation import known_child
 from .children import Child
 from .importable import unavailable_here
 from .launcher import Launcher, kill, send, stop_process
@@ -214,8 +215,6 @@ class Supervisor:
     def failed_error(self, address: Address) -> ActorFailed | None:
         """The error an ask gets at once if its actor (of this system) is marked
         failed, by this run or, as its records say, by an earlier one."""
-        from .activation import known_child
-
         if address.system_id != self.system_id or address.actor_id is None:
             return None
         with self.lock:
