@@ -67,9 +67,7 @@ class MmapMarker:
             os.close(fd)
 
     def read(self) -> str | None:
-        raw = bytes(self._map[:])
-        end = raw.find(b"\0")  # a clear writes one NUL at the front: the rest is stale
-        return raw[: end if end >= 0 else len(raw)].decode("ascii", "replace") or None
+        return marked_id(bytes(self._map[:]))
 
     def set(self, msg_id: str) -> None:
         data = msg_id.encode("ascii", "replace")[: self.SIZE]
@@ -80,6 +78,28 @@ class MmapMarker:
 
     def close(self) -> None:
         self._map.close()
+
+
+def marked_id(raw: bytes) -> str | None:
+    """The message id a marker's bytes name: up to the first NUL (a clear writes one
+    NUL at the front, and the rest is stale)."""
+    end = raw.find(b"\0")
+    return raw[: end if end >= 0 else len(raw)].decode("ascii", "replace") or None
+
+
+def read_marker(path: str) -> str | None:
+    """The message id the marker names, read from outside the worker without creating,
+    mapping or following a link to it (a missing or unreadable marker names nothing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return marked_id(os.read(fd, MmapMarker.SIZE))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def clear_marker(path: str) -> None:

@@ -1,5 +1,4 @@
-"""Looking into a maildir mailbox from any process: counts, what waits, backpressure,
-and which message the in-flight marker names.
+"""Looking into a maildir mailbox from any process: counts, what waits, backpressure.
 
 Nothing here hands a message out or moves a cursor. A segment's header says how far
 its reader has claimed and acked, so another process can tell waiting messages
@@ -13,14 +12,10 @@ from typing import Iterator, Mapping
 
 from ...messages import InboxMessage
 from .durable import read_bytes
-from .inflight import MmapMarker
 from .layout import MESSAGE_DIRS, MailboxPaths
 from .reading import SegmentView
 from .segment_format import Record, is_segment
 from .segment_reader import pending_records
-
-#: Bytes of the in-flight marker's page.
-MARKER_BYTES = MmapMarker.SIZE
 
 
 def count_files(directory: str) -> int:
@@ -101,25 +96,3 @@ def peek(paths: MailboxPaths, views: Mapping[str, SegmentView], state: str = "ne
                 yield InboxMessage.from_wire(record.payload)
             except (ValueError, UnicodeDecodeError):
                 continue
-
-
-def inflight_id(paths: MailboxPaths) -> str | None:
-    """The message id the in-flight marker names, read without creating, mapping or
-    following a link to it.
-
-    The marker is a fixed-size page the worker writes in place (``inflight``); a clear
-    writes one NUL at the front, so the name ends at the first NUL. A missing or
-    unreadable marker names nothing.
-    """
-    try:
-        fd = os.open(paths.inflight, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        raw = os.read(fd, MARKER_BYTES)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    end = raw.find(b"\0")
-    return raw[: end if end >= 0 else len(raw)].decode("ascii", "replace") or None

@@ -38,8 +38,8 @@ from .dead_letters import read_dead_letters, write_dead_letter
 from .delivery import Sender
 from .doorbell import Doorbell, make_fifo
 from .durable import make_dirs, unlink_quietly
-from .inflight import MmapMarker, clear_marker
-from .inspection import counts, has_waiting, inflight_id, peek
+from .inflight import MmapMarker, clear_marker, read_marker
+from .inspection import counts, has_waiting, peek
 from .layout import DEFAULT_MAX_PENDING, SUBDIRS, MailboxPaths, write_mailbox_config
 from .reading import Reader
 from .segment_writer import Flusher
@@ -203,7 +203,7 @@ class MaildirMailbox:
         clear_marker(self.paths.inflight)
 
     def inflight_id(self) -> str | None:
-        return inflight_id(self.paths)
+        return read_marker(self.paths.inflight)
 
     def set_max_pending(self, max_pending: int) -> None:
         """Record the limit for senders in other processes, and use it here."""

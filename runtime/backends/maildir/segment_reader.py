@@ -33,7 +33,6 @@ from .segment_format import (
 )
 from .segment_repair import FIRST_POSITION, Damage, frame_end, header_problem, read_all, resync
 
-
 _buffers = threading.local()
 
 
