@@ -19,9 +19,8 @@ from actors_runtime.address import Address
 from actors_runtime.backends.base import Backend
 from actors_runtime.control import RESTART_TOOL
 from actors_runtime.errors import ActorNotFound, StoreError
-from actors_runtime.messages import InboxKind, InboxMessage
 from actors_runtime.records import FAILED, STOPPED
-from actors_runtime.worker import request_activation
+from actors_runtime.worker import ask_system, request_activation
 
 from .processes import live_record
 from .project import CLI_SENDER, Env
@@ -93,10 +92,8 @@ def _reset(backend: Backend, address: Address) -> str:
 def _through_system(backend: Backend, address: Address, wait: float | None) -> Outcome:
     actor_id, system_id = address.name, address.system_id
     asked_at = time.time()  # a failure recorded from now on is this attempt's
-    request = InboxMessage.create(CLI_SENDER, InboxKind.MCP_REQUEST.value,
-                                  {"tool": RESTART_TOOL, "arguments": {"name": actor_id}, "no_reply": True})
     try:
-        backend.deliver(address.system_inbox, [request], block_timeout=None)
+        ask_system(backend, CLI_SENDER, address, RESTART_TOOL)
     except ActorNotFound:
         raise StoreError(system_id, f"system {system_id!r} holds its lock but has no inbox") from None
     if wait is None:

@@ -9,6 +9,6 @@ waits for), ``poison``, ``cancellation``, ``lease``, and the two entries:
 
 from .activation import Worker, serve
 from .handler import Context, Handler, import_class
-from .replies import error_from_reply, request_activation
+from .replies import ask_system, error_from_reply, request_activation
 
-__all__ = ["Context", "Handler", "Worker", "error_from_reply", "import_class", "request_activation", "serve"]
+__all__ = ["Context", "Handler", "Worker", "ask_system", "error_from_reply", "import_class", "request_activation", "serve"]

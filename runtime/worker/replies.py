@@ -36,6 +36,18 @@ REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
 WAKING_KINDS = frozenset({InboxKind.TASK.value, InboxKind.ASK.value, InboxKind.HANDOFF.value})
 
 
+def ask_system(backend: Backend, sender: AgentRef, target: Address, tool: str) -> None:
+    """Deliver a request for one of the system's own tools (``tool``, about the actor
+    ``target``) to the inbox of the system that owns ``target``; no reply is sent.
+
+    Raises:
+        ActorNotFound: the system has no inbox. StoreError: it could not be delivered.
+    """
+    request = InboxMessage.create(sender, InboxKind.MCP_REQUEST.value,
+                                  {"tool": tool, "arguments": {"name": target.name}, "no_reply": True})
+    backend.deliver(target.system_inbox, [request], block_timeout=None)
+
+
 def request_activation(backend: Backend, sender: AgentRef, target: Address) -> bool:
     """Ask the system that owns ``target`` to start it, unless it has a live lease.
 
@@ -48,11 +60,8 @@ def request_activation(backend: Backend, sender: AgentRef, target: Address) -> b
     """
     if target.actor_id is None or backend.fabric.is_live(target.actor_id):
         return False
-    request = InboxMessage.create(sender, InboxKind.MCP_REQUEST.value,
-                                  {"tool": ACTIVATE_TOOL, "arguments": {"name": target.actor_id},
-                                   "no_reply": True})
     try:
-        backend.deliver(target.system_inbox, [request], block_timeout=None)
+        ask_system(backend, sender, target, ACTIVATE_TOOL)
         return True
     except (ActorNotFound, StoreError) as exc:
         log.warning("could not ask system %s to activate %s: %s", target.system_id, target.name, exc)
