@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import logging
 import typing
+from concurrent.futures import Future
 from typing import Any, Callable, ClassVar, TypeVar
 
 from actors_runtime import control
@@ -16,6 +17,7 @@ from actors_runtime.worker import Context
 
 from . import _binding
 from ._codec import TYPED, decode, encode, imported_type, type_tag
+from ._options import exception_names
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
@@ -260,6 +262,74 @@ class Actor:
                              timeout=timeout)
         return self._decode_answer(answer)
 
+    def ask_async(self, target: ActorRef | str, question: Any, *, timeout: float | None = 30.0,
+                  mode: str = AskMode.QUERY.value) -> "Future[Any]":
+        """Ask another actor from inside a handler without waiting for the answer.
+
+        The question leaves at once; the returned ``concurrent.futures.Future`` holds the
+        answer (or the error ``ask`` would raise) once it comes, so one turn can ask
+        several actors and gather their answers::
+
+            futures = [self.ask_async(ref, "price?") for ref in shops]
+            prices = [f.result() for f in futures]
+
+        ``concurrent.futures.wait`` and ``as_completed`` work on them too. Futures not
+        collected when the handler returns are cancelled. Like ``ask``, the question's
+        id derives from the message being handled, so a turn that runs again after a
+        crash gets the same answers without asking twice.
+
+        Raises:
+            InvalidSpec: asked itself.
+        """
+        context = self._require_context()
+        inner = context.ask_async(self._address_of(target), encode(question), mode=check_mode(mode),
+                                  timeout=timeout)
+        outer: Future[Any] = Future()
+
+        def decoded(done: "Future[Any]") -> None:
+            if done.cancelled():
+                outer.cancel()
+            elif done.exception() is not None:
+                outer.set_exception(done.exception())
+            else:
+                try:
+                    outer.set_result(self._decode_answer(done.result()))
+                except Exception as exc:  # a typed answer this actor cannot decode
+                    outer.set_exception(exc)
+
+        outer.set_running_or_notify_cancel()
+        inner.add_done_callback(decoded)
+        return outer
+
+    def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` at most once for this turn, and journal what it gave.
+
+        Inside a handler: the result (JSON data or a dataclass) or the exception of
+        ``fn`` is stored durably before the handler goes on. If the turn runs again (a
+        crash before its commit, a retry, a rollback), the step returns the stored
+        result, or raises the stored exception, without calling ``fn``. Calls with the
+        same name in one turn are told apart by their order.
+
+        At most once holds unless the process dies *inside* ``fn``, after its effect
+        and before its result was stored: then ``fn`` runs again on the re-run. Make
+        that harmless by passing ``self.step_key`` (stable across runs) to the service
+        as an idempotency key. A retry (``retries=``) runs failed steps again and keeps
+        the results of the others.
+
+        Raises:
+            WrongContext: outside a handler. StepFailed: a stored exception that cannot
+                be rebuilt in this process. TypeError: ``fn`` returned something that is
+                not JSON (the call is recorded as failed).
+        """
+        return self._require_context().step(name, fn, args, kwargs, encode, self._decode_answer)
+
+    @property
+    def step_key(self) -> str | None:
+        """While a step's function runs: its key, ``<actor>/<message id>/<name>/<n>``,
+        the same on every run of the turn (an idempotency key for the service it
+        calls); ``None`` otherwise."""
+        return self._require_context().step_key
+
     def _decode_answer(self, answer: Any) -> Any:
         if not isinstance(answer, (dict, list)):
             return answer
@@ -289,6 +359,8 @@ class Actor:
             SpawnError: the child could not start, or the depth cap was reached.
         """
         class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
+        if "retry_on" in options:
+            options["retry_on"] = exception_names(options["retry_on"])
         try:
             doc = self.call_host(control.SPAWN_TOOL, timeout=timeout, actor_class=class_path, name=name,
                                  parent_id=self.name, options=options)

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 HOST_REPLY_MEMORY = 1024
 #: Options a nested spawn may pass on.
 SPAWN_OPTIONS = frozenset({"role", "labels", "restart", "idle_timeout", "handler_timeout", "max_attempts",
-                           "retries", "max_pending", "timeout", "secrets"})
+                           "retries", "retry_backoff", "retry_on", "max_pending", "timeout", "secrets"})
 
 
 class HostTools:

@@ -76,3 +76,25 @@ def spawn_spec(system: "ActorSystem", actor_class: type | str, name: str | None,
     )
     spec.validate()
     return spec
+
+
+def exception_names(types: Any) -> list[str]:
+    """``retry_on`` as the qualified names the worker matches (exception classes, or
+    their names as ``module.QualName``).
+
+    Raises:
+        InvalidSpec: not a sequence of exception classes or names.
+    """
+    if isinstance(types, (str, type)):
+        types = (types,)
+    if not isinstance(types, (tuple, list, set, frozenset)):
+        raise InvalidSpec("retry_on", f"{types!r} is not a tuple of exception types")
+    names = []
+    for kind in types:
+        if isinstance(kind, type) and issubclass(kind, BaseException):
+            names.append(f"{kind.__module__}.{kind.__qualname__}")
+        elif isinstance(kind, str) and kind.strip():
+            names.append(kind.strip())
+        else:
+            raise InvalidSpec("retry_on", f"{kind!r} is not an exception type")
+    return names

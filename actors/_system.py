@@ -46,7 +46,7 @@ from ._callbacks import SystemFuture, call_back_on
 from ._codec import decode, encode, imported_type
 from ._host_tools import HostTools
 from ._inspect import ActorInfo, ChildInfo, inspect_actor, list_children
-from ._options import check_system_backend, spawn_spec, system_place
+from ._options import check_system_backend, exception_names, spawn_spec, system_place
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,8 @@ class ActorSystem:
         handler_timeout: float | None = None,
         max_attempts: int = 3,
         retries: int = 0,
+        retry_backoff: float = 0.1,
+        retry_on: tuple[type[BaseException] | str, ...] = (),
         max_pending: int | None = None,
         timeout: float | None = None,
         parent_id: str | None = None,
@@ -200,7 +202,13 @@ class ActorSystem:
             handler_timeout: seconds after which a running handler is cancelled.
             max_attempts: deliveries that killed the worker before a message is
                 moved to the dead letters.
-            retries: extra attempts for a handler that raised (default none).
+            retries: extra attempts for a handler that raised (default none). Each
+                attempt starts from the state before the message; steps that
+                succeeded keep their results.
+            retry_backoff: seconds before the first retry, doubled for each next one
+                (capped at a minute, or at this if longer), with jitter; cancel and
+                stop still reach the actor while it waits.
+            retry_on: the exception types worth a retry (default: any exception).
             max_pending: mailbox limit (default: the system's).
             timeout: seconds to wait for registration (default ``spawn_timeout``).
 
@@ -212,6 +220,7 @@ class ActorSystem:
                           parent_id=parent_id, depth=depth,
                           limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
                                         max_attempts=max_attempts, retries=retries,
+                                        retry_backoff=retry_backoff, retry_on=exception_names(retry_on),
                                         max_pending=max_pending or self.max_pending))
         self._check_open()
         self._supervisor.spawn(spec, timeout)

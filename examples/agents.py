@@ -223,13 +223,14 @@ class LinkChecker(Actor):
                     while True:  # a fetch with no timeout, as real code too often has
                         time.sleep(0.05)
                 except Cancelled:
-                    # State changes made before a handler raised are kept; tell the
-                    # orchestrator, then let the cancel finish the handler.
+                    # A turn that raises (a cancel too) changes nothing and sends
+                    # nothing: to keep a note of the cancel and tell the orchestrator,
+                    # this turn ends normally instead.
                     self.state["cancelled"] = self.state.get("cancelled", 0) + 1
                     results[url] = "cancelled"
                     self.tell(body["report_to"], {"report": "links", "status": "cancelled",
                                                   "stuck_on": url, "urls": body["urls"]})
-                    raise
+                    return
             results[url] = WEB[url]
         checked = {u: results[u] for u in body["urls"]}
         _log(self, "links", f"checked {len(checked)} links: {checked}")

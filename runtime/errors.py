@@ -156,6 +156,26 @@ class WrongContext(ActorError):
         return f"{self.what}: {self.reason}"
 
 
+class StepFailed(ActorError):
+    """A journaled step failed in an earlier run of this turn, and its exception could
+    not be rebuilt here (it did not pickle); raised in its place on the re-run.
+
+    Attributes:
+        step_key: the step's key (``<actor>/<message id>/<name>/<occurrence>``).
+        type_name: the original exception's qualified type name.
+        message: its ``str()``.
+        traceback: its traceback as text.
+    """
+
+    def __init__(self, step_key: str, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(step_key, type_name, message, traceback)
+        self.step_key, self.type_name = step_key, type_name
+        self.message, self.traceback = message, traceback
+
+    def __str__(self) -> str:
+        return f"step {self.step_key} failed: {self.type_name}: {self.message}"
+
+
 class Cancelled(BaseException):
     """The running handler was cancelled out of band.
 

@@ -59,6 +59,11 @@ class Limits(JsonMixin):
     handler_timeout: float | None = None
     max_attempts: int = 3
     retries: int = 0
+    #: Seconds before the first retry of a handler; doubled each retry (see
+    #: ``runtime.worker.turns.backoff``).
+    retry_backoff: float = 0.1
+    #: Qualified names of the exception types a retry is for (empty: any exception).
+    retry_on: list[str] = field(default_factory=list)
     max_pending: int = 50_000
     max_depth: int = DEFAULT_MAX_DEPTH
     lease: float = 60.0
@@ -130,6 +135,9 @@ class ProvisionSpec(JsonMixin):
         limits = self.limits
         for name, low, high in _LIMIT_RANGES:
             _check_range(name, getattr(limits, name), low, high)
+        if not isinstance(limits.retry_on, list) or not all(
+                isinstance(name, str) and name.strip() for name in limits.retry_on):
+            raise InvalidSpec("retry_on", f"{limits.retry_on!r} is not a list of exception type names")
         if not 1 <= ident.depth <= limits.max_depth:
             raise InvalidSpec("depth", f"{ident.depth} is outside 1..{limits.max_depth}")
 
@@ -183,6 +191,7 @@ _LIMIT_RANGES: tuple[tuple[str, float, float], ...] = (
     ("handler_timeout", 1e-3, MAX_SECONDS),
     ("max_attempts", 1, 1_000),
     ("retries", 0, 1_000),
+    ("retry_backoff", 0, 3_600),
     ("max_pending", 1, 1_000_000_000),
     ("max_depth", 1, 64),
     ("lease", 0.05, 86_400),

@@ -28,7 +28,7 @@ inside the backend; nothing else escapes its methods.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from ..address import Address
@@ -78,11 +78,18 @@ class SessionDoc:
         state: the JSON state as committed (``{}`` for a new actor).
         admitted: ids of messages already applied, oldest first (the AdmittedSet).
         meta: the actor's metadata (identity, spec without secrets, poison counts).
+        outbox: what the last committed turns sent and may not have delivered yet
+            (``{"to": address dict, "message": wire dict}``, in order): the next
+            activation delivers them again, and receivers drop the repeats.
+        journal: step records of turns that have not committed (see
+            ``runtime.worker.journal``), oldest first.
     """
 
     state: dict[str, Any]
     admitted: list[str]
     meta: dict[str, Any]
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)
 
 
 class InflightMarker(Protocol):
@@ -292,16 +299,40 @@ class ActorSession(Protocol):
         ...
 
     def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
-               admitted: Iterable[str]) -> None:
-        """Replace state and metadata and remember ``new_ids`` as applied, atomically.
+               admitted: Iterable[str], outbox_json: str = "[]") -> None:
+        """Replace state, metadata and outbox and remember ``new_ids`` as applied, atomically.
 
         ``admitted`` is the whole AdmittedSet after ``new_ids`` (oldest first), for
-        backends that rewrite it now and then instead of at every commit. After this
+        backends that rewrite it now and then instead of at every commit.
+        ``outbox_json`` is the JSON list of messages the committed turns sent and
+        that are not known to be delivered yet (``SessionDoc.outbox``). After this
         returns, a ``load`` sees all of it, even after a crash (and at durability
         "machine" a power loss).
 
         Raises:
             StoreError: the commit failed; the previous one stands.
+        """
+        ...
+
+    def journal(self, entry_json: str) -> None:
+        """Append one step record (a JSON object) to the journal of uncommitted turns.
+
+        Durable on return at the backend's durability: after a crash, ``load``
+        returns it in ``SessionDoc.journal`` (a record torn by the crash is skipped).
+
+        Raises:
+            StoreError: it could not be written.
+        """
+        ...
+
+    def clear_journal(self) -> None:
+        """Drop every step record (their turns committed).
+
+        Need not be durable: a record that comes back after a crash names a message
+        already applied, and the worker ignores it.
+
+        Raises:
+            StoreError: the journal could not be emptied.
         """
         ...
 
@@ -430,6 +461,15 @@ class Backend(Protocol):
 
         Raises:
             ActorNotFound: no such mailbox and ``create`` is false.
+        """
+        ...
+
+    def reachable(self, address: Address) -> None:
+        """Check that a message could be delivered to ``address`` now (a mailbox is
+        there), without delivering anything: for a message held until its turn commits.
+
+        Raises:
+            ActorNotFound: no such mailbox (never spawned, or another project).
         """
         ...
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any, Callable
 
@@ -28,6 +29,7 @@ from ..spec import ProvisionSpec
 from . import loop
 from .cancellation import Cancellation
 from .handler import Context, Handler, import_class
+from .journal import StepJournal
 from .lease import Lease, Watchdog
 from .poison import bury, count_attempts, sift
 from .replies import Outbox
@@ -70,6 +72,7 @@ class Worker:
         self.cancellation = Cancellation(self.actor_id)
         self.outbox = Outbox(self.backend, self.address, ident.role, self.mailbox, self.cancellation,
                              spec.limits.sweep_interval, parent_lane)
+        self.journal = StepJournal(self.state.session, self.actor_id, self.cancellation.shielded)
         self.lease = Lease(self.backend.fabric, self.actor_id, spec.limits.lease)
         self.supervised = supervised
         self.lease_renewed_elsewhere = lease_renewed_elsewhere
@@ -77,6 +80,8 @@ class Worker:
         self.context: Context | None = None
         self.stop_requested = False
         self.stop_reason = ""
+        #: Set with ``stop_requested``: ends a handler's retry backoff.
+        self.stopping = threading.Event()
         #: Cancels a handler that runs past ``handler_timeout`` (while ``run`` runs).
         self.watchdog: Watchdog | None = None
         #: Names the message being handled, past a crash (see ``poison``).
@@ -96,6 +101,7 @@ class Worker:
         if not self.stop_requested:
             self.stop_reason = reason
         self.stop_requested = True
+        self.stopping.set()
         self.mailbox.wake()
 
     def request_cancel(self) -> None:
@@ -136,6 +142,10 @@ class Worker:
         self.context = Context(self)
         handler.bind_context(self.context)
         self.handler = handler
+        # What the last activation committed and may not have delivered, and the steps
+        # of turns it did not commit (those of committed turns are ignored).
+        self.outbox.gate.restore(self.state.restored_outbox)
+        self.journal.restore(self.state.restored_journal, lambda msg_id: msg_id in self.state.admitted)
         recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
         # Handle one batch now; the rest goes back to the mailbox's queue, where a
         # handler waiting for a reply finds it and senders count it as waiting.
@@ -148,9 +158,10 @@ class Worker:
         except BaseException as exc:
             raise SpawnError(self.actor_id, f"on_start failed: {type(exc).__name__}: {exc}") from None
         try:
-            self.state.commit()
+            self.commit()
         except UnencodableState as exc:
             raise SpawnError(self.actor_id, f"on_start left {exc.reason}") from None
+        self.outbox.release()
         self._index_self()
         self.lease.publish(AgentRecord(
             agent_id=self.actor_id, role=self.spec.identity.role, labels=list(self.spec.identity.labels),
@@ -209,6 +220,19 @@ class Worker:
         """Dispatch one batch, commit, ack (see ``loop.process``)."""
         loop.process(self, batch)
 
+    def commit(self) -> None:
+        """Commit state, admitted ids and the held messages (then owed; see ``gate``) in
+        one atomic write, and drop the step records of the turns it covers.
+
+        Raises:
+            UnencodableState: the state is not JSON (nothing was written).
+            StoreError: the write failed (the previous commit stands).
+        """
+        gate = self.outbox.gate
+        self.state.commit(gate.outbox_json())
+        gate.committed()
+        self.journal.committed()
+
     # -- exit ----------------------------------------------------------------------------
 
     def finish(self) -> None:
@@ -219,8 +243,11 @@ class Worker:
                     self.handler.on_stop()
             except BaseException as exc:  # a failing on_stop must not cost the state
                 log.error("actor %s: on_stop failed: %s: %s", self.actor_id, type(exc).__name__, exc)
+            if not self.outbox.release():  # before the commit: it then lists only what did not go
+                log.warning("actor %s: %d sent messages wait for room in their mailboxes; the next "
+                            "activation delivers them", self.actor_id, len(self.outbox.gate.owed))
             try:
-                self.state.commit()
+                self.commit()
             except UnencodableState as exc:
                 log.error("actor %s: on_stop left %s; keeping the last committed state",
                           self.actor_id, exc.reason)

@@ -1,16 +1,17 @@
-"""Running one handler on one message: retries, cancel, the answer to an ask.
+"""Running one handler once on one message: an attempt, and what it leaves.
 
-A handler exception is not a crash: the message is acked, the error is logged and
-passed to ``on_failure``, and an asker gets an error reply carrying the remote
-traceback as text. A query (an ask in "query" mode) answers from the current state
-and leaves it exactly as it was.
+An attempt either returns the handler's answer or a ``Failure`` (an exception, or a
+cancel); it never raises but ``BaseException``s that are not ``Cancelled``. What to
+do with a failure (undo, retry, ``on_failure``, the error reply) is ``turns``'
+business. A query (an ask in "query" mode) answers from the current state and
+leaves it exactly as it was, whatever the handler did.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import Cancelled
 from ..messages import AskMode, InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id, reply_error
@@ -19,6 +20,17 @@ if TYPE_CHECKING:
     from .activation import Worker
 
 log = logging.getLogger(__name__)
+
+
+class Failure(NamedTuple):
+    """Why an attempt did not answer: the handler raised ``exc`` (or was cancelled)."""
+
+    exc: BaseException
+    traceback: str
+
+    @property
+    def cancelled(self) -> bool:
+        return isinstance(self.exc, Cancelled)
 
 
 def ask_mode(message: InboxMessage) -> str:
@@ -31,54 +43,62 @@ def is_query(message: InboxMessage) -> bool:
     return message.kind == InboxKind.ASK.value and ask_mode(message) == AskMode.QUERY.value
 
 
-def dispatch(worker: "Worker", message: InboxMessage) -> None:
-    """Run the handler for one message and reply to an ask. Never raises but
-    ``BaseException``s that are not ``Cancelled``."""
+def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | None]:
+    """Run the handler once: ``(answer, None)``, or ``(None, failure)``."""
     handler, state, outbox, watchdog = worker.handler, worker.state, worker.outbox, worker.watchdog
     assert handler is not None
     outbox.begin(message)
+    worker.journal.begin(message.id)
     state.hint = None
-    is_ask = message.kind == InboxKind.ASK.value
-    saved = state.snapshot_json() if is_ask and is_query(message) else None
-    reply: ReplyBody | None = None
-    attempts_left = worker.spec.limits.retries
+    saved = state.snapshot_json() if is_query(message) else None
     try:
-        while True:
-            try:
-                if watchdog is not None:
-                    watchdog.arm()
-                with worker.cancellation.region():
-                    answer = handler.dispatch(message)
-                reply = ReplyBody(answer=answer)
-                break
-            except Cancelled as exc:
-                log.info("actor %s: handler for %s cancelled", worker.actor_id, message.id)
-                reply = ReplyBody(error=ReplyError(type="actors_runtime.errors.Cancelled", message=exc.reason))
-                break
-            except Exception as exc:
-                text = traceback.format_exc()
-                if attempts_left > 0:
-                    attempts_left -= 1
-                    outbox.begin(message)
-                    outbox.unconsume()
-                    log.warning("actor %s: handler failed on %s, retrying: %s", worker.actor_id, message.id, exc)
-                    continue
-                log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id,
-                          type(exc).__name__, exc)
-                reply = ReplyBody(error=reply_error(exc, text))
-                on_failure(worker, exc, message)
-                break
-            finally:
-                if watchdog is not None:
-                    watchdog.disarm()
+        try:
+            if watchdog is not None:
+                watchdog.arm()
+            with worker.cancellation.region():
+                return handler.dispatch(message), None
+        except Cancelled as exc:
+            log.info("actor %s: handler for %s cancelled", worker.actor_id, message.id)
+            return None, Failure(exc, "")
+        except Exception as exc:
+            return None, Failure(exc, traceback.format_exc())
+        finally:
+            if watchdog is not None:
+                watchdog.disarm()
     finally:
+        outbox.end_turn()
         if saved is not None:
             # The state is exactly that text again: a commit right after this (a
             # batch of queries) need not encode it once more.
             state.load_json(saved)
         outbox.begin(None)
-    if is_ask:
-        outbox.reply(message, reply, derived_msg_id(message.id, -1))
+        worker.journal.begin(None)
+
+
+def answer(worker: "Worker", message: InboxMessage, value: Any) -> None:
+    """Hold the reply to an ask that was answered (it leaves with the commit)."""
+    if message.kind == InboxKind.ASK.value:
+        worker.outbox.reply(message, ReplyBody(answer=value), derived_msg_id(message.id, -1))
+
+
+def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
+    """A turn failed for good: ``on_failure`` runs (not for a cancel) and an asker gets
+    the error. The state is already what it was before the message; what
+    ``on_failure`` changes or sends is kept, with ids derived from the message."""
+    if failure.cancelled:
+        reason = failure.exc.reason if isinstance(failure.exc, Cancelled) else "cancelled"
+        reply = ReplyBody(error=ReplyError(type="actors_runtime.errors.Cancelled", message=reason))
+    else:
+        exc = failure.exc
+        log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id, type(exc).__name__, exc)
+        reply = ReplyBody(error=reply_error(exc, failure.traceback))
+        worker.outbox.begin(message)
+        try:
+            on_failure(worker, exc, message)
+        finally:
+            worker.outbox.begin(None)
+    if message.kind == InboxKind.ASK.value:
+        worker.outbox.reply(message, reply, derived_msg_id(message.id, -1))
 
 
 def on_failure(worker: "Worker", exc: BaseException, message: InboxMessage) -> None:

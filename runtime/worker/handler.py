@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import TYPE_CHECKING, Any, Protocol
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..address import Address
 from ..errors import InvalidSpec, SpawnError
@@ -50,6 +51,10 @@ def import_class(path: str) -> type:
     if not isinstance(target, type):
         raise SpawnError(path, f"{qualname!r} is not a class")
     return target
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class Context:
@@ -105,6 +110,36 @@ class Context:
             raise InvalidSpec("ask", f"{self.actor_id!r} cannot ask itself from inside a handler")
         msg_id = self.send(target, InboxKind.ASK.value, AskBody(question, mode).to_body())
         return self._worker.outbox.await_reply(msg_id, timeout, target.name)
+
+    def ask_async(self, target: Address, question: Any, *, mode: str = AskMode.QUERY.value,
+                  timeout: float | None = 30.0) -> "Future[Any]":
+        """Ask another actor without waiting; the answer resolves the Future.
+
+        The ask leaves at once. Futures the handler has not collected when it returns
+        are cancelled (see ``fanout``).
+
+        Raises:
+            InvalidSpec: asked itself.
+        """
+        if target == self.address:
+            raise InvalidSpec("ask", f"{self.actor_id!r} cannot ask itself from inside a handler")
+        return self._worker.outbox.ask_async(target, AskBody(question, mode).to_body(), timeout)
+
+    def step(self, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             encode: Callable[[Any], Any] = _same, decode: Callable[[Any], Any] = _same) -> Any:
+        """Run ``fn`` as a journaled step of the running turn (see ``journal``).
+
+        Raises:
+            WrongContext: not inside a handler. StepFailed: a recorded error that could
+                not be rebuilt. Exception: what ``fn`` raised, now or in a recorded run.
+        """
+        return self._worker.journal.run(name, fn, args, kwargs, encode, decode)
+
+    @property
+    def step_key(self) -> str | None:
+        """The key of the step whose function runs now: the same on every run of the
+        turn, for ``fn`` to pass on as an idempotency key (``None`` outside a step)."""
+        return self._worker.journal.running_key
 
     def call_host(self, tool: str, arguments: dict[str, Any], timeout: float | None = 60.0) -> Any:
         """Call a function the system exposed; returns its result.

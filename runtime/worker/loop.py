@@ -20,14 +20,18 @@ import time
 from typing import TYPE_CHECKING
 
 from ..backends.base import Delivered
-from .dispatch import dispatch, is_query, on_failure
+from .dispatch import Failure, answer, attempt, is_query
 from .replies import REPLY_KINDS
 from .state import UnencodableState
+from .turns import Turn, run_turn, settle_kept
 
 if TYPE_CHECKING:
     from .activation import Worker
 
 log = logging.getLogger(__name__)
+
+#: Seconds between attempts to deliver what committed turns sent to a full mailbox.
+OWED_RETRY_INTERVAL = 0.05
 
 
 def run(worker: "Worker", batch: list[Delivered]) -> str:
@@ -48,6 +52,13 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
             # Anything delivered since the drain rang the bell after the drain cleared
             # it, so waiting (not listing again) cannot miss it.
         wait = limits.sweep_interval
+        gate = outbox.gate
+        if gate.owed and not outbox.release():
+            wait = min(wait, OWED_RETRY_INTERVAL)  # a full mailbox: try again soon
+        if gate.stale:
+            # Idle from here: the commit that still lists the tells just released is
+            # replaced, so a crash cannot deliver them again long after (see ``gate``).
+            worker.commit()
         if limits.idle_timeout is not None:
             idle_left = limits.idle_timeout - (time.monotonic() - last_work)
             if idle_left <= 0:
@@ -66,7 +77,8 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
 
 
 def process(worker: "Worker", batch: list[Delivered]) -> None:
-    """Dispatch one batch, commit once, then ack (the order crash safety rests on)."""
+    """Run the batch's turns, commit once, release what they sent, then ack (the
+    order crash safety rests on)."""
     state, outbox = worker.state, worker.outbox
     done: list[Delivered] = []
     applied: list[Delivered] = []
@@ -74,68 +86,95 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
         if delivered.message.kind in REPLY_KINDS:
             outbox.keep(delivered)
     cut_short = False
+    since_commit: list[Delivered] = []  # applied after the last commit, for a rewind
     for delivered in batch:
         if delivered.message.kind in REPLY_KINDS:
             continue
         if worker.stop_requested and done:
             cut_short = True  # the rest stays unacked, for the next activation
             break
-        if state.admit(delivered.id):
-            apply(worker, delivered)
-            applied.append(delivered)
-        else:
+        if not state.admit(delivered.id):
             log.debug("actor %s: duplicate %s dropped", worker.actor_id, delivered.id)
+            done.append(delivered)
+            continue
+        turn = apply(worker, delivered, since_commit)
+        if turn is Turn.LEFT:
+            cut_short = True
+            break
+        applied.append(delivered)
         done.append(delivered)
+        if turn is Turn.SETTLED:
+            since_commit = []
+        elif turn is Turn.REBASED:
+            since_commit = [delivered]
+        else:
+            since_commit.append(delivered)
     # Commit before ack: once state and admitted ids are stored, a redelivery of any
     # of these messages is recognised as a repeat. A batch of queries (and repeats)
     # changed nothing, so it skips the write and its flush, and their ids ride with
-    # the next commit; unless one consumed a reply: should its ack be stored and the
-    # query's not, the query would run again and wait for an answer already spent.
-    if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer:
+    # the next commit; unless one consumed a reply (should its ack be stored and the
+    # query's not, the query would run again and wait for an answer already spent),
+    # sent a tell (held until a commit makes it durable) or ran a step.
+    if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer \
+            and not outbox.gate.holds_tells and not worker.journal.written:
         state.hint = None  # describes the state only until it next changes
+        outbox.gate.pass_replies()  # answers to queries: a re-run would answer again
     else:
         try:
-            state.commit()
+            worker.commit()
         except UnencodableState as exc:
-            replay_singly(worker, applied, exc)
+            replay_singly(worker, since_commit, exc)
+    outbox.release()
     # Replies are acked with the batch that consumed them: a crash before the commit
     # re-runs the handler, and it must find its reply again.
     worker.mailbox.ack(done + outbox.retired(keep_stash=cut_short))
 
 
-def apply(worker: "Worker", delivered: Delivered) -> None:
-    """Dispatch an admitted message, naming it in the in-flight marker while it runs."""
+def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered]) -> Turn:
+    """Run an admitted message's turn, naming it in the in-flight marker while it runs."""
     worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
     worker.marker.set(delivered.id)
     try:
-        dispatch(worker, delivered.message)
+        return run_turn(worker, delivered, since_commit)
     finally:
         worker.cancellation.handling = None
-    worker.marker.clear()
+        worker.marker.clear()
 
 
 def replay_singly(worker: "Worker", applied: list[Delivered], error: UnencodableState) -> None:
     """A message of the batch left a state that is not JSON: find it and fail it alone.
 
-    The batch is rolled back to the last committed state and applied again one
+    The messages ``applied`` since the last commit are rolled back to the last committed state and applied again one
     message at a time, committing after each. The message after which the state does
-    not encode is failed like a raising handler (its changes are dropped,
-    ``on_failure`` runs) and the others keep their effects, once. Messages they sent
-    are sent again with the same ids, so receivers drop the repeats.
+    not encode is failed like a raising handler (its changes and sends are dropped,
+    ``on_failure`` runs) and the others keep their effects, once. What they send is
+    held again with the same ids.
     """
     log.error("actor %s: the batch left %s; finding the message that caused it", worker.actor_id,
               error.reason)
-    state = worker.state
+    state, gate = worker.state, worker.outbox.gate
     worker.outbox.unconsume()
+    gate.drop()
     state.roll_back({d.id for d in applied})
     for delivered in applied:
         state.admit(delivered.id)
-        apply(worker, delivered)
+        mark = gate.mark
+        worker.cancellation.handling = delivered.id
         try:
-            state.commit()
+            value, failure = attempt(worker, delivered.message)
+        finally:
+            worker.cancellation.handling = None
+        if failure is None:
+            answer(worker, delivered.message, value)
+        try:
+            worker.commit()
+            if failure is None:
+                continue
         except UnencodableState as exc:
             log.error("actor %s: message %s left %s; its changes are dropped", worker.actor_id,
                       delivered.id, exc.reason)
-            state.restore_committed()
-            on_failure(worker, exc, delivered.message)
-            state.commit()
+            failure = Failure(exc, "")
+        gate.drop(mark)
+        state.restore_committed()
+        settle_kept(worker, delivered.message, failure)
+        worker.commit()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..address import Address
@@ -27,11 +28,15 @@ from ..messages import (
     new_msg_id,
 )
 from .cancellation import Cancellation
+from .fanout import ReplyPump
+from .gate import OutputGate
 
 log = logging.getLogger(__name__)
 
 #: Reply kinds: claimed by whoever waits for them, never dispatched to a handler.
 REPLY_KINDS = frozenset({InboxKind.REPLY.value, InboxKind.MCP_REPLY.value})
+#: Questions a handler waits for: they leave at once, not at the commit (see ``gate``).
+REQUEST_KINDS = frozenset({InboxKind.ASK.value, InboxKind.MCP_REQUEST.value})
 #: Kinds whose delivery should bring a deactivated actor back.
 WAKING_KINDS = frozenset({InboxKind.TASK.value, InboxKind.ASK.value, InboxKind.HANDOFF.value})
 
@@ -97,9 +102,11 @@ class Outbox:
         self.mailbox = mailbox
         self.cancellation = cancellation
         self.sweep_interval = sweep_interval
-        #: Sends a reply's wire bytes to the parent over the control pipe; returns
-        #: whether it could (None: no pipe, replies go through the system's inbox).
-        self.parent_lane = parent_lane
+        #: Holds what turns send until they commit. Its ``parent_lane`` sends a reply's
+        #: wire bytes to the parent over the control pipe and returns whether it could
+        #: (None: no pipe, replies go through the system's inbox).
+        self.gate = OutputGate(backend, address.name, self.parent_inbox, parent_lane,
+                               lambda held: self._delivered(held.target, held.message))
         #: The message being handled (its id seeds the ids of what the handler sends).
         self.current: InboxMessage | None = None
         self.sent_counter = 0
@@ -109,6 +116,8 @@ class Outbox:
         self.consumed: list[Delivered] = []
         #: Repeats of replies already stashed (acked with the batch).
         self.spare: list[Delivered] = []
+        #: Resolves the Futures of ``ask_async`` while the handler runs on.
+        self.pump = ReplyPump(self)
         #: Whether a wait for a reply looked into the mailbox (rings meant for the loop
         #: went there: the loop must look before it waits).
         self.looked = False
@@ -122,48 +131,62 @@ class Outbox:
 
     def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
              block_timeout: float | None = 0.0) -> str:
-        """Deliver a message from this actor (durable on return); returns its id."""
+        """Send a message as this actor; returns its id.
+
+        Inside a turn, a tell or hand-off is held by the output gate and leaves when the
+        turn commits (``gate``); a question (ask, host call) leaves at once, durable on
+        return. Outside a turn (``on_start``, ``on_stop``) everything leaves at once.
+
+        Raises:
+            ActorNotFound: no mailbox at ``target``. MailboxFull, StoreError: sent at
+                once and not delivered.
+        """
         if self.current is not None:
             msg_id = derived_msg_id(self.current.id, self.sent_counter)
             self.sent_counter += 1
         else:
             msg_id = new_msg_id()
         message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id)
+        if self.current is not None and kind not in REQUEST_KINDS:
+            self.backend.reachable(target)
+            self.gate.hold(target, message, message.to_wire())
+            return msg_id
         with self.cancellation.shielded():
             self.backend.deliver(target, [message], block_timeout=block_timeout)
-            if target.actor_id is not None and kind in WAKING_KINDS:
-                # The request has a random id (not a derived one) so that whether it
-                # was needed never shifts the ids of the handler's later messages.
-                request_activation(self.backend, self.sender, target)
+            self._delivered(target, message)
         return msg_id
 
+    def _delivered(self, target: Address, message: InboxMessage) -> None:
+        if target.actor_id is not None and message.kind in WAKING_KINDS:
+            # The request has a random id (not a derived one) so that whether it
+            # was needed never shifts the ids of the handler's later messages.
+            request_activation(self.backend, self.sender, target)
+
     def reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str) -> None:
-        """Send the reply to an ask (an answer that is not JSON becomes an error reply)."""
+        """Hold the reply to an ask for the commit (an answer that is not JSON becomes
+        an error reply)."""
         target = self.address.reply_address(message.sender)
         reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
         try:
-            try:
-                wire = reply.to_wire()
-            except (TypeError, ValueError) as exc:
-                error = ReplyError("TypeError", f"the answer is not JSON-serialisable: {exc}")
-                reply.body = ReplyBody(error=error).to_body()
-                wire = reply.to_wire()
-            # A reply to the system that started us goes back on the control pipe: the
-            # question waits in that process's memory only, so a durable write (and its
-            # flush, its doorbell and the system's drain) would buy nothing. If the pipe
-            # is gone, the mailbox below still delivers it.
-            if target == self.parent_inbox and self.parent_lane is not None and self.parent_lane(wire):
-                return
-            self.backend.deliver(target, [reply], block_timeout=None)
-        except (ActorNotFound, StoreError) as exc:
-            log.warning("actor %s: reply to %s not delivered: %s", self.address.name,
-                        message.sender.session_id, exc)
+            wire = reply.to_wire()
+        except (TypeError, ValueError) as exc:
+            error = ReplyError("TypeError", f"the answer is not JSON-serialisable: {exc}")
+            reply.body = ReplyBody(error=error).to_body()
+            wire = reply.to_wire()
+        self.gate.hold(target, reply, wire)
+
+    def release(self) -> bool:
+        """Deliver what committed turns sent (see ``gate``); whether all of it went."""
+        with self.cancellation.shielded():
+            return self.gate.release()
 
     # -- waiting for replies -----------------------------------------------------------
 
     def await_reply(self, correlation_id: str, timeout: float | None, who: str) -> Any:
         """Wait for the reply to ``correlation_id``, leaving other messages queued."""
+        if self.pump.running:  # it waits on the mailbox for everyone (see ``fanout``)
+            return self.pump.expect(correlation_id, who, timeout).result()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self.cancellation.shielded():
@@ -177,12 +200,29 @@ class Outbox:
                 raise AskTimeout(who, timeout)
             self.mailbox.wait(self.sweep_interval if remaining is None else min(remaining, self.sweep_interval))
 
+    def ask_async(self, target: Address, body: Any, timeout: float | None) -> "Future[Any]":
+        """Send an ask now; its answer resolves the returned Future (see ``fanout``)."""
+        msg_id = self.send(target, InboxKind.ASK.value, body)
+        return self.pump.expect(msg_id, target.name, timeout)
+
+    def end_turn(self) -> None:
+        """The handler returned: Futures it left unresolved are cancelled."""
+        self.pump.end_turn()
+
+    @staticmethod
+    def answer_of(delivered: Delivered, who: str) -> Any:
+        return unwrap_reply(delivered.message, who)
+
     def _take_replies(self, correlation_id: str) -> Delivered | None:
         """Take every reply waiting into the stash; return the one asked for."""
+        self.take_into_stash()
+        return self.stash.pop(correlation_id, None)
+
+    def take_into_stash(self) -> None:
+        """Take every reply waiting in the mailbox into the stash."""
         self.looked = True
         for delivered in self.mailbox.take(REPLY_KINDS):
             self.keep(delivered)
-        return self.stash.pop(correlation_id, None)
 
     def keep(self, delivered: Delivered) -> None:
         """Stash a claimed reply for the handler that will wait for it (a repeat is spare)."""

@@ -41,6 +41,9 @@ class ActorState:
         self.hint: str | None = None
         self._committed_json = "{}"
         self._meta_json: str | None = None
+        #: What the last commit left beside the state: its outbox and step journal.
+        self.restored_outbox: list[dict[str, Any]] = []
+        self.restored_journal: list[dict[str, Any]] = []
 
     def restore(self, handler: Handler, identity_meta: dict[str, Any]) -> None:
         """Load the last commit into ``handler`` (``identity_meta`` updates the meta).
@@ -53,6 +56,8 @@ class ActorState:
         self.meta = dict(doc.meta) if doc is not None else {}
         self.meta.update(identity_meta)
         self.admitted = AdmittedSet.from_list(doc.admitted if doc is not None else [], DEFAULT_CAPACITY)
+        if doc is not None:
+            self.restored_outbox, self.restored_journal = doc.outbox, doc.journal
         self._committed_json = json.dumps(state)
         handler.restore_state(state)
         self.handler = handler
@@ -99,8 +104,8 @@ class ActorState:
         """Whether the ids admitted since the last commit may wait for the next one."""
         return len(self.uncommitted) < QUERY_IDS_CARRIED
 
-    def commit(self) -> None:
-        """Write state + meta + the ids admitted since the last commit, atomically.
+    def commit(self, outbox_json: str = "[]") -> None:
+        """Write state + meta + outbox + the ids admitted since the last commit, atomically.
 
         Raises:
             UnencodableState: the state is not JSON (nothing was written).
@@ -115,7 +120,7 @@ class ActorState:
                 raise UnencodableState("state", f"a state that is not JSON-serialisable ({exc})") from None
         if self._meta_json is None:  # meta is settled by activation, before the first commit
             self._meta_json = json.dumps(self.meta, separators=(",", ":"))
-        self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted)
+        self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted, outbox_json)
         self._committed_json = state_json
         self.uncommitted = []
 

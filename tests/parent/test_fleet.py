@@ -93,16 +93,17 @@ def test_the_asker_of_a_poison_message_gets_an_error_not_a_hang(system, tmp_path
     assert poison.ask("count")["count"] == 0
 
 
-def test_a_handler_that_raises_is_not_retried_by_default_but_can_be(system):
+def test_a_handler_that_raises_leaves_no_state_change_and_is_retried_only_when_asked(system):
     once = system.spawn(fleet_actors.Flaky, name="once")
     with pytest.raises(ActorFailed):
-        once.ask("go", mode="steer")  # steer: the failed turn's state changes persist
-    assert once.ask("count") == 2  # one failed attempt + this one
-    thrice = system.spawn(fleet_actors.Flaky, name="thrice", retries=2)
+        once.ask("go", mode="steer")  # a steer's changes persist, unless it raises
+    assert once.ask("count") == 1  # the failed turn left nothing: this is the first attempt
+    thrice = system.spawn(fleet_actors.Flaky, name="thrice", retries=2, retry_backoff=0.01)
     with pytest.raises(ActorFailed) as caught:
         thrice.ask("go", mode="steer")
-    assert "attempt 3 failed" in caught.value.message
-    assert thrice.ask("count") == 4
+    # Three attempts, each from the state before the message.
+    assert "attempt 1 failed" in caught.value.message
+    assert thrice.ask("count") == 1
 
 
 def test_a_full_mailbox_refuses_and_a_blocking_tell_waits_for_room(system):
@@ -219,7 +220,7 @@ def test_nested_spawn_is_capped_at_depth_four(system):
 
 def test_stopping_an_actor_stops_its_children_first(system):
     parent = system.spawn(sample_actors.Parent, name="parent")
-    assert parent.ask({"child": "kid"}, timeout=30) == 5
+    assert parent.ask({"child": "kid"}, timeout=30) == 0
     parent.stop()
     assert _status(system, "kid").status == "stopped"
     assert _status(system, "parent").status == "stopped"

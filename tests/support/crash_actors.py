@@ -28,8 +28,8 @@ class Killable(Actor):
         original_ack, original_settle = reader.ack, reader._settle
         acking = []
 
-        def commit():
-            original_commit()
+        def commit(*args):
+            original_commit(*args)
             self._maybe_die("commit")
 
         def ack(batch):

@@ -133,8 +133,8 @@ class HostUser(Actor):
 class Parent(Actor):
     def on_ask(self, question, msg):
         child = self.spawn(Counter, name=question["child"])
-        self.tell(child, {"n": 5})
-        return self.ask(child, "count")
+        self.tell(child, {"n": 5})  # held until this turn commits
+        return self.ask(child, "count")  # a question leaves at once: it sees no tell yet
 
 
 class Poison(Actor):

@@ -116,6 +116,10 @@ class MaildirBackend:
         self._check_ours(address)
         self._router.on(address, lambda box: box.deliver(messages, block_timeout=block_timeout))
 
+    def reachable(self, address: Address) -> None:
+        self._check_ours(address)
+        self._router.on(address, lambda box: None)
+
     def deliver_async(self, address: Address, message: InboxMessage, *,
                       block_timeout: float | None = 0.0) -> "Future[str]":
         self._check_ours(address)

@@ -43,6 +43,8 @@ INFLIGHT = ".inflight"
 MAILBOX_CONFIG = ".config.json"
 #: The files of an actor's directory that commits rewrite.
 SESSION, ADMITTED, SUPERVISION = "session.json", "admitted.json", "supervision.json"
+#: The step journal of an actor's uncommitted turns (appended, emptied at commit).
+JOURNAL = "journal.jsonl"
 
 
 class MailboxPaths:

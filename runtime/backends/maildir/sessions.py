@@ -19,8 +19,9 @@ from ...durability import Durability
 from ...errors import StoreError
 from ..base import SessionDoc
 from .durable import Rewriter, make_dirs
+from .journal_file import JournalFile, read_journal
 from .json_docs import read_json
-from .layout import ADMITTED, SESSION, ProjectLayout
+from .layout import ADMITTED, JOURNAL, SESSION, ProjectLayout
 
 #: Ids carried in session.json before a checkpoint. A commit writes ~40 B per tail id
 #: and a checkpoint ~160 KB (4,096 ids), so per message ~20*T + 160,000/T bytes:
@@ -48,15 +49,19 @@ def load_session_doc(path: str, admitted_path: str | None) -> tuple[SessionDoc, 
     state = doc.get("state") or {}
     meta = doc.get("meta") or {}
     tail = doc.get("admitted") or []
+    outbox = doc.get("outbox") or []
     if not isinstance(state, dict) or not isinstance(meta, dict) or not isinstance(tail, list):
         raise StoreError(path, "state, meta or admitted has the wrong type")
+    if not isinstance(outbox, list):
+        raise StoreError(path, "outbox has the wrong type")
     ids: list[str] = []
     if admitted_path is not None:
         checkpoint = read_json(admitted_path)
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get("ids"), list):
             ids.extend(i for i in checkpoint["ids"] if isinstance(i, str))
     tail = [i for i in tail if isinstance(i, str)]
-    return SessionDoc(state=state, admitted=ids + tail, meta=meta), tail
+    outbox = [entry for entry in outbox if isinstance(entry, dict)]
+    return SessionDoc(state=state, admitted=ids + tail, meta=meta, outbox=outbox), tail
 
 
 class MaildirSession:
@@ -67,6 +72,7 @@ class MaildirSession:
         self.admitted_path = layout.actor_file(system_id, actor_id, ADMITTED)
         self._session_writer = Rewriter(self.path, durability)
         self._admitted_writer = Rewriter(self.admitted_path, durability)
+        self._journal = JournalFile(layout.actor_file(system_id, actor_id, JOURNAL), durability)
         self._tail: list[str] = []  # ids committed since the last checkpoint
         self._dir_checked = False
 
@@ -75,10 +81,12 @@ class MaildirSession:
         if found is None:
             return None
         doc, self._tail = found
-        return doc
+        journal = read_journal(self._journal.path)
+        self._journal.dirty = bool(journal)
+        return SessionDoc(doc.state, doc.admitted, doc.meta, doc.outbox, journal)
 
     def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
-               admitted: Iterable[str]) -> None:
+               admitted: Iterable[str], outbox_json: str = "[]") -> None:
         if not self._dir_checked:  # once: the spawner or the mailbox usually made it
             directory = os.path.dirname(self.path)
             try:
@@ -88,7 +96,8 @@ class MaildirSession:
             self._dir_checked = True
         tail, committed = self._tail, len(self._tail)
         tail.extend(new_ids)
-        data = f'{{"state":{state_json},"admitted":{json.dumps(tail)},"meta":{meta_json}}}'.encode()
+        outbox = "" if outbox_json == "[]" else f',"outbox":{outbox_json}'
+        data = f'{{"state":{state_json},"admitted":{json.dumps(tail)},"meta":{meta_json}{outbox}}}'.encode()
         try:
             self._session_writer.write(data)
         except BaseException:
@@ -98,8 +107,14 @@ class MaildirSession:
             self._admitted_writer.write(json.dumps({"ids": list(admitted)}).encode())
             self._tail = []
 
+    def journal(self, entry_json: str) -> None:
+        self._journal.append(entry_json)
+
+    def clear_journal(self) -> None:
+        self._journal.clear()
+
     def close(self) -> None:
-        pass
+        self._journal.close()
 
 
 def session_meta(doc: Any) -> dict[str, Any]:

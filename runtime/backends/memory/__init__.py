@@ -86,6 +86,9 @@ class MemoryBackend:
                 block_timeout: float | None = 0.0) -> None:
         deliver_to(self._project, address, self._box(address, False), messages, block_timeout)
 
+    def reachable(self, address: Address) -> None:
+        self._box(address, False)
+
     def deliver_async(self, address: Address, message: InboxMessage, *,
                       block_timeout: float | None = 0.0) -> "Future[str]":
         self.deliver(address, [message], block_timeout=block_timeout)

@@ -54,6 +54,8 @@ class SessionData:
     state_json: str = "{}"
     meta_json: str = "{}"
     admitted: list[str] = field(default_factory=list)
+    outbox_json: str = "[]"
+    journal: list[str] = field(default_factory=list)
 
 
 class Project:

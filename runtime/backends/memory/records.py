@@ -85,12 +85,27 @@ class MemorySession:
             session = self._project.sessions.get(self._key)
             if session is None:
                 return None
-            return SessionDoc(json.loads(session.state_json), list(session.admitted), json.loads(session.meta_json))
+            return SessionDoc(json.loads(session.state_json), list(session.admitted), json.loads(session.meta_json),
+                              json.loads(session.outbox_json), [json.loads(entry) for entry in session.journal])
 
-    def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str], admitted: Iterable[str]) -> None:
-        json.loads(state_json), json.loads(meta_json)  # what a file would refuse, this refuses too
+    def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str], admitted: Iterable[str],
+               outbox_json: str = "[]") -> None:
+        json.loads(state_json), json.loads(meta_json), json.loads(outbox_json)  # what a file would refuse
         with self._project.lock:
-            self._project.sessions[self._key] = SessionData(state_json, meta_json, list(admitted))
+            journal = self._project.sessions.get(self._key, SessionData()).journal
+            self._project.sessions[self._key] = SessionData(state_json, meta_json, list(admitted), outbox_json,
+                                                            journal)
+
+    def journal(self, entry_json: str) -> None:
+        json.loads(entry_json)
+        with self._project.lock:
+            self._project.sessions.setdefault(self._key, SessionData()).journal.append(entry_json)
+
+    def clear_journal(self) -> None:
+        with self._project.lock:
+            session = self._project.sessions.get(self._key)
+            if session is not None:
+                session.journal.clear()
 
     def close(self) -> None:
         pass

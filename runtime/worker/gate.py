@@ -1,0 +1,152 @@
+"""The output gate: what a turn sends leaves only once the turn has committed.
+
+::
+
+    handler sends (tell, hand-off, reply)  -> held            (memory; gone if the turn fails)
+    commit                                 -> owed, written in the same atomic commit
+                                              as the state (the session's outbox)
+    release (right after the commit)       -> delivered; owed empties
+    next commit                            -> the outbox on disk empties too
+
+A turn that raises, is cancelled or dies before its commit has sent nothing. A crash
+after the commit and before (or during) the release leaves the messages in the
+committed outbox: the next activation delivers them again with the same ids, and
+receivers drop the ones they already had (their AdmittedSet). To keep that window
+inside the receivers' AdmittedSet, the worker commits once more before it waits
+idle whenever tells went out since its last commit (``stale``).
+
+Questions a handler waits for (``ask``, host calls, spawns) are not held: the
+handler could not go on without their answers. They are steps instead: the request
+leaves at once with an id derived from the turn, and a re-run of the turn finds the
+answer again (see ``replies``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, NamedTuple
+
+from ..address import Address
+from ..backends.base import Backend
+from ..errors import ActorNotFound, MailboxFull, StoreError
+from ..messages import InboxKind, InboxMessage
+
+log = logging.getLogger(__name__)
+
+
+class Held(NamedTuple):
+    """A message a turn sent, and where to."""
+
+    target: Address
+    message: InboxMessage
+    wire: bytes
+
+
+class OutputGate:
+    """Holds one worker's outgoing messages until their turn commits."""
+
+    def __init__(self, backend: Backend, actor_id: str, parent_inbox: Address,
+                 parent_lane: Callable[[bytes], bool] | None,
+                 delivered: Callable[[Held], None]) -> None:
+        self.backend = backend
+        self.actor_id = actor_id
+        self.parent_inbox = parent_inbox
+        self.parent_lane = parent_lane
+        self._delivered = delivered
+        #: Sent by turns that have not committed yet, in order.
+        self.held: list[Held] = []
+        #: Committed, not delivered yet, in order.
+        self.owed: list[Held] = []
+        #: Tells went out since the last commit, which still lists them.
+        self.stale = False
+
+    def hold(self, target: Address, message: InboxMessage, wire: bytes) -> None:
+        self.held.append(Held(target, message, wire))
+
+    @property
+    def mark(self) -> int:
+        """Where the running turn's messages begin (for ``drop``)."""
+        return len(self.held)
+
+    def drop(self, mark: int = 0) -> None:
+        """Forget what was held since ``mark``: a turn that failed sent nothing."""
+        del self.held[mark:]
+
+    @property
+    def holds_tells(self) -> bool:
+        """Whether anything but replies waits for the commit (then it must be durable)."""
+        return any(h.message.kind != InboxKind.REPLY.value for h in self.held)
+
+    def outbox_json(self) -> str:
+        """The committed outbox for the commit being written: owed, then held."""
+        if not self.owed and not self.held:
+            return "[]"
+        parts = [f'{{"to":{json.dumps(h.target.to_dict())},"message":{h.wire.decode()}}}'
+                 for h in (*self.owed, *self.held)]
+        return "[" + ",".join(parts) + "]"
+
+    def committed(self) -> None:
+        """The held messages are in the commit just written: they are owed now."""
+        self.owed.extend(self.held)
+        self.held = []
+        self.stale = False
+
+    def pass_replies(self) -> None:
+        """Let the held replies go without a commit (only replies are held: the batch
+        was queries, which a re-run after a crash answers again)."""
+        self.owed.extend(self.held)
+        self.held = []
+
+    def restore(self, outbox: list[dict[str, Any]]) -> None:
+        """Owe again what a crashed activation's last commit listed."""
+        for entry in outbox:
+            try:
+                target = Address.from_dict(entry.get("to"))
+                wire = json.dumps(entry["message"], separators=(",", ":")).encode()
+                message = InboxMessage.from_wire(wire)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.error("actor %s: an entry of the committed outbox is unreadable (%s); skipped",
+                          self.actor_id, exc)
+                continue
+            self.owed.append(Held(target, message, wire))
+
+    def release(self) -> bool:
+        """Deliver what is owed, in order; returns whether all of it went.
+
+        A mailbox that is full keeps its messages (and those after them to the same
+        target) owed for the next release; a target that no longer exists loses its
+        message, with an error logged naming it.
+        """
+        if not self.owed:
+            return True
+        blocked: set[Address] = set()
+        kept: list[Held] = []
+        for held in self.owed:
+            if held.target in blocked:
+                kept.append(held)
+                continue
+            try:
+                self._deliver(held)
+            except MailboxFull:
+                blocked.add(held.target)
+                kept.append(held)
+                continue
+            except (ActorNotFound, StoreError) as exc:
+                log.error("actor %s: message %s (%s) to %s not delivered: %s", self.actor_id, held.message.id,
+                          held.message.kind, held.target.name, exc)
+                continue
+            if held.message.kind != InboxKind.REPLY.value:
+                self.stale = True
+        self.owed = kept
+        return not kept
+
+    def _deliver(self, held: Held) -> None:
+        # A reply to the system that started us goes back on the control pipe: the
+        # question waits in that process's memory only. If the pipe is gone, the
+        # mailbox below still delivers it.
+        if held.target == self.parent_inbox and self.parent_lane is not None and \
+                held.message.kind == InboxKind.REPLY.value and self.parent_lane(held.wire):
+            return
+        self.backend.deliver(held.target, [held.message], block_timeout=0.0)
+        self._delivered(held)
