@@ -181,7 +181,7 @@ class Worker:
             bury(self.mailbox, self.outbox, self.actor_id, d, reason, n)
 
         recovered, self.paused = screen(recovered, counts, limit, self.state.meta, self.actor_id, applied,
-                                        self.spec.on_poison == "pause", buried)
+                                        self.spec.on_poison == "pause", lambda d: self.mailbox.ack([d]))
         survivors = recovered if self.paused is not None else sift(recovered, counts, limit, buried)
         self.state.meta["attempts"] = counts
         return survivors

@@ -121,8 +121,12 @@ def skipped_ids(meta: dict[str, Any]) -> list[str]:
 
 def screen(recovered: list[Delivered], counts: dict[str, int], max_attempts: int, meta: dict[str, Any],
            actor_id: str, applied: Callable[[str], bool], pause_new: bool,
-           buried: Callable[[Delivered, str, int], None]) -> tuple[list[Delivered], Pause | None]:
-    """The activation's look for pauses: bury copies of skipped messages, then ``hold``.
+           drop: Callable[[Delivered], None]) -> tuple[list[Delivered], Pause | None]:
+    """The activation's look for pauses: ``drop`` (ack) copies of skipped messages,
+    then ``hold``.
+
+    An id is listed as skipped only once its dead letter is written and it is acked
+    (``resuming``), so a copy read again is only acked, never buried twice.
 
     Returns:
         The messages left to run, and the pause in force (then nothing may run).
@@ -131,9 +135,10 @@ def screen(recovered: list[Delivered], counts: dict[str, int], max_attempts: int
     left = []
     for delivered in recovered:
         if delivered.id in skipped and not applied(delivered.id):
-            # Read again behind a message still waiting: it was skipped already.
-            buried(delivered, "skipped by an operator (resume with skip); a copy read again",
-                   counts.pop(delivered.id, 0))
+            log.info("actor %s: message %s was skipped to the dead letters; its copy read again is dropped",
+                     actor_id, delivered.id)
+            counts.pop(delivered.id, None)
+            drop(delivered)
         else:
             left.append(delivered)
     still = [i for i in skipped_ids(meta) if any(d.id == i for d in recovered)]

@@ -20,7 +20,7 @@ either still waiting (the next resume does it again; its dead letter is the same
 file) or gone (the next activation lifts a pause whose message is gone). A message
 acked behind one still waiting is read again by the next reader (its segment's
 cursor cannot pass the waiting one): the ``SKIPPED_KEY`` list makes the activation
-bury such a copy again instead of pausing on it (``pausing.screen``).
+ack such a copy instead of pausing on it (``pausing.screen``).
 """
 
 from __future__ import annotations
