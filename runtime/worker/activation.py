@@ -181,10 +181,13 @@ class Worker:
             bury(self.mailbox, self.outbox, self.actor_id, d, reason, n)
 
         recovered, self.paused = screen(recovered, counts, limit, self.state.meta, self.actor_id, applied,
-                                        self.spec.on_poison == "pause", lambda d: self.mailbox.ack([d]))
+                                        self.spec.on_poison == "pause", self._drop)
         survivors = recovered if self.paused is not None else sift(recovered, counts, limit, buried)
         self.state.meta["attempts"] = counts
         return survivors
+
+    def _drop(self, delivered: Delivered) -> None:
+        self.mailbox.ack([delivered])
 
     def _stay_paused(self) -> list[Delivered]:
         """Commit the pause and register nothing: ``run`` returns at once."""
