@@ -11,7 +11,8 @@ JSON. A request that arrives again (the actor's handler ran again after a crash,
 with the same derived id) gets the first answer again, and one still running is
 not started twice. The system's own tools (nested spawn, control, activation) are
 served here too, under reserved names (activation and ``actors restart`` need no
-reply and are handled on the inbox thread).
+reply and are handled on the inbox thread; ``actors resume`` needs none either, and
+runs on the pool: it may wait for a worker to let go of a mailbox).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from actors_runtime import control
 from actors_runtime.backends.base import Backend
-from actors_runtime.errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
+from actors_runtime.errors import ActorError, ActorNotFound, InvalidSpec, SpawnError, StoreError
 from actors_runtime.ids import is_valid_id
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
 from actors_runtime.parent.activation import ensure_active, revive
+from actors_runtime.parent.resume import resume
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
@@ -43,7 +45,8 @@ log = logging.getLogger(__name__)
 HOST_REPLY_MEMORY = 1024
 #: Options a nested spawn may pass on.
 SPAWN_OPTIONS = frozenset({"role", "labels", "restart", "idle_timeout", "handler_timeout", "max_attempts",
-                           "retries", "retry_backoff", "retry_on", "max_pending", "timeout", "secrets"})
+                           "retries", "retry_backoff", "retry_on", "max_pending", "timeout", "secrets",
+                           "on_poison"})
 
 
 class HostTools:
@@ -78,6 +81,15 @@ class HostTools:
                 bring_up = revive if tool == control.RESTART_TOOL else ensure_active
                 bring_up(system._supervisor, self._backend.address(system.name, name))
             return
+        if tool == control.RESUME_TOOL:
+            name = arguments.get("name") if isinstance(arguments, dict) else None
+            if isinstance(name, str) and is_valid_id(name):
+                skip = bool(arguments.get("skip"))
+                try:
+                    self._executor.submit(self._resume, name, skip)
+                except RuntimeError:  # shut down: the pause stands
+                    pass
+            return
         with self._lock:
             cached = self._replies.get(message.id)
             if cached is None and message.id in self._busy:
@@ -92,6 +104,15 @@ class HostTools:
         except RuntimeError:  # shut down
             with self._lock:
                 self._busy.discard(message.id)
+
+    def _resume(self, name: str, skip: bool) -> None:
+        """``actors resume`` through this system (nobody waits for an answer: the CLI
+        watches the actor's session)."""
+        system = self._system
+        try:
+            resume(system._supervisor, self._backend.address(system.name, name), skip)
+        except (ActorError, OSError) as exc:
+            log.warning("system %s: could not resume %s: %s", system.name, name, exc)
 
     def _run(self, message: InboxMessage, tool: str, arguments: Any) -> None:
         try:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from actors_runtime.address import Address
 from actors_runtime.backends.base import Backend
 from actors_runtime.parent.supervisor import Supervisor
-from actors_runtime.records import FAILED, RUNNING, ChildEntry
+from actors_runtime.records import EXPLAINED, FAILED, PAUSED, RUNNING, ChildEntry
+from actors_runtime.worker.pausing import recorded_pause
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ChildInfo:
     pid: int | None
     restarts: int
     parent_id: str | None
+    #: Why it is failed or paused ("" otherwise).
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,8 @@ class ActorInfo:
         name: the actor's id.
         system: the system that holds it.
         actor_class: ``module:QualName`` of its class.
-        status: "starting", "running", "idle", "restarting", "stopped", "failed", or
-            "unknown" for an actor this system has no record of.
+        status: "starting", "running", "idle", "restarting", "stopped", "failed",
+            "paused", or "unknown" for an actor this system has no record of.
         pid: its worker's pid while one runs.
         restarts: restarts recorded.
         pending: messages waiting to be handled.
@@ -41,6 +44,8 @@ class ActorInfo:
         corrupt: unreadable inputs kept aside.
         last_failure: why it was last marked failed ("" if it was not).
         live: whether it has a live lease record.
+        paused_message: the message it is paused at (None unless paused).
+        paused_reason: why it paused ("" unless paused).
     """
 
     name: str
@@ -55,6 +60,8 @@ class ActorInfo:
     corrupt: int
     last_failure: str
     live: bool
+    paused_message: str | None = None
+    paused_reason: str = ""
 
 
 def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) -> ActorInfo:
@@ -84,10 +91,15 @@ def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) ->
         pid = record.pid if record is not None else None
         restarts, actor_class = entry.restarts, entry.actor_class
         last_failure = entry.last_error if entry.status == FAILED else ""
+    # The session is the authority on a pause (a record may lag: a system that died).
+    pause = recorded_pause(backend.store, address.system_id, actor_id) if record is None else None
+    if pause is not None:
+        status = PAUSED
     return ActorInfo(name=actor_id, system=address.system_id, actor_class=actor_class, status=status,
                      pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
                      dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
-                     live=record is not None)
+                     live=record is not None, paused_message=pause.msg_id if pause else None,
+                     paused_reason=pause.reason if pause else "")
 
 
 def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> list[ChildInfo]:
@@ -96,9 +108,12 @@ def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> l
     infos = {}
     for entry in backend.store.list_children(system_id):
         infos[entry.id] = ChildInfo(entry.id, entry.actor_class, entry.role, entry.status, None,
-                                    entry.restarts, entry.parent_id)
+                                    entry.restarts, entry.parent_id,
+                                    entry.last_error if entry.status in EXPLAINED else "")
     for child in supervisor.snapshot():
         ident = child.spec.identity
-        infos[child.actor_id] = ChildInfo(child.actor_id, child.spec.actor_class, ident.role, child.status,
-                                          child.pid, child.restarts, ident.parent_id)
+        with supervisor.lock:
+            status, pid, why = child.status, child.pid, child.last_error if child.status in EXPLAINED else ""
+        infos[child.actor_id] = ChildInfo(child.actor_id, child.spec.actor_class, ident.role, status,
+                                          pid, child.restarts, ident.parent_id, why)
     return [infos[k] for k in sorted(infos)]

@@ -53,11 +53,12 @@ def check_system_backend(backend: str) -> None:
 
 def spawn_spec(system: "ActorSystem", actor_class: type | str, name: str | None, *, role: str | None,
                labels: tuple[str, ...] | list[str], restart: str, secrets: dict[str, Any] | None,
-               parent_id: str | None, depth: int, limits: Limits) -> ProvisionSpec:
+               parent_id: str | None, depth: int, limits: Limits, on_poison: str = "dead-letter") -> ProvisionSpec:
     """The spec ``system.spawn`` starts an actor with.
 
     Raises:
-        InvalidSpec: a bad name (or the system's own), restart policy or option.
+        InvalidSpec: a bad name (or the system's own), restart policy, ``on_poison``
+            or option.
     """
     class_path = actor_class if isinstance(actor_class, str) else type_tag(actor_class)
     if name is None:
@@ -72,7 +73,8 @@ def spawn_spec(system: "ActorSystem", actor_class: type | str, name: str | None,
         identity=Identity(child_id=name, parent_id=parent_id, system_id=system.name,
                           project_key=system.project_key, role=role, labels=list(labels), depth=depth),
         actor_class=class_path, home=system.home, project_dir=system.project_dir, backend=system.backend_name,
-        durability=system.durability, restart=restart, secrets=dict(secrets or {}), limits=limits,
+        durability=system.durability, restart=restart, on_poison=on_poison, secrets=dict(secrets or {}),
+        limits=limits,
     )
     spec.validate()
     return spec

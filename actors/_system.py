@@ -37,6 +37,7 @@ from actors_runtime.parent.inbox import Inbox
 from actors_runtime.parent.launcher import Launcher
 from actors_runtime.parent.pool import Pool
 from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, RestartPolicy
+from actors_runtime.parent.resume import resume, resume_elsewhere
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
@@ -183,6 +184,7 @@ class ActorSystem:
         timeout: float | None = None,
         parent_id: str | None = None,
         depth: int = 1,
+        on_poison: str = "dead-letter",
     ) -> ActorRef:
         """Start an actor (or resume it by name) and return a ref once it registered.
 
@@ -201,7 +203,7 @@ class ActorSystem:
                 exits; the next message activates it again.
             handler_timeout: seconds after which a running handler is cancelled.
             max_attempts: deliveries that killed the worker before a message is
-                moved to the dead letters.
+                poison (see ``on_poison``).
             retries: extra attempts for a handler that raised (default none). Each
                 attempt starts from the state before the message; steps that
                 succeeded keep their results.
@@ -211,13 +213,16 @@ class ActorSystem:
             retry_on: the exception types worth a retry (default: any exception).
             max_pending: mailbox limit (default: the system's).
             timeout: seconds to wait for registration (default ``spawn_timeout``).
+            on_poison: "dead-letter" (default): a poison message is moved to the dead
+                letters and the actor goes on; "pause": it stays first in line, the
+                actor is paused and its messages wait until ``resume``.
 
         Raises:
             InvalidSpec: a bad name or option. SpawnError: the actor could not start.
             SystemShutDown: the system is shut down.
         """
         spec = spawn_spec(self, actor_class, name, role=role, labels=labels, restart=restart, secrets=secrets,
-                          parent_id=parent_id, depth=depth,
+                          parent_id=parent_id, depth=depth, on_poison=on_poison,
                           limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
                                         max_attempts=max_attempts, retries=retries,
                                         retry_backoff=retry_backoff, retry_on=exception_names(retry_on),
@@ -386,6 +391,28 @@ class ActorSystem:
     def kill(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
         """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison."""
         self._supervisor.kill(self._name_of(target), timeout)
+
+    def resume(self, target: ActorRef | str, skip: bool = False) -> str:
+        """Resume a paused actor; returns the id of the message it was paused at.
+
+        Without ``skip`` that message is tried again, its attempts forgotten (if it
+        kills the worker ``max_attempts`` times again, the actor pauses again); with
+        ``skip`` it is moved to the dead letters (an asker gets an error reply) and
+        the actor goes on with the next. Returns once that is committed to the
+        actor's session; the actor is then started in the background. An actor of
+        another system is resumed by that system (asked through its inbox if it
+        runs; else resumed on disk, and started when that system next runs).
+
+        Raises:
+            NotPaused: the actor is not paused (nothing changed).
+            ActorNotFound: unknown actor. StoreError: its worker still holds its
+                mailbox after a few seconds, or its files failed.
+        """
+        self._check_open()
+        address = self._address(target)
+        if address.system_id != self.name:
+            return resume_elsewhere(self._backend, self._agent_ref, address, skip).pause.msg_id
+        return resume(self._supervisor, address, skip).msg_id
 
     def children(self) -> list[ChildInfo]:
         """Every actor of this system (running or not), sorted by name."""

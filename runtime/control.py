@@ -55,6 +55,7 @@ EXIT_INTERNAL = 70
 SPAWN_TOOL = "actors.spawn"
 ACTIVATE_TOOL = "actors.activate"
 RESTART_TOOL = "actors.restart"  # `actors restart`: bring back an actor marked failed
+RESUME_TOOL = "actors.resume"  # `actors resume`: lift a pause (arguments: name, skip)
 CONTROL_TOOL = "actors.control"
 RESERVED_TOOL_PREFIX = "actors."
 

@@ -176,6 +176,18 @@ class StepFailed(ActorError):
         return f"step {self.step_key} failed: {self.type_name}: {self.message}"
 
 
+class NotPaused(ActorError):
+    """``resume`` was asked for an actor that is not paused (nothing was changed)."""
+
+    def __init__(self, actor_id: str, status: str = "") -> None:
+        super().__init__(actor_id, status)
+        self.actor_id, self.status = actor_id, status
+
+    def __str__(self) -> str:
+        now = f" (it is {self.status})" if self.status else ""
+        return f"{self.actor_id!r} is not paused{now}; nothing to resume"
+
+
 class Cancelled(BaseException):
     """The running handler was cancelled out of band.
 

@@ -29,6 +29,11 @@ RECORD_VERSION = 1
 #: Supervision statuses of an actor.
 STARTING, RUNNING, STOPPED, IDLE, FAILED, RESTARTING = (
     "starting", "running", "stopped", "idle", "failed", "restarting")
+#: A message killed its worker ``max_attempts`` times and its spec says
+#: ``on_poison="pause"``: no worker, and nothing is handled until it is resumed.
+PAUSED = "paused"
+#: Statuses whose entry says why (``last_error``).
+EXPLAINED = (FAILED, PAUSED)
 
 
 @dataclass
@@ -135,7 +140,7 @@ class ChildEntry:
     restarts: int = 0
     restart: str = "on-failure"
     updated_at: float = 0.0
-    #: Why the actor was last marked failed ("" otherwise).
+    #: Why the actor was last marked failed, or why it is paused ("" otherwise).
     last_error: str = ""
 
     @property
@@ -149,7 +154,7 @@ class ChildEntry:
         ident = spec.identity
         return cls(id=ident.child_id, actor_class=spec.actor_class, role=ident.role, labels=list(ident.labels),
                    parent_id=ident.parent_id, status=status, restarts=restarts, restart=spec.restart,
-                   last_error=last_error if status == FAILED else "")
+                   last_error=last_error if status in EXPLAINED else "")
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "ChildEntry":

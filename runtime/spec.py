@@ -36,6 +36,9 @@ DEFAULT_MAX_DEPTH = 4
 MAX_SECONDS = 365 * 24 * 3600.0
 #: Restart policies.
 RESTART_POLICIES = ("never", "on-failure", "always")
+#: What happens to a message that killed the worker ``max_attempts`` times: moved to
+#: the dead letters and the actor goes on, or kept first in line with the actor paused.
+ON_POISON = ("dead-letter", "pause")
 
 
 @dataclass
@@ -85,6 +88,8 @@ class ProvisionSpec(JsonMixin):
         durability: "machine" or "process".
         limits: see :class:`Limits`.
         restart: supervision policy (the parent's business; recorded for reactivation).
+        on_poison: "dead-letter" (default) or "pause" (see ``ON_POISON``; recorded with
+            the spec, so a reactivation keeps it).
         secrets: memory-only values handed to the actor (``self.secrets``).
     """
 
@@ -97,6 +102,7 @@ class ProvisionSpec(JsonMixin):
     durability: str = "machine"
     limits: Limits = field(default_factory=Limits)
     restart: str = "on-failure"
+    on_poison: str = "dead-letter"
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def validate(self) -> "ProvisionSpec":
@@ -132,6 +138,8 @@ class ProvisionSpec(JsonMixin):
             raise InvalidSpec("durability", f"{self.durability!r} is not one of {DURABILITY_LEVELS}")
         if self.restart not in RESTART_POLICIES:
             raise InvalidSpec("restart", f"{self.restart!r} is not one of {RESTART_POLICIES}")
+        if self.on_poison not in ON_POISON:
+            raise InvalidSpec("on_poison", f"{self.on_poison!r} is not one of {', '.join(map(repr, ON_POISON))}")
         limits = self.limits
         for name, low, high in _LIMIT_RANGES:
             _check_range(name, getattr(limits, name), low, high)

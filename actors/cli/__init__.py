@@ -14,6 +14,7 @@
     ask ID JSON         ask and print the answer (through a short-lived system)  (send)
     stop|cancel|kill ID signal a running actor's worker (SIGTERM / SIGUSR1 / SIGKILL)  (control)
     restart ID          bring back an actor marked failed (through its system, or on disk)  (control)
+    resume ID [--skip]  lift a pause: try its message again, or skip it (through its system, or on disk)  (control)
     worker              a seed-protocol worker: one spec JSON line on stdin (control)
 
 Errors a user can cause print one line on stderr and exit with a named code
@@ -118,7 +119,8 @@ def _debug_logging(ctx: click.Context) -> None:
 
 
 for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
+                 control.kill, control.restart, control.resume, control.worker, inspect.gc, inspect.rebuild_index,
+                 inspect.dead):
     cli.add_command(_command)
 
 

@@ -1,4 +1,5 @@
-"""Commands that act on a worker: ``stop``, ``cancel``, ``kill``, ``restart``; and ``worker``."""
+"""Commands that act on a worker: ``stop``, ``cancel``, ``kill``, ``restart``, ``resume``;
+and ``worker``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from actors_runtime.worker.seed_entry import main as worker_main
 from .exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_TIMEOUT, CliError
 from .processes import pid_handle, send_signal, wait_exit
 from .project import Env, pass_env
+from .resumption import resume_actor
 from .revival import Revived, revive
 
 #: Seconds ``stop`` and ``kill`` wait for the worker to exit by default.
@@ -124,6 +126,27 @@ def restart(env: Env, actor_id: str, timeout: float, wait: bool) -> None:
         raise CliError(f"{actor_id!r} did not start within {timeout} s; its system "
                        f"{outcome.system!r} was asked to start it ('actors ps' shows how it goes)", EXIT_TIMEOUT)
     click.echo(outcome.text)
+
+
+@click.command()
+@click.argument("actor_id", metavar="ID")
+@click.option("--skip", is_flag=True, help="Move the message it is paused at to the dead letters and go on.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=RESTART_TIMEOUT, show_default=True,
+              help="Seconds to wait for a running system to lift the pause.")
+@wait_option
+@pass_env
+def resume(env: Env, actor_id: str, skip: bool, timeout: float, wait: bool) -> None:
+    """Resume a paused actor: try the message it is paused at again, or --skip it.
+
+    Without --skip the message's poison attempts are forgotten and it is handled
+    again (if it kills the worker max_attempts times again, the actor pauses again).
+    With --skip it is moved to the dead letters (an asker gets an error reply) and
+    the actor goes on with the next message. If its system runs, the system is asked
+    to do it and this waits until the pause is lifted; if not, it is done on disk now
+    and the system handles the actor's messages when it next runs. An actor that is
+    not paused is an error (exit code 10); nothing is changed.
+    """
+    click.echo(resume_actor(env, actor_id, skip, timeout if wait else None))
 
 
 @click.command()

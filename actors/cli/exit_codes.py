@@ -13,6 +13,7 @@ from actors_runtime.errors import (
     Cancelled,
     InvalidSpec,
     MailboxFull,
+    NotPaused,
     SpawnError,
     StoreError,
 )
@@ -37,6 +38,8 @@ EXIT_CANCELLED = 7
 EXIT_STORE = 8
 #: The actor's mailbox is full (backpressure); nothing was delivered.
 EXIT_FULL = 9
+#: ``resume``: the actor is not paused; nothing was changed.
+EXIT_NOT_PAUSED = 10
 #: A bug in the CLI or the library (the message says to rerun with ``--debug``).
 EXIT_INTERNAL = 70
 #: Interrupted by Ctrl-C.
@@ -52,6 +55,7 @@ ERROR_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (MailboxFull, EXIT_FULL),
     (StoreError, EXIT_STORE),
     (Cancelled, EXIT_CANCELLED),
+    (NotPaused, EXIT_NOT_PAUSED),
     (ActorError, EXIT_ERROR),
     (OSError, EXIT_STORE),
 )

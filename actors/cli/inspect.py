@@ -8,8 +8,9 @@ from typing import Any
 import click
 from actors_runtime.backends.base import Backend
 from actors_runtime.errors import ActorNotFound, StoreError
-from actors_runtime.records import AgentRecord
+from actors_runtime.records import EXPLAINED, PAUSED, AgentRecord
 from actors_runtime.worker import request_activation
+from actors_runtime.worker.pausing import recorded_pause
 
 from .exit_codes import EXIT_NOT_FOUND, CliError
 from .processes import live_record, process_matches
@@ -65,6 +66,10 @@ def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role
          last_error: str = "") -> dict[str, Any]:
     live = record is not None and record.is_live(now) and process_matches(record)
     status = status_of(recorded, live)
+    # A cold actor's session is the authority on a pause (its record may lag).
+    pause = recorded_pause(backend.store, system_id, actor_id) if system_id and not live else None
+    if pause is not None:
+        status, last_error = PAUSED, pause.reason
     return {
         "id": actor_id,
         "system": system_id or None,
@@ -75,7 +80,7 @@ def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role
         "pending": pending_of(backend, system_id, actor_id) if system_id else None,
         "restarts": restarts,
         "lease": round(record.lease_expires_at - now, 1) if live and record else None,
-        "last_error": (last_error or None) if status == "failed" else None,
+        "last_error": (last_error or None) if status in EXPLAINED else None,
     }
 
 
@@ -89,7 +94,8 @@ def ps(env: Env, as_json: bool) -> None:
     an actor recorded as running without that is "lost" (its worker died
     unsupervised). LEASE is the seconds left on the lease; PENDING counts messages
     not yet acked (new + cur). Below the table, one line per failed actor says why
-    it failed ('actors restart ID' brings it back).
+    it failed ('actors restart ID' brings it back), and one per paused actor why it
+    paused ('actors resume ID [--skip]' goes on).
     """
     backend = env.backend()
     rows = collect_actors(backend, env.system if env.system_given else None)
@@ -107,6 +113,9 @@ def ps(env: Env, as_json: bool) -> None:
     for r in rows:
         if r["status"] == "failed":
             click.echo(f"{r['id']} failed: {r['last_error'] or 'no reason recorded'}")
+        elif r["status"] == PAUSED:
+            click.echo(f"{r['id']} paused: {r['last_error'] or 'no reason recorded'} "
+                       f"('actors resume {r['id']} [--skip]')")
 
 
 @click.command()

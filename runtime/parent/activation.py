@@ -5,8 +5,9 @@ started here; one of another system of the project is that system's business, an
 it is asked through its inbox. Every ``COLD_SWEEP_INTERVAL`` the monitor also looks
 for actors of this system with messages waiting and no worker.
 
-Two kinds of actor are left as they are: one marked failed (a spawn, or ``revive``
-for ``actors restart``, brings it back), and one whose class this process cannot
+Three kinds of actor are left as they are: one marked failed (a spawn, or ``revive``
+for ``actors restart``, brings it back), one paused (its session says so; only
+``resume`` brings it back: see ``resume``), and one whose class this process cannot
 import (see ``importable``): its messages wait for a program that can.
 """
 
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from ..address import Address
 from ..errors import ActorNotFound, InvalidSpec, SpawnError, StoreError
-from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
+from ..records import FAILED, IDLE, PAUSED, RESTARTING, STARTING, STOPPED
 from ..spec import ProvisionSpec
 from ..threads import start_thread
+from ..worker.pausing import recorded_pause
 from ..worker.replies import request_activation
 from .children import Child
 from .importable import say_once, unavailable_here
@@ -49,7 +51,7 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
             if child is None:
                 return
             sup.children[actor_id] = child
-        if child.alive or child.status in (STARTING, RESTARTING, FAILED):
+        if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
             return
     if served_elsewhere(sup, actor_id):
         with sup.lock:
@@ -57,7 +59,7 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
                 child.status = IDLE  # the cold sweep looks again, and starts it once that worker is gone
         return
     with sup.lock:
-        if child.alive or child.status in (STARTING, RESTARTING, FAILED):
+        if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
             return
         child.status = STARTING
         child.stop_requested = False
@@ -111,7 +113,8 @@ def known_child(sup: "Supervisor", address: Address) -> Child | None:
     records (hold ``sup.lock``): None if there is nothing to start it with, or if this
     process cannot import its class (remembered, and said once). One its last run
     marked failed is known as failed, with the recorded reason: messages do not
-    bring it back; a spawn or ``actors restart`` does."""
+    bring it back; a spawn or ``actors restart`` does. One whose session records a
+    pause is known as paused (the session is the authority): only a resume lifts it."""
     actor_id = address.name
     spec = recorded_spec(sup, actor_id)
     if spec is None:
@@ -131,6 +134,9 @@ def known_child(sup: "Supervisor", address: Address) -> Child | None:
         entry = found[1]
         child.status, child.restarts = FAILED, entry.restarts
         child.last_error = entry.last_error or "marked failed by an earlier run"
+    pause = recorded_pause(sup.backend.store, sup.system_id, actor_id)
+    if pause is not None:
+        child.status, child.last_error = PAUSED, pause.reason
     return child
 
 
@@ -187,7 +193,7 @@ def sweep_cold(sup: "Supervisor") -> None:
                 continue
         # Not known to this run: the record says what its last run left it as. A
         # stopped or failed actor waits for a message (or a spawn) to bring it back.
-        if child is None and entry.status in (STOPPED, FAILED):
+        if child is None and entry.status in (STOPPED, FAILED, PAUSED):
             continue
         address = sup.backend.address(sup.system_id, entry.id)
         try:

@@ -16,10 +16,12 @@ from .. import control
 from ..errors import ActorNotFound, SpawnError, StoreError
 from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
 from ..threads import start_thread
+from ..worker.pausing import PAUSED_EXIT
 from .activation import ensure_active, sweep_cold
 from .children import Child
 from .launcher import TERMINATE_GRACE, describe_exit, readable, receive
 from .restart_policy import judge
+from .resume import paused_exit
 from .starting import launch, settle_failed_start
 
 if TYPE_CHECKING:
@@ -111,6 +113,8 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
             child.stop_requested = child.killed = False
         elif clean and reason == "idle":
             child.status = IDLE
+        elif clean and reason == PAUSED_EXIT:
+            paused_exit(sup, child)  # never restarted, whatever its restart policy
         elif clean and child.spec.restart != "always":
             child.status = STOPPED
         else:

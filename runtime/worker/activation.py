@@ -3,10 +3,13 @@
 ::
 
     activate  claim the mailbox -> import the class -> restore state + AdmittedSet
-              -> recover() (poison check: bury repeat killers) -> on_start -> commit
-              -> publish the lease record
+              -> recover() (poison check: bury repeat killers, or pause) -> on_start
+              -> commit -> publish the lease record
     run       see ``loop``
     finish    stop / parent gone / idle: on_stop, commit, withdraw, exit 0
+
+A paused actor (``pausing``) commits the pause and exits "paused" at once: no
+``on_start``, no lease record, no message handled.
 
 Control arrives out of band, never through the mailbox: on the provisioning pipe
 (``pipe_entry``) or as signals for seed-protocol workers (``seed_entry``).
@@ -24,13 +27,14 @@ from ..backends import open_backend
 from ..backends.base import Backend, Delivered, InflightMarker
 from ..control import ERROR, EXIT, EXIT_ACTIVATION_FAILED, EXIT_OK, READY
 from ..errors import ActorError, SpawnError, StoreError
-from ..records import RUNNING, AgentRecord, ChildEntry
+from ..records import PAUSED, RUNNING, AgentRecord, ChildEntry
 from ..spec import ProvisionSpec
 from . import loop
 from .cancellation import Cancellation
 from .handler import Context, Handler, import_class
 from .journal import StepJournal
 from .lease import Lease, Watchdog
+from .pausing import PAUSED_EXIT, Pause, screen
 from .poison import bury, count_attempts, sift
 from .replies import Outbox
 from .state import ActorState, UnencodableState
@@ -86,6 +90,8 @@ class Worker:
         self.watchdog: Watchdog | None = None
         #: Names the message being handled, past a crash (see ``poison``).
         self.marker: InflightMarker = self.mailbox.inflight
+        #: The pause this activation found or recorded (see ``pausing``): nothing runs.
+        self.paused: Pause | None = None
 
     # -- control (any thread or signal handler) ------------------------------------------
 
@@ -147,6 +153,8 @@ class Worker:
         self.outbox.gate.restore(self.state.restored_outbox)
         self.journal.restore(self.state.restored_journal, lambda msg_id: msg_id in self.state.admitted)
         recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
+        if self.paused is not None:
+            return self._stay_paused()
         # Handle one batch now; the rest goes back to the mailbox's queue, where a
         # handler waiting for a reply finds it and senders count it as waiting.
         batch_size = self.spec.limits.batch_size
@@ -172,15 +180,35 @@ class Worker:
 
     def _without_poison(self, recovered: list[Delivered]) -> list[Delivered]:
         """Count the message that was running when the last activation died; bury
-        the messages that killed the worker ``max_attempts`` times."""
+        the messages that killed the worker ``max_attempts`` times, or pause at the
+        first of them (``on_poison="pause"``, or a pause recorded earlier)."""
         limit = self.spec.limits.max_attempts
         attempts = self.state.meta.get("attempts")
+        applied = self.state.admitted.__contains__
         counts = count_attempts(self.marker, recovered, attempts if isinstance(attempts, dict) else {},
-                                self.actor_id, limit, lambda msg_id: msg_id in self.state.admitted)
-        survivors = sift(recovered, counts, limit,
-                         lambda d, reason, n: bury(self.mailbox, self.outbox, self.actor_id, d, reason, n))
+                                self.actor_id, limit, applied)
+
+        def buried(d: Delivered, reason: str, n: int) -> None:
+            bury(self.mailbox, self.outbox, self.actor_id, d, reason, n)
+
+        recovered, self.paused = screen(recovered, counts, limit, self.state.meta, self.actor_id, applied,
+                                        self.spec.on_poison == "pause", self._drop)
+        survivors = recovered if self.paused is not None else sift(recovered, counts, limit, buried)
         self.state.meta["attempts"] = counts
         return survivors
+
+    def _drop(self, delivered: Delivered) -> None:
+        self.mailbox.ack([delivered])
+
+    def _stay_paused(self) -> list[Delivered]:
+        """Commit the pause and register nothing: ``run`` returns at once."""
+        try:
+            self.commit()  # with what the last activation owed: it still goes out
+        except UnencodableState as exc:  # the committed state was JSON: it still is
+            raise SpawnError(self.actor_id, f"its restored state is {exc.reason}") from None
+        self.outbox.release()
+        self._index_self()
+        return []
 
     def _index_self(self) -> None:
         """Make sure the project's index knows this actor.
@@ -191,7 +219,9 @@ class Worker:
         store = self.backend.store
         if self.supervised or store.resolve_child(self.actor_id) is not None:
             return
-        store.record_children(self.spec.identity.system_id, [ChildEntry.for_spec(self.spec, status=RUNNING)])
+        status, why = (PAUSED, self.paused.reason) if self.paused is not None else (RUNNING, "")
+        store.record_children(self.spec.identity.system_id,
+                              [ChildEntry.for_spec(self.spec, status=status, last_error=why)])
 
     def _identity_meta(self) -> dict[str, Any]:
         ident = self.spec.identity
@@ -205,6 +235,8 @@ class Worker:
 
     def run(self, batch: list[Delivered]) -> str:
         """Serve until stopped (see ``loop.run``); returns why it stopped."""
+        if self.paused is not None:
+            return PAUSED_EXIT
         if not self.lease_renewed_elsewhere:
             self.lease.start_renewing()
         if self.spec.limits.handler_timeout is not None:
@@ -236,8 +268,9 @@ class Worker:
     # -- exit ----------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Run ``on_stop``, commit, withdraw. Messages not handled stay in the mailbox."""
-        if self.handler is not None:
+        """Run ``on_stop``, commit, withdraw. Messages not handled stay in the mailbox.
+        A paused activation never started its handler: it is only let go."""
+        if self.handler is not None and self.paused is None:
             try:
                 with self.cancellation.region():
                     self.handler.on_stop()

@@ -9,11 +9,10 @@ that raises is not a crash: only deaths count.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..backends.base import Delivered, InflightMarker, Mailbox
-from ..messages import InboxKind, ReplyBody, ReplyError, derived_msg_id
-from .replies import Outbox
+from ..messages import InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,13 @@ def count_attempts(marker: InflightMarker, recovered: list[Delivered], attempts:
     return counts
 
 
-def bury(mailbox: Mailbox, outbox: Outbox, actor_id: str, delivered: Delivered, reason: str,
+class Replier(Protocol):
+    """What sends a reply to an asker (the worker's ``Outbox``, or ``resuming``'s)."""
+
+    def reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str) -> None: ...
+
+
+def bury(mailbox: Mailbox, outbox: Replier, actor_id: str, delivered: Delivered, reason: str,
          attempts: int) -> None:
     """Dead-letter a message, telling an asker it will get no answer."""
     log.error("actor %s: message %s moved to the dead letters: %s", actor_id, delivered.id, reason)

@@ -12,7 +12,8 @@ from actors import Actor
 class SelfKiller(Actor):
     """Dies on {"exit": ...} (``os._exit``), on {"kill": ...} (SIGKILL of itself) and
     on {"exit_unless": PATH} while no file PATH exists; counts every other task (and
-    a cured "exit_unless"), and answers asks with the count (or its pid)."""
+    a cured "exit_unless"), and answers asks with the count (or its pid); an ask of
+    {"exit": ...} kills it too."""
 
     def on_start(self):
         self.state.setdefault("count", 0)
@@ -27,6 +28,8 @@ class SelfKiller(Actor):
         self.state["count"] += 1
 
     def on_ask(self, question, msg):
+        if isinstance(question, dict) and "exit" in question:
+            os._exit(1)
         if question == "pid":
             return os.getpid()
         return self.state["count"]

@@ -98,6 +98,7 @@ def test_a_minimal_spec_parses_with_defaults() -> None:
     assert spec.limits == Limits()
     assert (spec.limits.max_attempts, spec.limits.max_depth) == (3, DEFAULT_MAX_DEPTH)
     assert (spec.backend, spec.durability, spec.restart) == ("maildir", "machine", "on-failure")
+    assert spec.on_poison == "dead-letter"
     assert spec.secrets == {}
 
 
@@ -148,6 +149,8 @@ BAD_FIELDS = [
     ("durability", "disk", "durability"),
     ("durability", None, "durability"),
     ("restart", "sometimes", "restart"),
+    ("on_poison", "retry", "on_poison"),
+    ("on_poison", None, "on_poison"),
     ("identity.depth", 0, "depth"),
     ("identity.depth", DEFAULT_MAX_DEPTH + 1, "depth"),
     ("limits.idle_timeout", 0, "idle_timeout"),
