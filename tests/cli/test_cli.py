@@ -565,7 +565,7 @@ def test_bad_json_unknown_and_invalid_ids_print_one_line_and_a_named_code(home, 
 def test_a_project_without_actors_is_no_such_project(home, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for command in (["ps"], ["inbox", "x"], ["tell", "x", "{}"], ["ask", "x", "1"], ["gc"],
+    for command in (["inbox", "x"], ["tell", "x", "{}"], ["ask", "x", "1"], ["gc"],
                     ["rebuild-index"], ["dead", "x"], ["stop", "x"]):
         assert_one_line_error(invoke(home, elsewhere, *command), EXIT_NOT_FOUND, "no such project")
     assert_one_line_error(invoke(home, tmp_path / "missing", "ps"), EXIT_NOT_FOUND, "no such project",
