@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 
 import sample_actors
+from conftest import wait_until
 
 from actors import ActorSystem
-from actors.cli.exit_codes import EXIT_OK
+from actors.cli.exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK
 
-from .test_cli import invoke, run_cli_process
+from .test_cli import invoke, open_store, run_cli_process
 
 HEADER = "ID  SYSTEM  CLASS  ROLE  PID  STATUS  PENDING  RESTARTS  LEASE"
 
@@ -96,3 +99,55 @@ def test_projects_marks_a_directory_that_is_gone(home, tmp_path):
     assert f"{gone} (gone)" in result.stdout
     [row] = json.loads(invoke(home, tmp_path, "projects", "--json").stdout)
     assert row["directory_exists"] is False
+
+
+# -- ask and tell to an actor nothing can start -----------------------------------------------------
+
+
+def test_ask_to_an_actor_whose_system_does_not_run_fails_at_once_and_sends_nothing(home, project):
+    with ActorSystem(home=home, project=project, durability="process") as owner:
+        owner.spawn(sample_actors.Counter, name="counter")
+    started = time.monotonic()
+    result = run_cli_process(home, project, "ask", "counter", '"count"', "--timeout", "60")
+    assert time.monotonic() - started < 30  # the process's own start-up; not the 60 s timeout
+    assert result.returncode == EXIT_NOT_RUNNING, result.stderr
+    assert result.stderr.splitlines() == [
+        "actors: 'counter' is not running and its system 'main' is not running, so nothing can start it "
+        "now (run the program that owns it). The question was not sent"]
+    assert pending(home, project, "counter") == 0
+
+
+def test_ask_to_an_actor_marked_failed_fails_at_once_while_its_system_runs(home, project, system):
+    counter = system.spawn(sample_actors.Counter, name="counter", restart="never")
+    os.kill(system.pid_of(counter), signal.SIGKILL)
+    wait_until(lambda: system.inspect(counter).status == "failed", timeout=30)
+    result = run_cli_process(home, project, "ask", "counter", '"count"', "--timeout", "60")
+    assert result.returncode == EXIT_FAILED, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("actors: 'counter' is marked failed (died: killed by SIGKILL")
+    assert "'actors restart counter'" in line and "not sent" in line
+    assert pending(home, project, "counter") == 0
+
+
+def test_tell_to_an_actor_nothing_runs_is_queued_and_says_what_will_start_it(home, project):
+    with ActorSystem(home=home, project=project, durability="process") as owner:
+        owner.spawn(sample_actors.Counter, name="counter")
+    result = invoke(home, project, "tell", "counter", '{"n": 2}')
+    assert result.exit_code == EXIT_OK
+    assert "is not running and neither is its system 'main'" in result.stdout
+    assert pending(home, project, "counter") == 1
+    with ActorSystem(home=home, project=project, durability="process") as owner:  # its next run starts it
+        wait_until(lambda: owner.inspect("counter").live, timeout=30)
+        assert owner.ask("counter", "count", timeout=30) == 2
+
+
+def pending(home, project, actor_id):
+    backend = open_store(home, project)
+    try:
+        view = backend.view(backend.address("main", actor_id))
+        try:
+            return view.pending_count()
+        finally:
+            view.close()
+    finally:
+        backend.close()
