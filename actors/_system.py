@@ -41,6 +41,7 @@ from actors_runtime.parent.resume import resume, resume_elsewhere
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
+from actors_runtime.worker.main_guard import refuse_in_bootstrap
 
 from . import _binding
 from ._callbacks import SystemFuture, call_back_on
@@ -85,6 +86,10 @@ class ActorSystem:
     Raises:
         InvalidSpec: a bad argument (an unknown backend names the available ones).
         StoreError: the same system already runs elsewhere, or the home cannot be written.
+        WrongContext: built while multiprocessing starts this process by re-running the
+            main script (a script without ``if __name__ == "__main__":``); in a worker of
+            this runtime the worker exits instead, and the spawn that started it raises
+            ``SpawnError`` naming the guard.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class ActorSystem:
         spawn_timeout: float = 30.0,
         preload: tuple[str, ...] | list[str] = (),
     ) -> None:
+        refuse_in_bootstrap()  # a script without the __main__ guard, re-run in a worker
         self.durability = check_durability(durability)
         self.name = check_id(name, "system name")
         home_dir, project_dir = system_place(home, project, pool_size, max_pending)

@@ -80,10 +80,16 @@ class AskTimeout(ActorError, TimeoutError):
 class ActorFailed(ActorError):
     """A remote handler (or host tool) raised; carries its type, message and traceback.
 
+    ``str()`` is one line, ``'<id>' failed: <Type>: <message>`` (a message of several
+    lines is joined with "; "), so it reads well in logs and CLI errors. The remote
+    traceback is kept apart, in ``traceback``, and attached as a note (PEP 678):
+    Python prints it under the local traceback when the error goes uncaught, and
+    ``traceback.format_exception`` includes it.
+
     Attributes:
         actor_id: who failed.
         type_name: the remote exception's qualified type name.
-        message: its ``str()``.
+        message: its ``str()``, unchanged.
         traceback: the remote traceback as text (empty when there is none).
     """
 
@@ -91,12 +97,13 @@ class ActorFailed(ActorError):
         super().__init__(actor_id, type_name, message, traceback)
         self.actor_id, self.type_name = actor_id, type_name
         self.message, self.traceback = message, traceback
+        if traceback:
+            self.add_note("Remote traceback:\n" + traceback.rstrip())
 
     def __str__(self) -> str:
-        text = f"{self.actor_id!r} failed: {self.type_name}: {self.message}"
-        if self.traceback:
-            text += "\n\nRemote traceback:\n" + self.traceback.rstrip()
-        return text
+        lines = [line.strip() for line in self.message.splitlines() if line.strip()]
+        detail = f": {'; '.join(lines)}" if lines else ""
+        return f"{self.actor_id!r} failed: {self.type_name}{detail}"
 
 
 class SpawnError(ActorError):

@@ -6,6 +6,7 @@
 
     run SCRIPT|MODULE   run a fleet script with a live progress line        (run)
     ps                  live and cold actors of the project                 (inspect)
+    projects            the projects under the home, their systems and which run  (projects)
     inbox ID            what waits in an actor's mailbox                    (inspect)
     dead ID             list (or --requeue) an actor's dead letters         (inspect)
     gc                  remove expired and corrupt fabric records           (inspect)
@@ -32,11 +33,11 @@ from typing import Any, NoReturn
 
 import click
 from actors_runtime.backend_url import parse_backend
-from actors_runtime.errors import ActorFailed, Cancelled
+from actors_runtime.errors import Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, run, send
+from . import control, inspect, projects, run, send
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -60,9 +61,7 @@ class _Cli(click.Group):
         except (Exception, Cancelled) as exc:
             code = exit_code_for(exc)
             if debug:
-                traceback.print_exc()
-                if isinstance(exc, ActorFailed) and exc.traceback:
-                    click.echo(f"Remote traceback:\n{exc.traceback.rstrip()}", err=True)
+                traceback.print_exc()  # an ActorFailed's remote traceback is a note of it: printed too
             text = one_line(exc)
             if code == EXIT_INTERNAL:
                 text = f"internal error: {type(exc).__name__}: {text}"
@@ -118,9 +117,9 @@ def _debug_logging(ctx: click.Context) -> None:
     ctx.call_on_close(restore)
 
 
-for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.restart, control.resume, control.worker, inspect.gc, inspect.rebuild_index,
-                 inspect.dead):
+for _command in (run.run, inspect.ps, projects.projects, inspect.inbox, send.tell, send.ask, control.stop,
+                 control.cancel, control.kill, control.restart, control.resume, control.worker, inspect.gc,
+                 inspect.rebuild_index, inspect.dead):
     cli.add_command(_command)
 
 

@@ -30,7 +30,7 @@ EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
 #: The actor's handler raised (``ask``), or an actor could not be started.
 EXIT_FAILED = 5
-#: The actor is known but not running (``stop``, ``cancel``, ``kill``).
+#: The actor is known but not running (``stop``, ``cancel``, ``kill``), or, for ``ask``, nothing can start it.
 EXIT_NOT_RUNNING = 6
 #: The handler answering an ``ask`` was cancelled.
 EXIT_CANCELLED = 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -96,16 +97,25 @@ def ps(env: Env, as_json: bool) -> None:
     not yet acked (new + cur). Below the table, one line per failed actor says why
     it failed ('actors restart ID' brings it back), and one per paused actor why it
     paused ('actors resume ID [--skip]' goes on).
+
+    A project with no actors, or one where none ever ran (nothing under the home
+    for this directory), is not an error: the table is its header alone (``[]``
+    with --json), and a note on stderr says so and where else to look.
     """
-    backend = env.backend()
-    rows = collect_actors(backend, env.system if env.system_given else None)
+    if not os.path.isdir(env.project):
+        raise CliError(f"no such project: {env.project} is not a directory", EXIT_NOT_FOUND)
+    backend = env.open()
+    rows = collect_actors(backend, env.system if env.system_given else None) if backend.exists() else []
     if as_json:
         echo_json(rows)
         return
-    if not rows:
-        click.echo(f"no actors in project {backend.project_key}")
-        return
     headers = ["ID", "SYSTEM", "CLASS", "ROLE", "PID", "STATUS", "PENDING", "RESTARTS", "LEASE"]
+    if not rows:
+        click.echo(table(headers, []))
+        where = f"system {env.system!r} of " if env.system_given else ""
+        click.echo(f"no actors in {where}project {env.project} (key {backend.project_key}) under {env.home}; "
+                   "'actors projects' lists the projects there", err=True)
+        return
     rendered = [[r["id"], cell(r["system"]), cell(r["class"]), cell(r["role"]), cell(r["pid"]),
                  r["status"], cell(r["pending"]), str(r["restarts"]),
                  "-" if r["lease"] is None else f"{r['lease']:.0f}s"] for r in rows]

@@ -15,8 +15,8 @@ from .._codec import encode
 from .._ref import ActorRef
 from .._system import ActorSystem
 from .exit_codes import EXIT_TIMEOUT, CliError
-from .processes import live_record
 from .project import CLI_SENDER, Env, pass_env
+from .reachability import reach, refuse_ask, tell_note
 from .tables import parse_json
 
 
@@ -35,13 +35,12 @@ def tell(env: Env, actor_id: str, payload: str) -> None:
     backend, address = env.locate(actor_id)
     message = InboxMessage.create(CLI_SENDER, InboxKind.TASK.value, body)
     backend.deliver(address, [message])
-    record = live_record(backend, actor_id)
-    if record is not None:
-        click.echo(f"sent {message.id} to {actor_id!r} (running, pid {record.pid})")
+    seen = reach(env, backend, address)
+    if seen.worker_pid is not None:
+        click.echo(f"sent {message.id} to {actor_id!r} (running, pid {seen.worker_pid})")
         return
     request_activation(backend, CLI_SENDER, address)
-    click.echo(f"queued {message.id} for {actor_id!r}: it is not running; the message will be "
-               "handled at its next activation")
+    click.echo(f"queued {message.id} for {actor_id!r}: {tell_note(actor_id, address.system_id, seen)}")
 
 
 @click.command()
@@ -55,13 +54,18 @@ def tell(env: Env, actor_id: str, payload: str) -> None:
 def ask(env: Env, actor_id: str, question: str, timeout: float, mode: str) -> None:
     """Ask an actor and print its answer as JSON.
 
-    The actor must be running, or be activated by its own running system. The reply
-    comes back through a short-lived system of this process ("cli-<pid>-<hex>"),
-    removed afterwards.
+    The actor must be running, or be activated by its own running system. When
+    nothing can answer (no worker, and its system does not run or has it marked
+    failed), this fails at once and sends nothing. The reply comes back through a
+    short-lived system of this process ("cli-<pid>-<hex>"), removed afterwards.
     """
     value = parse_json(question, "the question")
     backend, address = env.locate(actor_id)
-    running = live_record(backend, actor_id) is not None
+    seen = reach(env, backend, address)
+    refused = refuse_ask(actor_id, address.system_id, seen)
+    if refused is not None:
+        raise refused
+    running = seen.worker_pid is not None
     if not running:
         request_activation(backend, CLI_SENDER, address)
     name = f"cli-{os.getpid()}-{os.urandom(3).hex()}"

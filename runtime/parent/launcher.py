@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .. import control
 from ..errors import InvalidSpec
+from ..worker.main_guard import EXIT_UNGUARDED_MAIN, WORKER_NAME_PREFIX, unguarded_reason
 from ..worker.pipe_entry import pipe_main
 
 #: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
@@ -56,7 +57,8 @@ class Launcher:
     def start(self, label: str) -> tuple[Any, Any]:
         """A new worker process waiting for its spec, and the parent's end of its pipe."""
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=pipe_main, args=(child_conn,), name=f"actor-{label}", daemon=True)
+        process = self._mp.Process(target=pipe_main, args=(child_conn,), name=f"{WORKER_NAME_PREFIX}{label}",
+                                   daemon=True)
         process.start()
         child_conn.close()
         return process, parent_conn
@@ -104,6 +106,8 @@ def kill(process: Any) -> None:
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
+    if code == EXIT_UNGUARDED_MAIN:
+        return unguarded_reason()
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"

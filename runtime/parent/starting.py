@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import control
 from ..errors import SpawnError
 from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
+from ..worker.main_guard import EXIT_UNGUARDED_MAIN, unguarded_reason
 from .children import Child
 from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, send
 
@@ -126,6 +127,8 @@ def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeo
         if process.exitcode is None:
             kill(process)
         conn.close()
+        if process.exitcode == EXIT_UNGUARDED_MAIN:  # not the actor's fault: a retry would die the same way
+            raise SpawnError(child.actor_id, unguarded_reason())
         if not error:
             raise _Vanished(child.actor_id, f"exited before registering: {describe_exit(process.exitcode)}")
         raise SpawnError(child.actor_id, error.removeprefix(f"could not start {child.actor_id!r}: "))
