@@ -39,9 +39,11 @@ from actors_runtime.errors import (
     WrongContext,
 )
 from actors_runtime.messages import InboxMessage as Message
+from actors_runtime.messages import ReminderTick
 
 from ._actor import Actor, receive
 from ._ref import ActorRef
+from ._timers import Reminder
 
 if TYPE_CHECKING:
     from ._system import ActorInfo, ActorSystem, ChildInfo
@@ -86,6 +88,8 @@ __all__ = [
     "MailboxFull",
     "Message",
     "NoHandler",
+    "Reminder",
+    "ReminderTick",
     "SpawnError",
     "StoreError",
     "SystemShutDown",

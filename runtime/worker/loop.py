@@ -3,6 +3,7 @@
 ::
 
     batch = batch or mailbox.drain()          (mailbox.wait() when there is none)
+    + the timer ticks due now, in front       (see ``timers``)
     for each message:  state.admit(id) is False -> a repeat: skip
                        else dispatch (what the handler sends is delivered as it runs;
                        an answer to the parent goes back on the pipe)
@@ -23,6 +24,7 @@ from ..backends.base import Delivered
 from .dispatch import dispatch, is_query, on_failure
 from .replies import REPLY_KINDS
 from .state import UnencodableState
+from .timers import before_admit, seconds_to_due, with_due
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -39,6 +41,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
         if not batch:
             outbox.looked = False
             batch = mailbox.drain(limits.batch_size)
+        batch = with_due(worker, batch)
         if batch:
             process(worker, batch)
             batch = []
@@ -47,7 +50,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
                 continue
             # Anything delivered since the drain rang the bell after the drain cleared
             # it, so waiting (not listing again) cannot miss it.
-        wait = limits.sweep_interval
+        wait = seconds_to_due(worker, limits.sweep_interval)
         if limits.idle_timeout is not None:
             idle_left = limits.idle_timeout - (time.monotonic() - last_work)
             if idle_left <= 0:
@@ -80,6 +83,10 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
         if worker.stop_requested and done:
             cut_short = True  # the rest stays unacked, for the next activation
             break
+        message = delivered.message
+        if (message.deliver_at is not None or message.reminder is not None) and before_admit(worker, delivered):
+            done.append(delivered)  # a delayed message, kept until due: acked after the commit below
+            continue
         if state.admit(delivered.id):
             apply(worker, delivered)
             applied.append(delivered)
@@ -100,7 +107,7 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
             replay_singly(worker, applied, exc)
     # Replies are acked with the batch that consumed them: a crash before the commit
     # re-runs the handler, and it must find its reply again.
-    worker.mailbox.ack(done + outbox.retired(keep_stash=cut_short))
+    worker.mailbox.ack(state.timers.without_fired(done) + outbox.retired(keep_stash=cut_short))
 
 
 def apply(worker: "Worker", delivered: Delivered) -> None:

@@ -121,14 +121,16 @@ class Outbox:
         self.sent_counter = 0
 
     def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
-             block_timeout: float | None = 0.0) -> str:
-        """Deliver a message from this actor (durable on return); returns its id."""
+             block_timeout: float | None = 0.0, deliver_at: float | None = None) -> str:
+        """Deliver a message from this actor (durable on return); returns its id.
+        With ``deliver_at`` (unix seconds) the receiver keeps it until then."""
         if self.current is not None:
             msg_id = derived_msg_id(self.current.id, self.sent_counter)
             self.sent_counter += 1
         else:
             msg_id = new_msg_id()
-        message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id)
+        message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id,
+                                      deliver_at=deliver_at)
         with self.cancellation.shielded():
             self.backend.deliver(target, [message], block_timeout=block_timeout)
             if target.actor_id is not None and kind in WAKING_KINDS:
