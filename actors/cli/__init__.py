@@ -14,6 +14,7 @@
     ask ID JSON         ask and print the answer (through a short-lived system)  (send)
     stop|cancel|kill ID signal a running actor's worker (SIGTERM / SIGUSR1 / SIGKILL)  (control)
     restart ID          bring back an actor marked failed (through its system, or on disk)  (control)
+    timers [ID]         reminders and delayed tells kept in actors' sessions (timers)
     worker              a seed-protocol worker: one spec JSON line on stdin (control)
 
 Errors a user can cause print one line on stderr and exit with a named code
@@ -35,7 +36,7 @@ from actors_runtime.errors import ActorFailed, Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, run, send
+from . import control, inspect, run, send, timers
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -118,7 +119,8 @@ def _debug_logging(ctx: click.Context) -> None:
 
 
 for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
+                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead,
+                 timers.timers):
     cli.add_command(_command)
 
 
