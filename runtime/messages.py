@@ -191,7 +191,7 @@ class ReminderTick(JsonMixin):
         if (not isinstance(name, str) or not _is_time(due) or not isinstance(coalesced, int)
                 or isinstance(coalesced, bool) or coalesced < 1):
             raise ValueError("message field reminder has the wrong types")
-        return cls(name, float(due), coalesced)
+        return cls(name, float(due), coalesced)  # type: ignore[arg-type]  # _is_time checked it
 
 
 def _is_time(value: object) -> bool:
