@@ -14,9 +14,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from common import percentile, temp_system, wait_until
-
 from bench_actors import Reminded
+from common import percentile, temp_system, wait_until
 
 
 def run_timers(cfg: dict[str, Any], row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
