@@ -41,9 +41,11 @@ from actors_runtime.errors import (
     WrongContext,
 )
 from actors_runtime.messages import InboxMessage as Message
+from actors_runtime.messages import ReminderTick
 
 from ._actor import Actor, receive
 from ._ref import ActorRef
+from ._timers import Reminder
 
 if TYPE_CHECKING:
     from ._system import ActorInfo, ActorSystem, ChildInfo
@@ -89,6 +91,8 @@ __all__ = [
     "Message",
     "NoHandler",
     "NotPaused",
+    "Reminder",
+    "ReminderTick",
     "SpawnError",
     "StepFailed",
     "StoreError",

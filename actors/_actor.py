@@ -7,10 +7,12 @@ import inspect
 import logging
 import typing
 from concurrent.futures import Future
+from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, TypeVar
 
 from actors_runtime import control
 from actors_runtime.address import Address
+from actors_runtime.due import deliver_at, due_from, period_of
 from actors_runtime.errors import ActorFailed, InvalidSpec, NoHandler, SpawnError, WrongContext
 from actors_runtime.messages import AskMode, InboxKind, InboxMessage, check_mode
 from actors_runtime.worker import Context
@@ -19,6 +21,7 @@ from . import _binding
 from ._codec import TYPED, decode, encode, imported_type, type_tag
 from ._options import exception_names
 from ._ref import ActorRef
+from ._timers import Reminder
 
 log = logging.getLogger(__name__)
 
@@ -234,15 +237,53 @@ class Actor:
             return Address(context.address.home, context.address.project_key, context.system_id, target)
         raise InvalidSpec("target", f"{target!r} is not an ActorRef or an actor id")
 
-    def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
+    def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0,
+             delay: float | None = None, at: datetime | None = None) -> str:
         """Send ``payload`` to ``target`` (a ref, or an id in this system); returns its id.
 
         Inside a handler the id derives from the message being handled, so a handler
         that runs again after a crash re-sends the same ids and the receiver drops the
-        repeats.
+        repeats. With ``delay`` (seconds) or ``at`` (an aware ``datetime``) the message
+        is delivered (durable) now and handled by the receiver at that time, not before.
+
+        Raises:
+            InvalidSpec: a bad payload, a negative/NaN delay, a naive datetime, or both.
         """
-        return self._require_context().send(self._address_of(target), InboxKind.TASK.value,
-                                            encode(payload), block_timeout=block_timeout)
+        context = self._require_context()
+        when = None if delay is None and at is None else deliver_at(delay, at, context.now())
+        return context.send(self._address_of(target), InboxKind.TASK.value, encode(payload),
+                            block_timeout=block_timeout, deliver_at=when)
+
+    # -- durable timers ----------------------------------------------------------------------
+
+    def remind(self, name: str, due: float | datetime, *, period: float | None = None,
+               payload: Any = None) -> None:
+        """Set a durable reminder: at ``due`` this actor gets ``payload`` as a tell.
+
+        ``due`` is seconds from now or an aware ``datetime``; with ``period`` (seconds)
+        it fires again every ``period`` after that, until ``forget(name)``. Setting a
+        name that exists replaces that reminder. The reminder is part of the turn: it
+        is committed with the state, and a turn that does not commit never set it.
+        The tick is handled like any tell (``on_task`` or a typed handler) and
+        ``msg.reminder`` says which reminder, which due time and how many due times
+        it stands for. See the guide's "Timers" section for the guarantees.
+
+        Raises:
+            InvalidSpec: a bad name, due time, period or payload, or called while
+                answering a query (an ask in "query" mode changes nothing).
+        """
+        context = self._require_context()
+        context.remind(name, due_from(due, context.now()), period_of(period), encode(payload))
+
+    def forget(self, name: str) -> bool:
+        """Remove reminder ``name`` (committed with the turn); returns whether it existed."""
+        return self._require_context().forget(name)
+
+    def reminders(self) -> list[Reminder]:
+        """This actor's reminders as the running turn sees them, earliest first."""
+        rows = self._require_context().reminders()
+        return [Reminder(row["name"], datetime.fromtimestamp(row["due"], timezone.utc), row["period"],
+                         self._decode(row["payload"])) for row in rows if row["kind"] == "reminder"]
 
     def handoff(self, target: ActorRef | str, body: Any) -> str:
         """Hand work over to ``target`` (its ``on_handoff`` runs); returns the message id."""
@@ -392,8 +433,9 @@ class _WorkerSide:
         own = self.actor._require_context().address
         return address.home == own.home and address.project_key == own.project_key
 
-    def tell(self, ref: ActorRef, payload: Any, *, block_timeout: float | None = 0.0) -> str:
-        return self.actor.tell(ref, payload, block_timeout=block_timeout)
+    def tell(self, ref: ActorRef, payload: Any, *, block_timeout: float | None = 0.0,
+             delay: float | None = None, at: datetime | None = None) -> str:
+        return self.actor.tell(ref, payload, block_timeout=block_timeout, delay=delay, at=at)
 
     def ask(self, ref: ActorRef, question: Any, *, timeout: float | None, mode: str) -> Any:
         return self.actor.ask(ref, question, timeout=timeout, mode=mode)

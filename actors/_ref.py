@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any
 
 from actors_runtime.address import Address
@@ -54,17 +55,24 @@ class ActorRef:
     def _in_worker(self, runtime: Any) -> bool:
         return runtime is _binding.worker_side()
 
-    def tell(self, payload: Any, *, block_timeout: float | None = 0.0) -> str:
+    def tell(self, payload: Any, *, block_timeout: float | None = 0.0, delay: float | None = None,
+             at: datetime | None = None) -> str:
         """Send ``payload`` (JSON data, a dataclass, refs); returns the message id.
 
         Returns once the message is durable in the actor's mailbox (at-least-once
-        delivery; the actor applies it once).
+        delivery; the actor applies it once). With ``delay`` (seconds) or ``at`` (an
+        aware ``datetime``) the actor handles it at that time, not before; it is
+        durable at once all the same, and a cold actor is activated to keep it.
 
         Raises:
             MailboxFull: the mailbox is full and no room came within ``block_timeout``.
             ActorNotFound: there is no such actor.
+            InvalidSpec: a negative or NaN delay, a naive datetime, or both given.
         """
-        return self._runtime().tell(self, payload, block_timeout=block_timeout)  # type: ignore[no-any-return]
+        if delay is None and at is None:
+            return self._runtime().tell(self, payload, block_timeout=block_timeout)  # type: ignore[no-any-return]
+        return self._runtime().tell(self, payload, block_timeout=block_timeout,  # type: ignore[no-any-return]
+                                    delay=delay, at=at)
 
     def tell_async(self, payload: Any, *, block_timeout: float | None = 0.0) -> "Future[str]":
         """Send without waiting for the disk; the ``Future`` gets the message id once

@@ -22,11 +22,13 @@ import os
 import time
 import weakref
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any, Callable
 
 from actors_runtime.address import Address, project_key
 from actors_runtime.backends import open_backend
 from actors_runtime.backends.base import DeadLetter
+from actors_runtime.due import deliver_at
 from actors_runtime.durability import check_durability
 from actors_runtime.errors import ActorNotFound, AskTimeout, InvalidSpec, SystemShutDown
 from actors_runtime.ids import check_id
@@ -269,18 +271,31 @@ class ActorSystem:
     def _message(self, kind: str, body: Any) -> InboxMessage:
         return InboxMessage.create(self._agent_ref, kind, body)
 
-    def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
+    def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0,
+             delay: float | None = None, at: datetime | None = None) -> str:
         """Send ``payload`` to an actor; returns the message id once it is durable.
 
         Delivery is at-least-once and the actor applies each message id once. An actor
         that is known but not running (stopped, idle, or from an earlier run) is
-        activated.
+        activated. With ``delay`` (seconds from now) or ``at`` (an aware ``datetime``)
+        the message is durable at once and the actor handles it at that time, not
+        before (see the guide's "Timers"): the actor keeps it in its session until
+        then, and is woken for it if it went idle.
 
         Raises:
             ActorNotFound: unknown actor. MailboxFull: full, no room within ``block_timeout``.
-            InvalidSpec: the payload cannot be sent. SystemShutDown: the system is shut down.
+            InvalidSpec: the payload cannot be sent; a negative or NaN delay, a naive
+                datetime, or both. SystemShutDown: the system is shut down.
         """
-        return self.tell_many(target, [payload], block_timeout=block_timeout)[0]
+        if delay is None and at is None:
+            return self.tell_many(target, [payload], block_timeout=block_timeout)[0]
+        when = deliver_at(delay, at, time.time())
+        self._check_open()
+        address = self._address(target)
+        message = InboxMessage.create(self._agent_ref, InboxKind.TASK.value, encode(payload), deliver_at=when)
+        self._backend.deliver(address, [message], block_timeout=block_timeout)
+        ensure_active(self._supervisor, address)
+        return message.id
 
     def tell_async(self, target: ActorRef | str, payload: Any, *,
                    block_timeout: float | None = 0.0) -> "Future[str]":

@@ -114,3 +114,25 @@ class ProfiledResumer(Resumer):
             self._profiler.dump_stats(self.state["profile_path"])
             self._profiler = None
         return super().on_ask(question, msg)
+
+
+class Reminded(Actor):
+    """For the timers row: asked ``{"at": [unix seconds, ...]}`` (mode "steer") it sets one
+    reminder per time; each tick appends ``[due, handled]`` (unix seconds, the handled
+    time read as the handler starts) to ``state["fired"]``. Asked "fired", returns them."""
+
+    def on_start(self) -> None:
+        self.state.setdefault("fired", [])
+
+    def on_task(self, body: Any, msg: Any) -> None:
+        handled = time.time()
+        self.state["fired"].append([msg.reminder.due_at, handled, msg.reminder.coalesced])
+
+    def on_ask(self, question: Any, msg: Any) -> Any:
+        if isinstance(question, dict) and "at" in question:
+            from datetime import datetime, timezone
+
+            for i, at in enumerate(question["at"]):
+                self.remind(f"r{i}", datetime.fromtimestamp(at, timezone.utc))
+            return len(question["at"])
+        return self.state["fired"]

@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
-Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``.
+Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
+``timers``.
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
 Each runs at durability "process" and "machine" where that matters, and runs its
@@ -42,8 +43,9 @@ from common import (
 
 import baselines
 from bench_actors import Counter, Resumer
+from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers")
 DURABILITIES = ("process", "machine")
 
 #: Sizes per mode. Quick mode keeps the whole suite to a couple of minutes.
@@ -62,6 +64,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "idle_actors": 20,
         "idle_seconds": 4.0,
         "resume_n": {"process": 10_000, "machine": 10_000},
+        "timer_actors": 100,
+        "timer_per_actor": 100,
+        "timer_window": 10.0,
         "pipe_tell_n": 50_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 10,
@@ -80,6 +85,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "idle_actors": 20,
         "idle_seconds": 10.0,
         "resume_n": {"process": 10_000, "machine": 10_000},
+        "timer_actors": 100,
+        "timer_per_actor": 100,
+        "timer_window": 10.0,
         "pipe_tell_n": 100_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 20,
@@ -106,6 +114,8 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("idle", "machine", "rss/actor"): ("<=", 25, "<= 25 MB"),
     ("resume", "process", "first handled"): ("<=", 1.0, "<= 1 s"),
     ("resume", "machine", "first handled"): ("<=", 1.0, "<= 1 s"),
+    ("timers", "process", "lateness p99"): ("<=", 100, "<= 100 ms"),
+    ("timers", "process", "fires/s"): (">=", 2_000, ">= 2,000 fires/s"),
 }
 
 
@@ -465,6 +475,7 @@ BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "fanout": bench_fanout,
     "idle": bench_idle,
     "resume": bench_resume,
+    "timers": lambda cfg: run_timers(cfg, _row),
 }
 
 

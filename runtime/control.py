@@ -38,7 +38,9 @@ PRELOADED = "preloaded"
 READY = "ready"
 #: ... could not activate ("error" field: why) ...
 ERROR = "error"
-#: ... about to exit ("reason" field: "stop requested", "idle", "parent gone", ...).
+#: ... about to exit ("reason" field: "stop requested", "idle", "parent gone", ...;
+#: "wake_at" field, when it has timers: unix seconds they are next due, so the parent
+#: activates it again then).
 EXIT = "exit"
 
 #: Signals a seed-protocol worker takes as control.

@@ -6,6 +6,11 @@ JSON, wire-compatible with the original crate::
      "kind": "task", "body": {...}, "created_at": "2026-11-21T05:22:26.123456Z",
      "correlation_id": null}
 
+and, only when set (added with durable timers; older readers ignore them):
+``"deliver_at": <unix seconds>`` (a delayed tell: the receiver keeps it until then)
+and ``"reminder": {"name": ..., "due": <unix seconds>, "coalesced": <n>}`` (a tick of
+a reminder, made by the actor's own worker).
+
 Compatibility rules: unknown fields are ignored and every field added later has a
 default, so older and newer processes read each other's files. ``kind`` stays a plain
 string on the wire so a newer kind never makes an older reader fail to parse.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import uuid
@@ -146,6 +152,53 @@ class ReplyBody(JsonMixin):
                 {"type": error.type, "message": error.message, "traceback": error.traceback}}
 
 
+@dataclass(frozen=True)
+class ReminderTick(JsonMixin):
+    """What a reminder's tick carries (``msg.reminder``; ``None`` on other messages).
+
+    Attributes:
+        name: the reminder's name (as given to ``remind``).
+        due_at: unix seconds of the due time this tick stands for (the first one
+            missed, when several were coalesced); the JSON key is "due".
+        coalesced: how many due times this one tick stands for: 1 when it fired on
+            time, n when n due times of a periodic reminder passed before it could
+            fire (the actor was down, or busy), which are delivered as one tick.
+    """
+
+    name: str
+    due_at: float = field(metadata=field_options(name="due"))
+    coalesced: int = 1
+
+    @property
+    def due(self) -> datetime:
+        """The due time as an aware UTC ``datetime``."""
+        return datetime.fromtimestamp(self.due_at, timezone.utc)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The wire form (same as ``to_dict``)."""
+        return {"name": self.name, "due": self.due_at, "coalesced": self.coalesced}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> "ReminderTick":
+        """Read the wire form.
+
+        Raises:
+            ValueError: not an object with a string name, a finite due and a positive count.
+        """
+        if not isinstance(doc, dict):
+            raise ValueError("message field reminder must be an object")
+        name, due, coalesced = doc.get("name"), doc.get("due"), doc.get("coalesced", 1)
+        if (not isinstance(name, str) or not _is_time(due) or not isinstance(coalesced, int)
+                or isinstance(coalesced, bool) or coalesced < 1):
+            raise ValueError("message field reminder has the wrong types")
+        return cls(name, float(due), coalesced)  # type: ignore[arg-type]  # _is_time checked it
+
+
+def _is_time(value: object) -> bool:
+    """Whether ``value`` is a finite number of unix seconds (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _last_stamp_us = 0
@@ -193,6 +246,10 @@ class InboxMessage(JsonMixin):
             survives the wire); names the mailbox file. Not on the wire as its own
             field: set by ``create``, derived from ``created_at`` only when a read
             message is named again (``file_name``).
+        deliver_at: unix seconds before which the receiver does not handle it (a
+            delayed tell); ``None`` for at once. On the wire only when set.
+        reminder: the reminder a tick comes from (see :class:`ReminderTick`); ``None``
+            for every other message. On the wire only when set.
     """
 
     id: MsgId
@@ -202,6 +259,8 @@ class InboxMessage(JsonMixin):
     created_at: str = ""
     correlation_id: MsgId | None = None
     created_ns: int = field(default=0, metadata=field_options(exclude=True), compare=False)
+    deliver_at: float | None = field(default=None, metadata=field_options(omit_none=True))
+    reminder: ReminderTick | None = field(default=None, metadata=field_options(omit_none=True))
 
     @classmethod
     def create(
@@ -212,6 +271,7 @@ class InboxMessage(JsonMixin):
         *,
         msg_id: MsgId | None = None,
         correlation_id: MsgId | None = None,
+        deliver_at: float | None = None,
     ) -> "InboxMessage":
         """A new message stamped now (fresh random id unless ``msg_id`` is given)."""
         stamp_us = _next_stamp_us()
@@ -223,6 +283,7 @@ class InboxMessage(JsonMixin):
             created_at=_rfc3339_from_us(stamp_us),
             correlation_id=correlation_id,
             created_ns=stamp_us * 1000,
+            deliver_at=deliver_at,
         )
 
     # -- the hot-path codec ---------------------------------------------------------
@@ -230,21 +291,23 @@ class InboxMessage(JsonMixin):
     def to_wire(self) -> bytes:
         """Encode as the JSON above (the same document as ``to_json``)."""
         sender = self.sender
-        return json.dumps(
-            {
-                "id": self.id,
-                "from": {
-                    "session_id": sender.session_id,
-                    "role": sender.role,
-                    "system_id": sender.system_id,
-                },
-                "kind": self.kind,
-                "body": self.body,
-                "created_at": self.created_at,
-                "correlation_id": self.correlation_id,
+        doc = {
+            "id": self.id,
+            "from": {
+                "session_id": sender.session_id,
+                "role": sender.role,
+                "system_id": sender.system_id,
             },
-            separators=(",", ":"),
-        ).encode()
+            "kind": self.kind,
+            "body": self.body,
+            "created_at": self.created_at,
+            "correlation_id": self.correlation_id,
+        }
+        if self.deliver_at is not None:
+            doc["deliver_at"] = self.deliver_at
+        if self.reminder is not None:
+            doc["reminder"] = self.reminder.to_doc()
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
@@ -282,7 +345,7 @@ class InboxMessage(JsonMixin):
         # would fail far from here, in the middle of a merge or a reply.
         if not isinstance(created_at, str) or not _str_or_none(correlation_id, role, system_id):
             raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
-        return cls(
+        message = cls(
             id=msg_id,
             sender=AgentRef(session_id, role, system_id),
             kind=kind,
@@ -290,6 +353,15 @@ class InboxMessage(JsonMixin):
             created_at=created_at,
             correlation_id=correlation_id,
         )
+        if len(doc) > 6:  # fields added later (or unknown ones): an ordinary message has six
+            deliver_at, reminder = doc.get("deliver_at"), doc.get("reminder")
+            if deliver_at is not None:
+                if not _is_time(deliver_at):
+                    raise ValueError("message field deliver_at must be a finite number of unix seconds")
+                message.deliver_at = float(deliver_at)
+            if reminder is not None:
+                message.reminder = ReminderTick.from_doc(reminder)
+        return message
 
     def file_name(self) -> str:
         """``<created_at unix nanos, 20 digits>-<id>.json``: sorting names is delivery order."""

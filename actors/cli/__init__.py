@@ -16,6 +16,7 @@
     stop|cancel|kill ID signal a running actor's worker (SIGTERM / SIGUSR1 / SIGKILL)  (control)
     restart ID          bring back an actor marked failed (through its system, or on disk)  (control)
     resume ID [--skip]  lift a pause: try its message again, or skip it (through its system, or on disk)  (control)
+    timers [ID]         reminders and delayed tells kept in actors' sessions (timers)
     worker              a seed-protocol worker: one spec JSON line on stdin (control)
 
 Errors a user can cause print one line on stderr and exit with a named code
@@ -37,7 +38,7 @@ from actors_runtime.errors import Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, projects, run, send
+from . import control, inspect, projects, run, send, timers
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -119,7 +120,7 @@ def _debug_logging(ctx: click.Context) -> None:
 
 for _command in (run.run, inspect.ps, projects.projects, inspect.inbox, send.tell, send.ask, control.stop,
                  control.cancel, control.kill, control.restart, control.resume, control.worker, inspect.gc,
-                 inspect.rebuild_index, inspect.dead):
+                 inspect.rebuild_index, inspect.dead, timers.timers):
     cli.add_command(_command)
 
 

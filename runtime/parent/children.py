@@ -26,6 +26,8 @@ class Child:
         self.conn: Any = None
         self.conn_open = False
         self.exit_reason: str | None = None
+        #: When its last worker said its timers are next due (unix seconds; see ``wakes``).
+        self.wake_at: float | None = None
         self.stop_requested = False
         self.killed = False
         self.deaths = Deaths()  # unexpected deaths that were restarted

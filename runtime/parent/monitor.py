@@ -73,6 +73,7 @@ def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
             child.conn_open = False
         elif event.kind == control.EXIT:
             child.exit_reason = event.text("reason")
+            child.wake_at = _wake_at(event)
     for obj in ready:
         if obj == sup.wakeup.fd:
             sup.wakeup.clear()
@@ -95,6 +96,7 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
                 break
             if event.kind == control.EXIT:
                 child.exit_reason = event.text("reason")
+                child.wake_at = _wake_at(event)
     child.conn.close()
     # A worker that died without withdrawing leaves a record that looks alive until
     # its lease runs out; it is dead now, so take it away (only if it is its own).
@@ -108,6 +110,7 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
         requested = child.stop_requested or sup.closing
         clean = code == 0 and reason is not None
         killed = child.killed
+        wake_at, child.wake_at = child.wake_at, None
         if requested:
             child.status = STOPPED
             child.stop_requested = child.killed = False
@@ -129,6 +132,16 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
     # stopped stays stopped (its leftovers wait) until a new message activates it.
     if child.status == IDLE and not sup.closing and _has_waiting(sup, address):
         ensure_active(sup, address)
+    elif wake_at is not None and clean and child.status in (IDLE, STOPPED) and not sup.closing:
+        sup.wakes.schedule(child.actor_id, wake_at)  # its timers bring it back
+
+
+def _wake_at(event: control.Event) -> float | None:
+    """The "wake_at" of an EXIT event (unix seconds), if it carries a usable one."""
+    value = event.fields.get("wake_at")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return float(value)
+    return None
 
 
 def _has_waiting(sup: "Supervisor", address: Any) -> bool:

@@ -30,13 +30,14 @@ from ..messages import AgentRef
 from ..records import FAILED, RESTARTING, STARTING, STOPPED, ChildEntry
 from ..spec import ProvisionSpec
 from ..wakeup import WakeUp
-from .activation import known_child
+from .activation import ensure_active, known_child
 from .children import Child
 from .importable import unavailable_here
 from .launcher import Launcher, kill, send, stop_process
 from .pool import Pool
 from .recorder import Recorder
 from .restart_policy import RestartPolicy
+from .wakes import Wakes, scan_sessions
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,16 @@ class Supervisor:
         self.wakeup = WakeUp()
         self.recorder = Recorder(self._write_records, f"actors-record-{system_id}")
         self._monitor_thread: threading.Thread | None = None
+        #: Cold actors to activate when their timers come due (see ``wakes``).
+        self.wakes = Wakes(lambda actor_id: ensure_active(self, backend.address(system_id, actor_id)),
+                           f"actors-wakes-{system_id}")
 
     def start(self) -> None:
         from .monitor import start_monitor
 
         self._monitor_thread = start_monitor(self)
         self.pool.start()
+        self.wakes.start(lambda: scan_sessions(self))
 
     def wake(self) -> None:
         """Have the monitor look again now (a child started, a restart was scheduled)."""
@@ -303,6 +308,7 @@ class Supervisor:
         with self.lock:
             self.closing = True
             children = sorted(self.children.values(), key=lambda c: -c.depth)
+        self.wakes.close()
         self.pool.close()
         deadline = None if timeout is None else time.monotonic() + timeout
         # Starts in progress end first (ready, then told to stop; or failed), or are

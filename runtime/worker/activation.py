@@ -52,7 +52,7 @@ class Worker:
     Args:
         spec: the provisioning spec (validated here).
         backend: the backend to use (default: the one the spec names, opened here).
-        clock: unix time for the lease.
+        clock: unix time for the lease and the timers (when reminders are due).
         parent_lane: sends a reply's wire bytes to the parent over the control pipe;
             returns whether it could (set by the pipe launcher).
         supervised: a system indexes this actor itself (the pipe launcher's); a
@@ -65,6 +65,7 @@ class Worker:
                  clock: Callable[[], float] = time.time, parent_lane: Callable[[bytes], bool] | None = None,
                  supervised: bool = False, lease_renewed_elsewhere: bool = False) -> None:
         self.spec = spec.validate()
+        self.clock = clock
         ident = spec.identity
         self.actor_id = ident.child_id
         self._owns_backend = backend is None
@@ -319,5 +320,7 @@ def serve(spec: ProvisionSpec, *, notify: Callable[..., None] | None = None,
     notify(READY, pid=os.getpid())
     reason = worker.run(batch)
     worker.finish()
-    notify(EXIT, reason=reason)
+    # With timers pending, the parent learns when to activate the actor again.
+    wake_at = worker.state.timers.next_due
+    notify(EXIT, reason=reason, **({} if wake_at is None else {"wake_at": wake_at}))
     return EXIT_OK

@@ -15,6 +15,8 @@ from ..address import Address
 from ..errors import InvalidSpec, SpawnError
 from ..messages import AskBody, AskMode, InboxKind, InboxMessage
 from ..spec import ProvisionSpec
+from .dispatch import is_query
+from .timers import check_name
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -92,10 +94,41 @@ class Context:
         return self._worker.cancellation.pending
 
     def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
-             block_timeout: float | None = 0.0) -> str:
-        """Deliver a message from this actor; returns its id (durable on return)."""
+             block_timeout: float | None = 0.0, deliver_at: float | None = None) -> str:
+        """Deliver a message from this actor; returns its id (durable on return).
+        With ``deliver_at`` (unix seconds) the receiver handles it then, not before."""
         return self._worker.outbox.send(target, kind, body, correlation_id=correlation_id,
-                                        block_timeout=block_timeout)
+                                        block_timeout=block_timeout, deliver_at=deliver_at)
+
+    # -- timers (see ``timers``) -------------------------------------------------------------
+
+    def now(self) -> float:
+        """Unix seconds by the worker's clock (what timers are due against)."""
+        return self._worker.clock()
+
+    def remind(self, name: str, due: float, period: float | None, payload: Any) -> None:
+        """Set reminder ``name`` (due: unix seconds); committed with the running turn.
+
+        Raises:
+            InvalidSpec: a bad name, or called while answering a query (which changes nothing).
+        """
+        self._check_not_query("remind")
+        self._worker.state.timers.set(check_name(name), due, period, payload)
+
+    def forget(self, name: str) -> bool:
+        """Remove reminder ``name`` (committed with the turn); returns whether it existed."""
+        self._check_not_query("forget")
+        return self._worker.state.timers.forget(check_name(name))
+
+    def reminders(self) -> list[dict[str, Any]]:
+        """The reminders and delayed messages as the running turn sees them (see
+        ``TimerTable.listing``), earliest first."""
+        return self._worker.state.timers.listing()
+
+    def _check_not_query(self, what: str) -> None:
+        current = self.current
+        if current is not None and is_query(current):
+            raise InvalidSpec(what, "an ask in 'query' mode changes nothing (ask with mode='steer')")
 
     def ask(self, target: Address, question: Any, *, mode: str = AskMode.QUERY.value,
             timeout: float | None = 30.0) -> Any:

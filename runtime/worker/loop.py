@@ -3,6 +3,7 @@
 ::
 
     batch = batch or mailbox.drain()          (mailbox.wait() when there is none)
+    + the timer ticks due now, in front       (see ``timers``)
     for each message:  state.admit(id) is False -> a repeat: skip
                        else dispatch (what the handler sends is delivered as it runs;
                        an answer to the parent goes back on the pipe)
@@ -23,6 +24,7 @@ from ..backends.base import Delivered
 from .dispatch import Failure, answer, attempt, is_query
 from .replies import REPLY_KINDS
 from .state import UnencodableState
+from .timers import before_admit, seconds_to_due, with_due
 from .turns import Turn, run_turn, settle_kept
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
         if not batch:
             outbox.looked = False
             batch = mailbox.drain(limits.batch_size)
+        batch = with_due(worker, batch)
         if batch:
             process(worker, batch)
             batch = []
@@ -51,7 +54,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
                 continue
             # Anything delivered since the drain rang the bell after the drain cleared
             # it, so waiting (not listing again) cannot miss it.
-        wait = limits.sweep_interval
+        wait = seconds_to_due(worker, limits.sweep_interval)
         gate = outbox.gate
         if gate.owed and not outbox.release():
             wait = min(wait, OWED_RETRY_INTERVAL)  # a full mailbox: try again soon
@@ -93,6 +96,10 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
         if worker.stop_requested and done:
             cut_short = True  # the rest stays unacked, for the next activation
             break
+        message = delivered.message
+        if (message.deliver_at is not None or message.reminder is not None) and before_admit(worker, delivered):
+            done.append(delivered)  # a delayed message, kept until due: acked after the commit below
+            continue
         if not state.admit(delivered.id):
             log.debug("actor %s: duplicate %s dropped", worker.actor_id, delivered.id)
             done.append(delivered)
@@ -127,7 +134,7 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
     outbox.release()
     # Replies are acked with the batch that consumed them: a crash before the commit
     # re-runs the handler, and it must find its reply again.
-    worker.mailbox.ack(done + outbox.retired(keep_stash=cut_short))
+    worker.mailbox.ack(state.timers.without_fired(done) + outbox.retired(keep_stash=cut_short))
 
 
 def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered]) -> Turn:

@@ -130,8 +130,9 @@ class Outbox:
         self.sent_counter = 0
 
     def send(self, target: Address, kind: str, body: Any, *, correlation_id: str | None = None,
-             block_timeout: float | None = 0.0) -> str:
-        """Send a message as this actor; returns its id.
+             block_timeout: float | None = 0.0, deliver_at: float | None = None) -> str:
+        """Send a message as this actor; returns its id. With ``deliver_at`` (unix
+        seconds) the receiver keeps it until then.
 
         Inside a turn, a tell or hand-off is held by the output gate and leaves when the
         turn commits (``gate``); a question (ask, host call) leaves at once, durable on
@@ -146,7 +147,8 @@ class Outbox:
             self.sent_counter += 1
         else:
             msg_id = new_msg_id()
-        message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id)
+        message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id,
+                                      deliver_at=deliver_at)
         if self.current is not None and kind not in REQUEST_KINDS:
             self.backend.reachable(target)
             self.gate.hold(target, message, message.to_wire())

@@ -17,6 +17,7 @@ from ..admitted import DEFAULT_CAPACITY, AdmittedSet
 from ..backends.base import ActorSession
 from ..errors import StoreError
 from .handler import Handler
+from .timers import TimerTable
 
 #: Ids a batch of queries may leave uncommitted: they ride with the next commit,
 #: so a stream of queries writes nothing (bounded so the next commit stays small).
@@ -44,6 +45,8 @@ class ActorState:
         #: What the last commit left beside the state: its outbox and step journal.
         self.restored_outbox: list[dict[str, Any]] = []
         self.restored_journal: list[dict[str, Any]] = []
+        #: Reminders and delayed messages, committed in the meta (see ``timers``).
+        self.timers = TimerTable()
 
     def restore(self, handler: Handler, identity_meta: dict[str, Any]) -> None:
         """Load the last commit into ``handler`` (``identity_meta`` updates the meta).
@@ -59,6 +62,7 @@ class ActorState:
         if doc is not None:
             self.restored_outbox, self.restored_journal = doc.outbox, doc.journal
         self._committed_json = json.dumps(state)
+        self.timers.load(self.meta, str(self.meta.get("id", "")))
         handler.restore_state(state)
         self.handler = handler
 
@@ -91,18 +95,23 @@ class ActorState:
             self.admitted.discard(msg_id)
         self.uncommitted = [i for i in self.uncommitted if i not in ids]
         self.handler.restore_state(json.loads(self._committed_json))
+        self.timers.restore()
         self.hint = None
 
     def restore_committed(self) -> None:
-        """Throw away changes since the last commit (the admitted ids stay)."""
+        """Throw away changes since the last commit (the admitted ids stay, and so does
+        what admitting them settled in the timer table)."""
         assert self.handler is not None
         self.handler.restore_state(json.loads(self._committed_json))
+        self.timers.restore()
         self.hint = None
 
     @property
     def can_defer(self) -> bool:
-        """Whether the ids admitted since the last commit may wait for the next one."""
-        return len(self.uncommitted) < QUERY_IDS_CARRIED
+        """Whether the ids admitted since the last commit may wait for the next one
+        (not when the timer table changed: a delayed message kept must be stored
+        before it is acked)."""
+        return len(self.uncommitted) < QUERY_IDS_CARRIED and not self.timers.changed
 
     def commit(self, outbox_json: str = "[]") -> None:
         """Write state + meta + outbox + the ids admitted since the last commit, atomically.
@@ -118,11 +127,17 @@ class ActorState:
                 state_json = json.dumps(self.handler.snapshot_state(), separators=(",", ":"))
             except (TypeError, ValueError) as exc:
                 raise UnencodableState("state", f"a state that is not JSON-serialisable ({exc})") from None
+        timers = self.timers
+        if timers.changed:
+            timers.write(self.meta)
+            self._meta_json = None
         if self._meta_json is None:  # meta is settled by activation, before the first commit
             self._meta_json = json.dumps(self.meta, separators=(",", ":"))
         self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted, outbox_json)
         self._committed_json = state_json
         self.uncommitted = []
+        if timers.changed:
+            timers.committed()
 
     def meta_changed(self) -> None:
         """The meta was changed after activation (it is encoded again at the next commit)."""

@@ -15,6 +15,7 @@ from actors_runtime.messages import (
     AskBody,
     InboxKind,
     InboxMessage,
+    ReminderTick,
     ReplyBody,
     ReplyError,
     check_mode,
@@ -51,6 +52,10 @@ messages = st.builds(
     body=json_values,
     created_at=stamps | st.just(""),
     correlation_id=st.none() | msg_ids,
+    deliver_at=st.none() | st.floats(min_value=0, max_value=1e10),
+    reminder=st.none() | st.builds(ReminderTick, name=st.text(max_size=20),
+                                   due_at=st.floats(min_value=0, max_value=1e10),
+                                   coalesced=st.integers(min_value=1, max_value=10**6)),
 )
 
 
@@ -253,3 +258,24 @@ def test_reply_error_names_builtins_plainly_and_others_by_module() -> None:
     described = reply_error(LocalError("oops"))
     assert described.type == f"{__name__}.LocalError"
     assert described.message == "oops" and described.traceback == ""
+
+
+@pytest.mark.parametrize("extra", [
+    {"deliver_at": "soon"}, {"deliver_at": True}, {"deliver_at": 1e400},
+    {"reminder": "r"}, {"reminder": {"name": 1, "due": 1.0}}, {"reminder": {"name": "r", "due": "x"}},
+    {"reminder": {"name": "r", "due": 1.0, "coalesced": 0}}, {"reminder": {"name": "r", "due": 1.0, "coalesced": 1.5}},
+])
+def test_timer_fields_of_the_wrong_type_are_refused_with_value_error_only(extra) -> None:
+    with pytest.raises(ValueError):
+        InboxMessage.from_wire(json.dumps(wire_doc(**extra)))
+
+
+def test_timer_fields_are_on_the_wire_only_when_set_and_read_back() -> None:
+    message = InboxMessage.create(AgentRef("alice"), InboxKind.TASK, {"n": 1}, deliver_at=12.5)
+    message.reminder = ReminderTick("beat", 10.0, 3)
+    doc = json.loads(message.to_wire())
+    assert doc["deliver_at"] == 12.5 and doc["reminder"] == {"name": "beat", "due": 10.0, "coalesced": 3}
+    back = InboxMessage.from_wire(message.to_wire())
+    assert (back.deliver_at, back.reminder) == (12.5, ReminderTick("beat", 10.0, 3))
+    assert back.reminder.due == datetime(1970, 1, 1, 0, 0, 10, tzinfo=timezone.utc)
+    assert "deliver_at" not in json.loads(InboxMessage.create(AgentRef("a"), "task").to_wire())
