@@ -264,7 +264,7 @@ class Worker:
         gate = self.outbox.gate
         self.state.commit(gate.outbox_json())
         gate.committed()
-        self.journal.committed()
+        self.journal.committed(self.state.admitted.__contains__)
 
     # -- exit ----------------------------------------------------------------------------
 

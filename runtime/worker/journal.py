@@ -120,14 +120,17 @@ class StepJournal:
             for key in [k for k, record in steps.items() if "error" in record]:
                 del steps[key]
 
-    def committed(self) -> None:
-        """The turns recorded so far have committed: drop their records.
+    def committed(self, applied: Callable[[str], bool]) -> None:
+        """A commit stored the messages ``applied`` names: drop their records, and
+        empty the journal once no record is left (records a crashed activation left
+        for messages not handled yet stay until those commit).
 
         Raises:
             StoreError: the journal could not be emptied.
         """
-        self.records.clear()
-        if self.written:
+        if self.records:
+            self.records = {m: steps for m, steps in self.records.items() if not applied(m)}
+        if self.written and not self.records:
             self.session.clear_journal()
             self.written = False
 

@@ -56,6 +56,31 @@ def test_a_commit_with_no_new_ids_keeps_those_already_remembered(backend):
     assert doc.state == {"v": 2} and doc.admitted == ["m1"]
 
 
+def test_a_commit_keeps_its_outbox_until_a_commit_without_one(open_project_backend):
+    writer, reader = open_project_backend(), open_project_backend()
+    session = writer.store.session("main", "a")
+    admitted = AdmittedSet()
+    admitted.insert("m1")
+    outbox = [{"to": {"home": "/h", "project": "p", "system": "main", "name": "b"}, "message": {"id": "x"}}]
+    session.commit(json.dumps({}), json.dumps({"id": "a"}), ["m1"], admitted, json.dumps(outbox))
+    assert reader.store.load_session("main", "a").outbox == outbox
+    session.commit(json.dumps({}), json.dumps({"id": "a"}), [], admitted)
+    assert reader.store.load_session("main", "a").outbox == []
+
+
+def test_journal_records_are_read_back_in_order_until_the_journal_is_cleared(open_project_backend):
+    writer, reader = open_project_backend(), open_project_backend()
+    session = writer.store.session("main", "a")
+    session.commit(json.dumps({"n": 1}), json.dumps({"id": "a"}), [], AdmittedSet())
+    records = [{"msg": "m1", "key": f"charge/{i}", "ok": {"receipt": i}} for i in range(3)]
+    for record in records:
+        session.journal(json.dumps(record))
+    doc = reader.store.session("main", "a").load()
+    assert doc.journal == records and doc.state == {"n": 1}
+    session.clear_journal()
+    assert reader.store.session("main", "a").load().journal == []
+
+
 def test_recorded_children_are_listed_sorted_and_found_by_id(backend):
     store = backend.store
     store.record_children("main", [ChildEntry(id="b", actor_class="m:B", status="running"),
