@@ -129,7 +129,19 @@ def test_agents_plan_hand_off_steer_cancel_and_finish(tmp_path):
     assert_workers_gone([int(pid) for _, pid, _, _ in agents])
 
 
-@pytest.mark.parametrize("script", ["wordcount.py", "agents.py", "crash_recovery.py"])
+def test_research_agent_makes_each_model_call_once_across_a_sigkill_and_follows_up(tmp_path):
+    out = run_example(tmp_path, "research_agent.py", "--home", str(tmp_path / "home"))
+    assert out.strip().splitlines()[-1].startswith("check: OK")
+    assert "requests per step: plan 1, search 1, answer 2, follow-up 1" in out
+    assert "billed: answer, follow-up, plan, search" in out
+    killed = re.search(r"SIGKILL worker pid (\d+) inside the step", out).group(1)
+    old, new, restarts = re.search(r"worker pid (\d+) -> (\d+), restarts (\d+)", out).groups()
+    assert killed == old != new and restarts == "1"
+    assert re.search(r"follow-up: follow-up: summary-[0-9a-f]{8}", out)
+    assert_workers_gone([int(old), int(new)])
+
+
+@pytest.mark.parametrize("script", ["wordcount.py", "agents.py", "crash_recovery.py", "research_agent.py"])
 def test_each_example_guards_its_entry_point_and_documents_itself(script):
     source = (EXAMPLES / script).read_text()
     assert 'if __name__ == "__main__":' in source  # workers re-import the main module
