@@ -166,7 +166,9 @@ class Actor:
         """Runs in the worker on a clean stop (stop request, idle timeout, parent gone)."""
 
     def on_failure(self, exc: BaseException, msg: InboxMessage) -> None:
-        """Runs in the worker after a handler raised ``exc`` on ``msg`` (already logged)."""
+        """Runs in the worker after a handler raised ``exc`` on ``msg`` (already logged,
+        retries spent). ``self.state`` is as it was before ``msg``: the failed turn
+        changed nothing. What this hook changes or sends is kept, with the message."""
 
     def on_task(self, body: Any, msg: InboxMessage) -> None:
         """Runs in the worker for each ``tell``; defaults to ``receive``."""
@@ -241,12 +243,17 @@ class Actor:
              delay: float | None = None, at: datetime | None = None) -> str:
         """Send ``payload`` to ``target`` (a ref, or an id in this system); returns its id.
 
-        Inside a handler the id derives from the message being handled, so a handler
-        that runs again after a crash re-sends the same ids and the receiver drops the
-        repeats. With ``delay`` (seconds) or ``at`` (an aware ``datetime``) the message
-        is delivered (durable) now and handled by the receiver at that time, not before.
+        Inside a handler the message is held until the turn commits (the output
+        gate): a turn that raises, is cancelled or dies sends nothing, and a turn that
+        commits sends it exactly as often as it commits (once). Its id derives from the
+        message being handled, so should it go out twice after a crash, the receiver
+        drops the repeat. A question this turn asks afterwards leaves at once, so it can
+        overtake this tell. In ``on_start``/``on_stop`` it is delivered (durable) on
+        return. With ``delay`` (seconds) or ``at`` (an aware ``datetime``) the receiver
+        handles it at that time, not before.
 
         Raises:
+            ActorNotFound: no such actor.
             InvalidSpec: a bad payload, a negative/NaN delay, a naive datetime, or both.
         """
         context = self._require_context()
@@ -286,7 +293,8 @@ class Actor:
                          self._decode(row["payload"])) for row in rows if row["kind"] == "reminder"]
 
     def handoff(self, target: ActorRef | str, body: Any) -> str:
-        """Hand work over to ``target`` (its ``on_handoff`` runs); returns the message id."""
+        """Hand work over to ``target`` (its ``on_handoff`` runs); returns the message id.
+        Like ``tell``, it leaves when the turn commits."""
         return self._require_context().send(self._address_of(target), InboxKind.HANDOFF.value, encode(body))
 
     def ask(self, target: ActorRef | str, question: Any, *, timeout: float | None = 30.0,
@@ -439,6 +447,9 @@ class _WorkerSide:
 
     def ask(self, ref: ActorRef, question: Any, *, timeout: float | None, mode: str) -> Any:
         return self.actor.ask(ref, question, timeout=timeout, mode=mode)
+
+    def ask_async(self, ref: ActorRef, question: Any, *, mode: str) -> "Future[Any]":
+        return self.actor.ask_async(ref, question, mode=mode)
 
     def cancel(self, ref: ActorRef) -> None:
         self.actor.call_host(control.CONTROL_TOOL, action="cancel", name=ref.name)

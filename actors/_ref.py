@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from actors_runtime.address import Address
-from actors_runtime.errors import WrongContext
 
 from . import _binding
 
@@ -78,7 +77,8 @@ class ActorRef:
         """Send without waiting for the disk; the ``Future`` gets the message id once
         it is durable (see ActorSystem.tell_async: in-flight sends share flushes).
 
-        Inside an actor this is a ``tell`` (durable on return) with a done ``Future``.
+        Inside an actor this is a ``tell`` (it leaves when the turn commits) with a
+        done ``Future``.
         """
         runtime = self._runtime()
         if self._in_worker(runtime):
@@ -88,7 +88,8 @@ class ActorRef:
     def tell_many(self, payloads: list[Any], *, block_timeout: float | None = 0.0) -> list[str]:
         """Send several payloads in order; one flush to disk for all (see ActorSystem.tell_many).
 
-        Inside an actor this is a ``tell`` per payload (same guarantee, no group commit).
+        Inside an actor this is a ``tell`` per payload (they leave, in order, when the
+        turn commits).
         """
         runtime = self._runtime()
         if self._in_worker(runtime):
@@ -105,15 +106,12 @@ class ActorRef:
         return self._runtime().ask(self, question, timeout=timeout, mode=mode)
 
     def ask_async(self, question: Any, *, mode: str = "query") -> "Future[Any]":
-        """Ask without waiting; returns a ``concurrent.futures.Future`` (parent side only).
+        """Ask without waiting; returns a ``concurrent.futures.Future`` with the answer.
 
-        Raises:
-            WrongContext: called inside an actor (use ``ask`` there).
+        Inside an actor this is ``Actor.ask_async``: the question leaves at once and
+        Futures the handler has not collected when it returns are cancelled.
         """
-        runtime = self._runtime()
-        if self._in_worker(runtime):
-            raise WrongContext("ask_async", "it is for the parent process; inside an actor use ask()")
-        return runtime.ask_async(self, question, mode=mode)  # type: ignore[no-any-return]
+        return self._runtime().ask_async(self, question, mode=mode)  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
         """Interrupt the handler the actor is running now (its message is acked)."""
