@@ -48,7 +48,7 @@ class OutputGate:
 
     def __init__(self, backend: Backend, actor_id: str, parent_inbox: Address,
                  parent_lane: Callable[[bytes], bool] | None,
-                 delivered: Callable[[Held], None]) -> None:
+                 delivered: Callable[[list[Held]], None]) -> None:
         self.backend = backend
         self.actor_id = actor_id
         self.parent_inbox = parent_inbox
@@ -114,39 +114,56 @@ class OutputGate:
     def release(self) -> bool:
         """Deliver what is owed, in order; returns whether all of it went.
 
-        A mailbox that is full keeps its messages (and those after them to the same
-        target) owed for the next release; a target that no longer exists loses its
-        message, with an error logged naming it.
+        Consecutive messages to one mailbox go as one record (one write, and at
+        "machine" one flush). A mailbox that is full keeps its messages (and those
+        after them to the same target) owed for the next release; a target that no
+        longer exists loses its messages, with an error logged naming each.
         """
         if not self.owed:
             return True
         blocked: set[Address] = set()
         kept: list[Held] = []
-        for held in self.owed:
-            if held.target in blocked:
-                kept.append(held)
+        for run in _runs(self.owed):
+            target = run[0].target
+            if target in blocked:
+                kept.extend(run)
                 continue
             try:
-                self._deliver(held)
+                self._deliver(run)
             except MailboxFull:
-                blocked.add(held.target)
-                kept.append(held)
+                blocked.add(target)
+                kept.extend(run)
                 continue
             except (ActorNotFound, StoreError) as exc:
-                log.error("actor %s: message %s (%s) to %s not delivered: %s", self.actor_id, held.message.id,
-                          held.message.kind, held.target.name, exc)
+                for held in run:
+                    log.error("actor %s: message %s (%s) to %s not delivered: %s", self.actor_id,
+                              held.message.id, held.message.kind, target.name, exc)
                 continue
-            if held.message.kind != InboxKind.REPLY.value:
+            if any(held.message.kind != InboxKind.REPLY.value for held in run):
                 self.stale = True
         self.owed = kept
         return not kept
 
-    def _deliver(self, held: Held) -> None:
+    def _deliver(self, run: list[Held]) -> None:
         # A reply to the system that started us goes back on the control pipe: the
         # question waits in that process's memory only. If the pipe is gone, the
         # mailbox below still delivers it.
-        if held.target == self.parent_inbox and self.parent_lane is not None and \
-                held.message.kind == InboxKind.REPLY.value and self.parent_lane(held.wire):
-            return
-        self.backend.deliver(held.target, [held.message], block_timeout=0.0)
-        self._delivered(held)
+        if run[0].target == self.parent_inbox and self.parent_lane is not None and \
+                run[0].message.kind == InboxKind.REPLY.value:
+            lane = self.parent_lane
+            run = [held for held in run if held.message.kind != InboxKind.REPLY.value or not lane(held.wire)]
+            if not run:
+                return
+        self.backend.deliver(run[0].target, [held.message for held in run], block_timeout=0.0)
+        self._delivered(run)
+
+
+def _runs(owed: list[Held]) -> list[list[Held]]:
+    """``owed`` cut into runs of consecutive messages to one target."""
+    runs: list[list[Held]] = []
+    for held in owed:
+        if runs and runs[-1][0].target == held.target:
+            runs[-1].append(held)
+        else:
+            runs.append([held])
+    return runs

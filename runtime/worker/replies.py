@@ -29,7 +29,7 @@ from ..messages import (
 )
 from .cancellation import Cancellation
 from .fanout import ReplyPump
-from .gate import OutputGate
+from .gate import Held, OutputGate
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ class Outbox:
         #: Holds what turns send until they commit. Its ``parent_lane`` sends a reply's
         #: wire bytes to the parent over the control pipe and returns whether it could
         #: (None: no pipe, replies go through the system's inbox).
-        self.gate = OutputGate(backend, address.name, self.parent_inbox, parent_lane,
-                               lambda held: self._delivered(held.target, held.message))
+        self.gate = OutputGate(backend, address.name, self.parent_inbox, parent_lane, self._run_delivered)
         #: The message being handled (its id seeds the ids of what the handler sends).
         self.current: InboxMessage | None = None
         self.sent_counter = 0
@@ -157,6 +156,12 @@ class Outbox:
             self.backend.deliver(target, [message], block_timeout=block_timeout)
             self._delivered(target, message)
         return msg_id
+
+    def _run_delivered(self, run: list[Held]) -> None:
+        """Messages the gate delivered to one target: one activation request will do."""
+        waking = next((held for held in run if held.message.kind in WAKING_KINDS), None)
+        if waking is not None:
+            self._delivered(waking.target, waking.message)
 
     def _delivered(self, target: Address, message: InboxMessage) -> None:
         if target.actor_id is not None and message.kind in WAKING_KINDS:
