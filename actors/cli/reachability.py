@@ -23,7 +23,7 @@ from actors_runtime.backends.base import Backend
 from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.backends.maildir.projects import lock_holder
 from actors_runtime.errors import StoreError
-from actors_runtime.records import FAILED
+from actors_runtime.records import FAILED, PAUSED
 
 from .exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, CliError
 from .processes import live_record
@@ -38,11 +38,13 @@ class Reach:
         worker_pid: its live worker's pid (None: no worker runs it).
         failed: why it was marked failed ("" when it is not).
         system_runs: whether its system runs now (None: cannot be told here).
+        paused: why it is paused on a poison message ("" when it is not).
     """
 
     worker_pid: int | None
     failed: str
     system_runs: bool | None
+    paused: str = ""
 
 
 def reach(env: Env, backend: Backend, address: Address) -> Reach:
@@ -51,14 +53,16 @@ def reach(env: Env, backend: Backend, address: Address) -> Reach:
     record = live_record(backend, actor_id)
     if record is not None:
         return Reach(record.pid, "", None)
-    failed = ""
+    failed = paused = ""
     try:
         found = backend.store.child_entry(actor_id)
     except StoreError:
         found = None
     if found is not None and found[0] == system_id and found[1].status == FAILED:
         failed = found[1].last_error or "no reason recorded"
-    return Reach(None, failed, system_runs(env, system_id))
+    if found is not None and found[0] == system_id and found[1].status == PAUSED:
+        paused = found[1].last_error or "no reason recorded"
+    return Reach(None, failed, system_runs(env, system_id), paused)
 
 
 def system_runs(env: Env, system_id: str) -> bool | None:
@@ -76,6 +80,9 @@ def refuse_ask(actor_id: str, system_id: str, seen: Reach) -> CliError | None:
     if seen.failed:
         return CliError(f"{actor_id!r} is marked failed ({seen.failed}); messages do not start it, "
                         f"'actors restart {actor_id}' does. The question was not sent", EXIT_FAILED)
+    if seen.paused:
+        return CliError(f"{actor_id!r} is paused ({seen.paused}); messages wait until "
+                        f"'actors resume {actor_id} [--skip]'. The question was not sent", EXIT_NOT_RUNNING)
     if seen.system_runs is False:
         return CliError(f"{actor_id!r} is not running and its system {system_id!r} is not running, so "
                         "nothing can start it now (run the program that owns it). The question was not sent",
@@ -88,6 +95,9 @@ def tell_note(actor_id: str, system_id: str, seen: Reach) -> str:
     if seen.failed:
         return (f"{actor_id!r} is marked failed ({seen.failed}); the message waits in its mailbox "
                 f"until it is brought back ('actors restart {actor_id}')")
+    if seen.paused:
+        return (f"{actor_id!r} is paused ({seen.paused}); the message waits in its mailbox until "
+                f"'actors resume {actor_id} [--skip]'")
     if seen.system_runs is False:
         return (f"{actor_id!r} is not running and neither is its system {system_id!r}; the message "
                 "will be handled when its system next runs and starts it")

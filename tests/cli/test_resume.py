@@ -16,7 +16,7 @@ from conftest import TESTS_DIR, support_env, wait_until
 
 from actors import ActorSystem
 from actors.cli import cli
-from actors.cli.exit_codes import EXIT_NOT_FOUND, EXIT_NOT_PAUSED, EXIT_OK, EXIT_USAGE
+from actors.cli.exit_codes import EXIT_NOT_FOUND, EXIT_NOT_PAUSED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE
 
 
 def invoke(home, project, *args):
@@ -64,6 +64,9 @@ def test_ps_shows_the_pause_and_resume_skip_without_a_running_system_is_done_on_
     assert (rows["victim"]["status"], rows["victim"]["last_error"]) == ("paused", reason)
     shown = invoke(home, project, "ps")
     assert f"victim paused: {reason} ('actors resume victim [--skip]')" in shown.stdout.splitlines()
+    # An ask would only wait: it is refused at once, and nothing is sent.
+    one_line_error(invoke(home, project, "ask", "victim", '"count"'), EXIT_NOT_RUNNING,
+                   "'victim' is paused")
 
     resumed = invoke(home, project, "resume", "victim", "--skip")
     assert resumed.exit_code == EXIT_OK, resumed.output
