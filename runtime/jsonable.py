@@ -19,18 +19,23 @@ from typing import Any, Callable, TypeVar
 T = TypeVar("T", bound="JsonMixin")
 
 
-def field_options(*, name: str | None = None, exclude: bool = False) -> dict[str, Any]:
+def field_options(*, name: str | None = None, exclude: bool = False,
+                  omit_none: bool = False) -> dict[str, Any]:
     """Field metadata as ``dataclasses_json.config(field_name=name, exclude=...)`` gives.
 
     Args:
         name: the field's JSON key, when it is not the attribute name.
         exclude: leave the field out of ``to_dict`` / ``to_json``.
+        omit_none: leave the field out when its value is ``None`` (an optional field
+            added later: documents without it stay byte-for-byte as before).
     """
     options: dict[str, Callable[[Any], Any]] = {}
     if name is not None:
         options["letter_case"] = lambda _: name
     if exclude:
         options["exclude"] = lambda _: True
+    elif omit_none:
+        options["exclude"] = lambda value: value is None
     return {"dataclasses_json": options}
 
 

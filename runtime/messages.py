@@ -40,6 +40,10 @@ MsgId = str
 #: damage or malice, refused before anything takes it apart with Python recursion.
 MAX_WIRE_NESTING = 256
 
+#: The longest ``traceparent`` a reader keeps (version 00 is 55 characters; later
+#: versions may append fields).
+MAX_TRACEPARENT = 512
+
 #: Namespace for ids derived from other ids (outgoing messages of a handler).
 _DERIVED_NS = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
 _DERIVED_NS_BYTES = _DERIVED_NS.bytes
@@ -193,6 +197,11 @@ class InboxMessage(JsonMixin):
             survives the wire); names the mailbox file. Not on the wire as its own
             field: set by ``create``, derived from ``created_at`` only when a read
             message is named again (``file_name``).
+        traceparent: the W3C trace context the message was sent in (``00-<trace
+            id>-<span id>-<flags>``), or ``None``. On the wire only when set; a reader
+            keeps it only if it is a string of at most ``MAX_TRACEPARENT`` characters
+            (anything else is dropped, never refused: it is advisory). See
+            ``runtime.tracing``.
     """
 
     id: MsgId
@@ -202,6 +211,7 @@ class InboxMessage(JsonMixin):
     created_at: str = ""
     correlation_id: MsgId | None = None
     created_ns: int = field(default=0, metadata=field_options(exclude=True), compare=False)
+    traceparent: str | None = field(default=None, metadata=field_options(omit_none=True))
 
     @classmethod
     def create(
@@ -212,6 +222,7 @@ class InboxMessage(JsonMixin):
         *,
         msg_id: MsgId | None = None,
         correlation_id: MsgId | None = None,
+        traceparent: str | None = None,
     ) -> "InboxMessage":
         """A new message stamped now (fresh random id unless ``msg_id`` is given)."""
         stamp_us = _next_stamp_us()
@@ -223,28 +234,29 @@ class InboxMessage(JsonMixin):
             created_at=_rfc3339_from_us(stamp_us),
             correlation_id=correlation_id,
             created_ns=stamp_us * 1000,
+            traceparent=traceparent,
         )
 
     # -- the hot-path codec ---------------------------------------------------------
 
     def to_wire(self) -> bytes:
-        """Encode as the JSON above (the same document as ``to_json``)."""
+        """Encode as the JSON above (the same document as ``to_json``; ``traceparent`` only when set)."""
         sender = self.sender
-        return json.dumps(
-            {
-                "id": self.id,
-                "from": {
-                    "session_id": sender.session_id,
-                    "role": sender.role,
-                    "system_id": sender.system_id,
-                },
-                "kind": self.kind,
-                "body": self.body,
-                "created_at": self.created_at,
-                "correlation_id": self.correlation_id,
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "from": {
+                "session_id": sender.session_id,
+                "role": sender.role,
+                "system_id": sender.system_id,
             },
-            separators=(",", ":"),
-        ).encode()
+            "kind": self.kind,
+            "body": self.body,
+            "created_at": self.created_at,
+            "correlation_id": self.correlation_id,
+        }
+        if self.traceparent is not None:
+            doc["traceparent"] = self.traceparent
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
@@ -282,6 +294,9 @@ class InboxMessage(JsonMixin):
         # would fail far from here, in the middle of a merge or a reply.
         if not isinstance(created_at, str) or not _str_or_none(correlation_id, role, system_id):
             raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
+        traceparent = doc.get("traceparent")
+        if traceparent is not None and (not isinstance(traceparent, str) or len(traceparent) > MAX_TRACEPARENT):
+            traceparent = None  # advisory: a bad one is dropped, the message is not refused
         return cls(
             id=msg_id,
             sender=AgentRef(session_id, role, system_id),
@@ -289,6 +304,7 @@ class InboxMessage(JsonMixin):
             body=doc.get("body"),
             created_at=created_at,
             correlation_id=correlation_id,
+            traceparent=traceparent,
         )
 
     def file_name(self) -> str:
