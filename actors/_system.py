@@ -40,6 +40,7 @@ from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, 
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
+from actors_runtime.tracing import outgoing
 
 from . import _binding
 from ._callbacks import SystemFuture, call_back_on
@@ -247,7 +248,9 @@ class ActorSystem:
     # -- messaging -----------------------------------------------------------------------------
 
     def _message(self, kind: str, body: Any) -> InboxMessage:
-        return InboxMessage.create(self._agent_ref, kind, body)
+        message = InboxMessage.create(self._agent_ref, kind, body)
+        message.traceparent = outgoing(message, None)  # the caller's span, with OpenTelemetry
+        return message
 
     def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0) -> str:
         """Send ``payload`` to an actor; returns the message id once it is durable.

@@ -12,6 +12,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING
 
+from .. import tracing
 from ..errors import Cancelled
 from ..messages import AskMode, InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id, reply_error
 
@@ -64,7 +65,8 @@ def dispatch(worker: "Worker", message: InboxMessage) -> None:
                     log.warning("actor %s: handler failed on %s, retrying: %s", worker.actor_id, message.id, exc)
                     continue
                 log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id,
-                          type(exc).__name__, exc)
+                          type(exc).__name__, exc, exc_info=exc)
+                tracing.record_error(exc)
                 reply = ReplyBody(error=reply_error(exc, text))
                 on_failure(worker, exc, message)
                 break

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .. import tracing
 from ..backends.base import Delivered
 from .dispatch import dispatch, is_query, on_failure
 from .replies import REPLY_KINDS
@@ -107,10 +108,12 @@ def apply(worker: "Worker", delivered: Delivered) -> None:
     """Dispatch an admitted message, naming it in the in-flight marker while it runs."""
     worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
     worker.marker.set(delivered.id)
+    turn = tracing.begin_turn(worker.actor_id, delivered.message)  # None without OpenTelemetry
     try:
         dispatch(worker, delivered.message)
     finally:
         worker.cancellation.handling = None
+        tracing.end_turn(turn)
     worker.marker.clear()
 
 

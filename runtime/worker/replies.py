@@ -17,6 +17,7 @@ from ..address import Address
 from ..backends.base import Backend, Delivered, Mailbox
 from ..control import ACTIVATE_TOOL
 from ..errors import ActorFailed, ActorNotFound, AskTimeout, Cancelled, StoreError
+from .. import tracing
 from ..messages import (
     AgentRef,
     InboxKind,
@@ -129,6 +130,7 @@ class Outbox:
         else:
             msg_id = new_msg_id()
         message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id)
+        message.traceparent = tracing.outgoing(message, None if self.current is None else self.current.traceparent)
         with self.cancellation.shielded():
             self.backend.deliver(target, [message], block_timeout=block_timeout)
             if target.actor_id is not None and kind in WAKING_KINDS:
@@ -142,6 +144,7 @@ class Outbox:
         target = self.address.reply_address(message.sender)
         reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
+        reply.traceparent = tracing.outgoing(reply, message.traceparent)
         try:
             try:
                 wire = reply.to_wire()
