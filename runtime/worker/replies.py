@@ -13,11 +13,11 @@ import logging
 import time
 from typing import Any, Callable
 
+from .. import tracing
 from ..address import Address
 from ..backends.base import Backend, Delivered, Mailbox
 from ..control import ACTIVATE_TOOL
 from ..errors import ActorFailed, ActorNotFound, AskTimeout, Cancelled, StoreError
-from .. import tracing
 from ..messages import (
     AgentRef,
     InboxKind,

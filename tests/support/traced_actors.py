@@ -18,10 +18,11 @@ import os
 import signal
 from typing import Any, Sequence
 
-from actors import Actor
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from actors import Actor
 
 
 class SpanFile(SpanExporter):
