@@ -8,6 +8,7 @@
     ps                  live and cold actors of the project                 (inspect)
     inbox ID            what waits in an actor's mailbox                    (inspect)
     dead ID             list (or --requeue) an actor's dead letters         (inspect)
+    logs ID [--follow]  what the actor's workers logged (its log file)      (logs)
     gc                  remove expired and corrupt fabric records           (inspect)
     rebuild-index       regenerate the indices from the sessions           (inspect)
     tell ID JSON        deliver a message (works whether or not the actor runs)  (send)
@@ -35,7 +36,7 @@ from actors_runtime.errors import ActorFailed, Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, run, send
+from . import control, inspect, logs, run, send
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -118,7 +119,8 @@ def _debug_logging(ctx: click.Context) -> None:
 
 
 for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
+                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead,
+                 logs.logs):
     cli.add_command(_command)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .. import control
 from ..errors import InvalidSpec
 from ..worker.pipe_entry import pipe_main
+from . import worker_logs
 
 #: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
 #: fastest but unsafe once the parent runs threads (ours always does); "forkserver"
@@ -64,13 +65,17 @@ class Launcher:
 
 def receive(conn: Any, on_reply: Callable[[bytes], None]) -> control.Event | None:
     """The next event on a worker's pipe (``None`` at EOF). A reply sent back on the
-    pipe goes to ``on_reply`` (its wire bytes) and reads as ``control.NO_EVENT``."""
+    pipe goes to ``on_reply`` (its wire bytes), a log record to this process's logging
+    (``worker_logs``); both read as ``control.NO_EVENT``."""
     try:
         raw = conn.recv_bytes()
     except (EOFError, OSError):
         return None
     if raw[:1] == control.REPLY_PREFIX:
         on_reply(raw[1:])
+        return control.NO_EVENT
+    if raw[:1] == control.LOG_PREFIX:
+        worker_logs.handle(raw[1:])
         return control.NO_EVENT
     return control.parse_event(raw)
 

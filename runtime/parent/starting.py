@@ -17,6 +17,7 @@ from ..errors import SpawnError
 from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
 from .children import Child
 from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, send
+from .worker_logs import parent_levels
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -98,6 +99,7 @@ def _start_on(sup: "Supervisor", child: Child, started: tuple[Any, Any], timeout
 
 def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
+    send(conn, control.levels(parent_levels()))  # the worker logs what this process would
     send(conn, child.spec.to_wire())  # if it died already, the sentinel tells why
     error = ""
     while True:
