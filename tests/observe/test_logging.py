@@ -175,3 +175,43 @@ def test_a_forwarded_record_goes_to_the_logger_of_its_name_if_that_logger_would_
     worker_logs.handle(b'{"name": 5, "levelno": "x"}')
     assert [(r.getMessage(), r.actor_id) for r in caplog.records if r.name == "forwarded"] == [("hi", "a")]
     assert worker_logs.parent_levels()["forwarded"] == logging.INFO
+
+
+def test_a_seed_worker_logs_to_stderr_and_its_file_at_the_level_the_environment_names(home: Path,
+                                                                                     project: Path) -> None:
+    from actors_runtime.address import project_key
+    from actors_runtime.backends import open_backend
+    from actors_runtime.spec import Identity, ProvisionSpec
+
+    backend = open_backend("maildir", str(home), project_key(str(project)), "process")
+    try:
+        backend.ensure_project(str(project))
+        spec = ProvisionSpec(identity=Identity(child_id="seed-log", system_id="seeds",
+                                               project_key=backend.project_key),
+                             actor_class="logging_actors:Chatty", home=str(home), durability="process")
+        backend.mailbox(backend.address("seeds", "seed-log"), create=True).close()
+        env = support_env(ACTORS_LOG_LEVEL="info")
+        env.pop("ACTORS_HOME", None)
+        process = subprocess.Popen([sys.executable, "-m", "actors.cli", "worker"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=TESTS_DIR)
+        try:
+            process.stdin.write(spec.to_wire())
+            process.stdin.close()
+            wait_until(lambda: backend.fabric.resolve("seed-log"), timeout=30)
+            told = invoke(home, project, "tell", "seed-log", '{"word": "seeded"}')
+            assert told.exit_code == EXIT_OK, told.output
+            shown = wait_until(lambda: "handling seeded" in invoke(home, project, "logs", "seed-log").stdout,
+                               timeout=20)
+            assert shown
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+            err = process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stderr.close()
+    finally:
+        backend.close()
+    line = next(line for line in err.decode().splitlines() if "handling seeded" in line)
+    assert " INFO chatty [seed-log " in line
