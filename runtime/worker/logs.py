@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 MAX_LOG_BYTES = 1 << 20
 #: Rotated files kept.
 LOG_BACKUPS = 1
+#: The log file's mode: the owner's only, like every file of an actor (whatever the umask).
+LOG_FILE_MODE = 0o600
 #: The line format of the log file and of a seed worker's stderr.
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(actor_id)s %(msg_id)s] %(message)s"
 #: What ``actor_id`` / ``msg_id`` read as on a record made outside any actor or message.
@@ -104,14 +106,25 @@ def install(worker: "Worker", forward: Callable[[bytes], bool] | None) -> None:
     except ActorNotFound:
         path = None
     if path is not None:
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS,
-                                                       encoding="utf-8", delay=True)
+        handler = PrivateRotatingFileHandler(path, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS,
+                                             encoding="utf-8", delay=True)
         handler.setFormatter(line_formatter())
         root.addHandler(handler)
     if forward is not None:
         for own in [h for h in root.handlers if getattr(h, _OWN_STDERR, False)]:
             root.removeHandler(own)
         root.addHandler(ForwardHandler(forward))
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file the owner alone can read (``LOG_FILE_MODE``; the umask can only
+    take bits away), opened without following a symbolic link planted at its path."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     LOG_FILE_MODE)
+        os.fchmod(fd, LOG_FILE_MODE)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class ForwardHandler(logging.Handler):
