@@ -8,15 +8,17 @@ from typing import Iterator
 import pytest
 from actors_runtime import tracing
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage
+
+# opentelemetry-sdk is in the test extra: `make test` installs it, and a missing one
+# fails here rather than skipping the tracing tests.
+from opentelemetry import trace
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from traced_actors import Relay, Sink, read_spans
 
 from actors import ActorSystem
 from tests.conftest import wait_until
-
-trace = pytest.importorskip("opentelemetry.trace")
-sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 _EXPORTER = InMemorySpanExporter()
