@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, NamedTuple
 
 import pytest
 from actors_runtime import tracing
@@ -11,7 +11,6 @@ from actors_runtime.messages import AgentRef, InboxKind, InboxMessage
 
 # opentelemetry-sdk is in the test extra: `make test` installs it, and a missing one
 # fails here rather than skipping the tracing tests.
-from opentelemetry import trace
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,20 +20,25 @@ from actors import ActorSystem
 from tests.conftest import wait_until
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-_EXPORTER = InMemorySpanExporter()
+
+
+class Traced(NamedTuple):
+    exporter: InMemorySpanExporter
+    tracer: Any  # the test's own tracer, for the spans a user would make around a tell
 
 
 @pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    """This process's spans. The API takes one global provider per process, so it is
-    set once, by the first test that needs it, and the exporter is cleared around each."""
-    if not isinstance(trace.get_tracer_provider(), sdk_trace.TracerProvider):
-        provider = sdk_trace.TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+def traced(monkeypatch: pytest.MonkeyPatch) -> Traced:
+    """This process traced by an SDK provider of the test's own: the API allows one
+    global provider per process, so none is set; the runtime's bridge uses this one
+    for the test (and goes back to what it was after)."""
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bridge = tracing._Otel()
+    bridge.tracer = provider.get_tracer(tracing.TRACER_NAME)
+    monkeypatch.setattr(tracing, "_otel", bridge)
+    return Traced(exporter, provider.get_tracer("test"))
 
 
 def test_traceparents_are_parsed_and_written_as_w3c_says() -> None:
@@ -63,15 +67,13 @@ def test_tracing_can_be_turned_off_with_the_environment(monkeypatch: pytest.Monk
     assert not tracing.enabled()
 
 
-def test_a_send_inside_a_span_carries_that_trace_and_makes_a_producer_span(
-        exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "_otel", tracing._UNRESOLVED)
+def test_a_send_inside_a_span_carries_that_trace_and_makes_a_producer_span(traced: Traced) -> None:
     message = InboxMessage.create(AgentRef("a"), InboxKind.TASK, {})
-    with trace.get_tracer("test").start_as_current_span("outer") as outer:
+    with traced.tracer.start_as_current_span("outer") as outer:
         sent = tracing.outgoing(message, None)
     parsed = tracing.parse_traceparent(sent)
     assert parsed is not None and parsed[0] == outer.get_span_context().trace_id
-    (send,) = [s for s in exporter.get_finished_spans() if s.name == "send task"]
+    (send,) = [s for s in traced.exporter.get_finished_spans() if s.name == "send task"]
     assert send.parent.span_id == outer.get_span_context().span_id
     assert parsed[1] == send.get_span_context().span_id
     assert send.attributes["messaging.message.id"] == message.id
@@ -79,16 +81,14 @@ def test_a_send_inside_a_span_carries_that_trace_and_makes_a_producer_span(
 
 @pytest.mark.chaos
 def test_one_trace_from_the_first_tell_through_a_relay_that_was_killed_mid_turn(
-        exporter: InMemorySpanExporter, home: Path, project: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "_otel", tracing._UNRESOLVED)
+        traced: Traced, home: Path, project: Path, tmp_path: Path) -> None:
     span_file = str(tmp_path / "spans.jsonl")
     secrets = {"span_file": span_file, "plan_dir": str(tmp_path)}
     with ActorSystem(home=home, project=project, durability="process") as system:
         sink = system.spawn(Sink, name="sink", secrets=secrets)
         relay = system.spawn(Relay, name="relay", secrets=secrets)
         first_pid = system.pid_of(relay)
-        with trace.get_tracer("test").start_as_current_span("request") as root:
+        with traced.tracer.start_as_current_span("request") as root:
             msg_id = relay.tell({"to": "sink", "die_once": True})
         trace_id = f"{root.get_span_context().trace_id:032x}"
         assert wait_until(lambda: sink.ask("seen?", timeout=5), timeout=30)
@@ -99,7 +99,8 @@ def test_one_trace_from_the_first_tell_through_a_relay_that_was_killed_mid_turn(
     assert seen["traceparent"][3:35] == trace_id
 
     # This process: the user's span and the send span of the tell inside it.
-    (send,) = [s for s in exporter.get_finished_spans() if s.attributes.get("messaging.message.id") == msg_id]
+    (send,) = [s for s in traced.exporter.get_finished_spans()
+               if s.attributes.get("messaging.message.id") == msg_id]
     assert f"{send.get_span_context().trace_id:032x}" == trace_id
     # The workers: the relay's turn (the run after the kill; the killed one never
     # ended), its send, and the sink's turn, each a child of the one before.
@@ -121,9 +122,7 @@ def test_one_trace_from_the_first_tell_through_a_relay_that_was_killed_mid_turn(
 
 
 def test_a_handler_that_raised_marks_its_turn_span_as_an_error(
-        exporter: InMemorySpanExporter, home: Path, project: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "_otel", tracing._UNRESOLVED)
+        traced: Traced, home: Path, project: Path, tmp_path: Path) -> None:
     span_file = str(tmp_path / "spans.jsonl")
     with ActorSystem(home=home, project=project, durability="process") as system:
         relay = system.spawn(Relay, name="relay", secrets={"span_file": span_file, "plan_dir": str(tmp_path)})
