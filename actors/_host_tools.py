@@ -120,7 +120,8 @@ class HostTools:
         except BaseException as exc:  # reported to the caller, never lost here
             reply = ReplyBody(error=reply_error(exc, traceback.format_exc()))
         answer = InboxMessage.create(self._sender, InboxKind.MCP_REPLY.value, reply.to_body(),
-                                     msg_id=derived_msg_id(message.id, 0), correlation_id=message.id)
+                                     msg_id=derived_msg_id(message.id, 0), correlation_id=message.id,
+                                     traceparent=message.traceparent)
         with self._lock:
             self._busy.discard(message.id)
             self._replies[message.id] = answer

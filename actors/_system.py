@@ -43,6 +43,7 @@ from actors_runtime.parent.resume import resume, resume_elsewhere
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
+from actors_runtime.tracing import outgoing
 from actors_runtime.worker.main_guard import refuse_in_bootstrap
 
 from . import _binding
@@ -269,7 +270,9 @@ class ActorSystem:
     # -- messaging -----------------------------------------------------------------------------
 
     def _message(self, kind: str, body: Any) -> InboxMessage:
-        return InboxMessage.create(self._agent_ref, kind, body)
+        message = InboxMessage.create(self._agent_ref, kind, body)
+        message.traceparent = outgoing(message, None)  # the caller's span, with OpenTelemetry
+        return message
 
     def tell(self, target: ActorRef | str, payload: Any, *, block_timeout: float | None = 0.0,
              delay: float | None = None, at: datetime | None = None) -> str:

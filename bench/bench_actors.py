@@ -31,6 +31,26 @@ class Counter(Actor):
         return self.state["count"]
 
 
+class TracedCounter(Counter):
+    """A Counter whose worker records spans with the OpenTelemetry SDK (a processor
+    that ends each span and drops it: the cost of recording, not of exporting)."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        class Dropping(InMemorySpanExporter):
+            def export(self, spans: Any) -> Any:
+                return super().export([])
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(Dropping()))
+        trace.set_tracer_provider(provider)
+
+
 class Resumer(Actor):
     """For the resume row: can be made to hang, and timestamps what it handles.
 

@@ -5,7 +5,8 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
-``timers``.
+``timers``, ``trace`` (the tell stream and ask p50 at "process" with tracing off, with the
+OpenTelemetry API and no provider, and with the SDK recording in every process).
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
 Each runs at durability "process" and "machine" where that matters, and runs its
@@ -42,10 +43,13 @@ from common import (
 )
 
 import baselines
-from bench_actors import Counter, Resumer
+from bench_actors import Counter, Resumer, TracedCounter
 from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "trace")
+#: The tracing modes of the trace row: off (``ACTORS_TRACING=off``: the path taken
+#: without opentelemetry), the API's no-op tracer, the SDK recording spans.
+TRACE_MODES = ("off", "api", "sdk")
 DURABILITIES = ("process", "machine")
 
 #: Sizes per mode. Quick mode keeps the whole suite to a couple of minutes.
@@ -56,6 +60,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "tell_many_batch": 100,
         "ask_n": {"process": 1_000, "machine": 300},
         "ask_warmup": 50,
+        "trace_tell_n": 3_000,
+        "trace_ask_n": 500,
+        "trace_rounds": 2,
         "spawn_k": 10,
         "spawn_first_runs": 3,
         "pool_size": 2,
@@ -77,6 +84,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "tell_many_batch": 100,
         "ask_n": {"process": 2_000, "machine": 2_000},
         "ask_warmup": 100,
+        "trace_tell_n": 10_000,
+        "trace_ask_n": 1_000,
+        "trace_rounds": 3,
         "spawn_k": 20,
         "spawn_first_runs": 5,
         "pool_size": 4,
@@ -223,6 +233,77 @@ def bench_ask(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# -- 2b. the cost of tracing ---------------------------------------------------------------
+
+
+def _trace_helper(mode: str, tell_n: int, ask_n: int) -> None:
+    """Child-interpreter mode: a tell stream and sequential asks with tracing ``mode``
+    (the environment was set before this interpreter started the fork server)."""
+    actor: type = Counter
+    if mode == "sdk":
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())  # no processor: spans recorded, then dropped
+        actor = TracedCounter
+    with temp_system(durability="process") as system:
+        ref = system.spawn(actor, name=f"trace-{mode}")
+        for _ in range(50):
+            ref.ask("count", timeout=30)
+        start = time.perf_counter()
+        for i in range(tell_n):
+            ref.tell({"n": 1, "i": i})
+        while ref.ask("count", timeout=600) < tell_n:
+            pass
+        tell_s = time.perf_counter() - start
+        times = []
+        for _ in range(ask_n):
+            begin = time.perf_counter_ns()
+            ref.ask("count", timeout=30)
+            times.append((time.perf_counter_ns() - begin) / 1000.0)
+    print(json.dumps({"tell_rate": tell_n / tell_s, "ask_p50": percentile(times, 50)}))
+
+
+def _otel_parts() -> set[str]:
+    import importlib.util
+
+    found = set()
+    for mode, module in (("api", "opentelemetry.trace"), ("sdk", "opentelemetry.sdk.trace")):
+        try:
+            if importlib.util.find_spec(module) is not None:
+                found.add(mode)
+        except ImportError:
+            pass
+    return found
+
+
+def bench_trace(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tell throughput and ask p50 at "process" per tracing mode, each mode in its own
+    interpreter (a fork server per mode), the modes alternating over rounds; the
+    median over rounds, and each mode's ratio to "off"."""
+    tell_n, ask_n = cfg["trace_tell_n"], cfg["trace_ask_n"]
+    present = _otel_parts()
+    modes = [m for m in TRACE_MODES if m == "off" or m in present]
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for _ in range(cfg["trace_rounds"]):
+        for mode in modes:
+            env_mode = "off" if mode == "off" else "on"
+            runs[mode].append(_run_helper(["--_trace", mode, str(tell_n), str(ask_n)],
+                                          env={"ACTORS_TRACING": env_mode}))
+    rows = []
+    base_tell = median([r["tell_rate"] for r in runs["off"]])
+    base_ask = median([r["ask_p50"] for r in runs["off"]])
+    for mode in modes:
+        tell = median([r["tell_rate"] for r in runs[mode]])
+        ask = median([r["ask_p50"] for r in runs[mode]])
+        # The baseline column is "off" here (not a Pipe): the ratio is the mode's cost.
+        rows.append(_row("trace", "process", f"tell {mode}", "msg/s", tell, base_tell, tell_n,
+                         runs=[r["tell_rate"] for r in runs[mode]]))
+        rows.append(_row("trace", "process", f"ask p50 {mode}", "us", ask, base_ask, ask_n,
+                         runs=[r["ask_p50"] for r in runs[mode]]))
+    return rows
+
+
 # -- 3. spawn to first reply --------------------------------------------------------------------
 
 
@@ -248,9 +329,9 @@ def _first_raw_helper(k: int) -> None:
     print(json.dumps({"first_ms": times[0], "warm_ms": times[1:]}))
 
 
-def _run_helper(args: list[str]) -> dict[str, Any]:
+def _run_helper(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, os.path.join(BENCH_DIR, "run.py"), *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"helper {args} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -471,6 +552,7 @@ def bench_resume(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "tell": bench_tell,
     "ask": bench_ask,
+    "trace": bench_trace,
     "spawn": bench_spawn,
     "fanout": bench_fanout,
     "idle": bench_idle,
@@ -533,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
                              "age past ext4's 60 s reuse window (default 0)")
     parser.add_argument("--_first-spawn", dest="first_spawn", help=argparse.SUPPRESS)
     parser.add_argument("--_first-raw", dest="first_raw", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_trace", dest="trace", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tmp_root:
         common.TMP_ROOT = os.path.abspath(args.tmp_root)
@@ -544,6 +627,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.first_raw is not None:
         _first_raw_helper(args.first_raw)
+        return 0
+    if args.trace:
+        _trace_helper(args.trace[0], int(args.trace[1]), int(args.trace[2]))
         return 0
 
     selected = [name.strip() for name in args.only.split(",") if name.strip()] or list(ROWS)

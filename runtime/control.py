@@ -3,10 +3,12 @@
 ::
 
     parent -> worker   PRELOAD_PREFIX + JSON list of modules   (a pool worker, before its spec)
+                       LEVELS_PREFIX + JSON {logger: level}    (just before the spec)
                        the spec: one line of JSON              (ProvisionSpec.to_wire)
                        STOP | CANCEL                           (then, any time)
     worker -> parent   an event: a JSON object {"event": ...}  (PRELOADED, READY, ERROR, EXIT)
                        REPLY_PREFIX + a reply's wire bytes     (answers to the parent's asks)
+                       LOG_PREFIX + a log record as JSON       (see ``worker.logs``)
 
 EOF on the pipe, either way, means the other side is gone: a worker stops cleanly,
 a parent sees the process sentinel. Seed-protocol workers (stdin spec, no pipe) get
@@ -31,6 +33,12 @@ PRELOAD_PREFIX = b"I"
 #: First byte of a reply sent to the parent over the pipe (events are JSON objects,
 #: so they start with "{").
 REPLY_PREFIX = b"R"
+
+#: First byte of the parent's logging levels, sent just before the spec: a JSON
+#: object {logger name ("" = root): level}.
+LEVELS_PREFIX = b"G"
+#: First byte of a log record a worker forwards to its parent (JSON).
+LOG_PREFIX = b"L"
 
 #: Events the worker sends: booted in the pool (after each preload) ...
 PRELOADED = "preloaded"
@@ -87,6 +95,11 @@ def event(kind: str, **fields: Any) -> bytes:
 def preload(modules: list[str]) -> bytes:
     """The preload message for a pool worker."""
     return PRELOAD_PREFIX + json.dumps(modules).encode()
+
+
+def levels(mapping: dict[str, int]) -> bytes:
+    """The logging-levels message for a worker."""
+    return LEVELS_PREFIX + json.dumps(mapping).encode()
 
 
 def parse_event(raw: bytes) -> Event:

@@ -19,14 +19,15 @@ from typing import Any, Callable, TypeVar
 T = TypeVar("T", bound="JsonMixin")
 
 
-def field_options(*, name: str | None = None, exclude: bool = False, omit_none: bool = False) -> dict[str, Any]:
+def field_options(*, name: str | None = None, exclude: bool = False,
+                  omit_none: bool = False) -> dict[str, Any]:
     """Field metadata as ``dataclasses_json.config(field_name=name, exclude=...)`` gives.
 
     Args:
         name: the field's JSON key, when it is not the attribute name.
         exclude: leave the field out of ``to_dict`` / ``to_json``.
         omit_none: leave the field out when its value is ``None`` (an optional field
-            added later: documents without it stay as they were).
+            added later: documents without it stay byte-for-byte as before).
     """
     options: dict[str, Callable[[Any], Any]] = {}
     if name is not None:

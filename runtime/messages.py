@@ -46,6 +46,10 @@ MsgId = str
 #: damage or malice, refused before anything takes it apart with Python recursion.
 MAX_WIRE_NESTING = 256
 
+#: The longest ``traceparent`` a reader keeps (version 00 is 55 characters; later
+#: versions may append fields).
+MAX_TRACEPARENT = 512
+
 #: Namespace for ids derived from other ids (outgoing messages of a handler).
 _DERIVED_NS = uuid.UUID("6f1c2a34-7d0e-4b8e-9a52-3c1d2e4f5a60")
 _DERIVED_NS_BYTES = _DERIVED_NS.bytes
@@ -250,6 +254,11 @@ class InboxMessage(JsonMixin):
             delayed tell); ``None`` for at once. On the wire only when set.
         reminder: the reminder a tick comes from (see :class:`ReminderTick`); ``None``
             for every other message. On the wire only when set.
+        traceparent: the W3C trace context the message was sent in (``00-<trace
+            id>-<span id>-<flags>``), or ``None``. On the wire only when set; a reader
+            keeps it only if it is a string of at most ``MAX_TRACEPARENT`` characters
+            (anything else is dropped, never refused: it is advisory). See
+            ``runtime.tracing``.
     """
 
     id: MsgId
@@ -261,6 +270,7 @@ class InboxMessage(JsonMixin):
     created_ns: int = field(default=0, metadata=field_options(exclude=True), compare=False)
     deliver_at: float | None = field(default=None, metadata=field_options(omit_none=True))
     reminder: ReminderTick | None = field(default=None, metadata=field_options(omit_none=True))
+    traceparent: str | None = field(default=None, metadata=field_options(omit_none=True))
 
     @classmethod
     def create(
@@ -272,6 +282,7 @@ class InboxMessage(JsonMixin):
         msg_id: MsgId | None = None,
         correlation_id: MsgId | None = None,
         deliver_at: float | None = None,
+        traceparent: str | None = None,
     ) -> "InboxMessage":
         """A new message stamped now (fresh random id unless ``msg_id`` is given)."""
         stamp_us = _next_stamp_us()
@@ -284,14 +295,15 @@ class InboxMessage(JsonMixin):
             correlation_id=correlation_id,
             created_ns=stamp_us * 1000,
             deliver_at=deliver_at,
+            traceparent=traceparent,
         )
 
     # -- the hot-path codec ---------------------------------------------------------
 
     def to_wire(self) -> bytes:
-        """Encode as the JSON above (the same document as ``to_json``)."""
+        """Encode as the JSON above (the same document as ``to_json``; ``traceparent`` only when set)."""
         sender = self.sender
-        doc = {
+        doc: dict[str, Any] = {
             "id": self.id,
             "from": {
                 "session_id": sender.session_id,
@@ -307,6 +319,8 @@ class InboxMessage(JsonMixin):
             doc["deliver_at"] = self.deliver_at
         if self.reminder is not None:
             doc["reminder"] = self.reminder.to_doc()
+        if self.traceparent is not None:
+            doc["traceparent"] = self.traceparent
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -354,6 +368,9 @@ class InboxMessage(JsonMixin):
             correlation_id=correlation_id,
         )
         if len(doc) > 6:  # fields added later (or unknown ones): an ordinary message has six
+            traceparent = doc.get("traceparent")
+            if isinstance(traceparent, str) and len(traceparent) <= MAX_TRACEPARENT:
+                message.traceparent = traceparent  # advisory: a bad one is dropped, the message is not refused
             deliver_at, reminder = doc.get("deliver_at"), doc.get("reminder")
             if deliver_at is not None:
                 if not _is_time(deliver_at):

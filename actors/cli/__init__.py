@@ -9,6 +9,7 @@
     projects            the projects under the home, their systems and which run  (projects)
     inbox ID            what waits in an actor's mailbox                    (inspect)
     dead ID             list (or --requeue) an actor's dead letters         (inspect)
+    logs ID [--follow]  what the actor's workers logged (its log file)      (logs)
     gc                  remove expired and corrupt fabric records           (inspect)
     rebuild-index       regenerate the indices from the sessions           (inspect)
     tell ID JSON        deliver a message (works whether or not the actor runs)  (send)
@@ -38,7 +39,7 @@ from actors_runtime.errors import Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, projects, run, send, timers
+from . import control, inspect, logs, projects, run, send, timers
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -120,7 +121,7 @@ def _debug_logging(ctx: click.Context) -> None:
 
 for _command in (run.run, inspect.ps, projects.projects, inspect.inbox, send.tell, send.ask, control.stop,
                  control.cancel, control.kill, control.restart, control.resume, control.worker, inspect.gc,
-                 inspect.rebuild_index, inspect.dead, timers.timers):
+                 inspect.rebuild_index, inspect.dead, timers.timers, logs.logs):
     cli.add_command(_command)
 
 

@@ -481,6 +481,15 @@ class Backend(Protocol):
         """
         ...
 
+    def log_path(self, address: Address) -> str | None:
+        """The file an actor's worker keeps its log in (``None``: this backend keeps
+        no logs). The file need not exist yet; ``address`` must name an actor.
+
+        Raises:
+            ActorNotFound: the address belongs to another home or project.
+        """
+        ...
+
     def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
                 block_timeout: float | None = 0.0) -> None:
         """Deliver to the mailbox at ``address`` through a cached sender handle

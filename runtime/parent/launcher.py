@@ -17,6 +17,7 @@ from .. import control
 from ..errors import InvalidSpec
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, WORKER_NAME_PREFIX, unguarded_reason
 from ..worker.pipe_entry import pipe_main
+from . import worker_logs
 
 #: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
 #: fastest but unsafe once the parent runs threads (ours always does); "forkserver"
@@ -66,13 +67,17 @@ class Launcher:
 
 def receive(conn: Any, on_reply: Callable[[bytes], None]) -> control.Event | None:
     """The next event on a worker's pipe (``None`` at EOF). A reply sent back on the
-    pipe goes to ``on_reply`` (its wire bytes) and reads as ``control.NO_EVENT``."""
+    pipe goes to ``on_reply`` (its wire bytes), a log record to this process's logging
+    (``worker_logs``); both read as ``control.NO_EVENT``."""
     try:
         raw = conn.recv_bytes()
     except (EOFError, OSError):
         return None
     if raw[:1] == control.REPLY_PREFIX:
         on_reply(raw[1:])
+        return control.NO_EVENT
+    if raw[:1] == control.LOG_PREFIX:
+        worker_logs.handle(raw[1:])
         return control.NO_EVENT
     return control.parse_event(raw)
 

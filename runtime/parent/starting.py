@@ -18,6 +18,7 @@ from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, unguarded_reason
 from .children import Child
 from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, send
+from .worker_logs import parent_levels
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -99,6 +100,7 @@ def _start_on(sup: "Supervisor", child: Child, started: tuple[Any, Any], timeout
 
 def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
+    send(conn, control.levels(parent_levels()))  # the worker logs what this process would
     send(conn, child.spec.to_wire())  # if it died already, the sentinel tells why
     error = ""
     while True:

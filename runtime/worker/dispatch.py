@@ -13,6 +13,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import tracing
 from ..errors import Cancelled
 from ..messages import AskMode, InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id, reply_error
 
@@ -90,7 +91,9 @@ def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
         reply = ReplyBody(error=ReplyError(type="actors_runtime.errors.Cancelled", message=reason))
     else:
         exc = failure.exc
-        log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id, type(exc).__name__, exc)
+        log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id, type(exc).__name__, exc,
+                  exc_info=exc)
+        tracing.record_error(exc)
         reply = ReplyBody(error=reply_error(exc, failure.traceback))
         worker.outbox.begin(message)
         try:

@@ -20,6 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .. import tracing
 from ..backends.base import Delivered
 from .dispatch import Failure, answer, attempt, is_query
 from .replies import REPLY_KINDS
@@ -141,10 +142,12 @@ def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered])
     """Run an admitted message's turn, naming it in the in-flight marker while it runs."""
     worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
     worker.marker.set(delivered.id)
+    turn = tracing.begin_turn(worker.actor_id, delivered.message)  # None without OpenTelemetry
     try:
         return run_turn(worker, delivered, since_commit)
     finally:
         worker.cancellation.handling = None
+        tracing.end_turn(turn)
         worker.marker.clear()
 
 

@@ -30,6 +30,7 @@ from ..messages import AgentRef, AskBody, AskMode, InboxKind, InboxMessage, Repl
 from ..records import AgentRecord
 from ..spec import Identity, ProvisionSpec
 from ..threads import start_thread
+from . import logs
 from .activation import Worker, serve
 from .seed_entry import configure_logging
 
@@ -59,6 +60,7 @@ def pipe_main(conn: Any) -> None:
 
     def attach(worker: Worker) -> None:
         worker.install_signal_handlers()
+        logs.install(worker, forward=lane.log)  # records go to the actor's log file and the parent
         workers.put(worker)
 
     code = serve(spec, notify=lane.event, on_worker=attach, parent_lane=lane.reply, supervised=True,
@@ -82,6 +84,15 @@ class ParentLane:
                 self.conn.send_bytes(control.event(kind, **fields))
             except (OSError, ValueError):
                 pass  # the control loop sees EOF and stops us
+
+    def log(self, record: bytes) -> bool:
+        """Forward a log record (JSON) to the parent; returns whether it could."""
+        with self.lock:
+            try:
+                self.conn.send_bytes(control.LOG_PREFIX + record)
+                return True
+            except (OSError, ValueError):
+                return False
 
     def reply(self, wire: bytes) -> bool:
         """Send a reply to one of the parent's asks; returns whether it could."""
@@ -147,6 +158,15 @@ def _own_code() -> None:
     held.clear()
 
 
+def _apply_levels(raw: bytes) -> None:
+    try:
+        levels = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(levels, dict):
+        logs.apply_levels(levels)
+
+
 def _control_loop(conn: Any, lane: ParentLane, specs: "queue.SimpleQueue[bytes]",
                   workers: "queue.SimpleQueue[Worker]") -> None:
     """The pipe reader of a multiprocessing worker (see ``pipe_main``)."""
@@ -156,6 +176,9 @@ def _control_loop(conn: Any, lane: ParentLane, specs: "queue.SimpleQueue[bytes]"
             raw = conn.recv_bytes()
         except (EOFError, OSError):
             os._exit(control.EXIT_OK)  # parent gone before provisioning: nothing to clean up
+        if raw[:1] == control.LEVELS_PREFIX:  # the parent's logging levels, then the spec
+            _apply_levels(raw[1:])
+            continue
         if raw[:1] != control.PRELOAD_PREFIX:
             break
         _preload(json.loads(raw[1:]))

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from .. import tracing
 from ..address import Address
 from ..backends.base import Backend, Delivered, Mailbox
 from ..control import ACTIVATE_TOOL
@@ -148,6 +149,7 @@ class Outbox:
             msg_id = new_msg_id()
         message = InboxMessage.create(self.sender, kind, body, msg_id=msg_id, correlation_id=correlation_id,
                                       deliver_at=deliver_at)
+        message.traceparent = tracing.outgoing(message, None if self.current is None else self.current.traceparent)
         if self.current is not None and kind not in REQUEST_KINDS:
             self.backend.reachable(target)
             self.gate.hold(target, message, message.to_wire())
@@ -175,6 +177,7 @@ class Outbox:
         target = self.address.reply_address(message.sender)
         reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
+        reply.traceparent = tracing.outgoing(reply, message.traceparent)
         try:
             wire = reply.to_wire()
         except (TypeError, ValueError) as exc:

@@ -9,24 +9,25 @@ hand.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import BinaryIO
 
 from ..control import EXIT_ACTIVATION_FAILED, EXIT_BAD_SPEC
 from ..errors import ActorError, InvalidSpec
 from ..spec import read_spec
+from . import logs
 from .activation import Worker, serve
 
 
 def configure_logging() -> None:
-    """Worker processes are programs: give them a stderr handler if none is set."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.WARNING)
+    """Worker processes are programs: give them a stderr handler if none is set
+    (``logs.configure_stderr``: level from ``ACTORS_LOG_LEVEL``, default WARNING)."""
+    logs.configure_stderr()
+
+
+def _attach(worker: Worker) -> None:
+    worker.install_signal_handlers()
+    logs.install(worker, forward=None)  # records go to the actor's log file and stderr
 
 
 def main(stdin: BinaryIO | int | None = None) -> int:
@@ -42,7 +43,7 @@ def main(stdin: BinaryIO | int | None = None) -> int:
         print(f"actors worker: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC
     try:
-        return serve(spec, on_worker=Worker.install_signal_handlers)
+        return serve(spec, on_worker=_attach)
     except ActorError as exc:
         print(f"actors worker: {exc}", file=sys.stderr)
         return EXIT_ACTIVATION_FAILED

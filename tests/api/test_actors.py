@@ -769,7 +769,7 @@ EXPORTED_ERRORS = [
     StoreError("/x.json", "torn"),
     SystemShutDown("main", "before 'a' replied"),
     UnboundRef("a"),
-    WrongContext("ask_async", "inside an actor"),
+    WrongContext("state", "must stay a dict"),
 ]
 
 

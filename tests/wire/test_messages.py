@@ -56,6 +56,7 @@ messages = st.builds(
     reminder=st.none() | st.builds(ReminderTick, name=st.text(max_size=20),
                                    due_at=st.floats(min_value=0, max_value=1e10),
                                    coalesced=st.integers(min_value=1, max_value=10**6)),
+    traceparent=st.none() | st.text(max_size=60),
 )
 
 
@@ -117,6 +118,27 @@ def test_missing_optional_fields_are_defaulted() -> None:
         assert message.correlation_id is None
         assert message.created_ns == 0
     assert InboxMessage.from_wire(raw).file_name() == f"{0:020d}-m1.json"
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_traceparent_travels_and_a_message_without_one_reads_and_writes_as_before() -> None:
+    traced = InboxMessage.create(AgentRef("alice"), InboxKind.TASK, {"n": 1}, traceparent=TRACEPARENT)
+    assert json.loads(traced.to_wire())["traceparent"] == TRACEPARENT
+    assert InboxMessage.from_wire(traced.to_wire()).traceparent == TRACEPARENT
+    assert InboxMessage.from_json(traced.to_json()).traceparent == TRACEPARENT
+    plain = InboxMessage.from_wire(json.dumps(wire_doc()))
+    assert plain.traceparent is None
+    assert "traceparent" not in json.loads(plain.to_wire())
+    assert "traceparent" not in json.loads(plain.to_json())
+
+
+@pytest.mark.parametrize("bad", [17, ["00-x"], {"tp": 1}, "0" * 513, True])
+def test_a_malformed_traceparent_is_dropped_and_the_message_kept(bad: Any) -> None:
+    message = InboxMessage.from_wire(json.dumps(wire_doc(traceparent=bad)))
+    assert message.traceparent is None
+    assert message.body == {"n": 1}
 
 
 def test_unknown_kinds_pass_through_as_strings() -> None:

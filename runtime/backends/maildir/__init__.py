@@ -37,6 +37,9 @@ __all__ = ["MaildirBackend", "MaildirMailbox"]
 
 log = logging.getLogger(__name__)
 
+#: The name of an actor's log file in its directory (``runtime.worker.logs`` writes it).
+ACTOR_LOG = "actor.log"
+
 
 class MaildirBackend:
     """One project's storage under ``home`` (see ``runtime.backends.base.Backend``).
@@ -88,6 +91,13 @@ class MaildirBackend:
         """
         self._check_ours(address)
         return self.layout.mailbox(address.system_id, address.actor_id)
+
+    def log_path(self, address: Address) -> str | None:
+        """``children/<actor id>/actor.log`` (rotated to ``actor.log.1``)."""
+        self._check_ours(address)
+        if address.actor_id is None:
+            raise ActorNotFound(address.name, "a system's inbox has no log")
+        return self.layout.actor_file(address.system_id, address.actor_id, ACTOR_LOG)
 
     def _check_ours(self, address: Address) -> None:
         if address.home != self.location or address.project_key != self.project_key:

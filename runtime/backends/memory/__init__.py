@@ -57,6 +57,10 @@ class MemoryBackend:
         return Address(self.location, self.project_key, check_id(system_id, "system id"),
                        None if actor_id is None else check_id(actor_id))
 
+    def log_path(self, address: Address) -> str | None:
+        """None: the memory backend keeps no logs (its workers are threads of one process)."""
+        return None
+
     def _box(self, address: Address, create: bool) -> Box:
         if address.home != self.location or address.project_key != self.project_key:
             raise ActorNotFound(address.name, f"project {self.project_key} of {self.location}")
