@@ -86,20 +86,20 @@ def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
     """A turn failed for good: ``on_failure`` runs (not for a cancel) and an asker gets
     the error. The state is already what it was before the message; what
     ``on_failure`` changes or sends is kept, with ids derived from the message."""
-    if failure.cancelled:
-        reason = failure.exc.reason if isinstance(failure.exc, Cancelled) else "cancelled"
-        reply = ReplyBody(error=ReplyError(type="actors_runtime.errors.Cancelled", message=reason))
-    else:
-        exc = failure.exc
-        log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id, type(exc).__name__, exc,
-                  exc_info=exc)
-        tracing.record_error(exc)
-        reply = ReplyBody(error=reply_error(exc, failure.traceback))
-        worker.outbox.begin(message)
-        try:
+    worker.outbox.begin(message)  # log records name the message; on_failure's sends derive from it
+    try:
+        if failure.cancelled:
+            reason = failure.exc.reason if isinstance(failure.exc, Cancelled) else "cancelled"
+            reply = ReplyBody(error=ReplyError(type="actors_runtime.errors.Cancelled", message=reason))
+        else:
+            exc = failure.exc
+            log.error("actor %s: handler failed on %s: %s: %s", worker.actor_id, message.id, type(exc).__name__,
+                      exc, exc_info=exc)
+            tracing.record_error(exc)
+            reply = ReplyBody(error=reply_error(exc, failure.traceback))
             on_failure(worker, exc, message)
-        finally:
-            worker.outbox.begin(None)
+    finally:
+        worker.outbox.begin(None)
     if message.kind == InboxKind.ASK.value:
         worker.outbox.reply(message, reply, derived_msg_id(message.id, -1))
 
