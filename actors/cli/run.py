@@ -1,4 +1,8 @@
-"""``actors run``: run a fleet script, with a progress line on stderr."""
+"""``actors run``: run a fleet script, with a progress line on stderr.
+
+The progress line goes through an ``OutputGate`` (``output_gate.py``), so it is only
+ever written between whole lines of the script's (and its workers') output.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from actors_runtime.threads import start_thread
 
 from .exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_OK, CliError
 from .inspect import collect_actors
+from .output_gate import OutputGate
 from .project import Env, pass_env
 from .tables import plural
 
@@ -52,16 +57,24 @@ def run(env: Env, target: str, args: tuple[str, ...], progress: bool, interval: 
         raise CliError(f"no such project: {env.project} is not a directory", EXIT_NOT_FOUND)
     stream = sys.stderr
     tty = stream.isatty()
-    reporter = Progress(env, stream, tty, interval or (TTY_INTERVAL if tty else PLAIN_INTERVAL)) if progress else None
     with _script_environment(env, script, target, args):
         if script is None and not _module_exists(target):
             raise CliError(f"no such script or module: {target}", EXIT_NOT_FOUND)
-        if reporter is not None:
-            reporter.start()
+        reporter = None
+        if progress:
+            # Without a gate (streams with no descriptors: the CLI embedded in a program)
+            # nothing keeps a progress line out of the script's lines: only the final one.
+            gate = OutputGate.install(sys.stdout, stream)
+            reporter = Progress(env, stream, tty, interval or (TTY_INTERVAL if tty else PLAIN_INTERVAL), gate=gate)
+            if gate is not None:
+                reporter.start()
         try:
             code = _run_script(script, target)
         finally:
             if reporter is not None:
+                for written in (sys.stdout, sys.stderr):  # the script's last words go before the summary
+                    with contextlib.suppress(OSError, ValueError):
+                        written.flush()
                 reporter.close()
     raise click.exceptions.Exit(code)
 
@@ -121,14 +134,17 @@ def _run_script(script: str | None, module: str) -> int:
 class Progress:
     """A background thread that summarises the project's actors from disk.
 
-    On a terminal it rewrites one line (``\\r``) every ``interval`` seconds; otherwise
-    it prints a plain line when the summary changed. ``close`` prints the final one.
+    On a terminal it shows one status line every ``interval`` seconds; otherwise it
+    prints a plain line when the summary changed. ``close`` prints the final one.
+    With a ``gate`` the text is written only between whole lines of output (a tick
+    that finds a line unfinished shows nothing, the next one tries again); without
+    one it goes to ``stream`` as is (``\\r`` rewrites on a terminal).
     """
 
     def __init__(self, env: Env, stream: IO[str], tty: bool, interval: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, gate: OutputGate | None = None) -> None:
         self.env, self.stream, self.tty, self.interval = env, stream, tty, interval
-        self.clock = clock
+        self.clock, self.gate = clock, gate
         self.started = clock()
         self.last = ""
         self.shown = False
@@ -165,31 +181,49 @@ class Progress:
         if self.tty:
             if text:
                 elapsed = self.clock() - self.started
-                self._write(f"\r[actors {elapsed:6.1f}s] {text}\x1b[K")
-                self.shown = True
+                self.shown = self._show(f"[actors {elapsed:6.1f}s] {text}") or self.shown
         elif text and text != self.last:
-            self._write(f"[actors] {text}\n")
+            if not self._line(f"[actors] {text}"):
+                return  # mid-line: the next tick tries again
         self.last = text or self.last
 
-    def _write(self, text: str) -> None:
+    def _show(self, status: str) -> bool:
+        if self.gate is not None:
+            with contextlib.suppress(OSError):
+                return self.gate.show(status)
+            return False
+        return self._write(f"\r{status}\x1b[K")
+
+    def _line(self, line: str) -> bool:
+        if self.gate is not None:
+            with contextlib.suppress(OSError):
+                return self.gate.line(line)
+            return False
+        return self._write(f"{line}\n")
+
+    def _write(self, text: str) -> bool:
         with contextlib.suppress(ValueError, OSError):  # the stream was closed under us
             self.stream.write(text)
             self.stream.flush()
+            return True
+        return False
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.tick()
 
     def close(self) -> None:
-        """Stop the thread and leave the final summary on a line of its own."""
+        """Stop the thread and leave the final summary on a line of its own (after all
+        of the script's output, when there is a gate: it is closed here)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         text = self.summary()
-        if self.tty:
-            if self.shown:
-                self._write("\r\x1b[K")
-            if text:
-                self._write(f"[actors] {text}\n")
-        elif text and text != self.last:
-            self._write(f"[actors] {text}\n")
+        final = f"[actors] {text}" if text and (self.tty or text != self.last) else None
+        if self.gate is not None:
+            self.gate.close(final)
+            return
+        if self.tty and self.shown:
+            self._write("\r\x1b[K")
+        if final is not None:
+            self._write(f"{final}\n")
