@@ -136,6 +136,8 @@ class Worker:
         self.context = Context(self)
         handler.bind_context(self.context)
         self.handler = handler
+        # Messages an earlier activation handed out and never acked come round again.
+        self.state.counters.redeliveries += self.mailbox.counts()["cur"]
         recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
         # Handle one batch now; the rest goes back to the mailbox's queue, where a
         # handler waiting for a reply finds it and senders count it as waiting.

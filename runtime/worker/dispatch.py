@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Cancelled
 from ..messages import AskMode, InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id, reply_error
+from ..observe.failures import record_failure
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -83,6 +84,7 @@ def dispatch(worker: "Worker", message: InboxMessage) -> None:
 
 def on_failure(worker: "Worker", exc: BaseException, message: InboxMessage) -> None:
     assert worker.handler is not None
+    record_failure(worker.state, exc, message.id)  # in the meta: a rolled-back state keeps it
     try:
         worker.handler.on_failure(exc, message)
     except Exception:

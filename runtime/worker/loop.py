@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from ..backends.base import Delivered
@@ -107,10 +108,12 @@ def apply(worker: "Worker", delivered: Delivered) -> None:
     """Dispatch an admitted message, naming it in the in-flight marker while it runs."""
     worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
     worker.marker.set(delivered.id)
+    started = perf_counter()
     try:
         dispatch(worker, delivered.message)
     finally:
         worker.cancellation.handling = None
+    worker.state.counters.observe(perf_counter() - started)
     worker.marker.clear()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from ..admitted import DEFAULT_CAPACITY, AdmittedSet
 from ..backends.base import ActorSession
 from ..errors import StoreError
+from ..observe.counters import COUNTERS_KEY, TurnCounters
 from .handler import Handler
 
 #: Ids a batch of queries may leave uncommitted: they ride with the next commit,
@@ -41,6 +42,9 @@ class ActorState:
         self.hint: str | None = None
         self._committed_json = "{}"
         self._meta_json: str | None = None
+        #: Turn counters, committed in the meta (see ``observe.counters``).
+        self.counters = TurnCounters()
+        self._committed_counters = "{}"
 
     def restore(self, handler: Handler, identity_meta: dict[str, Any]) -> None:
         """Load the last commit into ``handler`` (``identity_meta`` updates the meta).
@@ -52,6 +56,8 @@ class ActorState:
         state = doc.state if doc is not None else {}
         self.meta = dict(doc.meta) if doc is not None else {}
         self.meta.update(identity_meta)
+        self.counters = TurnCounters.from_meta(self.meta.pop(COUNTERS_KEY, None))
+        self._committed_counters = self.counters.to_json()
         self.admitted = AdmittedSet.from_list(doc.admitted if doc is not None else [], DEFAULT_CAPACITY)
         self._committed_json = json.dumps(state)
         handler.restore_state(state)
@@ -86,6 +92,7 @@ class ActorState:
             self.admitted.discard(msg_id)
         self.uncommitted = [i for i in self.uncommitted if i not in ids]
         self.handler.restore_state(json.loads(self._committed_json))
+        self.counters = TurnCounters.from_meta(json.loads(self._committed_counters))  # the batch runs again
         self.hint = None
 
     def restore_committed(self) -> None:
@@ -115,8 +122,10 @@ class ActorState:
                 raise UnencodableState("state", f"a state that is not JSON-serialisable ({exc})") from None
         if self._meta_json is None:  # meta is settled by activation, before the first commit
             self._meta_json = json.dumps(self.meta, separators=(",", ":"))
-        self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted)
-        self._committed_json = state_json
+        counters_json = self.counters.to_json()
+        self.session.commit(state_json, TurnCounters.splice(self._meta_json, counters_json), self.uncommitted,
+                            self.admitted)
+        self._committed_json, self._committed_counters = state_json, counters_json
         self.uncommitted = []
 
     def meta_changed(self) -> None:
