@@ -9,6 +9,8 @@
     inbox ID            what waits in an actor's mailbox                    (inspect)
     dead ID             list (or --requeue) an actor's dead letters         (inspect)
     gc                  remove expired and corrupt fabric records           (inspect)
+    inspect ID          one actor: counts, recent failures, dead letters   (observe)
+    dashboard           a read-only web page, /api/actors and /metrics     (observe)
     rebuild-index       regenerate the indices from the sessions           (inspect)
     tell ID JSON        deliver a message (works whether or not the actor runs)  (send)
     ask ID JSON         ask and print the answer (through a short-lived system)  (send)
@@ -35,7 +37,7 @@ from actors_runtime.errors import ActorFailed, Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, run, send
+from . import control, inspect, observe, run, send
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -118,7 +120,8 @@ def _debug_logging(ctx: click.Context) -> None:
 
 
 for _command in (run.run, inspect.ps, inspect.inbox, send.tell, send.ask, control.stop, control.cancel,
-                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead):
+                 control.kill, control.restart, control.worker, inspect.gc, inspect.rebuild_index, inspect.dead,
+                 observe.inspect_actor, observe.dashboard):
     cli.add_command(_command)
 
 

@@ -62,7 +62,8 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
                     continue
                 return "idle"
             wait = min(wait, idle_left)
-        mailbox.wait(wait)
+        if not mailbox.wait(wait) and worker.state.uncommitted:
+            worker.state.commit()  # idle a while: store the ids (and counts) of deferred queries
     return worker.stop_reason or "stop requested"
 
 

@@ -103,8 +103,9 @@ class ActorState:
 
     @property
     def can_defer(self) -> bool:
-        """Whether the ids admitted since the last commit may wait for the next one."""
-        return len(self.uncommitted) < QUERY_IDS_CARRIED
+        """Whether the ids admitted since the last commit may wait for the next one
+        (not when the meta changed: a failure record is committed with its turn)."""
+        return len(self.uncommitted) < QUERY_IDS_CARRIED and self._meta_json is not None
 
     def commit(self) -> None:
         """Write state + meta + the ids admitted since the last commit, atomically.
