@@ -36,12 +36,15 @@ def record_failure(state: "ActorState", exc: BaseException, msg_id: str,
     The record is committed with the turn (the next ``state.commit``); until then it
     is only in memory, like the turn's other effects.
     """
-    text = "".join(traceback.format_exception(exc))
-    if len(text) > TRACEBACK_CHARS:
-        text = "...\n" + text[-TRACEBACK_CHARS:]
     message = str(exc)
     if len(message) > MESSAGE_CHARS:
         message = message[:MESSAGE_CHARS] + "..."
+    lines = traceback.format_exception(exc)
+    if len(lines[-1]) > MESSAGE_CHARS * 2:  # the exception's own line, with its whole text
+        lines[-1] = f"{type(exc).__name__}: {message}\n"
+    text = "".join(lines)
+    if len(text) > TRACEBACK_CHARS:
+        text = "...\n" + text[-TRACEBACK_CHARS:]
     kind = type(exc)
     record = {"time": clock(), "msg_id": msg_id, "type": f"{kind.__module__}.{kind.__qualname__}",
               "message": message, "traceback": text}
