@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from actors_runtime.address import Address
 from actors_runtime.backends.base import Backend
+from actors_runtime.errors import StoreError
+from actors_runtime.observe import COUNTERS_KEY, TurnCounters, failures_of
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.records import FAILED, RUNNING, ChildEntry
 
@@ -41,6 +44,11 @@ class ActorInfo:
         corrupt: unreadable inputs kept aside.
         last_failure: why it was last marked failed ("" if it was not).
         live: whether it has a live lease record.
+        handled: turns its handlers ran to the end, failed ones included (as of its
+            last commit; they survive restarts).
+        failed: turns whose handler raised.
+        failures: its last failure records, oldest first: dicts with ``time``,
+            ``msg_id``, ``type``, ``message`` and ``traceback``.
     """
 
     name: str
@@ -55,6 +63,9 @@ class ActorInfo:
     corrupt: int
     last_failure: str
     live: bool
+    handled: int = 0
+    failed: int = 0
+    failures: tuple[dict[str, Any], ...] = ()
 
 
 def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) -> ActorInfo:
@@ -84,10 +95,17 @@ def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) ->
         pid = record.pid if record is not None else None
         restarts, actor_class = entry.restarts, entry.actor_class
         last_failure = entry.last_error if entry.status == FAILED else ""
+    try:
+        doc = backend.store.load_session(address.system_id, actor_id)
+    except StoreError:
+        doc = None
+    meta = doc.meta if doc is not None else {}
+    counters = TurnCounters.from_meta(meta.get(COUNTERS_KEY))
     return ActorInfo(name=actor_id, system=address.system_id, actor_class=actor_class, status=status,
                      pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
                      dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
-                     live=record is not None)
+                     live=record is not None, handled=counters.handled, failed=counters.failed,
+                     failures=tuple(failures_of(meta)))
 
 
 def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> list[ChildInfo]:

@@ -72,3 +72,15 @@ def test_metrics_without_prometheus_client_say_what_is_missing_and_the_rest_stil
         assert status == 503 and content_type.startswith("text/plain")
         assert b"prometheus_client is not installed" in body and b"durable-actors[metrics]" in body
         assert get(url + "api/actors")[0] == 200 and get(url)[0] == 200
+
+
+def test_system_inspect_reports_the_counts_and_failure_records_of_the_last_commit(home, project):
+    with ActorSystem(home=home, project=project, durability="process") as system:
+        flaky = system.spawn(Flaky, name="flaky")
+        flaky.tell({"n": 1})
+        flaky.tell({"n": 2, "fail": True})
+        info = wait_until(lambda: (lambda i: i if i.handled == 2 else None)(system.inspect(flaky)))
+        assert info.failed == 1
+        [failure] = info.failures
+        assert failure["type"] == "builtins.RuntimeError" and failure["message"] == "asked to fail (2)"
+        assert "raise RuntimeError" in failure["traceback"]
