@@ -53,32 +53,36 @@ def snapshot(backend: Backend, now: float | None = None) -> list[ActorSnapshot]:
     """
     now = time.time() if now is None else now
     host = this_host()
-    found = []
-    for base in collect_actors(backend):
-        system_id = base["system"]
-        meta: dict[str, Any] = {}
-        if system_id:
-            try:
-                doc = backend.store.load_session(system_id, base["id"])
-            except StoreError:
-                doc = None
-            meta = dict(doc.meta) if doc is not None else {}
-        counters = TurnCounters.from_meta(meta.get(COUNTERS_KEY))
-        figures = _mailbox_figures(backend, system_id, base["id"], now) if system_id else {}
-        failures = failures_of(meta)
-        last = failures[-1] if failures else None
-        row = {
-            "id": base["id"], "system": system_id, "class": base["class"], "role": base["role"],
-            "status": base["status"], "host": host, "pid": base["pid"],
-            "pending": figures.get("pending"), "oldest_s": figures.get("oldest_s"),
-            "handled": counters.handled, "failed": counters.failed, "redeliveries": counters.redeliveries,
-            "restarts": base["restarts"], "dead": figures.get("dead"),
-            "last_failure": None if last is None else {k: last[k] for k in ("time", "msg_id", "type", "message")},
-            "last_error": base["last_error"],
-            "paused": meta.get("paused") if isinstance(meta.get("paused"), dict) else None,
-        }
-        found.append(ActorSnapshot(row=row, counters=counters, meta=meta))
-    return found
+    return [_snapshot_of(backend, base, now, host)
+            for base in collect_actors(backend, pending=False)]  # counted here, with the rest
+
+
+def _snapshot_of(backend: Backend, base: dict[str, Any], now: float, host: str) -> ActorSnapshot:
+    """``collect_actors``'s row of one actor, with its session's counters and failures
+    and its mailbox's figures."""
+    system_id = base["system"]
+    meta: dict[str, Any] = {}
+    if system_id:
+        try:
+            doc = backend.store.load_session(system_id, base["id"])
+        except StoreError:
+            doc = None
+        meta = dict(doc.meta) if doc is not None else {}
+    counters = TurnCounters.from_meta(meta.get(COUNTERS_KEY))
+    figures = _mailbox_figures(backend, system_id, base["id"], now) if system_id else {}
+    failures = failures_of(meta)
+    last = failures[-1] if failures else None
+    row = {
+        "id": base["id"], "system": system_id, "class": base["class"], "role": base["role"],
+        "status": base["status"], "host": host, "pid": base["pid"],
+        "pending": figures.get("pending"), "oldest_s": figures.get("oldest_s"),
+        "handled": counters.handled, "failed": counters.failed, "redeliveries": counters.redeliveries,
+        "restarts": base["restarts"], "dead": figures.get("dead"),
+        "last_failure": None if last is None else {k: last[k] for k in ("time", "msg_id", "type", "message")},
+        "last_error": base["last_error"],
+        "paused": meta.get("paused") if isinstance(meta.get("paused"), dict) else None,
+    }
+    return ActorSnapshot(row=row, counters=counters, meta=meta)
 
 
 def _mailbox_figures(backend: Backend, system_id: str, actor_id: str, now: float) -> dict[str, Any]:
@@ -130,10 +134,10 @@ def detail(backend: Backend, actor_id: str, now: float | None = None) -> dict[st
         ActorNotFound: the project has no such actor.
     """
     now = time.time() if now is None else now
-    match = [s for s in snapshot(backend, now) if s.row["id"] == actor_id]
+    match = [base for base in collect_actors(backend, pending=False) if base["id"] == actor_id]
     if not match:
         raise ActorNotFound(actor_id, f"project {backend.project_key} (see 'actors ps')")
-    found = match[0]
+    found = _snapshot_of(backend, match[0], now, this_host())
     result: dict[str, Any] = {**found.row, "counters": found.counters.as_dict(),
                               "failures": failures_of(found.meta), "dead_letters": [], "waiting": [],
                               "reminders": _reminders(found.meta.get("reminders"), now)}

@@ -136,8 +136,7 @@ class Worker:
         self.context = Context(self)
         handler.bind_context(self.context)
         self.handler = handler
-        # Messages an earlier activation handed out and never acked come round again.
-        self.state.counters.redeliveries += self.mailbox.counts()["cur"]
+        self._count_redeliveries()
         recovered = self._without_poison(self.mailbox.recover())  # all of it: see count_attempts
         # Handle one batch now; the rest goes back to the mailbox's queue, where a
         # handler waiting for a reply finds it and senders count it as waiting.
@@ -160,6 +159,15 @@ class Worker:
             system_id=self.spec.identity.system_id, actor_class=self.spec.actor_class,
         ))
         return recovered
+
+    def _count_redeliveries(self) -> None:
+        """Count the messages an earlier activation handed out and never acked: they
+        come round again now (a figure only: a mailbox that cannot be counted is no
+        reason not to start)."""
+        try:
+            self.state.counters.redeliveries += self.mailbox.counts()["cur"]
+        except (OSError, StoreError) as exc:
+            log.warning("actor %s: could not count redeliveries: %s", self.actor_id, exc)
 
     def _without_poison(self, recovered: list[Delivered]) -> list[Delivered]:
         """Count the message that was running when the last activation died; bury
