@@ -7,6 +7,7 @@ installs it). On a failure the page's screenshot is kept under ``test-artifacts/
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from observed_actors import Flaky
 
 from actors import ActorSystem
 
-from .dashboard_client import get_json
+from .dashboard_client import get_json, served
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: How long the page's script may run (virtual time: fetches complete within it).
@@ -139,3 +140,16 @@ def test_the_page_lists_the_running_actors_with_their_counts(home, project, tmp_
                     dashboard.kill()
                     dashboard.wait()
                 dashboard.stdout.close()
+
+
+def test_the_page_refreshes_itself_at_its_interval(home, project, tmp_path, caplog):
+    with ActorSystem(home=home, project=project, durability="process") as system:
+        system.spawn(Flaky, name="alpha").tell({"n": 1})
+        with served(home, project) as url, caplog.at_level(logging.DEBUG, logger="actors.cli.dashboard"):
+            dom = chromium(url + "?refresh=500", tmp_path / "chromium", "--dump-dom")
+        fetches = [r for r in caplog.records if "GET /api/actors " in r.getMessage()]
+    rows = _Rows()
+    rows.feed(dom)
+    assert set(rows.rows) == {"alpha"}
+    # 5 s of the page's (virtual) time at a 500 ms interval: the first load and several refreshes.
+    assert len(fetches) >= 4, [r.getMessage() for r in fetches]
