@@ -30,16 +30,26 @@ def test_rows_and_details_come_from_the_store_the_mailbox_and_the_fabric_of_any_
     meta_json = TurnCounters.splice(json.dumps(meta, separators=(",", ":")), counters.to_json())
     backend.store.session("main", "ledger").commit('{"n":1}', meta_json, [], AdmittedSet(8))
     sent = InboxMessage.create(AgentRef(session_id="test"), InboxKind.TASK.value, {"n": 2})
-    backend.deliver(address, [sent])
+    poison = InboxMessage.create(AgentRef(session_id="test"), InboxKind.TASK.value, {"n": 3})
+    backend.deliver(address, [poison, sent])
+    mailbox = backend.mailbox(address)
+    try:
+        mailbox.claim(5.0)
+        first, *rest = mailbox.drain()
+        mailbox.bury(first, "the worker died while handling it 3 times", 3)
+        mailbox.give_back(rest)
+    finally:
+        mailbox.close()
 
     [snap] = snapshot(backend, now=clock() + 5)
     row = snap.row
     assert (row["id"], row["class"], row["status"], row["restarts"]) == ("ledger", "m:Ledger", "stopped", 2)
-    assert (row["handled"], row["failed"], row["pending"], row["dead"]) == (3, 1, 1, 0)
+    assert (row["handled"], row["failed"], row["pending"], row["dead"]) == (3, 1, 1, 1)
     assert row["last_failure"] == {k: failure[k] for k in ("time", "msg_id", "type", "message")}
     assert row["paused"]["reason"] == "poison" and COUNTERS_KEY not in row
     found = detail(backend, "ledger", now=clock() + 5)
     assert found["failures"] == [failure] and [m["id"] for m in found["waiting"]] == [sent.id]
+    assert [(d["id"], d["attempts"]) for d in found["dead_letters"]] == [(poison.id, 3)]
     assert found["counters"]["buckets"][:3] == [0, 1, 1]
 
     text = metrics_text([snap])[0].decode()
