@@ -24,6 +24,7 @@ from observed_actors import Flaky
 from actors import ActorSystem
 
 from .dashboard_client import get_json, served
+from .test_dashboard import _fleet_left_behind
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: How long the page's script may run (virtual time: fetches complete within it).
@@ -153,3 +154,42 @@ def test_the_page_refreshes_itself_at_its_interval(home, project, tmp_path, capl
     assert set(rows.rows) == {"alpha"}
     # 5 s of the page's (virtual) time at a 500 ms interval: the first load and several refreshes.
     assert len(fetches) >= 4, [r.getMessage() for r in fetches]
+
+
+def test_an_actors_view_shows_its_pause_reminders_and_waiting_messages_with_no_fleet_running(
+        home, project, tmp_path):
+    _fleet_left_behind(home, project, tmp_path)
+    with served(home, project) as url:
+        dom = chromium(url + "#/actor/idle", tmp_path / "chromium", "--dump-dom")
+        sections = _Sections()
+        sections.feed(dom)
+        if not {"paused", "reminders", "waiting"} <= set(sections.text):
+            where = _keep_screenshot(url + "#/actor/idle", tmp_path / "chromium", "dashboard-idle.png")
+            pytest.fail(f"the actor's view has the sections {sorted(sections.text)}{where}")
+    assert "poison: it raised 3 times" in sections.text["paused"]
+    assert "tick" in sections.text["reminders"] and '{"k":1}' in sections.text["reminders"]
+    assert '{"n":9}' in sections.text["waiting"]
+
+
+class _Sections(HTMLParser):
+    """The text of each ``<section id=...>`` of the actor's view."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self._open: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self._open.append(dict(attrs).get("id"))
+            if self._open[-1]:
+                self.text.setdefault(str(self._open[-1]), "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section" and self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for name in self._open:
+            if name:
+                self.text[name] += data
