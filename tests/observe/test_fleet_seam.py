@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from actors_runtime.admitted import AdmittedSet
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage
 from actors_runtime.observe import COUNTERS_KEY, TurnCounters
@@ -52,6 +53,7 @@ def test_rows_and_details_come_from_the_store_the_mailbox_and_the_fabric_of_any_
     assert [(d["id"], d["attempts"]) for d in found["dead_letters"]] == [(poison.id, 3)]
     assert found["counters"]["buckets"][:3] == [0, 1, 1]
 
+    pytest.importorskip("prometheus_client")
     text = metrics_text([snap])[0].decode()
     assert 'actors_messages_handled_total{actor="ledger"' in text
     assert 'actors_handler_seconds_bucket{actor="ledger",host=' in text and 'le="0.001"' in text

@@ -13,10 +13,9 @@ from actors import ActorSystem
 
 from .dashboard_client import get, scrape, served, value
 
-pytest.importorskip("prometheus_client")
-
 
 def test_metrics_count_every_handled_and_failed_tell_exactly(home, project, tmp_path):
+    pytest.importorskip("prometheus_client")
     tells, failing = 23, 4
     with ActorSystem(home=home, project=project, durability="process") as system, served(home, project) as url:
         flaky = system.spawn(Flaky, name="flaky")
@@ -40,6 +39,7 @@ def test_metrics_count_every_handled_and_failed_tell_exactly(home, project, tmp_
 
 
 def test_a_sigkilled_and_restarted_worker_keeps_its_counts_and_counts_the_redelivery(home, project, tmp_path):
+    pytest.importorskip("prometheus_client")
     gate = tmp_path / "gate"
     with ActorSystem(home=home, project=project, durability="process") as system, served(home, project) as url:
         flaky = system.spawn(Flaky, name="flaky")
