@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from actors_runtime.address import Address
 from actors_runtime.backends.base import Backend
+from actors_runtime.errors import StoreError
+from actors_runtime.observe import COUNTERS_KEY, TurnCounters, failures_of
 from actors_runtime.parent.supervisor import Supervisor
 from actors_runtime.records import EXPLAINED, FAILED, PAUSED, RUNNING, ChildEntry
-from actors_runtime.worker.pausing import recorded_pause
+from actors_runtime.worker.pausing import pause_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class ActorInfo:
         live: whether it has a live lease record.
         paused_message: the message it is paused at (None unless paused).
         paused_reason: why it paused ("" unless paused).
+        handled: turns its handlers ran to the end, failed ones included (as of its
+            last commit; they survive restarts).
+        failed: turns whose handler raised.
+        failures: its last failure records, oldest first: dicts with ``time``,
+            ``msg_id``, ``type``, ``message`` and ``traceback``.
     """
 
     name: str
@@ -62,6 +73,9 @@ class ActorInfo:
     live: bool
     paused_message: str | None = None
     paused_reason: str = ""
+    handled: int = 0
+    failed: int = 0
+    failures: tuple[dict[str, Any], ...] = ()
 
 
 def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) -> ActorInfo:
@@ -91,15 +105,23 @@ def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) ->
         pid = record.pid if record is not None else None
         restarts, actor_class = entry.restarts, entry.actor_class
         last_failure = entry.last_error if entry.status == FAILED else ""
+    try:
+        doc = backend.store.load_session(address.system_id, actor_id)
+    except StoreError as exc:
+        log.warning("actor %s: cannot read its session: %s", actor_id, exc)
+        doc = None
+    meta = doc.meta if doc is not None else {}
+    counters = TurnCounters.from_meta(meta.get(COUNTERS_KEY))
     # The session is the authority on a pause (a record may lag: a system that died).
-    pause = recorded_pause(backend.store, address.system_id, actor_id) if record is None else None
+    pause = pause_of(meta) if record is None else None
     if pause is not None:
         status = PAUSED
     return ActorInfo(name=actor_id, system=address.system_id, actor_class=actor_class, status=status,
                      pid=pid, restarts=restarts, pending=counts["new"], claimed=counts["cur"],
                      dead=counts["dead"], corrupt=counts["corrupt"], last_failure=last_failure,
                      live=record is not None, paused_message=pause.msg_id if pause else None,
-                     paused_reason=pause.reason if pause else "")
+                     paused_reason=pause.reason if pause else "", handled=counters.handled,
+                     failed=counters.failed, failures=tuple(failures_of(meta)))
 
 
 def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> list[ChildInfo]:

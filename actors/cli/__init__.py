@@ -11,6 +11,8 @@
     dead ID             list (or --requeue) an actor's dead letters         (inspect)
     logs ID [--follow]  what the actor's workers logged (its log file)      (logs)
     gc                  remove expired and corrupt fabric records           (inspect)
+    inspect ID          one actor: counts, recent failures, dead letters   (observe)
+    dashboard           a read-only web page, /api/actors and /metrics     (observe)
     rebuild-index       regenerate the indices from the sessions           (inspect)
     tell ID JSON        deliver a message (works whether or not the actor runs)  (send)
     ask ID JSON         ask and print the answer (through a short-lived system)  (send)
@@ -39,7 +41,7 @@ from actors_runtime.errors import Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, logs, projects, run, send, timers
+from . import control, inspect, logs, observe, projects, run, send, timers
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -121,7 +123,8 @@ def _debug_logging(ctx: click.Context) -> None:
 
 for _command in (run.run, inspect.ps, projects.projects, inspect.inbox, send.tell, send.ask, control.stop,
                  control.cancel, control.kill, control.restart, control.resume, control.worker, inspect.gc,
-                 inspect.rebuild_index, inspect.dead, timers.timers, logs.logs):
+                 inspect.rebuild_index, inspect.dead, timers.timers, logs.logs, observe.inspect_actor,
+                 observe.dashboard):
     cli.add_command(_command)
 
 

@@ -42,8 +42,9 @@ def pending_of(backend: Backend, system_id: str, actor_id: str) -> int | None:
         view.close()
 
 
-def collect_actors(backend: Backend, system: str | None = None) -> list[dict[str, Any]]:
-    """One row per actor of the project (indexed, or live in the fabric), sorted by id."""
+def collect_actors(backend: Backend, system: str | None = None, *, pending: bool = True) -> list[dict[str, Any]]:
+    """One row per actor of the project (indexed, or live in the fabric), sorted by id
+    (``pending=False``: without counting each mailbox; the row's ``pending`` is None)."""
     now = time.time()
     records = {r.agent_id: r for r in backend.fabric.discover()}
     rows: list[dict[str, Any]] = []
@@ -52,19 +53,20 @@ def collect_actors(backend: Backend, system: str | None = None) -> list[dict[str
         seen.add(entry.id)
         if system is None or system_id == system:
             rows.append(_row(backend, system_id, entry.id, entry.actor_class, entry.role,
-                             entry.status, entry.restarts, records.get(entry.id), now, entry.last_error))
+                             entry.status, entry.restarts, records.get(entry.id), now, entry.last_error, pending))
     for actor_id, record in records.items():
         system_id = record.system_id or ""
         if actor_id in seen or (system is not None and system_id != system):
             continue
-        rows.append(_row(backend, system_id, actor_id, record.actor_class, record.role, "", 0, record, now))
+        rows.append(_row(backend, system_id, actor_id, record.actor_class, record.role, "", 0, record, now,
+                         pending=pending))
     rows.sort(key=lambda row: row["id"])
     return rows
 
 
 def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role: str | None,
          recorded: str, restarts: int, record: AgentRecord | None, now: float,
-         last_error: str = "") -> dict[str, Any]:
+         last_error: str = "", pending: bool = True) -> dict[str, Any]:
     live = record is not None and record.is_live(now) and process_matches(record)
     status = status_of(recorded, live)
     # A cold actor's session is the authority on a pause (its record may lag).
@@ -78,7 +80,7 @@ def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role
         "role": role,
         "pid": record.pid if live and record else None,
         "status": status,
-        "pending": pending_of(backend, system_id, actor_id) if system_id else None,
+        "pending": pending_of(backend, system_id, actor_id) if system_id and pending else None,
         "restarts": restarts,
         "lease": round(record.lease_expires_at - now, 1) if live and record else None,
         "last_error": (last_error or None) if status in EXPLAINED else None,

@@ -149,6 +149,7 @@ class Worker:
         self.context = Context(self)
         handler.bind_context(self.context)
         self.handler = handler
+        self._count_redeliveries()
         # What the last activation committed and may not have delivered, and the steps
         # of turns it did not commit (those of committed turns are ignored).
         self.outbox.gate.restore(self.state.restored_outbox)
@@ -178,6 +179,15 @@ class Worker:
             system_id=self.spec.identity.system_id, actor_class=self.spec.actor_class,
         ))
         return recovered
+
+    def _count_redeliveries(self) -> None:
+        """Count the messages an earlier activation handed out and never acked: they
+        come round again now (a figure only: a mailbox that cannot be counted is no
+        reason not to start)."""
+        try:
+            self.state.counters.redeliveries += self.mailbox.counts()["cur"]
+        except (OSError, StoreError) as exc:
+            log.warning("actor %s: could not count redeliveries: %s", self.actor_id, exc)
 
     def _without_poison(self, recovered: list[Delivered]) -> list[Delivered]:
         """Count the message that was running when the last activation died; bury

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import tracing
 from ..errors import Cancelled
 from ..messages import AskMode, InboxKind, InboxMessage, ReplyBody, ReplyError, derived_msg_id, reply_error
+from ..observe.failures import record_failure
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -106,6 +107,7 @@ def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
 
 def on_failure(worker: "Worker", exc: BaseException, message: InboxMessage) -> None:
     assert worker.handler is not None
+    record_failure(worker.state, exc, message.id)  # in the meta: a rolled-back state keeps it
     try:
         worker.handler.on_failure(exc, message)
     except Exception:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from .. import tracing
@@ -76,7 +77,8 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
                     continue
                 return "idle"
             wait = min(wait, idle_left)
-        mailbox.wait(wait)
+        if not mailbox.wait(wait) and worker.state.uncommitted:
+            worker.state.commit()  # idle a while: store the ids (and counts) of deferred queries
     return worker.stop_reason or "stop requested"
 
 
@@ -142,11 +144,13 @@ def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered])
     """Run an admitted message's turn, naming it in the in-flight marker while it runs."""
     worker.cancellation.handling = delivered.id  # before the marker: a cancel then has a target
     worker.marker.set(delivered.id)
+    started = perf_counter()
     turn = tracing.begin_turn(worker.actor_id, delivered.message)  # None without OpenTelemetry
     try:
         return run_turn(worker, delivered, since_commit)
     finally:
         worker.cancellation.handling = None
+        worker.state.counters.observe(perf_counter() - started)
         tracing.end_turn(turn)
         worker.marker.clear()
 

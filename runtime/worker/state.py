@@ -16,6 +16,7 @@ from typing import Any
 from ..admitted import DEFAULT_CAPACITY, AdmittedSet
 from ..backends.base import ActorSession
 from ..errors import StoreError
+from ..observe.counters import COUNTERS_KEY, TurnCounters
 from .handler import Handler
 from .timers import TimerTable
 
@@ -47,6 +48,9 @@ class ActorState:
         self.restored_journal: list[dict[str, Any]] = []
         #: Reminders and delayed messages, committed in the meta (see ``timers``).
         self.timers = TimerTable()
+        #: Turn counters, committed in the meta (see ``observe.counters``).
+        self.counters = TurnCounters()
+        self._committed_counters = "{}"
 
     def restore(self, handler: Handler, identity_meta: dict[str, Any]) -> None:
         """Load the last commit into ``handler`` (``identity_meta`` updates the meta).
@@ -58,6 +62,8 @@ class ActorState:
         state = doc.state if doc is not None else {}
         self.meta = dict(doc.meta) if doc is not None else {}
         self.meta.update(identity_meta)
+        self.counters = TurnCounters.from_meta(self.meta.pop(COUNTERS_KEY, None))
+        self._committed_counters = self.counters.to_json()
         self.admitted = AdmittedSet.from_list(doc.admitted if doc is not None else [], DEFAULT_CAPACITY)
         if doc is not None:
             self.restored_outbox, self.restored_journal = doc.outbox, doc.journal
@@ -96,6 +102,7 @@ class ActorState:
         self.uncommitted = [i for i in self.uncommitted if i not in ids]
         self.handler.restore_state(json.loads(self._committed_json))
         self.timers.restore()
+        self.counters = TurnCounters.from_meta(json.loads(self._committed_counters))  # the batch runs again
         self.hint = None
 
     def restore_committed(self) -> None:
@@ -109,9 +116,10 @@ class ActorState:
     @property
     def can_defer(self) -> bool:
         """Whether the ids admitted since the last commit may wait for the next one
-        (not when the timer table changed: a delayed message kept must be stored
-        before it is acked)."""
-        return len(self.uncommitted) < QUERY_IDS_CARRIED and not self.timers.changed
+        (not when the meta changed: a failure record is committed with its turn, and a
+        delayed message kept must be stored before it is acked)."""
+        return len(self.uncommitted) < QUERY_IDS_CARRIED and self._meta_json is not None \
+            and not self.timers.changed
 
     def commit(self, outbox_json: str = "[]") -> None:
         """Write state + meta + outbox + the ids admitted since the last commit, atomically.
@@ -133,8 +141,10 @@ class ActorState:
             self._meta_json = None
         if self._meta_json is None:  # meta is settled by activation, before the first commit
             self._meta_json = json.dumps(self.meta, separators=(",", ":"))
-        self.session.commit(state_json, self._meta_json, self.uncommitted, self.admitted, outbox_json)
-        self._committed_json = state_json
+        counters_json = self.counters.to_json()
+        self.session.commit(state_json, TurnCounters.splice(self._meta_json, counters_json), self.uncommitted,
+                            self.admitted, outbox_json)
+        self._committed_json, self._committed_counters = state_json, counters_json
         self.uncommitted = []
         if timers.changed:
             timers.committed()

@@ -84,3 +84,22 @@ def test_a_worker_imports_the_actor_api_without_the_parents_machinery():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "actors._system True"]
+
+
+def test_setup_cfg_lists_every_package_so_a_wheel_holds_every_module_and_the_dashboards_files():
+    import configparser
+
+    root = Path(__file__).resolve().parents[2]
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = set()
+    for top, name in (("actors", "actors"), ("runtime", "actors_runtime")):
+        for directory, _, files in os.walk(root / top):
+            if "__pycache__" not in directory and any(f.endswith(".py") for f in files):
+                relative = Path(directory).relative_to(root / top).parts
+                found.add(".".join((name, *relative)))
+    assert listed == found, f"setup.cfg [options] packages: add {sorted(found - listed)}, drop {sorted(listed - found)}"
+    assert "static/*" in config["options.package_data"]["actors.cli"]
+    assert {p.name for p in (root / "actors" / "cli" / "static").iterdir()} >= {
+        "dashboard.html", "dashboard.js", "dashboard.css"}
