@@ -44,7 +44,7 @@ def test_rows_and_details_come_from_the_store_the_mailbox_and_the_fabric_of_any_
 
     [snap] = snapshot(backend, now=clock() + 5)
     row = snap.row
-    assert (row["id"], row["class"], row["status"], row["restarts"]) == ("ledger", "m:Ledger", "stopped", 2)
+    assert (row["id"], row["class"], row["status"], row["restarts"]) == ("ledger", "m:Ledger", "paused", 2)  # the session says paused
     assert (row["handled"], row["failed"], row["pending"], row["dead"]) == (3, 1, 1, 1)
     assert row["last_failure"] == {k: failure[k] for k in ("time", "msg_id", "type", "message")}
     assert row["paused"]["reason"] == "poison" and COUNTERS_KEY not in row
