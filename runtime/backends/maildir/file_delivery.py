@@ -32,6 +32,7 @@ from ...messages import InboxMessage
 from .durable import atomic_write, read_bytes
 from .layout import MailboxPaths
 
+
 def writes_files(paths: MailboxPaths) -> bool:
     """Whether senders to this mailbox write Maildir files rather than append to logs."""
     try:
