@@ -90,7 +90,10 @@ def to_project_doc(doc: dict[str, Any], actor_class: str | None = None) -> dict[
             out[name] = doc[name]
     if isinstance(limits, dict):
         out["limits"].update({k: v for k, v in limits.items() if not k.endswith("_secs") and k != "max_rounds"})
-    if home and out["home"] and os.path.abspath(out["home"]) != os.path.abspath(home):
+    if not out["home"]:
+        raise InvalidSpec("fabric_dir", f"{doc.get('fabric_dir')!r:.200} is not <home>/projects/<key>/fabric "
+                                        "and the spec names no home: the worker would register elsewhere")
+    if home and os.path.abspath(out["home"]) != os.path.abspath(home):
         raise InvalidSpec("fabric_dir", f"{doc.get('fabric_dir')!r} is not the fabric of home {out['home']!r}: "
                                         "the crate parent would never see the worker register")
     if key and project_key != key:

@@ -71,7 +71,8 @@ def deliver(mailbox: str, msg: dict) -> None:
 def read_msg(path: str) -> dict:
     """serde's strictness for InboxMessage: required fields, their types, a known kind,
     an RFC 3339 created_at, correlation_id a string if present."""
-    doc = json.loads(open(path, "rb").read())
+    with open(path, "rb") as handle:
+        doc = json.loads(handle.read())
     for key, kind in REQUIRED_MESSAGE.items():
         if not isinstance(doc.get(key), kind):
             raise ValueError(f"{key} missing or of the wrong type")
@@ -103,7 +104,8 @@ def drain(mailbox: str) -> list[dict]:
 
 def resolve(fabric: str, agent_id: str) -> dict | None:
     try:
-        record = json.loads(open(os.path.join(fabric, f"{agent_id}.json"), "rb").read())
+        with open(os.path.join(fabric, f"{agent_id}.json"), "rb") as handle:
+            record = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     for key, kind in (("agent_id", str), ("role", str), ("endpoint", str), ("pid", int),
