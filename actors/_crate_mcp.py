@@ -22,24 +22,33 @@ from ._codec import encode
 _SCHEMA_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """The signature, with string annotations resolved where they can be; ``None``
+    for a callable that has none (some builtins)."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except (TypeError, ValueError):
+        return None
+    except Exception:  # an annotation that does not evaluate: keep it as written
+        try:
+            return inspect.signature(fn)
+        except (TypeError, ValueError):
+            return None
+
+
 def describe_tool(name: str, fn: Callable[..., Any]) -> dict[str, str]:
     """``{"name", "signature", "doc"}`` of an exposed function."""
-    try:
-        signature = f"{name}{inspect.signature(fn)}"
-    except (TypeError, ValueError):  # a builtin without a signature
-        signature = f"{name}(...)"
-    return {"name": name, "signature": signature, "doc": inspect.getdoc(fn) or ""}
+    signature = _signature(fn)
+    text = f"{name}{signature}" if signature is not None else f"{name}(...)"
+    return {"name": name, "signature": text, "doc": inspect.getdoc(fn) or ""}
 
 
 def tool_schema(name: str, fn: Callable[..., Any], doc: str) -> dict[str, Any]:
     """The crate's ``ToolSchema`` of an exposed function (keyword parameters)."""
     properties: dict[str, Any] = {}
     required: list[str] = []
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        parameters = []  # type: ignore[assignment]
-    for parameter in parameters:
+    signature = _signature(fn)
+    for parameter in signature.parameters.values() if signature is not None else ():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD, parameter.POSITIONAL_ONLY):
             continue
         kind = _SCHEMA_TYPES.get(parameter.annotation) if not isinstance(parameter.annotation, str) else None
