@@ -63,7 +63,8 @@ def to_project_doc(doc: dict[str, Any], actor_class: str | None = None) -> dict[
     identity = doc.get("identity")
     if not isinstance(identity, dict):
         raise InvalidSpec("identity", "the crate's spec has no identity object")
-    limits = doc.get("limits") if isinstance(doc.get("limits"), dict) else {}
+    found = doc.get("limits")
+    limits: dict[str, Any] = found if isinstance(found, dict) else {}
     home, key = _home_and_key(doc.get("fabric_dir"))
     project_key = identity.get("project_key") or key
     system_id = identity.get("system_id") or identity.get("parent_id")
@@ -88,7 +89,7 @@ def to_project_doc(doc: dict[str, Any], actor_class: str | None = None) -> dict[
     for name in ("backend", "durability", "restart", "on_poison", "mailbox"):
         if name in doc:
             out[name] = doc[name]
-    if isinstance(limits, dict):
+    if limits:
         out["limits"].update({k: v for k, v in limits.items() if not k.endswith("_secs") and k != "max_rounds"})
     if not out["home"]:
         raise InvalidSpec("fabric_dir", f"{doc.get('fabric_dir')!r:.200} is not <home>/projects/<key>/fabric "
