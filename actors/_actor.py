@@ -398,6 +398,16 @@ class Actor:
         answer = self._require_context().call_host(tool, encode(arguments), timeout=timeout)
         return self._decode_answer(answer)
 
+    def host_tools(self, timeout: float | None = 60.0) -> list[dict[str, str]]:
+        """The tools the parent exposes, as ``[{"name", "signature", "doc"}]`` sorted
+        by name (what ``call_host`` can call; the system's own tools are not listed).
+
+        Raises:
+            AskTimeout: no answer in time.
+        """
+        answer = self._require_context().call_host(control.MANIFEST_TOOL, {}, timeout=timeout)
+        return list(answer)
+
     def spawn(self, actor_class: type["Actor"] | str, name: str | None = None, *,
               timeout: float | None = 60.0, **options: Any) -> ActorRef:
         """Start a child actor (supervised by the system, parent recorded as this actor).

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from actors_runtime import control
 from actors_runtime.backends.base import Backend
 from actors_runtime.errors import ActorError, ActorNotFound, InvalidSpec, SpawnError, StoreError
+from actors_runtime.foreign import Undeliverable, reply_target
 from actors_runtime.ids import is_valid_id
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
 from actors_runtime.parent.activation import ensure_active, revive
@@ -33,7 +34,9 @@ from actors_runtime.parent.resume import resume
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
+from . import _crate_mcp as crate_mcp
 from ._codec import decode, encode, imported_type
+from ._crate_mcp import describe_tool
 from ._ref import ActorRef
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ HOST_REPLY_MEMORY = 1024
 #: Options a nested spawn may pass on.
 SPAWN_OPTIONS = frozenset({"role", "labels", "restart", "idle_timeout", "handler_timeout", "max_attempts",
                            "retries", "retry_backoff", "retry_on", "max_pending", "timeout", "secrets",
-                           "on_poison"})
+                           "on_poison", "mailbox"})
 
 
 class HostTools:
@@ -73,6 +76,9 @@ class HostTools:
     def serve(self, message: InboxMessage) -> None:
         """Handle one ``mcp_request`` (on the inbox thread: the work goes to the pool)."""
         body = message.body if isinstance(message.body, dict) else {}
+        if "op" in body:  # the crate's McpRequest ({"op": "manifest"} or "call")
+            self._serve_crate(message, body)
+            return
         tool, arguments = body.get("tool"), body.get("arguments") or {}
         if tool in (control.ACTIVATE_TOOL, control.RESTART_TOOL):
             name = arguments.get("name") if isinstance(arguments, dict) else None
@@ -146,6 +152,8 @@ class HostTools:
             else:
                 raise InvalidSpec("control action", f"{action!r}")
             return None
+        if tool == control.MANIFEST_TOOL:
+            return self.manifest()
         with self._lock:
             fn = self._tools.get(tool)
         if fn is None:
@@ -168,8 +176,38 @@ class HostTools:
         ref = self._system.spawn(str(arguments.get("actor_class")), name, parent_id=parent, depth=depth, **options)
         return ref.to_dict()
 
+    def manifest(self) -> list[dict[str, str]]:
+        """The exposed tools: name, signature and doc (the system's own are not listed)."""
+        with self._lock:
+            tools = sorted(self._tools.items())
+        return [describe_tool(name, fn) for name, fn in tools]
+
+    def _tool_table(self) -> dict[str, Callable[..., Any]]:
+        with self._lock:
+            return dict(self._tools)
+
+    def _serve_crate(self, message: InboxMessage, body: dict[str, Any]) -> None:
+        """Answer the crate's ``McpRequest`` with its ``McpReply`` (see ``crate_mcp``)."""
+        try:
+            self._executor.submit(self._run_crate, message, body)
+        except RuntimeError:  # shut down
+            pass
+
+    def _run_crate(self, message: InboxMessage, body: dict[str, Any]) -> None:
+        reply = crate_mcp.answer(body, self.manifest, lambda tool, arguments: self._call(message, tool, arguments),
+                                 self._tool_table)
+        answer = InboxMessage.create(self._sender, InboxKind.MCP_REPLY.value, reply,
+                                     msg_id=derived_msg_id(message.id, 0), correlation_id=message.id,
+                                     traceparent=message.traceparent)
+        self._reply(message, answer)
+
     def _reply(self, request: InboxMessage, reply: InboxMessage) -> None:
-        target = self._system.address.reply_address(request.sender)
+        try:
+            target = reply_target(self._backend, self._system.address, request.sender)
+        except Undeliverable as exc:
+            log.error("system %s: reply %s to %s not delivered: %s", self._system.name, reply.id,
+                      request.sender.session_id[:80], exc)
+            return
         try:
             self._backend.deliver(target, [reply], block_timeout=None)
         except (ActorNotFound, StoreError) as exc:

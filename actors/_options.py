@@ -53,7 +53,8 @@ def check_system_backend(backend: str) -> None:
 
 def spawn_spec(system: "ActorSystem", actor_class: type | str, name: str | None, *, role: str | None,
                labels: tuple[str, ...] | list[str], restart: str, secrets: dict[str, Any] | None,
-               parent_id: str | None, depth: int, limits: Limits, on_poison: str = "dead-letter") -> ProvisionSpec:
+               parent_id: str | None, depth: int, limits: Limits, on_poison: str = "dead-letter",
+               mailbox: str = "log") -> ProvisionSpec:
     """The spec ``system.spawn`` starts an actor with.
 
     Raises:
@@ -74,9 +75,11 @@ def spawn_spec(system: "ActorSystem", actor_class: type | str, name: str | None,
                           project_key=system.project_key, role=role, labels=list(labels), depth=depth),
         actor_class=class_path, home=system.home, project_dir=system.project_dir, backend=system.backend_name,
         durability=system.durability, restart=restart, on_poison=on_poison, secrets=dict(secrets or {}),
-        limits=limits,
+        limits=limits, mailbox=mailbox,
     )
     spec.validate()
+    if mailbox != "log" and system.backend_name.partition(":")[0] != "maildir":
+        raise InvalidSpec("mailbox", f"{mailbox!r} needs the maildir backend (this system uses {system.backend_name})")
     return spec
 
 

@@ -194,6 +194,7 @@ class ActorSystem:
         parent_id: str | None = None,
         depth: int = 1,
         on_poison: str = "dead-letter",
+        mailbox: str = "log",
     ) -> ActorRef:
         """Start an actor (or resume it by name) and return a ref once it registered.
 
@@ -225,13 +226,17 @@ class ActorSystem:
             on_poison: "dead-letter" (default): a poison message is moved to the dead
                 letters and the actor goes on; "pause": it stays first in line, the
                 actor is paused and its messages wait until ``resume``.
+            mailbox: "log" (default) or "maildir": senders write one file per
+                message into the mailbox's ``new/``, which a bamboo-subagent reader
+                can drain (maildir backend only; see "Compatibility with
+                bamboo-subagent" in the guide).
 
         Raises:
             InvalidSpec: a bad name or option. SpawnError: the actor could not start.
             SystemShutDown: the system is shut down.
         """
         spec = spawn_spec(self, actor_class, name, role=role, labels=labels, restart=restart, secrets=secrets,
-                          parent_id=parent_id, depth=depth, on_poison=on_poison,
+                          parent_id=parent_id, depth=depth, on_poison=on_poison, mailbox=mailbox,
                           limits=Limits(idle_timeout=idle_timeout, handler_timeout=handler_timeout,
                                         max_attempts=max_attempts, retries=retries,
                                         retry_backoff=retry_backoff, retry_on=exception_names(retry_on),

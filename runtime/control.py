@@ -67,6 +67,7 @@ ACTIVATE_TOOL = "actors.activate"
 RESTART_TOOL = "actors.restart"  # `actors restart`: bring back an actor marked failed
 RESUME_TOOL = "actors.resume"  # `actors resume`: lift a pause (arguments: name, skip)
 CONTROL_TOOL = "actors.control"
+MANIFEST_TOOL = "actors.manifest"  # `self.host_tools()`: the tools the system exposes
 RESERVED_TOOL_PREFIX = "actors."
 
 

@@ -31,12 +31,13 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
 from .errors import InvalidSpec
 from .jsonable import JsonMixin, field_options
+from .stamps import parse_ns
 
 MsgId = str
 """A message id: a UUID string, the idempotency key of a message."""
@@ -203,8 +204,6 @@ def _is_time(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _last_stamp_us = 0
 
 
@@ -226,13 +225,9 @@ def _rfc3339_from_us(stamp_us: int) -> str:
 
 
 def _us_from_rfc3339(text: str) -> int:
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return 0
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return (stamp - _EPOCH) // _MICROSECOND
+    # Any RFC 3339 form (the crate's has 0, 3, 6 or 9 fraction digits); 0 if unreadable.
+    ns = parse_ns(text)
+    return 0 if ns is None else ns // 1000
 
 
 @dataclass
@@ -382,7 +377,7 @@ class InboxMessage(JsonMixin):
 
     def file_name(self) -> str:
         """``<created_at unix nanos, 20 digits>-<id>.json``: sorting names is delivery order."""
-        ns = self.created_ns or _us_from_rfc3339(self.created_at) * 1000
+        ns = self.created_ns or max(parse_ns(self.created_at) or 0, 0)  # the crate's nanoseconds kept
         return f"{ns:020d}-{self.id}.json"
 
 

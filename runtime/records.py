@@ -17,14 +17,16 @@ from typing import Any
 from .ids import is_valid_id
 from .jsonable import JsonMixin
 from .spec import ProvisionSpec
+from .stamps import format_seconds, parse_ns
 
 _NONE = type(None)
 _NUMBER = (int, float)
 #: Largest pid a record may name (Linux's ``PID_MAX_LIMIT``).
 MAX_PID = 4_194_304
 
-#: Version of the lease record format.
-RECORD_VERSION = 1
+#: Version of the lease record format. 2: the crate's shape (RFC 3339 times, a string
+#: ``version``, ``role`` a string); 1: unix-float times and an integer version. Both are read.
+RECORD_VERSION = 2
 
 #: Supervision statuses of an actor.
 STARTING, RUNNING, STOPPED, IDLE, FAILED, RESTARTING = (
@@ -46,8 +48,9 @@ class AgentRecord(JsonMixin):
         labels: free-form labels for ``discover``.
         endpoint: how to reach it (the mailbox path for the maildir backend).
         pid: its process id.
-        version: record format version.
-        started_at: unix time the activation began.
+        version: record format version (the file holds it as a string; a crate
+            record's package version reads as 0).
+        started_at: unix time the activation began (the file holds RFC 3339).
         lease_expires_at: unix time after which the record counts as dead.
         system_id: the system that supervises it.
         actor_class: ``module:qualname`` of its class.
@@ -78,8 +81,9 @@ RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
 #: filter and signal logic rely on (dataclasses-json would let a null or mistyped
 #: field through).
 RECORD_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "agent_id": str, "role": (str, _NONE), "labels": list, "endpoint": str, "pid": int, "version": int,
-    "started_at": _NUMBER, "lease_expires_at": _NUMBER, "system_id": (str, _NONE), "actor_class": str,
+    "agent_id": str, "role": (str, _NONE), "labels": list, "endpoint": str, "pid": int, "version": (int, str),
+    "started_at": (int, float, str), "lease_expires_at": (int, float, str), "system_id": (str, _NONE),
+    "actor_class": str,
 }
 
 
@@ -124,7 +128,47 @@ def record_from_doc(doc: Any) -> AgentRecord:
     fields = _checked_fields(doc, RECORD_FIELD_TYPES, "an agent record")
     if "agent_id" not in fields:
         raise ValueError("not an agent record: no agent_id")
+    for key in ("started_at", "lease_expires_at"):
+        if isinstance(fields.get(key), str):  # the crate's shape: RFC 3339
+            ns = parse_ns(fields[key])
+            if ns is None:
+                raise ValueError(f"not an agent record: {key} is not an RFC 3339 time")
+            fields[key] = ns / 1e9
+    version = fields.get("version")
+    if isinstance(version, str):  # the crate writes its package version ("0.3.1"): not ours to read
+        fields["version"] = int(version) if version.isdigit() and len(version) < 10 else 0
+    if fields.get("role") == "":  # the crate's "no role"
+        fields["role"] = None
     return AgentRecord(**fields)
+
+
+def record_to_doc(record: AgentRecord) -> dict[str, Any]:
+    """A lease record in the crate's shape (what the fabric files hold, format 2).
+
+    The crate's ``AgentRecord`` reads it (``agent_id``, ``role`` as a string,
+    ``labels``, ``endpoint``, ``pid``, ``version`` as a string, ``started_at`` and
+    ``lease_expires_at`` as RFC 3339 UTC times; it ignores ``system_id`` and
+    ``actor_class``), and so does ``record_from_doc``. Project versions that read
+    only format 1 cannot read it (see docs/guide.md, "Compatibility with bamboo-subagent").
+    """
+    return {
+        "agent_id": record.agent_id,
+        "role": record.role or "",
+        "labels": list(record.labels),
+        "endpoint": record.endpoint,
+        "pid": record.pid,
+        "version": str(RECORD_VERSION),
+        "started_at": format_seconds(record.started_at),
+        "lease_expires_at": format_seconds(record.lease_expires_at),
+        "system_id": record.system_id,
+        "actor_class": record.actor_class,
+    }
+
+
+def is_foreign_record(record: AgentRecord) -> bool:
+    """Whether a record was published by another program (the crate): it names no
+    system and no actor class, which every record this project writes does."""
+    return record.system_id is None and not record.actor_class
 
 
 @dataclass

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
+from . import crate_spec
 from .backend_url import parse_backend
 from .durability import DURABILITY_LEVELS
 from .errors import InvalidSpec
@@ -39,6 +40,10 @@ RESTART_POLICIES = ("never", "on-failure", "always")
 #: What happens to a message that killed the worker ``max_attempts`` times: moved to
 #: the dead letters and the actor goes on, or kept first in line with the actor paused.
 ON_POISON = ("dead-letter", "pause")
+#: How senders write an actor's mailbox: "log" (default: each sender appends to its own
+#: segment log) or "maildir" (one file per message in ``new/``, which the original
+#: crate's reader drains; see ``runtime.backends.maildir.file_delivery``).
+MAILBOX_FORMATS = ("log", "maildir")
 
 
 @dataclass
@@ -91,6 +96,8 @@ class ProvisionSpec(JsonMixin):
         on_poison: "dead-letter" (default) or "pause" (see ``ON_POISON``; recorded with
             the spec, so a reactivation keeps it).
         secrets: memory-only values handed to the actor (``self.secrets``).
+        mailbox: how senders write the actor's mailbox (see ``MAILBOX_FORMATS``; the
+            spawner sets it up, the worker reads either).
     """
 
     version: int = SPEC_VERSION
@@ -104,6 +111,7 @@ class ProvisionSpec(JsonMixin):
     restart: str = "on-failure"
     on_poison: str = "dead-letter"
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
+    mailbox: str = "log"
 
     def validate(self) -> "ProvisionSpec":
         """Check the spec before it is sent; returns it.
@@ -140,6 +148,8 @@ class ProvisionSpec(JsonMixin):
             raise InvalidSpec("restart", f"{self.restart!r} is not one of {RESTART_POLICIES}")
         if self.on_poison not in ON_POISON:
             raise InvalidSpec("on_poison", f"{self.on_poison!r} is not one of {', '.join(map(repr, ON_POISON))}")
+        if self.mailbox not in MAILBOX_FORMATS:
+            raise InvalidSpec("mailbox", f"{self.mailbox!r} is not one of {', '.join(map(repr, MAILBOX_FORMATS))}")
         limits = self.limits
         for name, low, high in _LIMIT_RANGES:
             _check_range(name, getattr(limits, name), low, high)
@@ -259,13 +269,16 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 
 def read_spec(stream: BinaryIO | int, *, cap: int = MAX_SPEC_BYTES,
-              timeout: float | None = SPEC_READ_TIMEOUT) -> ProvisionSpec:
-    """Read one spec (a line of JSON, or everything up to EOF) from a stream.
+              timeout: float | None = SPEC_READ_TIMEOUT, actor_class: str | None = None) -> ProvisionSpec:
+    """Read one spec (a line of JSON, or one JSON document up to EOF) from a stream.
+
+    The original crate's ``ProvisionSpec`` is read too (see ``crate_spec``).
 
     Args:
         stream: a binary file or a file descriptor (stdin for seed-protocol workers).
         cap: refuse a spec longer than this many bytes.
         timeout: seconds to wait for the whole spec.
+        actor_class: the class of a crate spec that names none (``--actor-class``).
 
     Raises:
         InvalidSpec: too big, timed out, empty, not JSON, or invalid.
@@ -273,7 +286,47 @@ def read_spec(stream: BinaryIO | int, *, cap: int = MAX_SPEC_BYTES,
     fd = stream if isinstance(stream, int) else stream.fileno()
     deadline = None if timeout is None else time.monotonic() + timeout
     buffer = bytearray()
-    while b"\n" not in buffer:
+    ended = _read_into(fd, buffer, cap, deadline, timeout, until_newline=True)
+    line = bytes(buffer).split(b"\n", 1)[0]
+    if len(line) > cap:
+        raise InvalidSpec("spec", f"larger than {cap} bytes")
+    if not line.strip():
+        raise InvalidSpec("spec", "empty input")
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError as exc:
+        # One document over several lines (pretty-printed) ends its first line unfinished:
+        # read it all. Anything else is refused at once.
+        if ended or exc.pos < len(exc.doc.rstrip()):
+            raise InvalidSpec("spec", f"not JSON: {exc}") from None
+        _read_into(fd, buffer, cap, deadline, timeout, until_newline=False)
+        doc = _parse(bytes(buffer))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSpec("spec", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidSpec("spec", "nested too deeply to be a spec") from None
+    if crate_spec.is_crate_spec(doc):
+        doc = crate_spec.to_project_doc(doc, actor_class)
+    return ProvisionSpec.from_doc(doc).validate()
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSpec("spec", f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidSpec("spec", "nested too deeply to be a spec") from None
+
+
+def _read_into(fd: int, buffer: bytearray, cap: int, deadline: float | None, timeout: float | None, *,
+               until_newline: bool) -> bool:
+    """Read from ``fd`` into ``buffer`` until a newline (or EOF); returns whether EOF came.
+
+    Raises:
+        InvalidSpec: more than ``cap`` bytes, or the deadline passed.
+    """
+    while not (until_newline and b"\n" in buffer):
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise InvalidSpec("spec", f"none arrived within {timeout} s")
@@ -282,13 +335,8 @@ def read_spec(stream: BinaryIO | int, *, cap: int = MAX_SPEC_BYTES,
             continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            break
+            return True
         buffer += chunk
         if len(buffer) > cap + 1:
             raise InvalidSpec("spec", f"larger than {cap} bytes")
-    line = bytes(buffer).split(b"\n", 1)[0]
-    if len(line) > cap:
-        raise InvalidSpec("spec", f"larger than {cap} bytes")
-    if not line.strip():
-        raise InvalidSpec("spec", "empty input")
-    return ProvisionSpec.from_wire(line).validate()
+    return False

@@ -150,13 +150,17 @@ def resume(env: Env, actor_id: str, skip: bool, timeout: float, wait: bool) -> N
 
 
 @click.command()
+@click.option("--actor-class", default=None, metavar="MODULE:QUALNAME",
+              help="The actor class to run when the spec names none (a bamboo-subagent spec cannot).")
 @click.pass_context
-def worker(ctx: click.Context) -> None:
+def worker(ctx: click.Context, actor_class: str | None) -> None:
     """A seed-protocol worker: reads one ProvisionSpec JSON line on stdin, then serves.
 
-    Control arrives as signals: SIGTERM stops, SIGUSR1 cancels. Exits with the
-    worker's codes: 0 clean stop, 2 bad spec, 3 activation failed, 70 internal.
-    (The same as ``python -m actors_runtime.worker``.)
+    The spec may also be bamboo-subagent's ProvisionSpec (one JSON document, then
+    EOF): see "Compatibility with bamboo-subagent" in the guide. Control arrives as
+    signals: SIGTERM stops, SIGUSR1 cancels. Exits with the worker's codes: 0 clean
+    stop, 2 bad spec, 3 activation failed, 70 internal. (The same as
+    ``python -m actors_runtime.worker``.)
     """
     stdin = sys.stdin
     try:
@@ -165,11 +169,11 @@ def worker(ctx: click.Context) -> None:
     except (AttributeError, OSError, ValueError):
         real = False
     if real:
-        ctx.exit(worker_main())
+        ctx.exit(worker_main(actor_class=actor_class))
     # An in-memory stdin (embedding, CliRunner): hand the worker a real file with the same bytes.
     data = stdin.buffer.read(MAX_SPEC_BYTES + 2) if hasattr(stdin, "buffer") else b""
     with tempfile.TemporaryFile() as spool:
         spool.write(data)
         spool.seek(0)
-        code = worker_main(spool)
+        code = worker_main(spool, actor_class=actor_class)
     ctx.exit(code)

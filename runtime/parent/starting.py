@@ -35,6 +35,9 @@ def prepare(sup: "Supervisor", child: Child) -> None:
     """
     address = sup.backend.address(sup.system_id, child.actor_id)
     fresh = sup.backend.provision(address, child.spec.limits.max_pending)
+    set_format = getattr(sup.backend, "set_mailbox_format", None)  # the maildir backend's (crate interop)
+    if set_format is not None:
+        set_format(address, child.spec.mailbox)
     existing = None if fresh else sup.backend.store.child_entry(child.actor_id)
     child.restarts = existing[1].restarts if existing else 0
     sup.record(child, wait=False)

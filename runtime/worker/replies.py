@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .. import tracing
+from .. import foreign, tracing
 from ..address import Address
 from ..backends.base import Backend, Delivered, Mailbox
 from ..control import ACTIVATE_TOOL
@@ -174,7 +174,6 @@ class Outbox:
     def reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str) -> None:
         """Hold the reply to an ask for the commit (an answer that is not JSON becomes
         an error reply)."""
-        target = self.address.reply_address(message.sender)
         reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
         reply.traceparent = tracing.outgoing(reply, message.traceparent)
@@ -184,7 +183,26 @@ class Outbox:
             error = ReplyError("TypeError", f"the answer is not JSON-serialisable: {exc}")
             reply.body = ReplyBody(error=error).to_body()
             wire = reply.to_wire()
+        if message.sender.system_id is None:  # a crate process, perhaps (see ``foreign``)
+            target = self._foreign_target(message.sender, reply)
+            if target is None:
+                return
+            wire = reply.to_wire()
+        else:
+            target = self.address.reply_address(message.sender)
         self.gate.hold(target, reply, wire)
+
+    def _foreign_target(self, sender: AgentRef, reply: InboxMessage) -> Address | None:
+        """Where a reply to a sender that names no system goes, with its body in the
+        crate's shape if the sender is foreign; ``None`` (the reply dead-lettered
+        here, with why) if it has no mailbox in this project."""
+        if foreign.is_foreign(self.backend, sender):
+            reply.body = foreign.crate_reply_body(reply.body)
+        try:
+            return foreign.reply_target(self.backend, self.address, sender)
+        except foreign.Undeliverable as exc:
+            foreign.keep_undeliverable(self.mailbox, reply, f"reply to {sender.session_id[:80]!r}: {exc}")
+            return None
 
     def release(self) -> bool:
         """Deliver what committed turns sent (see ``gate``); whether all of it went."""

@@ -30,15 +30,18 @@ def _attach(worker: Worker) -> None:
     logs.install(worker, forward=None)  # records go to the actor's log file and stderr
 
 
-def main(stdin: BinaryIO | int | None = None) -> int:
+def main(stdin: BinaryIO | int | None = None, actor_class: str | None = None) -> int:
     """Read one spec from ``stdin`` (default: this process's) and serve it.
+
+    The spec may be the original crate's ``ProvisionSpec`` (``runtime.crate_spec``);
+    ``actor_class`` is the class to run when such a spec names none.
 
     Returns:
         The exit code (``EXIT_OK``, ``EXIT_BAD_SPEC``, ``EXIT_ACTIVATION_FAILED``).
     """
     configure_logging()
     try:
-        spec = read_spec(sys.stdin.buffer if stdin is None else stdin)
+        spec = read_spec(sys.stdin.buffer if stdin is None else stdin, actor_class=actor_class)
     except InvalidSpec as exc:
         print(f"actors worker: {exc}", file=sys.stderr)
         return EXIT_BAD_SPEC

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from ...address import Address
 from ...durability import Durability
 from ...errors import ActorNotFound, StoreError
-from ...ids import check_id
+from ...ids import check_id, is_valid_id
 from ...messages import InboxMessage
 from ..base import MailboxView
 from .fabric import MaildirFabric
@@ -92,6 +92,24 @@ class MaildirBackend:
         self._check_ours(address)
         return self.layout.mailbox(address.system_id, address.actor_id)
 
+    def endpoint_address(self, endpoint: str) -> Address | None:
+        """The address of a mailbox directory of this project named by a fabric
+        record's ``endpoint`` (a path, or a ``file://`` URL); ``None`` for anything
+        else: another place, a URL of another kind, an id that is not an id."""
+        path = endpoint[len("file://"):] if endpoint.startswith("file://") else endpoint
+        if not path.startswith("/") or len(path) > 4096 or "\0" in path:
+            return None
+        try:
+            parts = os.path.relpath(os.path.realpath(path), os.path.realpath(self.layout.sessions)).split(os.sep)
+        except (OSError, ValueError):
+            return None
+        if len(parts) == 2 and parts[1] == "mailbox" and is_valid_id(parts[0]):
+            return Address(self.location, self.project_key, parts[0], None)
+        if len(parts) == 4 and parts[1] == "children" and parts[3] == "mailbox" \
+                and is_valid_id(parts[0]) and is_valid_id(parts[2]):
+            return Address(self.location, self.project_key, parts[0], parts[2])
+        return None
+
     def log_path(self, address: Address) -> str | None:
         """``children/<actor id>/actor.log`` (rotated to ``actor.log.1``)."""
         self._check_ours(address)
@@ -155,6 +173,21 @@ class MaildirBackend:
         except OSError as exc:
             raise StoreError(child_dir, f"cannot create the actor's files: {exc.strerror or exc}") from exc
         return fresh
+
+    def set_mailbox_format(self, address: Address, mailbox_format: str) -> None:
+        """Record how senders write this actor's mailbox ("log" or "maildir", see
+        ``file_delivery``); made by ``provision`` first.
+
+        Raises:
+            StoreError: the setting cannot be written.
+        """
+        self._check_ours(address)
+        root = self.mailbox_root(address)
+        try:
+            write_mailbox_config(root, read_max_pending(root), mailbox_format)
+        except OSError as exc:
+            raise StoreError(root, f"cannot record the mailbox format: {exc.strerror or exc}") from exc
+        self._router.forget(address)  # a cached handle writes the old way
 
     def _take_skeleton(self) -> str | None:
         with self._skeletons_lock:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _file_name(delivered: Delivered) -> str:
-    path, position = delivered.receipt
+    path, position = delivered.receipt or ("", 0)  # None: a message that was never in this mailbox
     if position < 0:
         return os.path.basename(str(path))
     if is_valid_id(delivered.message.id):

@@ -23,6 +23,7 @@ from ...ids import check_id
 from ...messages import InboxMessage
 from ...threads import reset_after_fork
 from .doorbell import Ringer
+from .file_delivery import deliver_files, writes_files
 from .inspection import waiting
 from .layout import MailboxPaths
 from .segment_format import MAX_MESSAGE
@@ -66,6 +67,9 @@ class Sender:
         self.paths = paths
         self.max_pending = max_pending
         self._writer = SegmentWriter(paths.log, durability)
+        #: One Maildir file per message instead of the log (see ``file_delivery``).
+        self.files = writes_files(paths)
+        self._durability = durability
         self._ringer = Ringer(paths.bell)
         # Upper bound of what waits, as far as this handle knows; only re-counted (a
         # scan) when it reaches max_pending. Messages reserved and not yet appended
@@ -85,6 +89,9 @@ class Sender:
         data = [checked_wire(message) for message in messages]  # refuse bad ones before any is sent
         if not data:
             return self._writer.path  # nothing to write (an empty record would stop the reader)
+        if self.files:
+            return self._send(data, block_timeout,
+                              lambda wires: deliver_files(self.paths, self._durability, messages, wires))
         return self._send(data, block_timeout, self._writer.append)
 
     def deliver_unflushed(self, message: InboxMessage, block_timeout: float | None) -> Unflushed:

@@ -3,14 +3,14 @@
 A live actor publishes ``fabric/<id>.json`` and re-publishes it before the lease runs
 out; a record whose lease has expired belongs to a dead process and is invisible to
 ``resolve``, ``is_live`` and ``discover``, and ``gc`` removes it. Clean exits
-``withdraw``. Time comes from an injected clock so lease logic is tested without
+``withdraw``. Records are written in the original crate's shape and read in either
+(``records.record_to_doc``, ``record_from_doc``). Time comes from an injected clock so lease logic is tested without
 sleeping. A record that does not parse, or has a field of the wrong type, is no
 record (``None``; ``gc`` removes it); a failing disk is ``StoreError``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -21,8 +21,9 @@ from typing import Callable
 from ...durability import PROCESS, Durability
 from ...errors import StoreError
 from ...ids import check_id
-from ...records import AgentRecord, record_from_doc
+from ...records import AgentRecord, record_from_doc, record_to_doc
 from .durable import Rewriter, is_real_dir, make_dirs, read_bytes
+from .quarantine import STALE_TEMP_AGE, is_foreign_temp
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class MaildirFabric:
         """
         path = self._path(record.agent_id)  # the id is checked before anything is made
         record.lease_expires_at = self.clock() + lease
-        data = json.dumps(dataclasses.asdict(record), separators=(",", ":")).encode()
+        data = json.dumps(record_to_doc(record), separators=(",", ":")).encode()  # the crate's shape
         if not is_real_dir(self.root):  # made by the first publish: looking creates nothing
             try:
                 make_dirs(self.root)
@@ -174,6 +175,8 @@ class MaildirFabric:
         now = self.clock()
         removed = []
         for name in self._listing():
+            if is_foreign_temp(name):  # a crate publisher died mid-write
+                self._sweep_temp(os.path.join(self.root, name), now)
             if name[0] == "." or not name.endswith(".json"):
                 continue
             path = os.path.join(self.root, name)
@@ -188,3 +191,10 @@ class MaildirFabric:
             except OSError as exc:
                 raise StoreError(path, f"cannot remove the record: {exc.strerror or exc}") from exc
         return removed
+
+    def _sweep_temp(self, path: str, now: float) -> None:
+        try:
+            if os.lstat(path).st_mtime < now - STALE_TEMP_AGE:
+                os.unlink(path)
+        except OSError:
+            pass

@@ -138,13 +138,24 @@ def check_home(home: str, uid: int | None = None) -> None:
                                "use a home of your own (--home or ACTORS_HOME)")
 
 
-def write_mailbox_config(root: str, max_pending: int) -> None:
-    """Record a mailbox's limit for senders in other processes (unless already in
-    force; no file means the default)."""
-    if read_max_pending(root) == max_pending:
+def write_mailbox_config(root: str, max_pending: int, mailbox_format: str | None = None) -> None:
+    """Record a mailbox's limit (and, if given, its format: "log" or "maildir") for
+    senders in other processes, unless already in force; no file means the defaults."""
+    doc = _read_config(root)
+    if read_max_pending(root) == max_pending and mailbox_format in (None, doc.get("format", "log")):
         return
-    atomic_write(os.path.join(root, MAILBOX_CONFIG), json.dumps({"max_pending": max_pending}).encode(),
-                 "process")
+    doc["max_pending"] = max_pending
+    if mailbox_format is not None:
+        doc["format"] = mailbox_format
+    atomic_write(os.path.join(root, MAILBOX_CONFIG), json.dumps(doc).encode(), "process")
+
+
+def _read_config(root: str) -> dict[str, object]:
+    try:
+        doc = json.loads(read_bytes(os.path.join(root, MAILBOX_CONFIG)))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def read_max_pending(root: str) -> int:

@@ -111,6 +111,11 @@ class MaildirMailbox:
         self._sender.deliver(messages, block_timeout)
 
     def deliver_async(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> "Future[str]":
+        if self._sender.files:  # a file is flushed as it is written: nothing left for the flusher
+            self._sender.deliver([message], block_timeout)
+            done: Future[str] = Future()
+            done.set_result(message.id)
+            return done
         written = self._sender.deliver_unflushed(message, block_timeout)
         if self.durability == MACHINE and self._flusher is not None:
             return self._flusher.submit(written, message.id)  # it owns the flush now
@@ -155,6 +160,15 @@ class MaildirMailbox:
     def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
         write_dead_letter(self.paths, self.durability, delivered, reason, attempts)
         self._reader.ack([delivered])
+
+    def keep_dead_letter(self, message: InboxMessage, reason: str) -> None:
+        """Put a message this mailbox's owner could not send among its dead letters
+        (``actors dead-letters`` lists it; ``requeue`` would deliver it here).
+
+        Raises:
+            StoreError: it cannot be written.
+        """
+        write_dead_letter(self.paths, self.durability, Delivered(message, None), reason, 0)
 
     def has_new(self) -> bool:
         return self._reader.has_new()

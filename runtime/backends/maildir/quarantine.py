@@ -79,7 +79,9 @@ def sweep_temps(paths: MailboxPaths) -> None:
         except FileNotFoundError:
             continue
         for name in listed:
-            if name.startswith(".tmp-"):
+            if is_foreign_temp(name):  # the crate's atomic write: ".<name>.tmp.<uuid>", no pid to ask
+                _unlink_if_older(os.path.join(sub, name), cutoff)
+            elif name.startswith(".tmp-"):
                 path = os.path.join(sub, name)
                 if temp_owner_alive(name):
                     continue
@@ -88,3 +90,17 @@ def sweep_temps(paths: MailboxPaths) -> None:
                         os.unlink(path)
                 except OSError:
                     pass
+
+
+def is_foreign_temp(name: str) -> bool:
+    """Whether ``name`` is the temp file of the original crate's atomic write
+    (``.<target name>.tmp.<uuid>``)."""
+    return name[:1] == "." and not name.startswith(".tmp-") and ".tmp." in name
+
+
+def _unlink_if_older(path: str, cutoff: float) -> None:
+    try:
+        if os.lstat(path).st_mtime < cutoff:
+            os.unlink(path)
+    except OSError:
+        pass

@@ -30,6 +30,7 @@ from typing import Iterable, NamedTuple, Sequence
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...messages import InboxMessage
+from ...stamps import order_key
 from ...threads import reset_after_fork
 from ..base import Delivered
 from .durable import read_bytes
@@ -76,8 +77,8 @@ os.register_at_fork(after_in_child=_drop_claims_in_child)
 
 
 def _created(delivered: Delivered) -> str:
-    # RFC 3339 UTC stamps of one fixed width sort as the times they name.
-    return delivered.message.created_at
+    # Compared as times: stamps of other writers (the crate's) differ in width and zone.
+    return order_key(delivered.message.created_at)
 
 
 class _Listing:
