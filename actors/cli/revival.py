@@ -100,13 +100,30 @@ def _through_system(backend: Backend, address: Address, wait: float | None) -> O
         return Outcome(Revived.ASKED, f"asked system {system_id!r} to restart {actor_id!r}", system_id)
     deadline = time.monotonic() + wait
     while True:
-        record = live_record(backend, actor_id)
-        if record is not None:
-            return Outcome(Revived.STARTED, f"restarted {actor_id!r} (pid {record.pid}) through its system "
-                           f"{system_id!r}", system_id)
         found = backend.store.child_entry(actor_id)
         if found is not None and found[1].status == FAILED and found[1].updated_at >= asked_at:
             return Outcome(Revived.FAILED_AGAIN, "", system_id, found[1].last_error or "no reason recorded")
+        record = live_record(backend, actor_id)
+        # Registered is not yet survived: the messages its last worker died on are
+        # handled right after. Started means those are behind it (or time is up).
+        if record is not None and (not _recovering(backend, address) or time.monotonic() >= deadline):
+            return Outcome(Revived.STARTED, f"restarted {actor_id!r} (pid {record.pid}) through its system "
+                           f"{system_id!r}", system_id)
         if time.monotonic() >= deadline:
             return Outcome(Revived.NOT_YET, "", system_id)
         time.sleep(POLL_INTERVAL)  # another process's records: nothing to wait on but time
+
+
+def _recovering(backend: Backend, address: Address) -> bool:
+    """Whether the actor still holds messages handed out and not acked (what its last
+    worker was handling when it died counts among them)."""
+    try:
+        view = backend.view(address)
+    except (ActorNotFound, StoreError):
+        return False
+    try:
+        return view.counts().get("cur", 0) > 0
+    except (OSError, StoreError):
+        return False
+    finally:
+        view.close()
