@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
-``timers``.
+``timers``, ``steps``.
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
 Each runs at durability "process" and "machine" where that matters, and runs its
@@ -43,9 +43,10 @@ from common import (
 
 import baselines
 from bench_actors import Counter, Resumer
+from bench_steps import run_steps
 from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "steps")
 DURABILITIES = ("process", "machine")
 
 #: Sizes per mode. Quick mode keeps the whole suite to a couple of minutes.
@@ -67,6 +68,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "step_k": 10,
+        "step_asks": 100,
+        "step_rounds": 5,
         "pipe_tell_n": 50_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 10,
@@ -88,6 +92,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "step_k": 10,
+        "step_asks": 100,
+        "step_rounds": 5,
         "pipe_tell_n": 100_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 20,
@@ -116,6 +123,8 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("resume", "machine", "first handled"): ("<=", 1.0, "<= 1 s"),
     ("timers", "process", "lateness p99"): ("<=", 100, "<= 100 ms"),
     ("timers", "process", "fires/s"): (">=", 2_000, ">= 2,000 fires/s"),
+    ("steps", "process", "per step"): ("<=", 50, "<= 50 us"),
+    ("steps", "machine", "per step / fsync"): ("<=", 1.0, "<= one fdatasync"),
 }
 
 
@@ -476,6 +485,7 @@ BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "idle": bench_idle,
     "resume": bench_resume,
     "timers": lambda cfg: run_timers(cfg, _row),
+    "steps": lambda cfg: run_steps(cfg, _row),
 }
 
 
