@@ -156,3 +156,22 @@ class Reminded(Actor):
                 self.remind(f"r{i}", datetime.fromtimestamp(at, timezone.utc))
             return len(question["at"])
         return self.state["fired"]
+
+
+def _step_result(i: int) -> dict[str, int]:
+    return {"i": i}
+
+
+class Stepper(Actor):
+    """For the steps row: asked ``{"steps": k}`` (mode "steer": every ask is a turn that
+    commits) it runs ``k`` journaled steps, each returning a small dict, counts the ask
+    and answers the count. ``k = 0`` is the same turn without steps."""
+
+    def on_start(self) -> None:
+        self.state.setdefault("count", 0)
+
+    def on_ask(self, question: Any, msg: Any) -> Any:
+        for i in range(question["steps"]):
+            self.step("s", _step_result, i)
+        self.state["count"] += 1
+        return self.state["count"]

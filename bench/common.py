@@ -118,6 +118,14 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) clock ticks of every CPU since boot (``/proc/stat``; idle and iowait
+    are not busy, steal is)."""
+    with open("/proc/stat") as handle:
+        fields = [int(f) for f in handle.readline().split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 def status_kb(pid: int, key: str) -> int | None:
     """A ``kB`` line of ``/proc/<pid>/status`` (e.g. ``VmRSS``, ``RssAnon``)."""
     with open(f"/proc/{pid}/status") as handle:

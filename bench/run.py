@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
-``timers``, ``trace`` (the tell stream and ask p50 at "process" with tracing off, with the
+``timers``, ``steps``, ``trace`` (the tell stream and ask p50 at "process" with tracing off, with the
 OpenTelemetry API and no provider, and with the SDK recording in every process).
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
@@ -44,9 +44,10 @@ from common import (
 
 import baselines
 from bench_actors import Counter, Resumer, TracedCounter
+from bench_steps import run_steps
 from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "trace")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "steps", "trace")
 #: The tracing modes of the trace row: off (``ACTORS_TRACING=off``: the path taken
 #: without opentelemetry), the API's no-op tracer, the SDK recording spans.
 TRACE_MODES = ("off", "api", "sdk")
@@ -74,6 +75,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "step_k": 10,
+        "step_asks": 100,
+        "step_rounds": 5,
         "pipe_tell_n": 50_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 10,
@@ -98,6 +102,9 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "step_k": 10,
+        "step_asks": 100,
+        "step_rounds": 5,
         "pipe_tell_n": 100_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 20,
@@ -126,6 +133,8 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("resume", "machine", "first handled"): ("<=", 1.0, "<= 1 s"),
     ("timers", "process", "lateness p99"): ("<=", 100, "<= 100 ms"),
     ("timers", "process", "fires/s"): (">=", 2_000, ">= 2,000 fires/s"),
+    ("steps", "process", "per step"): ("<=", 50, "<= 50 us"),
+    ("steps", "machine", "per step / fsync"): ("<=", 1.0, "<= one fdatasync"),
 }
 
 
@@ -558,6 +567,7 @@ BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "idle": bench_idle,
     "resume": bench_resume,
     "timers": lambda cfg: run_timers(cfg, _row),
+    "steps": lambda cfg: run_steps(cfg, _row),
 }
 
 

@@ -18,6 +18,7 @@ from ..backends.base import ActorSession
 from ..errors import StoreError
 from ..observe.counters import COUNTERS_KEY, TurnCounters
 from .handler import Handler
+from .meta_json import TableJson, rest_json
 from .timers import TimerTable
 
 #: Ids a batch of queries may leave uncommitted: they ride with the next commit,
@@ -43,6 +44,9 @@ class ActorState:
         self.hint: str | None = None
         self._committed_json = "{}"
         self._meta_json: str | None = None
+        #: The meta without the timer table, and the table's encoded entries (``meta_json``).
+        self._rest_json: str | None = None
+        self._table_json = TableJson()
         #: What the last commit left beside the state: its outbox and step journal.
         self.restored_outbox: list[dict[str, Any]] = []
         self.restored_journal: list[dict[str, Any]] = []
@@ -140,7 +144,9 @@ class ActorState:
             timers.write(self.meta)
             self._meta_json = None
         if self._meta_json is None:  # meta is settled by activation, before the first commit
-            self._meta_json = json.dumps(self.meta, separators=(",", ":"))
+            if self._rest_json is None:
+                self._rest_json = rest_json(self.meta)
+            self._meta_json = self._table_json.meta_json(self._rest_json, timers.reminders, timers.delayed)
         counters_json = self.counters.to_json()
         self.session.commit(state_json, TurnCounters.splice(self._meta_json, counters_json), self.uncommitted,
                             self.admitted, outbox_json)
@@ -151,4 +157,4 @@ class ActorState:
 
     def meta_changed(self) -> None:
         """The meta was changed after activation (it is encoded again at the next commit)."""
-        self._meta_json = None
+        self._meta_json = self._rest_json = None

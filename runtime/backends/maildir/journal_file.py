@@ -1,10 +1,18 @@
 """An actor's step journal on disk: ``journal.jsonl``, one JSON object per line.
 
-Records are appended by the actor's worker only (``O_APPEND``, and at durability
-"machine" an ``fdatasync`` before the append returns: one flush per step). The file
-is emptied (``ftruncate``) once the turns it records have committed; a truncation
-lost to a power cut brings back records of messages the AdmittedSet already holds,
-which the worker ignores. A line torn by a crash, or one that is not a JSON object,
+Records are written by the actor's worker only, one after the other from the start
+of the file, and at durability "machine" with an ``fdatasync`` before the write
+returns: one flush per step. The file is emptied once the turns it records have
+committed, by overwriting what they wrote with NUL bytes, which readers skip; it
+keeps its size. So the next turn's records land inside the file's size, in blocks it
+already has, and their ``fdatasync`` writes only those data blocks: no size or block
+map to write with every step, and no blocks freed per turn (this file system, mounted
+``discard``, trims freed blocks synchronously: ~1 ms a truncate). A file that grew
+past ``KEEP_AT_MOST`` is truncated instead.
+
+Emptying is not flushed: a power cut may bring back records of messages the
+AdmittedSet already holds, which the worker ignores (the next step's ``fdatasync``
+flushes the NULs with it). A line torn by a crash, or one that is not a JSON object,
 is skipped with a warning: nothing in the file can stop an activation.
 """
 
@@ -24,8 +32,11 @@ log = logging.getLogger(__name__)
 #: Journal lines longer than this are not parsed at load (a record holds one step's
 #: result; a larger line is damage or a hostile write, not a record).
 MAX_LINE = 64 * 1024 * 1024
+#: A journal file up to this size is emptied by overwriting (and keeps its size); a
+#: larger one is truncated.
+KEEP_AT_MOST = 1024 * 1024
 
-_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | NOFOLLOW
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | NOFOLLOW
 
 
 def read_journal(path: str) -> list[dict[str, Any]]:
@@ -42,6 +53,7 @@ def read_journal(path: str) -> list[dict[str, Any]]:
         raise StoreError(path, f"cannot read the step journal: {exc.strerror or exc}") from exc
     records: list[dict[str, Any]] = []
     for number, line in enumerate(data.split(b"\n"), 1):
+        line = line.strip(b"\0")  # what an emptied file holds
         if not line.strip():
             continue
         try:
@@ -65,6 +77,10 @@ class JournalFile:
         self.path = path
         self.durability = durability
         self._fd = -1
+        #: Where the next record goes: the end of the records in the file.
+        self._end = 0
+        #: The file ends in a torn line: the next record starts on a line of its own.
+        self._torn = False
         #: Whether anything was appended since the file was last emptied.
         self.dirty = False
 
@@ -74,14 +90,18 @@ class JournalFile:
         Raises:
             StoreError: it could not be written.
         """
-        data = entry_json.encode() + b"\n"
         try:
             fd = self._open()
-            os.write(fd, data)
+            data = (b"\n" if self._torn else b"") + entry_json.encode() + b"\n"
+            view, at = memoryview(data), self._end
+            while view:
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
             if self.durability == MACHINE:
                 os.fdatasync(fd)
         except OSError as exc:
             raise StoreError(self.path, f"cannot write the step journal: {exc.strerror or exc}") from exc
+        self._end, self._torn = at, False
         self.dirty = True
 
     def clear(self) -> None:
@@ -89,9 +109,14 @@ class JournalFile:
         if not self.dirty:
             return
         try:
-            os.ftruncate(self._open(), 0)
+            fd = self._open()
+            if os.fstat(fd).st_size > KEEP_AT_MOST:
+                os.ftruncate(fd, 0)
+            elif self._end:
+                os.pwrite(fd, bytes(self._end), 0)
         except OSError as exc:
             raise StoreError(self.path, f"cannot empty the step journal: {exc.strerror or exc}") from exc
+        self._end, self._torn = 0, False
         self.dirty = False
 
     def _open(self) -> int:
@@ -99,9 +124,16 @@ class JournalFile:
             directory = os.path.dirname(self.path)
             make_dirs(directory)
             created = not os.path.lexists(self.path)
-            self._fd = os.open(self.path, _APPEND_FLAGS, FILE_MODE)
-            if created and self.durability == MACHINE:
-                fsync_dir(directory)
+            fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+            try:
+                records = b"".join(iter(lambda: os.read(fd, 1 << 16), b"")).rstrip(b"\0")
+                if created and self.durability == MACHINE:
+                    fsync_dir(directory)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._end = fd, len(records)
+            self._torn = bool(records) and not records.endswith(b"\n")
         return self._fd
 
     def close(self) -> None:

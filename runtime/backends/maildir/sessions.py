@@ -74,6 +74,9 @@ class MaildirSession:
         self._admitted_writer = Rewriter(self.admitted_path, durability)
         self._journal = JournalFile(layout.actor_file(system_id, actor_id, JOURNAL), durability)
         self._tail: list[str] = []  # ids committed since the last checkpoint
+        #: The tail as JSON, one piece per commit that added ids: a commit encodes only
+        #: its own ids, not the up to CHECKPOINT_EVERY before them.
+        self._tail_json: list[str] = []
         self._dir_checked = False
 
     def load(self) -> SessionDoc | None:
@@ -81,6 +84,7 @@ class MaildirSession:
         if found is None:
             return None
         doc, self._tail = found
+        self._tail_json = [json.dumps(self._tail)[1:-1]] if self._tail else []
         journal = read_journal(self._journal.path)
         self._journal.dirty = bool(journal)
         return SessionDoc(doc.state, doc.admitted, doc.meta, doc.outbox, journal)
@@ -96,16 +100,21 @@ class MaildirSession:
             self._dir_checked = True
         tail, committed = self._tail, len(self._tail)
         tail.extend(new_ids)
+        pieces, added = self._tail_json, len(tail) > committed
+        if added:
+            pieces.append(json.dumps(tail[committed:])[1:-1])
         outbox = "" if outbox_json == "[]" else f',"outbox":{outbox_json}'
-        data = f'{{"state":{state_json},"admitted":{json.dumps(tail)},"meta":{meta_json}{outbox}}}'.encode()
+        data = f'{{"state":{state_json},"admitted":[{",".join(pieces)}],"meta":{meta_json}{outbox}}}'.encode()
         try:
             self._session_writer.write(data)
         except BaseException:
             del tail[committed:]  # not committed: the caller passes them again
+            if added:
+                pieces.pop()
             raise
         if len(tail) >= CHECKPOINT_EVERY:
             self._admitted_writer.write(json.dumps({"ids": list(admitted)}).encode())
-            self._tail = []
+            self._tail, self._tail_json = [], []
 
     def journal(self, entry_json: str) -> None:
         self._journal.append(entry_json)
