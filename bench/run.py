@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
-``timers``.
+``timers``, ``capacity``.
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
 Each runs at durability "process" and "machine" where that matters, and runs its
@@ -43,9 +43,10 @@ from common import (
 
 import baselines
 from bench_actors import Counter, Resumer
+from bench_capacity import run_capacity
 from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "capacity")
 DURABILITIES = ("process", "machine")
 
 #: Sizes per mode. Quick mode keeps the whole suite to a couple of minutes.
@@ -67,6 +68,12 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "capacity_actors": 1_000,
+        "capacity_asks": 2_000,
+        "capacity_clients": 8,
+        "capacity_max_active": 64,
+        "capacity_zipf_s": 1.1,
+        "capacity_pool": 4,
         "pipe_tell_n": 50_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 10,
@@ -88,6 +95,12 @@ CONFIG: dict[str, dict[str, Any]] = {
         "timer_actors": 100,
         "timer_per_actor": 100,
         "timer_window": 10.0,
+        "capacity_actors": 10_000,
+        "capacity_asks": 10_000,
+        "capacity_clients": 8,
+        "capacity_max_active": 64,
+        "capacity_zipf_s": 1.1,
+        "capacity_pool": 4,
         "pipe_tell_n": 100_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 20,
@@ -116,6 +129,7 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("resume", "machine", "first handled"): ("<=", 1.0, "<= 1 s"),
     ("timers", "process", "lateness p99"): ("<=", 100, "<= 100 ms"),
     ("timers", "process", "fires/s"): (">=", 2_000, ">= 2,000 fires/s"),
+    ("capacity", "process", "peak fleet RSS"): ("<=", 2_048, "<= 2 GB"),
 }
 
 
@@ -476,6 +490,7 @@ BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "idle": bench_idle,
     "resume": bench_resume,
     "timers": lambda cfg: run_timers(cfg, _row),
+    "capacity": lambda cfg: run_capacity(cfg, _row),
 }
 
 

@@ -160,7 +160,9 @@ class Capacity:
 
     def acquire(self, actor_id: str, timeout: float | None) -> bool:
         """Take a slot for ``actor_id`` before its worker starts, making room if the
-        set is full; True once it holds one (at once if it already does).
+        set is full; True once it holds one (at once if it already does: a worker
+        that just exited whose release is still on its way). Call it only when the
+        actor has no live worker.
 
         Returns False if no slot came free within ``timeout`` seconds, or the capacity
         was closed: the caller must not start the worker then (its messages wait).
@@ -170,6 +172,13 @@ class Capacity:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             if actor_id in self._warm:
+                # Its last worker is gone (callers start one only then) and the slot was
+                # not given back yet: the new worker keeps it. If that worker had been
+                # passivated, the waiter that asked for it must look for another victim.
+                if actor_id in self._warm.passivating:
+                    self._warm.passivating.discard(actor_id)
+                    self._changes += 1
+                    self._cond.notify_all()
                 self._warm.touch(actor_id, self.clock())
                 return True
             self._queue.append(actor_id)
@@ -229,6 +238,17 @@ class Capacity:
             return
         with self._cond:
             if self._warm.release(actor_id):
+                self._changes += 1
+                self._cond.notify_all()
+
+    def kept(self, actor_id: str) -> None:
+        """``actor_id``'s worker left but it keeps its slot (it restarts after a
+        crash): if it was being passivated, that room is not coming."""
+        if self.limit is None:
+            return
+        with self._cond:
+            if actor_id in self._warm.passivating:
+                self._warm.passivating.discard(actor_id)
                 self._changes += 1
                 self._cond.notify_all()
 

@@ -124,6 +124,8 @@ class Supervisor:
         """
         if not holds_slot(child):  # every change of a child's status is recorded
             self.capacity.release(child.actor_id)
+        elif child.status == RESTARTING:  # died while passivated: it keeps its slot
+            self.capacity.kept(child.actor_id)
         self.recorder.record(child.actor_id, child, wait)
 
     def _write_records(self, children: list[Child]) -> None:

@@ -189,3 +189,36 @@ def test_closing_wakes_every_waiter_with_no_slot(clock):
     capacity.close()
     waiting["thread"].join(10)
     assert waiting["granted"] is False
+
+
+def test_a_passivated_actor_activated_again_before_its_release_keeps_the_slot_and_the_waiter_picks_another(clock):
+    # The monitor marks a passivated worker's exit and a message activates the actor
+    # again before the exit's release reaches the capacity: the slot passes on to the
+    # new worker, and the start that passivated it must not wait for a release that
+    # will never come.
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["a"])
+    assert capacity.acquire("a", 0.0) is True  # a's worker exited; a message brought it back
+    wait_until(lambda: fleet.passivated == ["a", "b"])
+    capacity.release("b")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
+
+
+def test_a_passivated_actor_that_died_and_restarts_keeps_its_slot_and_the_waiter_picks_another(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["a"])
+    fleet.refuse.add("a")  # restarting: no worker to ask until it is back
+    capacity.kept("a")  # its worker crashed on the way out: restarting, slot kept
+    wait_until(lambda: fleet.passivated == ["a", "b"])
+    capacity.release("b")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
