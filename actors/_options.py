@@ -39,6 +39,19 @@ def system_place(home: str | os.PathLike[str] | None, project: str | os.PathLike
     return home_dir, project_dir
 
 
+def check_max_active(max_active: object) -> int | None:
+    """``max_active`` as given: a positive count, or None for no limit.
+
+    Raises:
+        InvalidSpec: anything else (a bool, zero, a negative or fractional number).
+    """
+    if max_active is None:
+        return None
+    if isinstance(max_active, bool) or not isinstance(max_active, int) or max_active < 1:
+        raise InvalidSpec("max_active", f"{max_active!r} must be a positive count of actors, or None for no limit")
+    return max_active
+
+
 def check_system_backend(backend: str) -> None:
     """Refuse a backend an ``ActorSystem`` cannot run on (and an unknown one).
 

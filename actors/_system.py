@@ -51,7 +51,7 @@ from ._callbacks import SystemFuture, call_back_on
 from ._codec import decode, encode, imported_type
 from ._host_tools import HostTools
 from ._inspect import ActorInfo, ChildInfo, inspect_actor, list_children
-from ._options import check_system_backend, exception_names, spawn_spec, system_place
+from ._options import check_max_active, check_system_backend, exception_names, spawn_spec, system_place
 from ._ref import ActorRef
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,15 @@ class ActorSystem:
         spawn_timeout: default seconds a spawn waits for the actor to register.
         preload: modules pool workers import while they wait (the modules of actor
             classes this system spawns are added as it goes).
+        max_active: the most actors of this system with a worker at once (default
+            None: no limit). Starting one more (a spawn, or a message for a cold
+            actor) first passivates the least recently used idle actor: it finishes
+            its message, commits and exits, and stays cold (status "idle") until its
+            next message. Spawned and activated actors count alike; while every warm
+            actor is busy a start waits, and after a second passivates the least
+            recently used busy one between two of its messages. The bound is never
+            exceeded; a spawn that finds no room within its timeout raises
+            ``SpawnError`` and leaves the actor cold. See the guide's "Capacity".
 
     Raises:
         InvalidSpec: a bad argument (an unknown backend names the available ones).
@@ -111,11 +120,13 @@ class ActorSystem:
         on_failed: Callable[[str, str], None] | None = None,
         spawn_timeout: float = 30.0,
         preload: tuple[str, ...] | list[str] = (),
+        max_active: int | None = None,
     ) -> None:
         refuse_in_bootstrap()  # a script without the __main__ guard, re-run in a worker
         self.durability = check_durability(durability)
         self.name = check_id(name, "system name")
         home_dir, project_dir = system_place(home, project, pool_size, max_pending)
+        self.max_active = check_max_active(max_active)
         self.project_dir = project_dir
         self.max_pending = max_pending
         self.on_failed = on_failed
@@ -150,7 +161,8 @@ class ActorSystem:
             pool = Pool(launcher, self._backend, self.name, pool_size, spawn_timeout, tuple(preload))
             self._supervisor = Supervisor(self._backend, self.name, launcher, pool,
                                           RestartPolicy(restart_limit, restart_window), spawn_timeout,
-                                          self._child_failed, self._inbox.resolve_wire)
+                                          self._child_failed, self._inbox.resolve_wire,
+                                          max_active=self.max_active)
         except BaseException:
             self._system_lock.release()
             self._backend.close()

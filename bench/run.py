@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/run.py [--quick] [--json PATH] [--only NAME,...] [--tmp-root DIR] [--settle S]
 
 Rows (``--only`` names): ``tell``, ``ask``, ``spawn``, ``fanout``, ``idle``, ``resume``,
-``timers``, ``steps``, ``trace`` (the tell stream and ask p50 at "process" with tracing off, with the
+``timers``, ``steps``, ``capacity``, ``trace`` (the tell stream and ask p50 at "process" with tracing off, with the
 OpenTelemetry API and no provider, and with the SDK recording in every process).
 ``tell`` also times the same stream sent with ``tell_many`` (batches of 100) when the
 library has it.
@@ -44,10 +44,11 @@ from common import (
 
 import baselines
 from bench_actors import Counter, Resumer, TracedCounter
+from bench_capacity import run_capacity
 from bench_steps import run_steps
 from bench_timers import run_timers
 
-ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "steps", "trace")
+ROWS = ("tell", "ask", "spawn", "fanout", "idle", "resume", "timers", "steps", "capacity", "trace")
 #: The tracing modes of the trace row: off (``ACTORS_TRACING=off``: the path taken
 #: without opentelemetry), the API's no-op tracer, the SDK recording spans.
 TRACE_MODES = ("off", "api", "sdk")
@@ -78,6 +79,12 @@ CONFIG: dict[str, dict[str, Any]] = {
         "step_k": 10,
         "step_asks": 100,
         "step_rounds": 5,
+        "capacity_actors": 1_000,
+        "capacity_asks": 2_000,
+        "capacity_clients": 8,
+        "capacity_max_active": 64,
+        "capacity_zipf_s": 1.1,
+        "capacity_pool": 4,
         "pipe_tell_n": 50_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 10,
@@ -105,6 +112,12 @@ CONFIG: dict[str, dict[str, Any]] = {
         "step_k": 10,
         "step_asks": 100,
         "step_rounds": 5,
+        "capacity_actors": 10_000,
+        "capacity_asks": 10_000,
+        "capacity_clients": 8,
+        "capacity_max_active": 64,
+        "capacity_zipf_s": 1.1,
+        "capacity_pool": 4,
         "pipe_tell_n": 100_000,
         "pipe_fanout_per_child": 10_000,
         "pipe_spawn_k": 20,
@@ -135,6 +148,7 @@ TARGETS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("timers", "process", "fires/s"): (">=", 2_000, ">= 2,000 fires/s"),
     ("steps", "process", "per step"): ("<=", 50, "<= 50 us"),
     ("steps", "machine", "per step / fsync"): ("<=", 1.0, "<= one fdatasync"),
+    ("capacity", "process", "peak fleet RSS"): ("<=", 2_048, "<= 2 GB"),
 }
 
 
@@ -568,6 +582,7 @@ BENCHES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "resume": bench_resume,
     "timers": lambda cfg: run_timers(cfg, _row),
     "steps": lambda cfg: run_steps(cfg, _row),
+    "capacity": lambda cfg: run_capacity(cfg, _row),
 }
 
 

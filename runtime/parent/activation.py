@@ -52,6 +52,7 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
                 return
             sup.children[actor_id] = child
         if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
+            sup.capacity.touch(actor_id)  # a message for it: recently used (see ``capacity``)
             return
     if served_elsewhere(sup, actor_id):
         with sup.lock:
@@ -143,6 +144,15 @@ def known_child(sup: "Supervisor", address: Address) -> Child | None:
 def _activate(sup: "Supervisor", child: Child) -> None:
     from .starting import launch, settle_failed_start
 
+    if not sup.capacity.acquire(child.actor_id, sup.spawn_timeout):
+        # No room came free: it stays cold with its messages, and the cold sweep tries
+        # again (a stop or the shutdown meanwhile leaves it stopped).
+        with sup.lock:
+            child.status = STOPPED if child.stop_requested or sup.closing else IDLE
+            child.stop_requested = child.killed = False
+        sup.record(child)
+        child.exited.set()
+        return
     try:
         launch(sup, child, sup.spawn_timeout)
     except SpawnError as exc:

@@ -30,6 +30,8 @@ class Child:
         self.wake_at: float | None = None
         self.stop_requested = False
         self.killed = False
+        #: Asked to stop to make room (see ``capacity``): its exit leaves it idle, not stopped.
+        self.passivating = False
         self.deaths = Deaths()  # unexpected deaths that were restarted
         self.restarts = 0
         self.exited = threading.Event()

@@ -61,6 +61,11 @@ class Launcher:
         process = self._mp.Process(target=pipe_main, args=(child_conn,), name=f"{WORKER_NAME_PREFIX}{label}",
                                    daemon=True)
         process.start()
+        # Process.start() polls every child still in multiprocessing's list from the
+        # starting thread; a forkserver child's poll is not thread-safe, and one racing
+        # the monitor's join reads EOF and reports exit code 255 for a clean exit.
+        # Only the supervisor waits for its workers, and shutdown stops them all.
+        multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
         child_conn.close()
         return process, parent_conn
 

@@ -111,9 +111,12 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
         clean = code == 0 and reason is not None
         killed = child.killed
         wake_at, child.wake_at = child.wake_at, None
+        passivated, child.passivating = child.passivating, False
         if requested:
             child.status = STOPPED
             child.stop_requested = child.killed = False
+        elif clean and passivated:  # capacity made room: cold, not stopped (see ``passivation``)
+            child.status = IDLE
         elif clean and reason == "idle":
             child.status = IDLE
         elif clean and reason == PAUSED_EXIT:

@@ -9,6 +9,8 @@
                                  or mark failed (askers get ActorFailed at once)
     ensure_active     a known actor with no worker is started (see ``activation``),
                       unless it is marked failed or its class cannot be imported here
+    capacity          with ``max_active``, every start takes a slot first; a full set
+                      passivates its least recently used idle actor (see ``capacity``)
     shutdown          stop all (deepest first), grace, SIGTERM, SIGKILL
 
 ``starting`` holds the start of one worker, ``monitor`` the thread that notices
@@ -31,9 +33,11 @@ from ..records import FAILED, RESTARTING, STARTING, STOPPED, ChildEntry
 from ..spec import ProvisionSpec
 from ..wakeup import WakeUp
 from .activation import ensure_active, known_child
+from .capacity import Capacity
 from .children import Child
 from .importable import unavailable_here
 from .launcher import Launcher, kill, send, stop_process
+from .passivation import SupervisorFleet, holds_slot
 from .pool import Pool
 from .recorder import Recorder
 from .restart_policy import RestartPolicy
@@ -60,13 +64,16 @@ class Supervisor:
         on_failed: called (on the monitor thread) as ``on_failed(child, reason)`` when
             an actor is marked failed; it must not block.
         on_reply: gets the wire bytes of a reply that came back on a worker's pipe.
-        clock: monotonic seconds, for restart timing (a test's fake clock).
+        clock: monotonic seconds, for restart timing and the capacity's last-use
+            times (a test's fake clock).
+        max_active: the most actors with a worker at once (None: no limit; see
+            ``capacity``).
     """
 
     def __init__(self, backend: Backend, system_id: str, launcher: Launcher, pool: Pool,
                  policy: RestartPolicy, spawn_timeout: float,
                  on_failed: Callable[[Child, str], None], on_reply: Callable[[bytes], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_active: int | None = None) -> None:
         self.backend = backend
         self.system_id = system_id
         self.sender = AgentRef(session_id=system_id, role="system", system_id=system_id)
@@ -90,6 +97,8 @@ class Supervisor:
         self.wakeup = WakeUp()
         self.recorder = Recorder(self._write_records, f"actors-record-{system_id}")
         self._monitor_thread: threading.Thread | None = None
+        #: Slots for warm actors: every start takes one (see ``capacity``).
+        self.capacity = Capacity(max_active, SupervisorFleet(self), clock=clock, name=system_id)
         #: Cold actors to activate when their timers come due (see ``wakes``).
         self.wakes = Wakes(lambda actor_id: ensure_active(self, backend.address(system_id, actor_id)),
                            f"actors-wakes-{system_id}")
@@ -113,6 +122,10 @@ class Supervisor:
         With ``wait`` true, returns once they are stored; otherwise they are written
         soon, together with other records, with the child's facts as they are then.
         """
+        if not holds_slot(child):  # every change of a child's status is recorded
+            self.capacity.release(child.actor_id)
+        elif child.status == RESTARTING:  # died while passivated: it keeps its slot
+            self.capacity.kept(child.actor_id)
         self.recorder.record(child.actor_id, child, wait)
 
     def _write_records(self, children: list[Child]) -> None:
@@ -161,12 +174,23 @@ class Supervisor:
         if running is not None:
             wait_started(self, running, timeout)
             return
+        deadline = time.monotonic() + (self.spawn_timeout if timeout is None else timeout)
         try:
             prepare(self, child)
-            launch(self, child, self.spawn_timeout if timeout is None else timeout)
+            room = self.capacity.acquire(actor_id, deadline - time.monotonic())
+            if room:
+                launch(self, child, max(0.0, deadline - time.monotonic()))
         except SpawnError as exc:
             settle_failed_start(self, child, exc, self._fail_spawn)
             raise
+        if not room:  # nothing is wrong with the actor: it stays cold, and a message starts it
+            no_room = SpawnError(actor_id, f"no room: max_active={self.capacity.limit} actors are warm and "
+                                           "none became idle in time (it stays cold; a message starts it)")
+            settle_failed_start(self, child, no_room, self._leave_cold)
+            raise no_room
+
+    def _leave_cold(self, child: Child, reason: str) -> None:
+        child.status = STOPPED
 
     def _fail_spawn(self, child: Child, reason: str) -> None:
         child.status = FAILED
@@ -309,6 +333,7 @@ class Supervisor:
             self.closing = True
             children = sorted(self.children.values(), key=lambda c: -c.depth)
         self.wakes.close()
+        self.capacity.close()
         self.pool.close()
         deadline = None if timeout is None else time.monotonic() + timeout
         # Starts in progress end first (ready, then told to stop; or failed), or are

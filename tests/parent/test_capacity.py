@@ -1,0 +1,224 @@
+"""The capacity policy on its own: a fake fleet, a fake clock, threads for the waits."""
+
+from __future__ import annotations
+
+import threading
+
+from actors_runtime.parent.capacity import Capacity, WarmSet, candidates
+from conftest import wait_until
+
+
+class FakeFleet:
+    """Actors are idle unless named in ``busy``; a passivation is recorded, and the
+    test decides when the worker "exits" (``capacity.release``)."""
+
+    def __init__(self) -> None:
+        self.busy: set[str] = set()
+        self.passivated: list[str] = []
+        self.refuse: set[str] = set()
+        self.asked: list[str] = []
+        self.changed = threading.Event()
+
+    def is_idle(self, actor_id: str) -> bool:
+        self.asked.append(actor_id)
+        return actor_id not in self.busy
+
+    def passivate(self, actor_id: str) -> bool:
+        if actor_id in self.refuse:
+            return False
+        self.passivated.append(actor_id)
+        self.changed.set()
+        return True
+
+
+def _acquire_in_thread(capacity: Capacity, actor_id: str, timeout: float | None = 10.0) -> dict[str, object]:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["granted"] = capacity.acquire(actor_id, timeout)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    result["thread"] = thread
+    return result
+
+
+def test_candidates_are_the_idle_actors_least_recently_used_first_and_busy_ones_only_when_preempting():
+    busy = {"b"}
+    assert list(candidates(["a", "b", "c"], lambda a: a not in busy, preempt=False)) == ["a", "c"]
+    assert list(candidates(["a", "b", "c"], lambda a: a not in busy, preempt=True)) == ["a", "c", "b"]
+
+
+def test_candidates_look_at_an_actor_only_when_the_caller_gets_that_far():
+    asked = []
+
+    def idle(actor_id):
+        asked.append(actor_id)
+        return True
+
+    first = next(candidates(["a", "b", "c"], idle, preempt=False))
+    assert first == "a" and asked == ["a"]
+
+
+def test_the_warm_set_orders_by_last_use_and_forgets_a_passivation_with_the_release(clock):
+    warm = WarmSet()
+    for actor_id in ("a", "b", "c"):
+        warm.admit(actor_id, clock())
+        clock.advance(1)
+    warm.touch("a", clock())
+    warm.touch("zz", clock())  # not warm: nothing changes
+    assert warm.order() == ["b", "c", "a"] and len(warm) == 3
+    warm.passivating.add("b")
+    assert warm.order() == ["c", "a"]
+    assert warm.release("b") and "b" not in warm.passivating
+    assert not warm.release("b")
+
+
+def test_without_a_limit_every_start_is_granted_at_once_and_nothing_is_tracked(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(None, fleet, clock=clock)
+    assert all(capacity.acquire(f"a{i}", 0.0) for i in range(100))
+    capacity.touch("a1")
+    assert capacity.warm() == [] and fleet.passivated == []
+
+
+def test_a_full_set_passivates_its_least_recently_used_idle_actor_and_the_start_waits_for_its_exit(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    assert capacity.acquire("a", 0.0) and capacity.acquire("b", 0.0)
+    clock.advance(1)
+    capacity.touch("a")  # a message for a: b is now the least recently used
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["b"])
+    assert "granted" not in waiting  # b has not exited yet: still two warm
+    assert capacity.warm() == ["b", "a"]  # least recently used first
+    capacity.release("b")  # its worker exited
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True
+    assert capacity.warm() == ["a", "c"]
+
+
+def test_a_busy_actor_is_passed_over_for_an_idle_one_even_if_it_was_used_longer_ago(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("old-busy", 0.0)
+    capacity.acquire("newer-idle", 0.0)
+    fleet.busy.add("old-busy")
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["newer-idle"])
+    capacity.release("newer-idle")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and fleet.passivated == ["newer-idle"]
+
+
+def test_when_every_warm_actor_is_busy_the_start_waits_and_only_the_clock_lets_it_preempt_the_oldest(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock, preempt_after=5.0, recheck=0.01)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    fleet.busy.update({"a", "b"})
+    waiting = _acquire_in_thread(capacity, "c")
+    # It keeps looking (both are asked about, again and again) but passivates nothing
+    # while the fake clock stands still.
+    wait_until(lambda: fleet.asked.count("a") >= 3 and fleet.asked.count("b") >= 3)
+    assert fleet.passivated == []
+    fleet.busy.discard("b")  # b finished its backlog
+    wait_until(lambda: fleet.passivated == ["b"])
+    fleet.busy.add("b")
+    capacity.release("b")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True
+    fleet.busy.add("c")
+    again = _acquire_in_thread(capacity, "d")
+    wait_until(lambda: fleet.asked.count("c") >= 2)
+    assert fleet.passivated == ["b"]
+    clock.advance(5.0)  # waited long enough: the least recently used busy actor goes
+    wait_until(lambda: fleet.passivated == ["b", "a"])
+    capacity.release("a")
+    again["thread"].join(10)
+    assert again["granted"] is True and capacity.warm() == ["c", "d"]
+
+
+def test_an_actor_that_cannot_be_passivated_is_skipped_for_the_next(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("starting", 0.0)
+    capacity.acquire("running", 0.0)
+    fleet.refuse.add("starting")  # no worker to ask yet
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["running"])
+    capacity.release("running")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True
+
+
+def test_each_waiter_makes_its_own_room_and_no_victim_is_picked_twice(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(3, fleet, clock=clock)
+    for actor_id in ("a", "b", "c"):
+        capacity.acquire(actor_id, 0.0)
+    first = _acquire_in_thread(capacity, "x")
+    second = _acquire_in_thread(capacity, "y")
+    wait_until(lambda: len(fleet.passivated) == 2)
+    assert sorted(fleet.passivated) == ["a", "b"]
+    for victim in list(fleet.passivated):
+        capacity.release(victim)
+    first["thread"].join(10)
+    second["thread"].join(10)
+    assert first["granted"] is True and second["granted"] is True
+    assert sorted(capacity.warm()) == ["c", "x", "y"]
+
+
+def test_a_start_that_finds_no_room_in_time_gives_up_and_an_actor_already_warm_needs_none(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(1, fleet, clock=clock, recheck=0.01)
+    capacity.acquire("a", 0.0)
+    fleet.busy.add("a")
+    assert capacity.acquire("b", 0.05) is False
+    assert capacity.warm() == ["a"]
+    assert capacity.acquire("a", 0.0) is True  # a restart of a warm actor keeps its slot
+
+
+def test_closing_wakes_every_waiter_with_no_slot(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(1, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    fleet.busy.add("a")
+    waiting = _acquire_in_thread(capacity, "b", timeout=None)
+    wait_until(lambda: "a" in fleet.asked)
+    capacity.close()
+    waiting["thread"].join(10)
+    assert waiting["granted"] is False
+
+
+def test_a_passivated_actor_activated_again_before_its_release_keeps_the_slot_and_the_waiter_picks_another(clock):
+    # The monitor marks a passivated worker's exit and a message activates the actor
+    # again before the exit's release reaches the capacity: the slot passes on to the
+    # new worker, and the start that passivated it must not wait for a release that
+    # will never come.
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["a"])
+    assert capacity.acquire("a", 0.0) is True  # a's worker exited; a message brought it back
+    wait_until(lambda: fleet.passivated == ["a", "b"])
+    capacity.release("b")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
+
+
+def test_a_passivated_actor_that_died_and_restarts_keeps_its_slot_and_the_waiter_picks_another(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    waiting = _acquire_in_thread(capacity, "c")
+    wait_until(lambda: fleet.passivated == ["a"])
+    fleet.refuse.add("a")  # restarting: no worker to ask until it is back
+    capacity.kept("a")  # its worker crashed on the way out: restarting, slot kept
+    wait_until(lambda: fleet.passivated == ["a", "b"])
+    capacity.release("b")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
