@@ -34,8 +34,10 @@ from actors_runtime.backends.memory import forget_all  # noqa: E402
 
 from actors import ActorSystem  # noqa: E402  (after the path above: workers import support modules)
 
+from redis_server import RedisServer  # noqa: E402
+
 #: The backends every contract test runs against.
-BACKENDS = ("memory", "maildir")
+BACKENDS = ("memory", "maildir", "redis")
 
 
 def support_env(**extra: str) -> dict[str, str]:
@@ -64,11 +66,16 @@ def _children_of() -> dict[int, int]:
     return table
 
 
+#: Processes started for the whole session (the shared redis-server): not leaks.
+SESSION_PROCESSES: set[int] = set()
+
+
 def descendants(root: int | None = None) -> set[int]:
     """Live descendants of ``root`` (default: this process).
 
     The fork server and the resource tracker are per-process singletons of
-    multiprocessing that live as long as the test session; they are not leaks.
+    multiprocessing that live as long as the test session; they are not leaks, nor
+    are ``SESSION_PROCESSES``.
     """
     root = os.getpid() if root is None else root
     table = _children_of()
@@ -83,7 +90,7 @@ def descendants(root: int | None = None) -> set[int]:
     for singleton in (getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
                       getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)):
         found.discard(singleton)
-    return found
+    return found - SESSION_PROCESSES
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> object:
@@ -177,21 +184,42 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (tests keep apart by their project keys);
+    skipped locally without the binary, a failure in CI."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    assert server.process is not None
+    SESSION_PROCESSES.add(server.process.pid)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def open_project_backend(backend_name: str, home: Path, project: Path,
+def backend_url(backend_name: str, home: Path, request: pytest.FixtureRequest) -> str:
+    """The name or URL that opens the backend under test."""
+    if backend_name == "memory":
+        return f"memory://{home}"
+    if backend_name == "redis":
+        return str(request.getfixturevalue("redis_server").url)
+    return backend_name
+
+
+@pytest.fixture
+def open_project_backend(backend_url: str, home: Path, project: Path,
                          clock: Clock) -> Iterator[Callable[..., Backend]]:
     """Opens the test's project on the backend under test, as many times as a test
     needs (as separate processes would); every one is closed at teardown."""
     opened: list[Backend] = []
-    location = f"memory://{home}"
 
     def opener(durability: str = "process") -> Backend:
-        name = location if backend_name == "memory" else "maildir"
+        name = backend_url
         backend = open_backend(name, str(home), project_key(project), durability, clock=clock)
         backend.ensure_project(str(project))
         opened.append(backend)
