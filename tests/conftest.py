@@ -112,13 +112,25 @@ def mailbox_dir(address: Address) -> str:
 
 
 def open_project(address: Address, durability: str = "process") -> Backend:
-    """The maildir backend of the project ``address`` belongs to, as another process
-    would open it (close it after use)."""
+    """The backend of the project ``address`` belongs to (maildir, or the Redis server
+    its home names), as another process would open it (close it after use)."""
+    if address.home.startswith(("redis://", "unix://")):
+        return open_backend(address.home, "", address.project_key, durability)
     return open_backend("maildir", address.home, address.project_key, durability)
 
 
 def handling(ref) -> bool:
     """Whether an actor's worker has claimed a message for handling (its marker is set)."""
+    if ref.address.home.startswith(("redis://", "unix://")):
+        backend = open_project(ref.address)
+        try:
+            view = backend.view(ref.address)
+            try:
+                return view.inflight_id() is not None
+            finally:
+                view.close()
+        finally:
+            backend.close()
     try:
         with open(os.path.join(mailbox_dir(ref.address), ".inflight"), "rb") as handle:
             return handle.read(1) not in (b"", b"\0")
@@ -160,9 +172,22 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def system(home: Path, project: Path) -> Iterator[ActorSystem]:
+def system_backend(request: pytest.FixtureRequest) -> str:
+    """The backend ``system`` runs on: maildir, unless a test is marked ``ON_EVERY_BACKEND``."""
+    name = str(getattr(request, "param", "maildir"))
+    if name == "redis":
+        return str(request.getfixturevalue("redis_server").url)
+    return name
+
+
+#: Runs a test that uses ``system`` once on maildir and once on redis.
+ON_EVERY_BACKEND = pytest.mark.parametrize("system_backend", ["maildir", "redis"], indirect=True)
+
+
+@pytest.fixture
+def system(home: Path, project: Path, system_backend: str) -> Iterator[ActorSystem]:
     """A system at durability "process" (fast); tests of power-loss paths make their own."""
-    with ActorSystem(home=home, project=project, durability="process") as actor_system:
+    with ActorSystem(home=home, project=project, durability="process", backend=system_backend) as actor_system:
         yield actor_system
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    senders    deliver.lua   XLEN check (MailboxFull) + XADD ... + ring the bell
+    senders    deliver.lua   check what waits (MailboxFull) + XADD ... + ring the bell
     reader     reading.Reader: claim / recover / drain / take / give_back / ack / bury
                waiting.Bell: wait / wake          inflight.RedisMarker
     anyone     look.lua: counts; XRANGE: peek; LRANGE dead: dead letters; requeue.lua
@@ -65,8 +65,8 @@ def deliver_wire(server: Server, keys: MailboxKeys, name: str, wires: Sequence[b
     deadline = None if block_timeout is None else time.monotonic() + block_timeout
     pause = 0.002
     while True:
-        status, pending, limit = server.run(f"deliver to {name}", "deliver", [keys.cfg, keys.stream, keys.bell],
-                                            list(wires))
+        status, pending, limit = server.run(f"deliver to {name}", "deliver",
+                                            [keys.cfg, keys.stream, keys.bell, keys.queued], [GROUP, *wires])
         if status == 0:
             return
         if status == -1:
