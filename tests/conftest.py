@@ -31,10 +31,9 @@ from actors_runtime.backends.base import Backend  # noqa: E402
 from actors_runtime.backends.maildir import segment_writer  # noqa: E402
 from actors_runtime.backends.maildir.layout import ProjectLayout  # noqa: E402
 from actors_runtime.backends.memory import forget_all  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
 
 from actors import ActorSystem  # noqa: E402  (after the path above: workers import support modules)
-
-from redis_server import RedisServer  # noqa: E402
 
 #: The backends every contract test runs against.
 BACKENDS = ("memory", "maildir", "redis")

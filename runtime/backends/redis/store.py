@@ -165,6 +165,12 @@ class RedisStore:
                                             f"({describe(current)})")
             replaceable = _text(current)
 
+    def system_running(self, system_id: str) -> bool:
+        """Whether a process holds the system's lock (one that died on this host does not)."""
+        key = self._keys.system_lock(system_id)
+        holder = self._call(f"look at the lock of {system_id}", lambda c: c.get(key))
+        return holder is not None and not died_here(holder)
+
     def save_system(self, system_id: str, meta: dict[str, Any]) -> None:
         text = json.dumps(meta, separators=(",", ":"))
 
