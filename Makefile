@@ -34,6 +34,7 @@ typecheck: $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py --quick
+	$(PY) bench/bench_redis.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,4 +1,5 @@
-"""Naming a backend: ``"maildir"``, ``"memory"`` / ``"memory://NAME"`` (and later URLs).
+"""Naming a backend: ``"maildir"``, ``"memory"`` / ``"memory://NAME"``, or a Redis URL
+(``redis://HOST:PORT/DB``, ``unix:///PATH/redis.sock``).
 
 Kept apart from ``runtime.backends`` so the provisioning spec can check a name
 without importing any backend.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from .errors import InvalidSpec
 
 #: The backends this version has, by name.
-AVAILABLE = ("maildir", "memory")
+AVAILABLE = ("maildir", "memory", "redis")
 #: The memory backend's location when no name is given.
 DEFAULT_MEMORY = "memory://default"
 
@@ -28,5 +29,8 @@ def parse_backend(value: object) -> tuple[str, str | None]:
             return "memory", DEFAULT_MEMORY
         if value.startswith("memory://") and len(value) > len("memory://"):
             return "memory", value
+        if value.startswith(("redis://", "unix://")):
+            return "redis", value
     raise InvalidSpec("backend", f"{value!r} is not available (available: {', '.join(AVAILABLE)}; "
-                                 "'memory' may be given as 'memory://NAME')")
+                                 "'memory' may be given as 'memory://NAME', "
+                                 "'redis' as redis://HOST:PORT/DB or unix:///PATH/redis.sock)")

@@ -31,11 +31,12 @@ from actors_runtime.backends.base import Backend  # noqa: E402
 from actors_runtime.backends.maildir import segment_writer  # noqa: E402
 from actors_runtime.backends.maildir.layout import ProjectLayout  # noqa: E402
 from actors_runtime.backends.memory import forget_all  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
 
 from actors import ActorSystem  # noqa: E402  (after the path above: workers import support modules)
 
 #: The backends every contract test runs against.
-BACKENDS = ("memory", "maildir")
+BACKENDS = ("memory", "maildir", "redis")
 
 
 def support_env(**extra: str) -> dict[str, str]:
@@ -64,11 +65,16 @@ def _children_of() -> dict[int, int]:
     return table
 
 
+#: Processes started for the whole session (the shared redis-server): not leaks.
+SESSION_PROCESSES: set[int] = set()
+
+
 def descendants(root: int | None = None) -> set[int]:
     """Live descendants of ``root`` (default: this process).
 
     The fork server and the resource tracker are per-process singletons of
-    multiprocessing that live as long as the test session; they are not leaks.
+    multiprocessing that live as long as the test session; they are not leaks, nor
+    are ``SESSION_PROCESSES``.
     """
     root = os.getpid() if root is None else root
     table = _children_of()
@@ -83,7 +89,7 @@ def descendants(root: int | None = None) -> set[int]:
     for singleton in (getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
                       getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)):
         found.discard(singleton)
-    return found
+    return found - SESSION_PROCESSES
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> object:
@@ -105,13 +111,25 @@ def mailbox_dir(address: Address) -> str:
 
 
 def open_project(address: Address, durability: str = "process") -> Backend:
-    """The maildir backend of the project ``address`` belongs to, as another process
-    would open it (close it after use)."""
+    """The backend of the project ``address`` belongs to (maildir, or the Redis server
+    its home names), as another process would open it (close it after use)."""
+    if address.home.startswith(("redis://", "unix://")):
+        return open_backend(address.home, "", address.project_key, durability)
     return open_backend("maildir", address.home, address.project_key, durability)
 
 
 def handling(ref) -> bool:
     """Whether an actor's worker has claimed a message for handling (its marker is set)."""
+    if ref.address.home.startswith(("redis://", "unix://")):
+        backend = open_project(ref.address)
+        try:
+            view = backend.view(ref.address)
+            try:
+                return view.inflight_id() is not None
+            finally:
+                view.close()
+        finally:
+            backend.close()
     try:
         with open(os.path.join(mailbox_dir(ref.address), ".inflight"), "rb") as handle:
             return handle.read(1) not in (b"", b"\0")
@@ -153,9 +171,22 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def system(home: Path, project: Path) -> Iterator[ActorSystem]:
+def system_backend(request: pytest.FixtureRequest) -> str:
+    """The backend ``system`` runs on: maildir, unless a test is marked ``ON_EVERY_BACKEND``."""
+    name = str(getattr(request, "param", "maildir"))
+    if name == "redis":
+        return str(request.getfixturevalue("redis_server").url)
+    return name
+
+
+#: Runs a test that uses ``system`` once on maildir and once on redis.
+ON_EVERY_BACKEND = pytest.mark.parametrize("system_backend", ["maildir", "redis"], indirect=True)
+
+
+@pytest.fixture
+def system(home: Path, project: Path, system_backend: str) -> Iterator[ActorSystem]:
     """A system at durability "process" (fast); tests of power-loss paths make their own."""
-    with ActorSystem(home=home, project=project, durability="process") as actor_system:
+    with ActorSystem(home=home, project=project, durability="process", backend=system_backend) as actor_system:
         yield actor_system
 
 
@@ -177,21 +208,42 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (tests keep apart by their project keys);
+    skipped locally without the binary, a failure in CI."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    assert server.process is not None
+    SESSION_PROCESSES.add(server.process.pid)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def open_project_backend(backend_name: str, home: Path, project: Path,
+def backend_url(backend_name: str, home: Path, request: pytest.FixtureRequest) -> str:
+    """The name or URL that opens the backend under test."""
+    if backend_name == "memory":
+        return f"memory://{home}"
+    if backend_name == "redis":
+        return str(request.getfixturevalue("redis_server").url)
+    return backend_name
+
+
+@pytest.fixture
+def open_project_backend(backend_url: str, home: Path, project: Path,
                          clock: Clock) -> Iterator[Callable[..., Backend]]:
     """Opens the test's project on the backend under test, as many times as a test
     needs (as separate processes would); every one is closed at teardown."""
     opened: list[Backend] = []
-    location = f"memory://{home}"
 
     def opener(durability: str = "process") -> Backend:
-        name = location if backend_name == "memory" else "maildir"
+        name = backend_url
         backend = open_backend(name, str(home), project_key(project), durability, clock=clock)
         backend.ensure_project(str(project))
         opened.append(backend)

@@ -68,6 +68,9 @@ def reach(env: Env, backend: Backend, address: Address) -> Reach:
 def system_runs(env: Env, system_id: str) -> bool | None:
     """Whether a process holds ``system_id``'s lock (None: cannot be told on this backend)."""
     name, _ = parse_backend(env.backend_name)
+    if name == "redis":  # a running system renews its lock key (a dead one's expires)
+        running = getattr(env.open().store, "system_running", None)
+        return None if running is None else bool(running(system_id))
     if name != "maildir":
         return None
     return lock_holder(ProjectLayout(env.home, env.key).system_lock(system_id)) is not None

@@ -20,7 +20,9 @@ def open_backend(backend: str, home: str, project_key: str, durability: Durabili
 
     Args:
         backend: "maildir" (files under ``home``) or "memory" / "memory://NAME" (this
-            process's memory; backends opened with the same name share their data).
+            process's memory; backends opened with the same name share their data), or a
+            Redis URL ("redis://HOST:PORT/DB", "unix:///PATH/redis.sock"; the extra
+            ``durable-actors[redis]``).
         home: the ``ACTORS_HOME`` directory (the maildir backend's location).
         project_key: the project (see ``runtime.address.project_key``).
         durability: "machine" or "process".
@@ -29,7 +31,8 @@ def open_backend(backend: str, home: str, project_key: str, durability: Durabili
 
     Raises:
         InvalidSpec: an unknown backend (the message names the available ones), a bad
-            project key or durability.
+            project key or durability; a Redis URL without the redis client installed.
+        StoreError: the Redis server cannot be reached, or evicts keys.
     """
     name, location = parse_backend(backend)
     level = check_durability(durability)
@@ -38,6 +41,14 @@ def open_backend(backend: str, home: str, project_key: str, durability: Durabili
 
         assert location is not None
         return MemoryBackend(location, project_key, level, clock=clock, new_future=new_future)
+    if name == "redis":
+        from .redis.connection import require_client
+
+        require_client()  # a clear error naming the extra, before the package needs the client
+        from .redis import RedisBackend
+
+        assert location is not None
+        return RedisBackend(location, project_key, level, clock=clock, new_future=new_future)
     from .maildir import MaildirBackend
 
     return MaildirBackend(home, project_key, level, clock=clock, new_future=new_future)

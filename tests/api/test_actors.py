@@ -21,7 +21,7 @@ from actors_runtime.backends import open_backend
 from actors_runtime.control import EXIT_BAD_SPEC
 from actors_runtime.messages import AgentRef, InboxMessage
 from actors_runtime.spec import Identity, ProvisionSpec
-from conftest import SUPPORT_DIR, handling, open_project, support_env, wait_until
+from conftest import ON_EVERY_BACKEND, SUPPORT_DIR, handling, open_project, support_env, wait_until
 
 import actors
 from actors import (
@@ -68,6 +68,7 @@ def _unacked(system, ref):
     return info.pending + info.claimed
 
 
+@ON_EVERY_BACKEND
 def test_spawn_tell_a_hundred_times_then_ask_returns_a_hundred(system):
     counter = system.spawn(sample_actors.Counter, name="counter")
     for _ in range(100):
@@ -85,6 +86,7 @@ def test_spawn_returns_only_once_the_actor_is_registered_in_the_fabric(system):
     assert system.inspect(counter).live
 
 
+@ON_EVERY_BACKEND
 def test_two_actors_ping_pong_a_thousand_round_trips(system):
     ponger = system.spawn(sample_actors.Ponger, name="ponger")
     pinger = system.spawn(sample_actors.Pinger, name="pinger")
@@ -92,6 +94,7 @@ def test_two_actors_ping_pong_a_thousand_round_trips(system):
     assert ponger.ask(-1) == 0  # it answered 1,000 asks and still serves
 
 
+@ON_EVERY_BACKEND
 def test_an_actor_asks_another_actor_inside_a_handler_and_spawns_a_child(system):
     parent = system.spawn(sample_actors.Parent, name="parent")
     # The ask left at once; the tell made before it waited for the turn's commit.
@@ -111,6 +114,7 @@ def test_ask_timeout_raises_and_the_late_reply_is_dropped_without_harm(system):
     assert sleeper.ask("status", timeout=10) == 0
 
 
+@ON_EVERY_BACKEND
 def test_a_handler_exception_reaches_the_asker_with_the_remote_traceback(system):
     failing = system.spawn(sample_actors.Failing, name="failing")
     with pytest.raises(ActorFailed) as caught:
@@ -124,6 +128,7 @@ def test_a_handler_exception_reaches_the_asker_with_the_remote_traceback(system)
     assert failing.ask("again") == "fine"
 
 
+@ON_EVERY_BACKEND
 def test_query_discards_state_changes_and_steer_keeps_them(system):
     counter = system.spawn(sample_actors.Counter, name="counter")
     counter.tell({"n": 3})
@@ -147,6 +152,7 @@ def test_typed_handlers_dispatch_by_dataclass_and_answer_with_one(system):
     assert "no handler for payloads of type sample_actors:Statement" in caught.value.message
 
 
+@ON_EVERY_BACKEND
 def test_refs_travel_inside_messages_and_the_receiver_sends_to_them(system):
     counter = system.spawn(sample_actors.Counter, name="counter")
     forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
@@ -166,6 +172,7 @@ def test_refs_pickle_and_round_trip_through_json(system):
     assert counter.ask("count") == 2
 
 
+@ON_EVERY_BACKEND
 def test_host_tool_round_trip_and_error(system):
     calls = []
 
@@ -189,6 +196,7 @@ def test_host_tool_round_trip_and_error(system):
     assert "ActorNotFound" in caught.value.message
 
 
+@ON_EVERY_BACKEND
 def test_cancel_interrupts_a_sleeping_handler_and_the_actor_keeps_serving(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     future = sleeper.ask_async({"sleep": 60})
@@ -211,6 +219,7 @@ def test_cancel_interrupts_a_busy_python_loop(system):
     assert sleeper.ask("status") == 0
 
 
+@ON_EVERY_BACKEND
 def test_stop_leaves_pending_messages_and_a_respawn_processes_each_once(system):
     counter = system.spawn(sample_actors.Counter, name="counter")
     counter.tell({"n": 1})
@@ -259,6 +268,7 @@ def test_an_unsafe_actor_id_is_refused_before_anything_is_written(system, bad):
         system.tell(bad, {"n": 1})
 
 
+@ON_EVERY_BACKEND
 def test_telling_an_unknown_actor_raises_actor_not_found(system):
     with pytest.raises(ActorNotFound):
         system.tell("nobody", {"n": 1})
@@ -299,9 +309,10 @@ def test_a_payload_just_under_the_nesting_cap_travels_both_ways(system):
     assert echo.ask(deep, timeout=10) == deep
 
 
+@ON_EVERY_BACKEND
 def test_the_same_system_cannot_run_twice_in_a_project(home, project, system):
     with pytest.raises(ActorError) as caught:
-        ActorSystem(home=home, project=project)
+        ActorSystem(home=home, project=project, backend=system.backend_name)
     assert "already running" in str(caught.value)
 
 
@@ -434,6 +445,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@ON_EVERY_BACKEND
 def test_a_message_that_leaves_an_unencodable_state_fails_alone_and_the_rest_apply_once(system):
     actor = system.spawn(sample_actors.BadState, name="bad")
     for body in [{}, {}, {"bad": True}, {}, {}]:
@@ -574,6 +586,7 @@ def test_a_tell_async_future_cannot_be_cancelled_and_its_callbacks_may_wait_for_
         assert counter.ask("count") == 2
 
 
+@ON_EVERY_BACKEND
 def test_tell_async_inside_an_actor_is_a_tell_with_a_done_future(system):
     counter = system.spawn(sample_actors.Counter, name="counter")
     forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
@@ -649,6 +662,7 @@ def test_inspect_reports_a_running_actor_its_worker_and_empty_mailbox(system):
     assert counter.ask("pid") == info.pid
 
 
+@ON_EVERY_BACKEND
 def test_inspect_counts_the_message_being_handled_and_those_waiting(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     busy = sleeper.ask_async({"sleep": 60})
@@ -678,6 +692,7 @@ def test_inspect_of_a_stopped_actor_reports_no_worker_and_its_waiting_messages(s
     wait_until(lambda: _unacked(system, counter) == 0)
 
 
+@ON_EVERY_BACKEND
 def test_inspect_counts_dead_letters(system, tmp_path):
     poison = system.spawn(fleet_actors.Poison, name="poison", secrets={"cure": str(tmp_path / "none")})
     poison.tell({"die": True})

@@ -10,7 +10,7 @@ import time
 
 import durable_turn_actors as turns
 import pytest
-from conftest import wait_until
+from conftest import ON_EVERY_BACKEND, wait_until
 
 from actors import ActorFailed, Cancelled
 
@@ -26,6 +26,7 @@ def _restarts(system, name) -> int:
     return next(info.restarts for info in system.children() if info.name == name)
 
 
+@ON_EVERY_BACKEND
 def test_a_sigkill_right_after_a_step_returned_does_not_call_its_function_again(system, tmp_path):
     ledger, marker = tmp_path / "ledger", tmp_path / "died"
     charger = system.spawn(turns.Charger, name="charger",
@@ -43,6 +44,7 @@ def test_a_sigkill_right_after_a_step_returned_does_not_call_its_function_again(
     assert _restarts(system, "charger") == 1
 
 
+@ON_EVERY_BACKEND
 def test_a_step_that_raised_raises_again_on_the_re_run_without_being_called(system, tmp_path):
     ledger, marker = tmp_path / "ledger", tmp_path / "died"
     actor = system.spawn(turns.ErrorRecorder, name="recorder",
@@ -52,6 +54,7 @@ def test_a_step_that_raised_raises_again_on_the_re_run_without_being_called(syst
     assert len(_lines(ledger)) == 1
 
 
+@ON_EVERY_BACKEND
 def test_a_handler_that_raises_keeps_the_state_and_sends_nothing(system):
     peer = system.spawn(turns.Listener, name="peer")
     spender = system.spawn(turns.Spender, name="spender")
@@ -63,6 +66,7 @@ def test_a_handler_that_raises_keeps_the_state_and_sends_nothing(system):
     assert spender.ask("spent") == 1
 
 
+@ON_EVERY_BACKEND
 def test_what_a_turn_sends_is_visible_only_once_the_turn_commits(system, tmp_path):
     ledger, hold = tmp_path / "ledger", tmp_path / "go"
     peer = system.spawn(turns.Listener, name="peer")
@@ -75,6 +79,7 @@ def test_what_a_turn_sends_is_visible_only_once_the_turn_commits(system, tmp_pat
     wait_until(lambda: peer.ask("told") == [{"from": "spender", "note": "held"}])
 
 
+@ON_EVERY_BACKEND
 def test_a_crash_between_the_commit_and_the_release_delivers_each_message_once(system, tmp_path):
     peer = system.spawn(turns.Listener, name="peer")
     relay = system.spawn(turns.Relay, name="relay", secrets={"marker": str(tmp_path / "died")})
@@ -86,6 +91,7 @@ def test_a_crash_between_the_commit_and_the_release_delivers_each_message_once(s
     assert _restarts(system, "relay") == 1
 
 
+@ON_EVERY_BACKEND
 def test_one_turn_asks_several_actors_at_once_and_gathers_the_answers(system, tmp_path):
     names = ["north", "south", "east"]
     for name in names:
@@ -99,6 +105,7 @@ def test_one_turn_asks_several_actors_at_once_and_gathers_the_answers(system, tm
     assert answers == ["north", "south", "error: ActorFailed"]
 
 
+@ON_EVERY_BACKEND
 def test_a_turn_that_fanned_out_and_died_gets_the_same_answers_without_asking_twice(system, tmp_path):
     names = ["a1", "a2"]
     peers = [system.spawn(turns.Rendezvous, name=name) for name in names]
@@ -113,6 +120,7 @@ def test_a_turn_that_fanned_out_and_died_gets_the_same_answers_without_asking_tw
     assert [peer.ask({"count": True}) for peer in peers] == [1, 1]
 
 
+@ON_EVERY_BACKEND
 def test_a_failing_handler_is_retried_with_growing_waits(system, tmp_path):
     ledger = tmp_path / "ledger"
     actor = system.spawn(turns.Stubborn, name="stubborn", retries=3, retry_backoff=0.05,
@@ -126,6 +134,7 @@ def test_a_failing_handler_is_retried_with_growing_waits(system, tmp_path):
     assert actor.ask("done") == 1
 
 
+@ON_EVERY_BACKEND
 def test_retry_on_limits_the_retries_to_the_named_exceptions(system, tmp_path):
     ledger = tmp_path / "ledger"
     actor = system.spawn(turns.Stubborn, name="picky", retries=3, retry_backoff=0.01, retry_on=(ValueError,),
@@ -136,6 +145,7 @@ def test_retry_on_limits_the_retries_to_the_named_exceptions(system, tmp_path):
     assert len(_lines(ledger)) == 1  # not retried
 
 
+@ON_EVERY_BACKEND
 def test_a_cancel_reaches_a_handler_waiting_out_its_retry_backoff(system, tmp_path):
     ledger = tmp_path / "ledger"
     actor = system.spawn(turns.Stubborn, name="patient", retries=5, retry_backoff=30,
@@ -151,6 +161,7 @@ def test_a_cancel_reaches_a_handler_waiting_out_its_retry_backoff(system, tmp_pa
     assert actor.ask("done") == 0
 
 
+@ON_EVERY_BACKEND
 def test_a_stop_during_a_retry_backoff_leaves_the_message_for_the_next_activation(system, tmp_path):
     ledger = tmp_path / "ledger"
     actor = system.spawn(turns.Stubborn, name="later", retries=5, retry_backoff=30,
@@ -165,6 +176,7 @@ def test_a_stop_during_a_retry_backoff_leaves_the_message_for_the_next_activatio
     assert len(_lines(ledger)) == 2
 
 
+@ON_EVERY_BACKEND
 def test_a_retry_runs_the_failed_step_again_and_keeps_what_the_others_returned(system, tmp_path):
     ledger = tmp_path / "ledger"
     actor = system.spawn(turns.StepRetrier, name="retrier", retries=2, retry_backoff=0.01,
@@ -175,6 +187,7 @@ def test_a_retry_runs_the_failed_step_again_and_keeps_what_the_others_returned(s
     assert actor.ask("?") == {"paid": 1, "receipt": "paid seat-1"}
 
 
+@ON_EVERY_BACKEND
 def test_a_step_result_that_is_not_json_is_an_error_the_handler_sees(system, tmp_path):
     actor = system.spawn(turns.StepRetrier, name="odd", secrets={"ledger": str(tmp_path / "ledger")})
     assert "is not JSON" in actor.ask("not json")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import timer_actors
-from conftest import open_project, wait_until
+from conftest import ON_EVERY_BACKEND, open_project, wait_until
 
 from actors import ActorSystem, InvalidSpec
 
@@ -31,6 +31,7 @@ def ticks(ref):
     return committed(ref)[0].get("ticks", [])
 
 
+@ON_EVERY_BACKEND
 def test_a_reminder_fires_on_a_running_actor_as_a_tell_with_msg_reminder(system):
     ref = system.spawn(timer_actors.Ticker, name="ticker")
     before = time.time()
@@ -43,6 +44,7 @@ def test_a_reminder_fires_on_a_running_actor_as_a_tell_with_msg_reminder(system)
     assert "reminders" not in committed(ref)[1]
 
 
+@ON_EVERY_BACKEND
 def test_a_reminder_wakes_an_actor_deactivated_by_idle_timeout(system):
     ref = system.spawn(timer_actors.Ticker, name="sleeper", idle_timeout=0.2)
     ref.ask({"remind": {"name": "alarm", "due": 1.0}}, mode="steer")
@@ -77,6 +79,7 @@ def test_a_periodic_reminder_survives_a_full_restart_and_missed_ticks_coalesce_i
 
 
 @pytest.mark.parametrize("point", ["handle", "commit"])
+# maildir only: crash_actors reaches into the maildir reader to die right after its ack.
 def test_a_worker_killed_around_a_ticks_commit_applies_the_tick_exactly_once(system, tmp_path, point):
     plan = tmp_path / "plan"
     plan.mkdir()
@@ -91,6 +94,7 @@ def test_a_worker_killed_around_a_ticks_commit_applies_the_tick_exactly_once(sys
     assert "reminders" not in meta
 
 
+@ON_EVERY_BACKEND
 def test_forget_in_a_handler_that_then_raises_keeps_the_reminder(system):
     ref = system.spawn(timer_actors.Ticker, name="keeper")
     ref.ask({"remind": {"name": "kept", "due": 60}}, mode="steer")
@@ -100,6 +104,7 @@ def test_forget_in_a_handler_that_then_raises_keeps_the_reminder(system):
     assert "kept" in committed(ref)[1].get("reminders", {})
 
 
+@ON_EVERY_BACKEND
 def test_a_delayed_tell_is_durable_at_once_and_handled_not_before_its_time(system):
     ref = system.spawn(timer_actors.Ticker, name="later")
     sent = time.time()
@@ -112,6 +117,7 @@ def test_a_delayed_tell_is_durable_at_once_and_handled_not_before_its_time(syste
     assert "delayed" not in committed(ref)[1]
 
 
+@ON_EVERY_BACKEND
 def test_a_delayed_tell_activates_a_cold_actor_which_keeps_it_and_is_woken_for_it(system):
     ref = system.spawn(timer_actors.Ticker, name="cold", idle_timeout=0.2)
     wait_until(lambda: system.inspect(ref).status == "idle", 10)
@@ -122,12 +128,14 @@ def test_a_delayed_tell_activates_a_cold_actor_which_keeps_it_and_is_woken_for_i
     wait_until(lambda: committed(ref)[0]["told"] == [{"late": 1}], 10)
 
 
+@ON_EVERY_BACKEND
 def test_a_handler_can_tell_with_a_delay(system):
     ref = system.spawn(timer_actors.Ticker, name="self-teller")
     assert ref.ask({"tell_self": {"x": 1}, "delay": 0.2}, mode="steer") == "sent"
     wait_until(lambda: committed(ref)[0]["told"] == [{"x": 1}], 10)
 
 
+@ON_EVERY_BACKEND
 def test_bad_delays_and_naive_datetimes_are_invalid_spec_before_anything_is_sent(system):
     ref = system.spawn(timer_actors.Ticker, name="strict")
     for kwargs in ({"delay": -1}, {"delay": math.nan}, {"at": datetime(2030, 1, 1)},

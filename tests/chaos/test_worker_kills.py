@@ -6,7 +6,7 @@ from __future__ import annotations
 import chaos_actors
 import crash_actors
 import pytest
-from conftest import descendants, wait_until
+from conftest import ON_EVERY_BACKEND, descendants, wait_until
 
 from actors import ActorSystem
 
@@ -41,6 +41,7 @@ def test_kills_inside_a_handler_after_commit_and_after_ack_lose_nothing_and_repe
         assert system.dead_letters(ref) == []
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.timeout(60)
 def test_external_sigkills_at_random_moments_during_a_stream_lose_and_repeat_nothing(system):
     rng = seeded(1234)

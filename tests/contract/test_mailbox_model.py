@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 
 from actors_runtime.backends import open_backend
 from actors_runtime.backends.base import Delivered, Mailbox
@@ -24,7 +25,7 @@ from actors_runtime.backends.memory import forget_all
 from actors_runtime.messages import AgentRef, InboxMessage
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 SENDER = AgentRef("model", None, "sys")
 SENDERS = 3
@@ -32,14 +33,17 @@ SENDERS = 3
 
 class MailboxMachine(RuleBasedStateMachine):
     backend_name = "maildir"
+    url = ""  # the server, for "redis"
 
     def __init__(self) -> None:
         super().__init__()
         self.saved_limit = segment_writer.SEGMENT_LIMIT
         segment_writer.SEGMENT_LIMIT = 700  # a few messages per segment: rotation all the time
         self.tmp = tempfile.mkdtemp(prefix="mailbox-model-")
-        name = "maildir" if self.backend_name == "maildir" else f"memory://{self.tmp}"
-        self.backend = open_backend(name, self.tmp, "model-00000000", "process")
+        name = {"maildir": "maildir", "memory": f"memory://{self.tmp}"}.get(self.backend_name, self.url)
+        # A server outlives the examples: each one is a project of its own there.
+        key = "model-00000000" if self.backend_name != "redis" else f"model-{uuid.uuid4().hex[:8]}"
+        self.backend = open_backend(name, self.tmp, key, "process")
         self.backend.ensure_project(self.tmp)
         self.address = self.backend.address("sys", "actor")
         self.box = self._open(create=True)
@@ -197,3 +201,14 @@ MailboxMachine.TestCase.settings = _SETTINGS
 MemoryMailboxMachine.TestCase.settings = _SETTINGS
 TestMaildirMailboxModel = MailboxMachine.TestCase
 TestMemoryMailboxModel = MemoryMailboxMachine.TestCase
+
+
+class RedisMailboxMachine(MailboxMachine):
+    backend_name = "redis"
+
+
+def test_the_redis_mailbox_follows_the_model(redis_server):
+    RedisMailboxMachine.url = redis_server.url
+    run_state_machine_as_test(RedisMailboxMachine, settings=settings(
+        max_examples=60, stateful_step_count=40, deadline=None, database=None,
+        suppress_health_check=[HealthCheck.too_slow]))

@@ -11,7 +11,7 @@ import pytest
 import sample_actors
 from actors_runtime.backends.maildir import delivery
 from actors_runtime.backends.maildir.skeletons import ready_skeletons
-from conftest import descendants, handling, open_project, sleeps_observed, wait_until
+from conftest import ON_EVERY_BACKEND, descendants, handling, open_project, sleeps_observed, wait_until
 
 from actors import ActorFailed, ActorSystem, Cancelled, MailboxFull
 
@@ -67,6 +67,7 @@ def test_a_crashing_actor_restarts_with_backoff_until_the_cap_then_fails_while_a
         assert sibling.ask("count") >= 1
 
 
+@ON_EVERY_BACKEND
 def test_a_message_that_kills_the_worker_goes_to_dead_letters_after_three_attempts(system, tmp_path):
     cure = tmp_path / "cure"
     poison = system.spawn(fleet_actors.Poison, name="poison", secrets={"cure": str(cure)})
@@ -85,6 +86,7 @@ def test_a_message_that_kills_the_worker_goes_to_dead_letters_after_three_attemp
     assert system.dead_letters(poison) == []
 
 
+@ON_EVERY_BACKEND
 def test_the_asker_of_a_poison_message_gets_an_error_not_a_hang(system, tmp_path):
     poison = system.spawn(fleet_actors.Poison, name="poison", secrets={"cure": str(tmp_path / "none")})
     with pytest.raises(ActorFailed) as caught:
@@ -93,6 +95,7 @@ def test_the_asker_of_a_poison_message_gets_an_error_not_a_hang(system, tmp_path
     assert poison.ask("count")["count"] == 0
 
 
+@ON_EVERY_BACKEND
 def test_a_handler_that_raises_leaves_no_state_change_and_is_retried_only_when_asked(system):
     once = system.spawn(fleet_actors.Flaky, name="once")
     with pytest.raises(ActorFailed):
@@ -106,6 +109,7 @@ def test_a_handler_that_raises_leaves_no_state_change_and_is_retried_only_when_a
     assert thrice.ask("count") == 1
 
 
+@ON_EVERY_BACKEND
 def test_a_full_mailbox_refuses_and_a_blocking_tell_waits_for_room(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper", max_pending=5)
     busy = sleeper.ask_async({"sleep": 60})
@@ -131,6 +135,7 @@ def test_a_full_mailbox_refuses_and_a_blocking_tell_waits_for_room(system):
         busy.result(timeout=10)
 
 
+# maildir only: it watches the maildir delivery module's sleeps.
 def test_a_tell_waiting_for_room_holds_up_no_other_send(system, monkeypatch):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper", max_pending=1)
     counter = system.spawn(sample_actors.Counter, name="counter")
@@ -170,6 +175,7 @@ def test_warm_spawns_come_from_the_pool_which_refills_and_is_gone_after_shutdown
     assert pool.pids() == []
 
 
+@ON_EVERY_BACKEND
 def test_an_actor_deactivated_by_idle_timeout_comes_back_on_tell_with_its_state(system):
     counter = system.spawn(sample_actors.Counter, name="idler", idle_timeout=0.3)
     counter.tell({"n": 3})
@@ -182,6 +188,7 @@ def test_an_actor_deactivated_by_idle_timeout_comes_back_on_tell_with_its_state(
     assert system.pid_of(counter) not in (None, first_pid)
 
 
+@ON_EVERY_BACKEND
 def test_an_actor_told_by_another_actor_while_idle_is_activated(system):
     counter = system.spawn(sample_actors.Counter, name="idler", idle_timeout=0.3)
     forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
@@ -203,6 +210,7 @@ def test_a_second_system_run_asks_an_actor_the_first_spawned_and_stopped(home, p
         assert _status(second, "keeper").status == "running"
 
 
+@ON_EVERY_BACKEND
 def test_handler_timeout_cancels_a_handler_that_runs_too_long(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper", handler_timeout=0.3)
     with pytest.raises(Cancelled):
@@ -210,6 +218,7 @@ def test_handler_timeout_cancels_a_handler_that_runs_too_long(system):
     assert sleeper.ask({"sleep": 0.01}) == "slept"
 
 
+@ON_EVERY_BACKEND
 def test_nested_spawn_is_capped_at_depth_four(system):
     root = system.spawn(fleet_actors.Nester, name="nest")
     assert root.ask(3, timeout=60) == 4
@@ -218,6 +227,7 @@ def test_nested_spawn_is_capped_at_depth_four(system):
     assert "depth 5 exceeds the cap of 4" in str(caught.value)
 
 
+@ON_EVERY_BACKEND
 def test_stopping_an_actor_stops_its_children_first(system):
     parent = system.spawn(sample_actors.Parent, name="parent")
     assert parent.ask({"child": "kid"}, timeout=30) == 0
@@ -227,6 +237,7 @@ def test_stopping_an_actor_stops_its_children_first(system):
     assert system.pid_of("kid") is None
 
 
+@ON_EVERY_BACKEND
 def test_stop_and_kill_are_not_restarted_and_a_kill_is_not_blamed_as_poison(system):
     sleeper = system.spawn(sample_actors.Sleeper, name="sleeper")
     future = sleeper.ask_async({"sleep": 60})

@@ -1,0 +1,155 @@
+"""The Redis backend: mailboxes as streams, the fabric and sessions as keys, for
+fleets that span machines (``redis://HOST:PORT/DB`` or ``unix:///PATH/redis.sock``).
+
+::
+
+    connection   the URL, the server checks (noeviction, AOF), retries -> StoreError
+    keys         every key, from validated ids, under actors:<project>:
+    mailbox      deliver (XLEN check + XADD), views, dead letters
+    reading      claim (epoch) / recover (XAUTOCLAIM) / drain / take / ack / bury
+    waiting      wait (BLPOP on the bell) and wake     inflight: the marker
+    fabric       leased records (SET PX + owner-checked renew and withdraw)
+    store        sessions (fenced commit), journal, children, index, system locks
+    scripts/     the Lua scripts: each step of the protocol is one atomic script
+
+Fencing: claiming a mailbox takes the next epoch (INCR), and every script of the
+reader and every commit of its actor's session refuses an older epoch. The epochs
+this process claimed are kept here (``epochs``), which is how a session knows which
+epoch to present. The server's durability is its AOF: what ``deliver`` and
+``commit`` promise holds as far as the server's ``appendfsync`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence
+
+from ...address import Address
+from ...durability import Durability
+from ...errors import ActorNotFound
+from ...ids import check_id
+from ...messages import InboxMessage
+from .connection import Server, parse_url
+from .fabric import RedisFabric
+from .keys import Keys
+from .mailbox import RedisMailbox, checked_wire, create_mailbox, deliver_wire
+from .reading import DEFAULT_READER_LEASE
+from .store import Epochs, RedisStore
+
+__all__ = ["RedisBackend", "RedisMailbox"]
+
+log = logging.getLogger(__name__)
+
+
+class RedisBackend:
+    """One project's storage on a Redis server (see the module docstring).
+
+    Args:
+        url: ``redis://HOST:PORT/DB`` or ``unix:///PATH/redis.sock[?db=N]``.
+        project_key: the project.
+        durability: recorded for callers; the server's AOF settings decide.
+        clock: unix time for leases (a test's fake clock).
+        new_future: makes the Futures of ``deliver_async``.
+        reader_lease: seconds a mailbox reader's lease lasts unrenewed.
+
+    Raises:
+        InvalidSpec: not a Redis URL, or the ``redis`` client is not installed.
+        StoreError: the server cannot be reached, or evicts keys.
+    """
+
+    name = "redis"
+
+    def __init__(self, url: str, project_key: str, durability: Durability, *,
+                 clock: Callable[[], float] = time.time,
+                 new_future: Callable[[], "Future[Any]"] = Future,
+                 reader_lease: float = DEFAULT_READER_LEASE) -> None:
+        parsed = parse_url(url)
+        self.location = parsed.location
+        self.project_key = check_id(project_key, "project key")
+        self.durability = durability
+        self.keys = Keys(self.project_key)
+        self.server = Server(parsed)
+        self.epochs: Epochs = {}
+        self._epochs_lock = threading.Lock()
+        self.fabric = RedisFabric(self.server, self.keys, clock)
+        self.store = RedisStore(self.server, self.keys, self.epochs)
+        self._new_future = new_future
+        self._reader_lease = reader_lease
+
+    def exists(self) -> bool:
+        return bool(self.server.call("look for the project", lambda c: c.exists(self.keys.project)))
+
+    def ensure_project(self, workspace: str) -> None:
+        self.server.call("create the project", lambda c: c.hsetnx(self.keys.project, "workspace", workspace))
+
+    def address(self, system_id: str, actor_id: str | None = None) -> Address:
+        return Address(self.location, self.project_key, check_id(system_id, "system id"),
+                       None if actor_id is None else check_id(actor_id))
+
+    def _check_ours(self, address: Address) -> None:
+        if address.home != self.location or address.project_key != self.project_key:
+            raise ActorNotFound(address.name, f"project {self.project_key} at {self.location} "
+                                f"(the address is of project {address.project_key} at {address.home})")
+        check_id(address.system_id, "system id")
+        if address.actor_id is not None:
+            check_id(address.actor_id)
+
+    def _claimed(self, address: Address) -> Callable[[int], None]:
+        def record(epoch: int) -> None:
+            with self._epochs_lock:
+                self.epochs[(address.system_id, address.actor_id)] = epoch
+        return record
+
+    def mailbox(self, address: Address, *, create: bool = False,
+                max_pending: int | None = None) -> RedisMailbox:
+        self._check_ours(address)
+        keys = self.keys.mailbox(address.system_id, address.actor_id)
+        box = RedisMailbox(self.server, address, keys, self.location, self._reader_lease, self._claimed(address))
+        if create:
+            create_mailbox(self.server, keys, max_pending)
+        elif not box.exists():
+            raise ActorNotFound(address.name, f"project {address.project_key}")
+        return box
+
+    def view(self, address: Address) -> RedisMailbox:
+        return self.mailbox(address)
+
+    def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
+                block_timeout: float | None = 0.0) -> None:
+        self._check_ours(address)
+        wires = [checked_wire(m) for m in messages]
+        if wires:
+            deliver_wire(self.server, self.keys.mailbox(address.system_id, address.actor_id), address.name, wires,
+                         block_timeout)
+
+    def reachable(self, address: Address) -> None:
+        self._check_ours(address)
+        cfg = self.keys.mailbox(address.system_id, address.actor_id).cfg
+        if not self.server.call(f"look for {address.name}", lambda c: c.exists(cfg)):
+            raise ActorNotFound(address.name, f"project {address.project_key}")
+
+    def deliver_async(self, address: Address, message: InboxMessage, *,
+                      block_timeout: float | None = 0.0) -> "Future[str]":
+        self.deliver(address, [message], block_timeout=block_timeout)
+        future: Future[str] = self._new_future()
+        future.set_result(message.id)
+        return future
+
+    def provision(self, address: Address, max_pending: int) -> bool:
+        assert address.actor_id is not None
+        self._check_ours(address)
+        keys = self.keys.mailbox(address.system_id, address.actor_id)
+        session = self.keys.session(address.system_id, address.actor_id).session
+        fresh = not self.server.call(f"look for {address.name}", lambda c: c.exists(keys.cfg, session))
+        create_mailbox(self.server, keys, max_pending)
+        return fresh
+
+    def prepare(self, system_id: str, count: int) -> None:
+        pass  # a mailbox is three keys made at provision: nothing to build ahead
+
+    def close(self) -> None:
+        self.server.close()
+

@@ -1,0 +1,244 @@
+"""The one reader of a Redis mailbox: claim (fenced by an epoch), recover, drain,
+take, give back, ack, bury.
+
+::
+
+    claim     claim.lua: SET reader <holder> PX lease (free, ours, or its holder died
+              on this host) + INCR epoch; a thread renews the lease every lease/3
+    recover   recover.lua: XAUTOCLAIM every pending entry to consumer e<epoch>, oldest
+              first (only the lease holder runs it: the last owner's lease expired)
+    drain     drain.lua: DEL bell + XREADGROUP > COUNT n (what ``take`` or
+              ``give_back`` left queued here comes first)
+    ack       ack.lua: XACK + XDEL     bury: bury.lua (dead list, XACK, XDEL)
+
+Every script checks that the mailbox's epoch is still this reader's and refuses
+otherwise (``StoreError``): a reader paused past its lease (SIGSTOP, a long GC, a
+network partition) whose successor claimed the mailbox can neither take nor retire
+anything, and its commits are refused the same way (``store.RedisSession``).
+
+Entries handed out or queued here stay pending in the stream's consumer group until
+acked, so a reader that dies leaves all of them to the next one's ``recover``, in
+order, with their ids. A receipt is ``(entry id, hand-out number)``: an ack of a
+receipt from before a ``give_back`` retires nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+from ...errors import StoreError
+from ...messages import InboxMessage
+from ...threads import start_thread
+from ..base import Delivered
+from .connection import Server
+from .keys import GROUP, MailboxKeys
+from .local_process import describe, died_here, holder_value
+
+log = logging.getLogger(__name__)
+
+#: Seconds a reader's lease lasts without renewal (renewed every third of it).
+DEFAULT_READER_LEASE = 10.0
+#: Entry ids per ack script call.
+ACK_CHUNK = 1000
+
+Entry = tuple[str, InboxMessage]
+
+
+class Reader:
+    """The reader role of one mailbox, once claimed (see the module docstring).
+
+    Args:
+        server: the connections.
+        keys: the mailbox's keys.
+        name: the mailbox's name, for errors.
+        lease: seconds of the reader lease.
+        on_claim: called with the epoch once claimed (the backend fences commits with it).
+    """
+
+    def __init__(self, server: Server, keys: MailboxKeys, name: str, lease: float,
+                 on_claim: Callable[[int], None]) -> None:
+        self._server = server
+        self._keys = keys
+        self._name = name
+        self._lease = lease
+        self._on_claim = on_claim
+        self._holder = holder_value()
+        self.epoch: int | None = None
+        self._queue: collections.deque[Entry] = collections.deque()
+        self._handed: dict[str, int] = {}
+        self._serial = itertools.count(1)
+        self.more_waiting = False
+        self._ended = threading.Event()
+        self.lost = False
+
+    @property
+    def _consumer(self) -> str:
+        return f"e{self.epoch}"
+
+    def _fenced(self, what: str, script: str, keys: list[str], args: list[Any]) -> Any:
+        if self.epoch is None:
+            raise StoreError(self._name, "this handle has not claimed the mailbox")
+        return self._server.run(f"{what} ({self._name})", script, keys, [self.epoch, GROUP, *args])
+
+    # -- the role ------------------------------------------------------------------------
+
+    def claim(self, timeout: float) -> None:
+        """Become the reader (see ``Mailbox.claim``).
+
+        Raises:
+            StoreError: another live reader holds the mailbox past ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        replaceable = ""
+        pause = 0.02
+        while True:
+            epoch, holder = self._server.run(
+                f"claim {self._name}", "claim", [self._keys.reader, self._keys.epoch],
+                [self._holder, int(self._lease * 1000), replaceable])
+            if epoch:
+                break
+            if died_here(holder):
+                replaceable = holder.decode() if isinstance(holder, bytes) else str(holder)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StoreError(self._name, f"another reader holds this mailbox ({describe(holder)})")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.25)
+        self.epoch = int(epoch)
+        self._on_claim(self.epoch)
+        start_thread(self._renew_loop, f"reader-lease-{self._name}")
+
+    def _renew_loop(self) -> None:
+        while not self._ended.wait(self._lease / 3):
+            try:
+                kept = self._server.run(f"renew the reader lease of {self._name}", "renew",
+                                        [self._keys.reader], [self._holder, int(self._lease * 1000)])
+            except StoreError as exc:
+                log.warning("mailbox %s: could not renew the reader lease: %s", self._name, exc)
+                continue
+            if not kept:
+                self.lost = True
+                log.error("mailbox %s: the reader lease was lost (this process was paused past it?); "
+                          "a successor may hold the mailbox, and this reader's acks and commits are refused",
+                          self._name)
+                return
+
+    def release(self) -> None:
+        """Let go of the role (what was handed out stays pending for the next reader)."""
+        self._ended.set()
+        if self.epoch is not None:
+            try:
+                self._server.run(f"let go of {self._name}", "release", [self._keys.reader], [self._holder])
+            except StoreError as exc:
+                log.warning("mailbox %s: could not let go of the reader lease (it expires): %s", self._name, exc)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _parse(self, raw: Sequence[Any]) -> list[Entry]:
+        found = []
+        for entry in raw:
+            entry_id = entry[0].decode() if isinstance(entry[0], bytes) else str(entry[0])
+            fields = entry[1] or []
+            payload = fields[1] if len(fields) >= 2 else b""
+            try:
+                found.append((entry_id, InboxMessage.from_wire(payload)))
+            except (ValueError, TypeError, RecursionError) as exc:
+                log.error("mailbox %s: entry %s is not a message (%s); kept aside", self._name, entry_id, exc)
+                self._fenced("keep an unreadable entry aside", "corrupt",
+                             [self._keys.epoch, self._keys.stream, self._keys.corrupt], [entry_id, payload])
+        return found
+
+    def _hand_out(self, entries: Iterable[Entry]) -> list[Delivered]:
+        batch = []
+        for entry_id, message in entries:
+            serial = next(self._serial)
+            self._handed[entry_id] = serial
+            batch.append(Delivered(message, (entry_id, serial)))
+        return batch
+
+    def _read_new(self, count: int, queue_changed: bool) -> tuple[list[Entry], bool]:
+        """Read up to ``count`` new entries (0: all, -1: none) and, when the local queue
+        changed, record what it holds now (views count it as waiting)."""
+        queued = ([entry_id for entry_id, _ in self._queue] or ["-"]) if queue_changed else []
+        keys = self._keys
+        entries, more = self._fenced("drain", "drain", [keys.epoch, keys.stream, keys.bell, keys.queued],
+                                     [self._consumer, count, *queued])
+        return self._parse(entries), bool(more)
+
+    def recover(self) -> list[Delivered]:
+        raw = self._fenced("recover", "recover", [self._keys.epoch, self._keys.stream, self._keys.queued],
+                           [self._consumer])
+        self._queue.clear()
+        self._handed.clear()
+        return self._hand_out(self._parse(raw)) + self.drain()
+
+    def drain(self, limit: int | None = None) -> list[Delivered]:
+        taken: list[Entry] = []
+        while self._queue and (limit is None or len(taken) < limit):
+            taken.append(self._queue.popleft())
+        if limit is None or len(taken) < limit:
+            new, more = self._read_new(0 if limit is None else limit - len(taken), bool(taken))
+            taken += new
+            self.more_waiting = bool(self._queue) or more
+        else:
+            self._read_new(-1, True)
+            self.more_waiting = True  # not looked: the caller's next drain finds out
+        return self._hand_out(taken)
+
+    def take(self, kinds: Iterable[str]) -> list[Delivered]:
+        wanted = set(kinds)
+        new, _ = self._read_new(0, False)
+        self._queue.extend(new)
+        taken = [entry for entry in self._queue if entry[1].kind in wanted]
+        if taken:
+            self._queue = collections.deque(entry for entry in self._queue if entry[1].kind not in wanted)
+        if new or taken:
+            self._read_new(-1, True)
+        return self._hand_out(taken)
+
+    def give_back(self, batch: Sequence[Delivered]) -> None:
+        for delivered in reversed(batch):
+            entry_id, serial = delivered.receipt
+            if self._handed.get(entry_id) == serial:
+                del self._handed[entry_id]
+                self._queue.appendleft((entry_id, delivered.message))
+        if batch:
+            self.more_waiting = True
+            self._read_new(-1, True)
+
+    def has_queued(self) -> bool:
+        return bool(self._queue)
+
+    def _take_receipts(self, batch: Iterable[Delivered]) -> list[str]:
+        ids = []
+        for delivered in batch:
+            entry_id, serial = delivered.receipt
+            if self._handed.get(entry_id) == serial:
+                ids.append(entry_id)
+        return ids
+
+    def ack(self, batch: Iterable[Delivered]) -> int:
+        ids = self._take_receipts(batch)
+        retired = 0
+        for start in range(0, len(ids), ACK_CHUNK):
+            chunk = ids[start:start + ACK_CHUNK]
+            retired += int(self._fenced("ack", "ack", [self._keys.epoch, self._keys.stream], chunk))
+            for entry_id in chunk:  # only once the server took them: a refused ack changes nothing here
+                self._handed.pop(entry_id, None)
+        return retired
+
+    def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
+        if not self._take_receipts([delivered]):
+            return
+        entry_id = delivered.receipt[0]
+        letter = json.dumps({"message": json.loads(delivered.message.to_wire()), "reason": reason,
+                             "attempts": attempts, "dead_at": time.time()}, separators=(",", ":"))
+        self._fenced("bury", "bury", [self._keys.epoch, self._keys.stream, self._keys.dead], [entry_id, letter])
+        self._handed.pop(entry_id, None)
