@@ -125,6 +125,12 @@ class RedisBackend:
             deliver_wire(self.server, self.keys.mailbox(address.system_id, address.actor_id), address.name, wires,
                          block_timeout)
 
+    def log_path(self, address: Address) -> str | None:
+        """None: a worker's records reach its parent (over the pipe) and its host's
+        stderr; no per-actor file is kept on a server shared by several machines."""
+        self._check_ours(address)
+        return None
+
     def reachable(self, address: Address) -> None:
         self._check_ours(address)
         cfg = self.keys.mailbox(address.system_id, address.actor_id).cfg
