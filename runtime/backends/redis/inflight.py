@@ -1,8 +1,10 @@
 """The in-flight marker of a mailbox: a key naming the message its worker handles.
 
 It is set and cleared around every message, so neither may cost a round trip: both
-are written to a connection of their own without waiting for the reply (which is
-read with the next command). Once ``set`` returns, the command is in the kernel's
+are written to a connection of their own without waiting for the reply. The replies
+(``+OK`` / ``:1``, a few bytes each) are left in the socket and read in bulk once
+``SETTLE_EVERY`` are unread, or before ``read`` and ``close``: reading each one
+before the next command made every message wait for the server to be scheduled. Once ``set`` returns, the command is in the kernel's
 socket buffer, which a SIGKILL of this process does not take back: the next
 activation reads it. A marker that could not be written is logged; the cost is a
 crash not counted against a message (poison detection), never a lost message.
@@ -17,6 +19,9 @@ from typing import Any
 from .connection import Server
 
 log = logging.getLogger(__name__)
+
+#: Unread replies allowed on the marker's connection before they are read (in bulk).
+SETTLE_EVERY = 512
 
 
 class RedisMarker:
@@ -34,7 +39,8 @@ class RedisMarker:
             try:
                 if self._conn is None:
                     self._conn = self._server.new_connection()
-                self._settle()
+                if self._unread >= SETTLE_EVERY:
+                    self._settle()
                 self._conn.send_command(*args)
                 self._unread += 1
             except Exception as exc:
