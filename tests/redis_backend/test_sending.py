@@ -104,3 +104,22 @@ def _needs_redis(request):
     if "redis_server" not in request.fixturenames:
         from redis_server import require_redis
         require_redis()
+
+
+def test_the_direct_line_delivers_in_one_call_and_steps_aside_when_taken(redis_server):
+    from actors_runtime.backends.redis.keys import GROUP
+    from actors_runtime.backends.redis.mailbox import deliver_keys
+    from actors_runtime.backends.redis.sending import DirectLine
+
+    backend = RedisBackend(redis_server.url, "sending-00000005", "process")
+    address = backend.address("main", "actor")
+    backend.mailbox(address, create=True, max_pending=5).close()
+    keys = deliver_keys(backend.keys.mailbox("main", "actor"))
+    line = DirectLine(backend.server)
+    assert line.call(keys, [GROUP, _messages(1)[0].to_wire()]) == [0, 1, 5]
+    assert line.call(keys, [GROUP, *(m.to_wire() for m in _messages(5, 1))]) == [-2, 1, 5]
+    with line._lock:  # another thread on the line: the caller is sent to the pool
+        assert line.call(keys, [GROUP, _messages(1, 6)[0].to_wire()]) is None
+    line.close()
+    assert len(_stored(backend, address)) == 1
+    backend.close()

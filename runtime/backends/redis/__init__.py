@@ -35,10 +35,10 @@ from ...ids import check_id
 from ...messages import InboxMessage
 from .connection import Server, parse_url
 from .fabric import RedisFabric
-from .keys import Keys
+from .keys import GROUP, Keys
 from .mailbox import RedisMailbox, checked_wire, create_mailbox, deliver_keys, deliver_wire
 from .reading import DEFAULT_READER_LEASE
-from .sending import Sender
+from .sending import DirectLine, Sender
 from .store import Epochs, RedisStore
 
 __all__ = ["RedisBackend", "RedisMailbox"]
@@ -81,6 +81,7 @@ class RedisBackend:
         self._new_future = new_future
         self._reader_lease = reader_lease
         self._sender = Sender(self.server)
+        self._line = DirectLine(self.server)
 
     def exists(self) -> bool:
         return bool(self.server.call("look for the project", lambda c: c.exists(self.keys.project)))
@@ -122,9 +123,11 @@ class RedisBackend:
 
     def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
                 block_timeout: float | None = 0.0) -> None:
-        """One round trip (deliver.lua). While this process has pipelined deliveries
-        in flight (``deliver_async``), this one goes through the same connection,
-        after them, so that a thread's messages keep their order."""
+        """One round trip (deliver.lua), on the direct line when it is free (else
+        through the pool). While this process has deliveries queued or in flight
+        (``deliver_async``), this one is queued after them and waited for, so that a
+        thread's messages keep their order; a full mailbox is then waited on (or
+        refused) as always."""
         self._check_ours(address)
         wires = [checked_wire(m) for m in messages]
         if not wires:
@@ -135,6 +138,8 @@ class RedisBackend:
             answered: Future[Any] = Future()
             self._sender.send(keys.base, deliver_keys(keys), wires, _settle_into(answered))
             first = answered.result()
+        else:
+            first = self._line.call(deliver_keys(keys), [GROUP, *wires])
         waiting, limit = deliver_wire(self.server, keys, address.name, wires, block_timeout, first)
         self._sender.note(keys.base, waiting, limit)
 
@@ -191,6 +196,7 @@ class RedisBackend:
 
     def close(self) -> None:
         self._sender.close()  # every deliver_async Future is resolved first
+        self._line.close()
         self.server.close()
 
 
