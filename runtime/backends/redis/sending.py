@@ -41,8 +41,13 @@ from typing import Any, Callable, Sequence
 
 from ...errors import StoreError
 from ...threads import start_thread
-from .connection import BACKOFF_CAP, BACKOFF_FIRST, Server, redis
+from .connection import BACKOFF_CAP, BACKOFF_FIRST, Server
 from .keys import GROUP
+
+try:
+    import redis.exceptions
+except ImportError:  # the extra is missing: Server refuses to start first
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +103,10 @@ class Sender:
 
     @property
     def busy(self) -> bool:
-        """Whether deliveries are queued or in flight (a blocking one then goes after them)."""
-        return self._outstanding > 0
+        """Whether deliveries are queued or in flight (a blocking one then goes after
+        them), seen from a thread other than the sender's own (a reply handler that
+        delivers must not wait for the thread it runs on)."""
+        return self._outstanding > 0 and threading.current_thread() is not self._thread
 
     # -- the callers' side ----------------------------------------------------------------
 
