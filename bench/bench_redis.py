@@ -4,6 +4,8 @@ socket (AOF on, appendfsync everysec), started here in a temp dir and stopped af
 Timed like the maildir ``tell`` and ``ask`` rows (bench/run.py): from the first send
 until an ``ask("count")`` queued behind the last one answers N; ``tell_async`` also
 waits for every Future; ask p50/p99 over sequential round trips after 50 warm-ups.
+Each run also measures the same rows on maildir (the reference, in the same run);
+``BENCH_REDIS_RUNS`` runs (default 1) give the median and the range.
 Prints a table (and skips when redis-server is missing).
 """
 
@@ -45,65 +47,90 @@ def start_server(root: str) -> subprocess.Popen[bytes]:
     return process
 
 
-def main() -> int:
-    if shutil.which("redis-server") is None:
-        print("redis row skipped: no redis-server")
-        return 0
+def measure(n: int, root: str, backend: str | None) -> dict[str, float]:
+    """One run of every row on ``backend`` (None: maildir, the reference)."""
     from sample_actors import Counter
 
     from actors import ActorSystem
 
+    rows: dict[str, float] = {}
+    extra = {} if backend is None else {"backend": backend}
+    with ActorSystem(home=os.path.join(root, "home"), project=root, durability="process", **extra) as system:
+        counter = system.spawn(Counter, name="counter")
+        expected = 0
+
+        def finish(start: float, sent: int) -> float:
+            nonlocal expected
+            expected += sent
+            assert counter.ask("count", timeout=120) == expected
+            return sent / (time.perf_counter() - start)
+
+        start = time.perf_counter()
+        for _ in range(n):
+            counter.tell({"n": 1})
+        rows["tell"] = finish(start, n)
+        start = time.perf_counter()
+        futures = [counter.tell_async({"n": 1}) for _ in range(n)]
+        for future in futures:
+            future.result(120)
+        rows["tell_async"] = finish(start, n)
+        start = time.perf_counter()
+        for _ in range(n // 100):
+            counter.tell_many([{"n": 1}] * 100)
+        rows["tell_many x100"] = finish(start, n // 100 * 100)
+        for _ in range(50):
+            counter.ask("count")
+        times = []
+        for _ in range(500):
+            t0 = time.perf_counter()
+            counter.ask("count")
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        rows["ask p50"] = statistics.median(times)
+        rows["ask p99"] = times[int(len(times) * 0.99) - 1]
+    return rows
+
+
+def main() -> int:
+    if shutil.which("redis-server") is None:
+        print("redis row skipped: no redis-server")
+        return 0
     n = int(os.environ.get("BENCH_REDIS_N", "5000"))
-    root = tempfile.mkdtemp(prefix="bench-redis-")
-    server = start_server(root)
-    rows = []
-    try:
-        url = f"unix://{root}/redis.sock"
-        with ActorSystem(home=os.path.join(root, "home"), project=root, backend=url, durability="process") as system:
-            counter = system.spawn(Counter, name="counter")
-            expected = 0
-
-            def finish(start: float, sent: int) -> float:
-                nonlocal expected
-                expected += sent
-                assert counter.ask("count", timeout=120) == expected
-                return sent / (time.perf_counter() - start)
-
-            start = time.perf_counter()
-            for _ in range(n):
-                counter.tell({"n": 1})
-            rows.append(("tell", finish(start, n), "msg/s"))
-            start = time.perf_counter()
-            futures = [counter.tell_async({"n": 1}) for _ in range(n)]
-            for future in futures:
-                future.result(120)
-            rows.append(("tell_async", finish(start, n), "msg/s"))
-            start = time.perf_counter()
-            for _ in range(n // 100):
-                counter.tell_many([{"n": 1}] * 100)
-            rows.append(("tell_many x100", finish(start, n // 100 * 100), "msg/s"))
-            for _ in range(50):
-                counter.ask("count")
-            times = []
-            for _ in range(500):
-                t0 = time.perf_counter()
-                counter.ask("count")
-                times.append((time.perf_counter() - t0) * 1000)
-            times.sort()
-            rows.append(("ask p50", statistics.median(times), "ms"))
-            rows.append(("ask p99", times[int(len(times) * 0.99) - 1], "ms"))
-    finally:
-        server.terminate()
-        server.wait(10)
-        shutil.rmtree(root, ignore_errors=True)
-    print(f"redis (unix socket, AOF everysec), n={n}")
-    print("| row | value | unit | target | met |")
-    print("|---|---|---|---|---|")
-    for name, value, unit in rows:
+    runs = int(os.environ.get("BENCH_REDIS_RUNS", "1"))
+    results: dict[str, list[dict[str, float]]] = {"redis": [], "maildir": []}
+    loads = [os.getloadavg()[0]]
+    for _ in range(runs):
+        root = tempfile.mkdtemp(prefix="bench-redis-")
+        server = start_server(root)
+        try:
+            results["redis"].append(measure(n, root, f"unix://{root}/redis.sock"))
+        finally:
+            server.terminate()
+            server.wait(10)
+            shutil.rmtree(root, ignore_errors=True)
+        root = tempfile.mkdtemp(prefix="bench-maildir-")
+        try:
+            results["maildir"].append(measure(n, root, None))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        loads.append(os.getloadavg()[0])
+    print(f"redis (unix socket, AOF everysec) and maildir (the reference, same runs), durability 'process', "
+          f"n={n}, median of {runs} run(s) (min-max), load average {min(loads):.1f}-{max(loads):.1f}")
+    print("| row | redis | redis min-max | maildir | unit | target (redis) | met |")
+    print("|---|---|---|---|---|---|---|")
+    for name in results["redis"][0]:
+        unit = "ms" if name.startswith("ask") else "msg/s"
+        values = sorted(run[name] for run in results["redis"])
+        value = statistics.median(values)
+        reference = statistics.median(run[name] for run in results["maildir"])
         target = TARGETS.get(name)
         met = "-" if target is None else ("yes" if (value <= target if unit == "ms" else value >= target) else "no")
-        shown = f"{value:,.0f}" if unit == "msg/s" else f"{value:.2f}"
-        print(f"| {name} | {shown} | {unit} | {'-' if target is None else target} | {met} |")
+
+        def shown(x: float) -> str:
+            return f"{x:,.0f}" if unit == "msg/s" else f"{x:.2f}"
+
+        print(f"| {name} | {shown(value)} | {shown(values[0])}-{shown(values[-1])} | {shown(reference)} | {unit} "
+              f"| {'-' if target is None else target} | {met} |")
     return 0
 
 

@@ -6,6 +6,7 @@ fleets that span machines (``redis://HOST:PORT/DB`` or ``unix:///PATH/redis.sock
     connection   the URL, the server checks (noeviction, AOF), retries -> StoreError
     keys         every key, from validated ids, under actors:<project>:
     mailbox      deliver (XLEN check + XADD), views, dead letters
+    sending      deliver_async pipelined on a connection of its own (group commit)
     reading      claim (epoch) / recover (XAUTOCLAIM) / drain / take / ack / bury
     waiting      wait (BLPOP on the bell) and wake     inflight: the marker
     fabric       leased records (SET PX + owner-checked renew and withdraw)
@@ -29,14 +30,15 @@ from typing import Any, Callable, Sequence
 
 from ...address import Address
 from ...durability import Durability
-from ...errors import ActorNotFound
+from ...errors import ActorNotFound, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
 from .connection import Server, parse_url
 from .fabric import RedisFabric
-from .keys import Keys
-from .mailbox import RedisMailbox, checked_wire, create_mailbox, deliver_wire
+from .keys import GROUP, Keys
+from .mailbox import RedisMailbox, checked_wire, create_mailbox, deliver_keys, deliver_wire
 from .reading import DEFAULT_READER_LEASE
+from .sending import DirectLine, Sender
 from .store import Epochs, RedisStore
 
 __all__ = ["RedisBackend", "RedisMailbox"]
@@ -78,6 +80,8 @@ class RedisBackend:
         self.store = RedisStore(self.server, self.keys, self.epochs)
         self._new_future = new_future
         self._reader_lease = reader_lease
+        self._sender = Sender(self.server)
+        self._line = DirectLine(self.server)
 
     def exists(self) -> bool:
         return bool(self.server.call("look for the project", lambda c: c.exists(self.keys.project)))
@@ -119,11 +123,25 @@ class RedisBackend:
 
     def deliver(self, address: Address, messages: Sequence[InboxMessage], *,
                 block_timeout: float | None = 0.0) -> None:
+        """One round trip (deliver.lua), on the direct line when it is free (else
+        through the pool). While this process has deliveries queued or in flight
+        (``deliver_async``), this one is queued after them and waited for, so that a
+        thread's messages keep their order; a full mailbox is then waited on (or
+        refused) as always."""
         self._check_ours(address)
         wires = [checked_wire(m) for m in messages]
-        if wires:
-            deliver_wire(self.server, self.keys.mailbox(address.system_id, address.actor_id), address.name, wires,
-                         block_timeout)
+        if not wires:
+            return
+        keys = self.keys.mailbox(address.system_id, address.actor_id)
+        first = None
+        if self._sender.busy:
+            answered: Future[Any] = Future()
+            self._sender.send(keys.base, deliver_keys(keys), wires, _settle_into(answered))
+            first = answered.result()
+        else:
+            first = self._line.call(deliver_keys(keys), [GROUP, *wires])
+        waiting, limit = deliver_wire(self.server, keys, address.name, wires, block_timeout, first)
+        self._sender.note(keys.base, waiting, limit)
 
     def log_path(self, address: Address) -> str | None:
         """None: a worker's records reach its parent (over the pipe) and its host's
@@ -139,9 +157,35 @@ class RedisBackend:
 
     def deliver_async(self, address: Address, message: InboxMessage, *,
                       block_timeout: float | None = 0.0) -> "Future[str]":
-        self.deliver(address, [message], block_timeout=block_timeout)
+        """Queued for the sender thread (see ``sending``), which delivers what is
+        queued per mailbox in one script; the Future gets the id once the server
+        acknowledged the XADD (a crash of this process before then can lose the
+        message). Delivered synchronously instead (so that ``MailboxFull`` is raised, or room
+        waited for, here) when ``block_timeout`` is not 0 or this process's figure of
+        the mailbox leaves no room (its first delivery there included)."""
+        self._check_ours(address)
+        wire = checked_wire(message)
+        keys = self.keys.mailbox(address.system_id, address.actor_id)
         future: Future[str] = self._new_future()
-        future.set_result(message.id)
+        if block_timeout != 0.0 or not self._sender.has_room(keys.base, 1):
+            self.deliver(address, [message], block_timeout=block_timeout)
+            future.set_result(message.id)
+            return future
+        name, msg_id = address.name, message.id
+
+        def settle(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+                return
+            status, waiting, limit = reply
+            if status == 0:
+                future.set_result(msg_id)
+            elif status == -1:
+                future.set_exception(ActorNotFound(name, "this project (no mailbox)"))
+            else:
+                future.set_exception(MailboxFull(name, waiting, limit))
+
+        self._sender.send(keys.base, deliver_keys(keys), [wire], settle)
         return future
 
     def provision(self, address: Address, max_pending: int) -> bool:
@@ -157,5 +201,16 @@ class RedisBackend:
         pass  # a mailbox is three keys made at provision: nothing to build ahead
 
     def close(self) -> None:
+        self._sender.close()  # every deliver_async Future is resolved first
+        self._line.close()
         self.server.close()
+
+
+def _settle_into(answered: "Future[Any]") -> Callable[[Any], None]:
+    def settle(reply: Any) -> None:
+        if isinstance(reply, BaseException):
+            answered.set_exception(reply)
+        else:
+            answered.set_result(reply)
+    return settle
 

@@ -136,6 +136,8 @@ class Server:
         self.client = redis.Redis(connection_pool=self.pool)
         self._scripts: dict[str, Any] = {}
         self._closed = False
+        #: Run before every ``call`` (the in-flight marker writes a clear it owes).
+        self.before_call: list[Callable[[], None]] = []
         self._check_server()
 
     def _check_server(self) -> None:
@@ -184,6 +186,8 @@ class Server:
             StoreError: the server refused (a script's refusal, an error reply) or could
                 not be reached for ``retry_for`` seconds.
         """
+        for hook in self.before_call:
+            hook()
         return retrying(self.where, what, lambda: fn(self.client), self.retry_for if retry else 0.0)
 
     def close(self) -> None:

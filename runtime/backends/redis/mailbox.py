@@ -55,9 +55,18 @@ def checked_wire(message: InboxMessage) -> bytes:
     return data
 
 
+def deliver_keys(keys: MailboxKeys) -> list[str]:
+    """The KEYS of deliver.lua for a mailbox."""
+    return [keys.cfg, keys.stream, keys.bell, keys.queued]
+
+
 def deliver_wire(server: Server, keys: MailboxKeys, name: str, wires: Sequence[bytes],
-                 block_timeout: float | None) -> None:
-    """Run deliver.lua until the messages fit or ``block_timeout`` passes.
+                 block_timeout: float | None, first: Sequence[int] | None = None) -> tuple[int, int]:
+    """Run deliver.lua until the messages fit or ``block_timeout`` passes; returns the
+    last reply's figure of what waits and the limit.
+
+    Args:
+        first: the reply of a first try already made (pipelined), if any.
 
     Raises:
         ActorNotFound, MailboxFull, StoreError.
@@ -65,10 +74,12 @@ def deliver_wire(server: Server, keys: MailboxKeys, name: str, wires: Sequence[b
     deadline = None if block_timeout is None else time.monotonic() + block_timeout
     pause = 0.002
     while True:
-        status, pending, limit = server.run(f"deliver to {name}", "deliver",
-                                            [keys.cfg, keys.stream, keys.bell, keys.queued], [GROUP, *wires])
+        if first is None:
+            status, pending, limit = server.run(f"deliver to {name}", "deliver", deliver_keys(keys), [GROUP, *wires])
+        else:
+            (status, pending, limit), first = first, None
         if status == 0:
-            return
+            return int(pending), int(limit)
         if status == -1:
             raise ActorNotFound(name, "this project (no mailbox)")
         left = None if deadline is None else deadline - time.monotonic()
