@@ -43,14 +43,9 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
         return
     actor_id = address.actor_id
     with sup.lock:
-        child = sup.children.get(actor_id)
+        child = child_of(sup, address)
         if child is None:
-            if actor_id in sup.unstartable:
-                return
-            child = known_child(sup, address)
-            if child is None:
-                return
-            sup.children[actor_id] = child
+            return
         if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
             sup.capacity.touch(actor_id)  # a message for it: recently used (see ``capacity``)
             return
@@ -98,15 +93,22 @@ def revive(sup: "Supervisor", address: Address) -> None:
     if actor_id is None or address.system_id != sup.system_id or sup.closing:
         return
     with sup.lock:
-        child = sup.children.get(actor_id)
-        if child is None and actor_id not in sup.unstartable:
-            child = known_child(sup, address)
-            if child is not None:
-                sup.children[actor_id] = child
+        child = child_of(sup, address)
         if child is not None and child.status == FAILED and not child.alive:
             log.info("actor %s: restarting after it was marked failed (%s)", actor_id, child.last_error)
             child.status, child.last_error, child.deaths = STOPPED, "", Deaths()
     ensure_active(sup, address)
+
+
+def child_of(sup: "Supervisor", address: Address) -> Child | None:
+    """The child for an actor of this system, from this run or else from its records
+    (then kept); None if there is nothing to start it with (hold ``sup.lock``)."""
+    child = sup.children.get(address.name)
+    if child is None and address.name not in sup.unstartable:
+        child = known_child(sup, address)
+        if child is not None:
+            sup.children[address.name] = child
+    return child
 
 
 def known_child(sup: "Supervisor", address: Address) -> Child | None:

@@ -27,7 +27,7 @@ from ..records import IDLE, PAUSED, RESTARTING, STARTING, STOPPED
 from ..worker.pausing import Pause, read_pause, recorded_pause
 from ..worker.replies import request_activation
 from ..worker.resuming import RESUME_CLAIM_TIMEOUT, ask_system_to_resume, resume_cold
-from .activation import ensure_active, known_child
+from .activation import child_of, ensure_active
 from .children import Child
 
 if TYPE_CHECKING:
@@ -64,11 +64,7 @@ def resume(sup: "Supervisor", address: Address, skip: bool, timeout: float = RES
     actor_id = address.name
     sup.check_open()
     with sup.lock:
-        child = sup.children.get(actor_id)
-        if child is None and actor_id not in sup.unstartable:
-            child = known_child(sup, address)
-            if child is not None:
-                sup.children[actor_id] = child
+        child = child_of(sup, address)
     if read_pause(sup.backend.store, sup.system_id, actor_id) is None:
         raise NotPaused(actor_id, child.status if child is not None else "")
     # A worker that found the pause is on its way out: the monitor marks it paused.
