@@ -45,24 +45,9 @@ from actors.cli.exit_codes import (
 from actors.cli.project import Env
 from actors.cli.run import Progress
 
+from .running import assert_one_line_error, invoke
+
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def invoke(home, project, *args, input=None):
-    """Run ``actors --home HOME --project PROJECT ARGS...`` in this process."""
-    argv = ["--home", str(home), "--project", str(project), *map(str, args)]
-    return CliRunner().invoke(cli, argv, input=input)
-
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("actors: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def subprocess_env():

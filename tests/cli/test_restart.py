@@ -4,32 +4,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import poison_actors
 import pytest
 from actors_runtime.address import project_key
 from actors_runtime.backends import open_backend
-from click.testing import CliRunner
-from conftest import TESTS_DIR, support_env, wait_until
+from conftest import wait_until
 
 from actors import ActorFailed, ActorSystem
-from actors.cli import cli
 from actors.cli.exit_codes import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 
-
-def invoke(home, project, *args):
-    """``actors --home HOME --project PROJECT ARGS...`` in this process."""
-    return CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), *map(str, args)])
-
-
-def run_cli_process(home, project, *args):
-    """``python -m actors.cli ...`` as a real process (the system of this test holds its lock)."""
-    env = support_env()
-    env.pop("ACTORS_HOME", None)
-    return subprocess.run([sys.executable, "-m", "actors.cli", "--home", str(home), "--project", str(project),
-                           *map(str, args)], capture_output=True, text=True, env=env, cwd=TESTS_DIR, timeout=120)
+from .running import invoke, run_cli_process
 
 
 def recorded(home, project, actor_id):

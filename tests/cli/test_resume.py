@@ -4,38 +4,17 @@ and without (done on disk, handled when the system next runs); ``ps`` shows a pa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import poison_actors
 from actors_runtime.address import project_key
 from actors_runtime.backends import open_backend
 from actors_runtime.worker.pausing import read_pause
-from click.testing import CliRunner
-from conftest import TESTS_DIR, support_env, wait_until
+from conftest import wait_until
 
 from actors import ActorSystem
-from actors.cli import cli
 from actors.cli.exit_codes import EXIT_NOT_FOUND, EXIT_NOT_PAUSED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE
 
-
-def invoke(home, project, *args):
-    return CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), *map(str, args)])
-
-
-def run_cli_process(home, project, *args):
-    """``python -m actors.cli ...`` as a real process (the test's system holds its lock)."""
-    env = support_env()
-    env.pop("ACTORS_HOME", None)
-    return subprocess.run([sys.executable, "-m", "actors.cli", "--home", str(home), "--project", str(project),
-                           *map(str, args)], capture_output=True, text=True, env=env, cwd=TESTS_DIR, timeout=120)
-
-
-def one_line_error(result, code, fragment):
-    assert result.exit_code == code, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("actors: ") and fragment in lines[0], lines
-    assert "Traceback" not in result.output
+from .running import assert_one_line_error, invoke, run_cli_process
 
 
 def paused_in_session(home, project, actor_id="victim"):
@@ -65,7 +44,7 @@ def test_ps_shows_the_pause_and_resume_skip_without_a_running_system_is_done_on_
     shown = invoke(home, project, "ps")
     assert f"victim paused: {reason} ('actors resume victim [--skip]')" in shown.stdout.splitlines()
     # An ask would only wait: it is refused at once, and nothing is sent.
-    one_line_error(invoke(home, project, "ask", "victim", '"count"'), EXIT_NOT_RUNNING,
+    assert_one_line_error(invoke(home, project, "ask", "victim", '"count"'), EXIT_NOT_RUNNING,
                    "'victim' is paused")
 
     resumed = invoke(home, project, "resume", "victim", "--skip")
@@ -74,7 +53,7 @@ def test_ps_shows_the_pause_and_resume_skip_without_a_running_system_is_done_on_
     assert "its system 'main' is not running" in resumed.stdout
     assert paused_in_session(home, project) is None
     assert json.loads(invoke(home, project, "ps", "--json").stdout)[0]["status"] == "stopped"
-    one_line_error(invoke(home, project, "resume", "victim"), EXIT_NOT_PAUSED, "'victim' is not paused")
+    assert_one_line_error(invoke(home, project, "resume", "victim"), EXIT_NOT_PAUSED, "'victim' is not paused")
 
     with ActorSystem(home=home, project=project, durability="process") as system:
         # The activation request the CLI queued starts it; the later tells are handled once.
@@ -113,7 +92,7 @@ def test_resume_skip_while_the_system_runs_buries_the_message_and_the_actor_goes
 def test_resume_of_an_unknown_or_invalid_id_is_one_line_with_its_code(home, project):
     with ActorSystem(home=home, project=project, durability="process") as system:
         system.spawn(poison_actors.SelfKiller, name="healthy")
-    one_line_error(invoke(home, project, "resume", "nobody"), EXIT_NOT_FOUND, "nobody")
-    one_line_error(invoke(home, project, "resume", "../x"), EXIT_USAGE, "invalid")
-    one_line_error(invoke(home, project, "resume", "healthy", "--skip"), EXIT_NOT_PAUSED,
+    assert_one_line_error(invoke(home, project, "resume", "nobody"), EXIT_NOT_FOUND, "nobody")
+    assert_one_line_error(invoke(home, project, "resume", "../x"), EXIT_USAGE, "invalid")
+    assert_one_line_error(invoke(home, project, "resume", "healthy", "--skip"), EXIT_NOT_PAUSED,
                    "'healthy' is not paused (it is stopped)")
