@@ -51,6 +51,8 @@ class AgentRecord(JsonMixin):
         lease_expires_at: unix time after which the record counts as dead.
         system_id: the system that supervises it.
         actor_class: ``module:qualname`` of its class.
+        host: where its worker runs: the machine's name, and after a ``/`` the
+            ``actors host`` that runs it ("" when a backend does not say: maildir).
     """
 
     agent_id: str
@@ -63,6 +65,7 @@ class AgentRecord(JsonMixin):
     lease_expires_at: float = 0.0
     system_id: str | None = None
     actor_class: str = ""
+    host: str = ""
 
     def is_live(self, now: float) -> bool:
         return self.lease_expires_at > now
@@ -80,6 +83,7 @@ RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
 RECORD_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "agent_id": str, "role": (str, _NONE), "labels": list, "endpoint": str, "pid": int, "version": int,
     "started_at": _NUMBER, "lease_expires_at": _NUMBER, "system_id": (str, _NONE), "actor_class": str,
+    "host": str,
 }
 
 

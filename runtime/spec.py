@@ -91,6 +91,8 @@ class ProvisionSpec(JsonMixin):
         on_poison: "dead-letter" (default) or "pause" (see ``ON_POISON``; recorded with
             the spec, so a reactivation keeps it).
         secrets: memory-only values handed to the actor (``self.secrets``).
+        placement: ``"pool:NAME"`` for an actor placed on a host of a pool (``actors
+            host``; its worker answers through the backend, never a pipe), else None.
     """
 
     version: int = SPEC_VERSION
@@ -104,6 +106,7 @@ class ProvisionSpec(JsonMixin):
     restart: str = "on-failure"
     on_poison: str = "dead-letter"
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
+    placement: str | None = None
 
     def validate(self) -> "ProvisionSpec":
         """Check the spec before it is sent; returns it.
@@ -140,6 +143,10 @@ class ProvisionSpec(JsonMixin):
             raise InvalidSpec("restart", f"{self.restart!r} is not one of {RESTART_POLICIES}")
         if self.on_poison not in ON_POISON:
             raise InvalidSpec("on_poison", f"{self.on_poison!r} is not one of {', '.join(map(repr, ON_POISON))}")
+        if self.placement is not None:
+            kind, _, pool = self.placement.partition(":")
+            if kind != "pool" or not is_valid_id(pool):
+                raise InvalidSpec("placement", f"{self.placement!r} is not 'pool:NAME'")
         limits = self.limits
         for name, low, high in _LIMIT_RANGES:
             _check_range(name, getattr(limits, name), low, high)
