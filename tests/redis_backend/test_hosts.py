@@ -1,0 +1,191 @@
+"""Hosts and placement, with real processes: ``actors host`` processes on one pool,
+a system that places actors on them, a host SIGKILLed mid-stream whose actors are
+placed again on the survivor with their state, and the refusals a placement gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from actors_runtime.backends.redis.connection import Server, parse_url
+from actors_runtime.backends.redis.pools import PoolStore
+from actors_runtime.errors import InvalidSpec, SpawnError
+from click.testing import CliRunner
+from conftest import support_env, wait_until
+
+from actors import ActorSystem
+from actors.cli import cli
+
+#: Seconds of the hosts' leases here: a dead host's actors move after about this long.
+LEASE = 1.0
+COUNTER = "host_actors:Counter"
+
+
+class Hosts:
+    """``actors host`` processes of one pool, each in its own process group."""
+
+    def __init__(self, url: str, pool: str, root: Path) -> None:
+        self.url, self.pool, self.root = url, pool, root
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.store = PoolStore(Server(parse_url(url)), pool)
+
+    def start(self, name: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "actors.cli", "host", "--backend", self.url, "--pool", self.pool,
+             "--name", name, "--lease", str(LEASE), "--grace", "5", *extra],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root, env=env or support_env(),
+            start_new_session=True)
+        log.close()
+        self.processes[name] = process
+        wait_until(lambda: name in {h.id for h in self.store.live_hosts()} or process.poll() is not None, 30)
+        assert process.poll() is None, self.log(name)
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the host and every worker of it (its process group)."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def close(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+        self.store.server.close()
+
+
+@pytest.fixture
+def hosts(redis_server, tmp_path: Path) -> Iterator[Hosts]:
+    pool = f"pool-{os.urandom(4).hex()}"  # pools are server-wide: one per test
+    group = Hosts(redis_server.url, pool, tmp_path)
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+@pytest.fixture
+def placing(redis_server, home: Path, project: Path) -> Iterator[ActorSystem]:
+    with ActorSystem(home=home, project=project, durability="process", backend=redis_server.url) as system:
+        yield system
+
+
+def ps_rows(redis_server, home: Path, project: Path) -> dict[str, dict]:
+    result = CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), "--backend",
+                                      redis_server.url, "ps", "--json"])
+    assert result.exit_code == 0, result.output
+    return {row["id"]: row for row in json.loads(result.output)}
+
+
+def test_actors_spread_over_two_hosts_and_a_killed_hosts_actors_are_placed_again_with_every_count_exact(
+        hosts, placing, redis_server, home, project):
+    hosts.start("h1")
+    hosts.start("h2")
+    refs = [placing.spawn(COUNTER, f"counter-{i}", placement=f"pool:{hosts.pool}") for i in range(6)]
+    where = {ref.name: placing.ask(ref, "where")["host"] for ref in refs}
+    assert set(where.values()) == {"h1", "h2"}, f"placements did not spread over both hosts: {where}"
+    rows = ps_rows(redis_server, home, project)
+    assert {rows[name]["host"].rpartition("/")[2] for name in where} == {"h1", "h2"}, rows
+    assert all(rows[name]["host"].endswith("/" + host) for name, host in where.items()), rows
+
+    sent = 300
+    pending_asks = []
+    for k in range(sent):
+        for ref in refs:
+            placing.tell(ref, {"k": k})
+        if k == 100:
+            hosts.kill("h2")  # mid-stream: its actors have messages waiting and in flight
+        if k % 50 == 0:
+            pending_asks += [placing.ask_async(ref, "where") for ref in refs]
+    answers = [future.result(30) for future in pending_asks]  # every ask is answered
+    assert len(answers) == len(pending_asks)
+    for ref in refs:
+        final = placing.ask(ref, "where", timeout=30)
+        assert final["count"] == sent, f"{ref.name} counted {final['count']} of {sent} (was on {where[ref.name]})"
+        assert final["host"] == "h1", f"{ref.name} runs on {final['host']} after h2 died"
+    rows = ps_rows(redis_server, home, project)
+    assert all(rows[ref.name]["host"].endswith("/h1") and rows[ref.name]["status"] == "running" for ref in refs), rows
+    moved = [name for name, host in where.items() if host == "h2"]
+    assert all(f"took over actor {name} from host h2" in hosts.log("h1") for name in moved), hosts.log("h1")
+
+
+def test_a_host_that_cannot_import_the_class_refuses_the_placement_with_the_import_error(hosts, placing):
+    host = hosts.start("h1")
+    with pytest.raises(SpawnError, match=r"cannot import nowhere_module:Counter: ModuleNotFoundError: "
+                                         r"No module named 'nowhere_module'"):
+        placing.spawn("nowhere_module:Counter", "stranger", placement=f"pool:{hosts.pool}")
+    assert host.poll() is None
+    assert placing.spawn(COUNTER, "native", placement=f"pool:{hosts.pool}").ask("where")["host"] == "h1"
+
+
+def test_a_full_host_refuses_placements_beyond_its_capacity_and_they_go_to_a_host_with_room(hosts, placing):
+    hosts.start("small", "--capacity", "1")
+    first = placing.spawn(COUNTER, "first", placement=f"pool:{hosts.pool}")
+    assert first.ask("where")["host"] == "small"
+    with pytest.raises(SpawnError, match=r"every host of pool .* refused it: host small is full \(1 actors\)"):
+        placing.spawn(COUNTER, "second", placement=f"pool:{hosts.pool}")
+    hosts.start("roomy")
+    assert placing.spawn(COUNTER, "third", placement=f"pool:{hosts.pool}").ask("where")["host"] == "roomy"
+
+
+def test_sigterm_stops_a_hosts_workers_and_it_exits_0_and_its_actors_move_to_another_host(hosts, placing):
+    leaving = hosts.start("leaving")
+    refs = [placing.spawn(COUNTER, f"mover-{i}", placement=f"pool:{hosts.pool}") for i in range(2)]
+    for ref in refs:
+        placing.tell_many(ref, [{"k": k} for k in range(20)])
+    pids = [placing.ask(ref, "where")["pid"] for ref in refs]
+    leaving.send_signal(signal.SIGTERM)
+    assert leaving.wait(30) == 0, hosts.log("leaving")
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"worker {pid} outlived its host"
+    hosts.start("staying")
+    for ref in refs:
+        answer = placing.ask(ref, "where", timeout=30)
+        assert (answer["host"], answer["count"]) == ("staying", 20)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+def test_a_placement_needs_a_live_host_redis_and_no_secrets(hosts, placing, home, project):
+    with pytest.raises(SpawnError, match=r"pool 'empty-pool' has no live host"):
+        placing.spawn(COUNTER, "lonely", placement="pool:empty-pool")
+    with pytest.raises(InvalidSpec, match="takes no secrets"):
+        placing.spawn(COUNTER, "secretive", placement="pool:empty-pool", secrets={"token": "x"})
+    with pytest.raises(InvalidSpec, match="'pool:NAME'"):
+        placing.spawn(COUNTER, "odd", placement="rack:7")
+    with ActorSystem(home=home, project=project, name="files", durability="process") as on_files:
+        with pytest.raises(InvalidSpec, match="needs the Redis backend"):
+            on_files.spawn(COUNTER, "filed", placement="pool:empty-pool")
+
+
+def test_two_hosts_that_both_see_a_dead_hosts_actor_cannot_both_take_it(redis_server):
+    store = PoolStore(Server(parse_url(redis_server.url)), f"pool-{os.urandom(4).hex()}")
+    try:
+        assert store.assign("p/s/a", "dead", "", {"actor_class": COUNTER}) == (True, "dead")
+        assert store.assign("p/s/a", "h1", "dead", {}) == (True, "h1")
+        assert store.assign("p/s/a", "h2", "dead", {}) == (False, "h1")
+        assert store.load() == {"dead": 0, "h1": 1}
+        assert store.placed("p/s/a").host == "h1"
+    finally:
+        store.server.close()

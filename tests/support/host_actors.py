@@ -1,0 +1,20 @@
+"""Actors for the hosts-and-placement tests (tests/redis_backend/test_hosts.py)."""
+
+from __future__ import annotations
+
+import os
+
+from actors import Actor
+
+
+class Counter(Actor):
+    """Counts tasks; asked, says its count and which host (``ACTORS_HOST_ID``) runs it."""
+
+    def on_start(self):
+        self.state.setdefault("count", 0)
+
+    def on_task(self, body, msg):
+        self.state["count"] += 1
+
+    def on_ask(self, question, msg):
+        return {"count": self.state["count"], "host": os.environ.get("ACTORS_HOST_ID", ""), "pid": os.getpid()}
