@@ -28,12 +28,14 @@ from .project import Env, pass_env
                    "wait before other hosts take them over.")
 @click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds a stop gives the workers before they are terminated, then killed.")
+@click.option("--warm", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Workers kept started, so a placement does not wait for a process to start.")
 @click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
               help="A directory to import actor classes from (repeatable; the current directory is always on "
                    "the path).")
 @pass_env
 def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: str | None, lease: float,
-         grace: float, paths: tuple[str, ...]) -> None:
+         grace: float, warm: int, paths: tuple[str, ...]) -> None:
     """Run the actors placed on pool POOL, until SIGTERM or Ctrl-C.
 
     The host publishes itself in the pool (a leased record), starts a worker for
@@ -55,7 +57,7 @@ def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: st
             sys.path.insert(0, entry)  # before the first worker: the fork server takes this path
     configure_logging()
     logging.getLogger("actors_runtime.hosts").setLevel(logging.INFO)
-    server = Host(url, pool, host_id=host_id, capacity=capacity, lease=lease, grace=grace)
+    server = Host(url, pool, host_id=host_id, capacity=capacity, lease=lease, grace=grace, warm=warm)
 
     def on_signal(signum: int, frame: Any) -> None:
         server.stopping.set()

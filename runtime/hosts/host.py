@@ -57,6 +57,25 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST_LEASE = 10.0
 #: Threads that handle requests (a start waits for its worker to register).
 REQUEST_THREADS = 8
+#: Default warm workers a host keeps started (see ``HostPool``).
+DEFAULT_WARM = 2
+
+
+class HostPool(Pool):
+    """One pool of warm workers for every system a host serves: a warm worker has
+    no actor, and so no system, until a spec comes (and on Redis there is no storage
+    to prepare ahead). Each supervisor starts and closes its pool: here only the
+    first start counts, and only the host closes it (``close_for_good``)."""
+
+    def start(self) -> None:
+        if self._thread is None:
+            super().start()
+
+    def close(self) -> None:
+        pass  # a supervisor's shutdown: the host's pool outlives it
+
+    def close_for_good(self) -> None:
+        super().close()
 
 
 def default_host_id() -> str:
@@ -95,6 +114,8 @@ class Host:
         lease: seconds of this host's lease and of its actors' leases.
         spawn_timeout: seconds a start waits for the worker to register.
         grace: seconds a stop waits for workers before it terminates them.
+        warm: workers kept started and imported, so a placement does not wait for
+            a process to start (the pool is the host's, shared by every system).
         clock: unix time, for leases.
 
     Raises:
@@ -104,7 +125,8 @@ class Host:
 
     def __init__(self, url: str, pool: str, *, host_id: str | None = None, capacity: int | None = None,
                  lease: float = DEFAULT_HOST_LEASE, spawn_timeout: float = 30.0, grace: float = 10.0,
-                 start_method: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 warm: int = DEFAULT_WARM, start_method: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if capacity is not None and capacity < 1:
             raise InvalidSpec("capacity", f"{capacity!r} must be a positive count")
         if not 0.05 <= lease <= 86_400:
@@ -126,6 +148,8 @@ class Host:
         # Its workers all open the Redis backend: import it once, in the fork server
         # (~135 ms of imports a fresh worker would pay at every start).
         self.launcher = Launcher(start_method, preload=("actors_runtime.backends.redis",))
+        self.warm = warm
+        self._pool: HostPool | None = None
         self.stopping = threading.Event()
         self._lock = threading.RLock()
         self._backends: dict[str, RedisBackend] = {}
@@ -191,6 +215,8 @@ class Host:
             supervisors = list(self._supervisors.values())
         for sup in supervisors:
             sup.shutdown(self.grace)
+        if self._pool is not None:
+            self._pool.close_for_good()
         try:
             self.store.withdraw_host(self.host_id, self.token)
         except StoreError as exc:
@@ -222,9 +248,10 @@ class Host:
             if self.stopping.is_set():
                 raise SpawnError(system_id, f"host {self.host_id} is stopping")
             backend = self._backend(project_key)
-            sup = Supervisor(backend, system_id, self.launcher, Pool(self.launcher, backend, system_id, 0,
-                                                                     self.spawn_timeout),
-                             RestartPolicy(), self.spawn_timeout, self._failed, self._stray_reply)
+            if self._pool is None:
+                self._pool = HostPool(self.launcher, backend, system_id, self.warm, self.spawn_timeout)
+            sup = Supervisor(backend, system_id, self.launcher, self._pool, RestartPolicy(), self.spawn_timeout,
+                             self._failed, self._stray_reply)
             sup.route = functools.partial(self._not_mine, project_key, system_id)
             sup.start()
             self._supervisors[(project_key, system_id)] = sup
