@@ -189,3 +189,20 @@ def test_two_hosts_that_both_see_a_dead_hosts_actor_cannot_both_take_it(redis_se
         assert store.placed("p/s/a").host == "h1"
     finally:
         store.server.close()
+
+
+def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_message_and_stop_reaches_it(
+        hosts, placing):
+    hosts.start("h1")
+    ref = placing.spawn(COUNTER, "sleepy", placement=f"pool:{hosts.pool}", idle_timeout=0.3)
+    ref.tell({"k": 1})
+    first = ref.ask("where")
+    wait_until(lambda: not os.path.exists(f"/proc/{first['pid']}") or _zombie(first["pid"]), 30)
+    ref.tell({"k": 2})
+    again = ref.ask("where", timeout=30)
+    assert (again["host"], again["count"]) == ("h1", 2) and again["pid"] != first["pid"]
+
+    steady = placing.spawn(COUNTER, "steady", placement=f"pool:{hosts.pool}")
+    pid = steady.ask("where")["pid"]
+    placing.stop(steady, timeout=10)  # returns once its host confirmed the stop
+    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "stop returned before the worker exited"
