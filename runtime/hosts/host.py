@@ -26,7 +26,6 @@ paused old worker from doing harm after its actor moved: its mailbox epoch is st
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 import threading
@@ -36,7 +35,7 @@ from typing import Any, Callable
 from ..address import Address
 from ..backends import open_backend
 from ..backends.redis import RedisBackend
-from ..backends.redis.connection import Server, parse_url
+from ..backends.redis.connection import PASSWORD_ENV, Server, parse_url
 from ..backends.redis.local_process import HOST, HOST_ID_ENV, died_here
 from ..backends.redis.pools import HostRecord, Placed, PoolStore, placed_field
 from ..errors import ActorError, InvalidSpec, SpawnError, StoreError
@@ -44,12 +43,12 @@ from ..ids import check_id, is_valid_id
 from ..parent.activation import ensure_active
 from ..parent.children import Child
 from ..parent.launcher import Launcher
-from ..parent.pool import Pool
 from ..parent.restart_policy import RestartPolicy
 from ..parent.supervisor import Supervisor
 from ..records import FAILED, PAUSED, RESTARTING, STARTING
 from ..spec import ProvisionSpec
 from ..threads import QuietExecutor
+from .machine import DEFAULT_WARM, HostPool, default_host_id, import_error
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +56,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST_LEASE = 10.0
 #: Threads that handle requests (a start waits for its worker to register).
 REQUEST_THREADS = 8
-#: Default warm workers a host keeps started (see ``HostPool``).
-DEFAULT_WARM = 2
-
-
-class HostPool(Pool):
-    """One pool of warm workers for every system a host serves: a warm worker has
-    no actor, and so no system, until a spec comes (and on Redis there is no storage
-    to prepare ahead). Each supervisor starts and closes its pool: here only the
-    first start counts, and only the host closes it (``close_for_good``)."""
-
-    def start(self) -> None:
-        if self._thread is None:
-            super().start()
-
-    def close(self) -> None:
-        pass  # a supervisor's shutdown: the host's pool outlives it
-
-    def close_for_good(self) -> None:
-        super().close()
-
-
-def default_host_id() -> str:
-    """This machine's name and this process's pid, as an id."""
-    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in HOST)[:64] or "host"
-    return f"{name}-{os.getpid()}"
-
-
-def import_error(actor_class: str) -> str | None:
-    """Why this process cannot import ``actor_class`` (``module:QualName``), or None.
-    Imports the module (a host runs its actors' code anyway)."""
-    module_name, _, qualname = actor_class.partition(":")
-    if module_name in ("__main__", "__mp_main__"):
-        return "a class of a script's __main__ cannot be placed: hosts import classes by module"
-    try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            return f"module {module_name!r} has no {qualname!r}"
-    return None
-
-
 class Host:
     """One host of a pool (see the module docstring).
 
@@ -131,9 +86,11 @@ class Host:
             raise InvalidSpec("capacity", f"{capacity!r} must be a positive count")
         if not 0.05 <= lease <= 86_400:
             raise InvalidSpec("lease", f"{lease!r} is outside 0.05..86400 seconds")
+        parsed = parse_url(url)
         self.url = url
-        self.location = parse_url(url).location
-        self.server = Server(parse_url(url))
+        self.location = parsed.location
+        self.password = parsed.password
+        self.server = Server(parsed)
         self.store = PoolStore(self.server, pool, clock)
         self.pool = self.store.pool
         self.host_id = check_id(host_id or default_host_id(), "host id")
@@ -176,6 +133,10 @@ class Host:
         """Publish, then serve requests, renew and sweep until ``stop`` (or a
         ``stopping`` set from a signal handler); then stop every worker."""
         os.environ[HOST_ID_ENV] = self.host_id  # the workers' records name this host
+        if self.password is not None:
+            # Workers get the URL without it (specs are recorded in sessions), and
+            # the password from the environment they inherit.
+            os.environ[PASSWORD_ENV] = self.password
         self.publish()
         log.info("host %s of pool %s: serving (capacity %s, lease %g s)", self.host_id, self.pool,
                  self.capacity or "unlimited", self.lease)
@@ -344,7 +305,7 @@ class Host:
         Raises:
             SpawnError: it could not start.
         """
-        spec.backend = self.url  # this host's URL (its password stays here)
+        spec.backend = self.location  # no password: the worker reads it from the environment
         spec.limits.lease = self.lease
         sup = self.supervisor(spec.identity.project_key, spec.identity.system_id)
         sup.spawn(spec, self.spawn_timeout)

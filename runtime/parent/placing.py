@@ -118,7 +118,8 @@ class Placer:
                 random.shuffle(candidates)
                 host = min(candidates, key=lambda h: load.get(h.id, 0)).id
             request_id = new_request_id()
-            store.send(host, {"kind": "place", "id": request_id, "spec": spec.public_dict(), "expected": expected})
+            doc = spec.public_dict() | {"backend": self.backend.location}  # never the URL's password
+            store.send(host, {"kind": "place", "id": request_id, "spec": doc, "expected": expected})
             answer = store.await_answer(request_id, max(0.0, deadline - time.monotonic()))
             if answer is None:
                 raise SpawnError(actor_id, f"host {host} of pool {pool!r} did not answer within {timeout:g} s")
