@@ -195,7 +195,7 @@ class Host:
         with self._lock:
             found = self._backends.get(project_key)
             if found is None:
-                backend = open_backend(self.url, "", project_key, "machine")
+                backend = open_backend(self.url, "", project_key, "machine", clock=self.clock)
                 assert isinstance(backend, RedisBackend)
                 found = self._backends[project_key] = backend
             return found

@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from actors_runtime.address import project_key
 from actors_runtime.backends.redis.connection import Server, parse_url
-from actors_runtime.backends.redis.pools import PoolStore
+from actors_runtime.backends.redis.pools import HostRecord, PoolStore, placed_field
 from actors_runtime.errors import InvalidSpec, SpawnError
+from actors_runtime.hosts import Host
+from actors_runtime.records import AgentRecord
+from actors_runtime.spec import Identity, ProvisionSpec
 from click.testing import CliRunner
 from conftest import support_env, wait_until
 
@@ -206,3 +210,33 @@ def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_mess
     pid = steady.ask("where")["pid"]
     placing.stop(steady, timeout=10)  # returns once its host confirmed the stop
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "stop returned before the worker exited"
+
+
+def test_a_dead_hosts_actor_is_taken_over_only_once_the_host_and_the_actor_leases_ran_out(
+        redis_server, project, clock):
+    pool, key = f"pool-{os.urandom(4).hex()}", project_key(project)
+    heir = Host(redis_server.url, pool, host_id="heir", lease=10.0, warm=0, clock=clock)
+    try:
+        store = heir.store
+        assert store.publish_host(HostRecord("dead", pool), "the-dead-hosts-token", 10.0)
+        spec = ProvisionSpec(identity=Identity(child_id="orphan", system_id="main", project_key=key),
+                             actor_class=COUNTER, home=heir.location, backend=heir.location,
+                             durability="process", placement=f"pool:{pool}").validate()
+        field = placed_field(key, "main", "orphan")
+        assert store.assign(field, "dead", "", spec.public_dict())[0]
+        backend = heir._backend(key)
+        backend.fabric.publish(AgentRecord(agent_id="orphan", pid=1, system_id="main",
+                                           actor_class=COUNTER), 20.0)
+
+        heir._sweep()
+        assert store.placed(field).host == "dead", "taken over while its host's lease was live"
+        clock.advance(11)
+        heir._sweep()
+        assert store.placed(field).host == "dead", "taken over while the actor's own lease was live"
+        clock.advance(10)
+        heir._sweep()
+        assert store.placed(field).host == "heir"
+        sup = heir.supervisor(key, "main")
+        wait_until(lambda: any(c.actor_id == "orphan" and c.alive for c in sup.snapshot()), 30)
+    finally:
+        heir.shutdown()
