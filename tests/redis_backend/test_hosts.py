@@ -240,3 +240,20 @@ def test_a_dead_hosts_actor_is_taken_over_only_once_the_host_and_the_actor_lease
         wait_until(lambda: any(c.actor_id == "orphan" and c.alive for c in sup.snapshot()), 30)
     finally:
         heir.shutdown()
+
+
+def test_the_cli_does_not_signal_a_local_pid_for_a_worker_whose_record_names_another_machine(
+        placing, redis_server, home, project):
+    ref = placing.spawn(COUNTER, "remote")
+    pid = placing.pid_of(ref)
+    backend = placing._backend
+    key = backend.keys.record("remote")
+    doc = json.loads(backend.server.call("read", lambda c: c.get(key)))
+    doc["host"] = "another-machine/h9"
+    backend.server.call("write", lambda c: c.set(key, json.dumps(doc), keepttl=True))
+    assert ps_rows(redis_server, home, project)["remote"]["host"] == "another-machine/h9"
+    result = CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), "--backend",
+                                      redis_server.url, "stop", "remote"])
+    assert result.exit_code == 6, result.output
+    assert "runs on another-machine/h9" in result.output
+    assert placing.pid_of(ref) == pid and ref.ask("where")["count"] == 0
