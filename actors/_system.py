@@ -262,6 +262,8 @@ class ActorSystem:
         if self._placer is not None and placement is not None:
             self._placer.place(spec, self.spawn_timeout if timeout is None else timeout)
         else:
+            if self._placer is not None:
+                self._placer.check_local(spec.identity.child_id)
             self._supervisor.spawn(spec, timeout)
         return self._ref(spec.identity.child_id)
 

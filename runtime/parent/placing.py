@@ -96,6 +96,13 @@ class Placer:
         assert spec.placement is not None and not spec.secrets
         actor_id = spec.identity.child_id
         pool = pool_name(spec.placement)
+        local = self.sup.spec_of(actor_id)
+        if local is not None and local.placement is None:
+            raise SpawnError(actor_id, "it was spawned in this system without a placement; a placed actor "
+                                       "needs a name of its own")
+        placed_on = self.pool_of(actor_id)
+        if placed_on is not None and placed_on != pool:
+            raise SpawnError(actor_id, f"it is placed on pool {placed_on!r}, not {pool!r}")
         store = self.store(pool)
         field = self._field(actor_id)
         deadline = time.monotonic() + timeout
@@ -203,6 +210,16 @@ class Placer:
         if current is not None and current.host in live:
             return current.host
         return random.choice(live) if live else None
+
+    def check_local(self, actor_id: str) -> None:
+        """Refuse to spawn a placed actor as a child of this process.
+
+        Raises:
+            SpawnError: it is placed on a pool.
+        """
+        pool = self.pool_of(actor_id)
+        if pool is not None:
+            raise SpawnError(actor_id, f"it is placed on pool {pool!r}: spawn it with placement='pool:{pool}'")
 
     def stop(self, actor_id: str, timeout: float | None) -> bool:
         """Ask the host of a placed actor to stop it; returns whether the actor is

@@ -135,6 +135,8 @@ def test_a_host_that_cannot_import_the_class_refuses_the_placement_with_the_impo
         placing.spawn("nowhere_module:Counter", "stranger", placement=f"pool:{hosts.pool}")
     assert host.poll() is None
     assert placing.spawn(COUNTER, "native", placement=f"pool:{hosts.pool}").ask("where")["host"] == "h1"
+    with pytest.raises(SpawnError, match=f"it is placed on pool '{hosts.pool}'"):
+        placing.spawn(COUNTER, "native")  # not a second worker in this process
 
 
 def test_a_full_host_refuses_placements_beyond_its_capacity_and_they_go_to_a_host_with_room(hosts, placing):
@@ -178,6 +180,9 @@ def test_a_placement_needs_a_live_host_redis_and_no_secrets(hosts, placing, home
         placing.spawn(COUNTER, "secretive", placement="pool:empty-pool", secrets={"token": "x"})
     with pytest.raises(InvalidSpec, match="'pool:NAME'"):
         placing.spawn(COUNTER, "odd", placement="rack:7")
+    placing.spawn(COUNTER, "homebody")
+    with pytest.raises(SpawnError, match="spawned in this system without a placement"):
+        placing.spawn(COUNTER, "homebody", placement="pool:empty-pool")
     with ActorSystem(home=home, project=project, name="files", durability="process") as on_files:
         with pytest.raises(InvalidSpec, match="needs the Redis backend"):
             on_files.spawn(COUNTER, "filed", placement="pool:empty-pool")
