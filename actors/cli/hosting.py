@@ -43,8 +43,8 @@ def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: st
     takes over the actors of a host of the pool that died once their leases ran
     out. A class it cannot import is refused at the placement, with the import
     error. SIGTERM (or Ctrl-C) stops its workers politely, then firmly after
-    --grace seconds; it then leaves the pool and exits 0, and the pool's other
-    hosts take its actors over.
+    --grace seconds (a second SIGTERM kills them at once); it then leaves the pool
+    and exits 0, and the pool's other hosts take its actors over.
     """
     from actors_runtime.hosts import Host
 
@@ -60,6 +60,12 @@ def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: st
     server = Host(url, pool, host_id=host_id, capacity=capacity, lease=lease, grace=grace, warm=warm)
 
     def on_signal(signum: int, frame: Any) -> None:
+        if server.stopping.is_set():
+            click.echo(f"host {server.host_id}: killing its workers", err=True)
+            server.kill_workers()  # a second signal: no more grace
+            return
+        click.echo(f"host {server.host_id}: stopping; its workers finish their messages "
+                   f"(up to {grace:g} s; signal again to kill them)", err=True)
         server.stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -47,7 +48,7 @@ from ..parent.restart_policy import RestartPolicy
 from ..parent.supervisor import Supervisor
 from ..records import FAILED, PAUSED, RESTARTING, STARTING
 from ..spec import ProvisionSpec
-from ..threads import QuietExecutor
+from ..threads import QuietExecutor, start_thread
 from .machine import DEFAULT_WARM, HostPool, default_host_id, import_error
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,10 @@ class Host:
         self._requests.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             supervisors = list(self._supervisors.values())
-        for sup in supervisors:
-            sup.shutdown(self.grace)
+        # All systems' workers at once: the grace is the host's, not one per system.
+        stopping = [start_thread(sup.shutdown, f"host-stop-{sup.system_id}", self.grace) for sup in supervisors]
+        for thread in stopping:
+            thread.join()
         if self._pool is not None:
             self._pool.close_for_good()
         try:
@@ -188,6 +191,25 @@ class Host:
         for backend in backends:
             backend.close()
         self.server.close()
+
+    def kill_workers(self) -> None:
+        """SIGKILL every worker of this host now (a second SIGTERM: no more grace).
+        Nothing is lost: their messages wait for their next activation (elsewhere),
+        and the message each was handling is not blamed as poison. Called from a
+        signal handler: it takes only the supervisors' locks, briefly."""
+        for sup in list(self._supervisors.values()):
+            with sup.lock:
+                sup.closing = True  # no restarts from here on
+                pids = []
+                for child in sup.children.values():
+                    child.stop_requested = child.killed = True
+                    if child.pid:
+                        pids.append(child.pid)
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     # -- systems -------------------------------------------------------------------------
 

@@ -262,3 +262,20 @@ def test_the_cli_does_not_signal_a_local_pid_for_a_worker_whose_record_names_ano
     assert result.exit_code == 6, result.output
     assert "runs on another-machine/h9" in result.output
     assert placing.pid_of(ref) == pid and ref.ask("where")["count"] == 0
+
+
+def test_a_second_sigterm_kills_a_hosts_busy_workers_at_once_and_their_message_is_handled_later(
+        hosts, placing, tmp_path):
+    host = hosts.start("impatient", "--grace", "60")
+    ref = placing.spawn(COUNTER, "busy", placement=f"pool:{hosts.pool}")
+    hold = tmp_path / "hold"
+    hold.touch()
+    ref.tell({"hold": str(hold)})
+    wait_until(lambda: (tmp_path / "hold.held").exists(), 30)  # in its handler, which does not return
+    host.send_signal(signal.SIGTERM)
+    wait_until(lambda: "impatient: stopping" in hosts.log("impatient"), 30)  # the first one was handled
+    host.send_signal(signal.SIGTERM)
+    assert host.wait(20) == 0, hosts.log("impatient")  # well before the 60 s of grace
+    hold.unlink()
+    hosts.start("patient")
+    assert ref.ask("where", timeout=30) | {"pid": 0} == {"count": 1, "host": "patient", "pid": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from actors import Actor
 
@@ -14,6 +15,12 @@ class Counter(Actor):
         self.state.setdefault("count", 0)
 
     def on_task(self, body, msg):
+        """``{"hold": PATH}``: writes ``PATH.held`` and waits while ``PATH`` exists."""
+        hold = body.get("hold") if isinstance(body, dict) else None
+        if hold:
+            open(hold + ".held", "w").close()
+            while os.path.exists(hold):
+                time.sleep(0.01)
         self.state["count"] += 1
 
     def on_ask(self, question, msg):
