@@ -279,3 +279,15 @@ def test_a_second_sigterm_kills_a_hosts_busy_workers_at_once_and_their_message_i
     hold.unlink()
     hosts.start("patient")
     assert ref.ask("where", timeout=30) | {"pid": 0} == {"count": 1, "host": "patient", "pid": 0}
+
+
+def test_a_placed_actors_worker_that_dies_is_restarted_by_its_host_with_its_state(hosts, placing):
+    hosts.start("h1")
+    ref = placing.spawn(COUNTER, "fragile", placement=f"pool:{hosts.pool}")
+    ref.tell_many([{"k": k} for k in range(10)])
+    before = ref.ask("where")
+    os.kill(before["pid"], signal.SIGKILL)
+    wait_until(lambda: ref.ask("where", timeout=30)["pid"] != before["pid"], 30)
+    after = ref.ask("where")
+    assert (after["host"], after["count"]) == ("h1", 10)
+    assert "actor fragile: worker died: killed by SIGKILL; restarting" in hosts.log("h1")
