@@ -6,7 +6,8 @@
       place(spec) -> choose a live host (the placed one, else the least loaded)
                   -> "place" request in that host's inbox (spec without secrets)
                   -> wait for its answer: placed (the actor registered there), or
-                     refused (cannot import the class, full: the next host is tried)
+                     refused (cannot import the class, full: the next host is tried;
+                     a host whose lease ran out meanwhile counts as a refusal)
     tell/ask to a placed actor: ensure_active -> Supervisor.route -> ``route``
       live lease -> nothing; else an "activate" request to its host (at most one
       per actor every ``ASK_AGAIN`` seconds; the host's own sweep is the safety net)
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 ASK_AGAIN = 1.0
 #: Seconds a live lease read is trusted before the fabric is read again.
 TRUST_LIVE = 0.5
+#: Seconds between looks at whether the host a placement waits for still lives.
+HOST_CHECK = 1.0
 
 
 def placer_for(sup: "Supervisor") -> "Placer | None":
@@ -127,7 +130,7 @@ class Placer:
             request_id = new_request_id()
             doc = spec.public_dict() | {"backend": self.backend.location}  # never the URL's password
             store.send(host, {"kind": "place", "id": request_id, "spec": doc, "expected": expected})
-            answer = store.await_answer(request_id, max(0.0, deadline - time.monotonic()))
+            answer = self._await(store, request_id, host, deadline)
             if answer is None:
                 raise SpawnError(actor_id, f"host {host} of pool {pool!r} did not answer within {timeout:g} s")
             if answer.get("ok"):
@@ -141,6 +144,20 @@ class Placer:
             refused[host] = reason
             if time.monotonic() >= deadline:
                 raise SpawnError(actor_id, reason)
+
+    def _await(self, store: "PoolStore", request_id: str, host: str, deadline: float) -> dict[str, Any] | None:
+        """The host's answer, or a refusal to retry elsewhere if the host died first
+        (its record's lease ran out), or None at the deadline. The host's liveness is
+        read every ``HOST_CHECK`` seconds of waiting."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            answer = store.await_answer(request_id, min(left, HOST_CHECK))
+            if answer is not None:
+                return answer
+            if host not in {h.id for h in store.live_hosts()}:
+                return {"ok": False, "retry": True, "error": f"host {host} died before it answered"}
 
     # -- routing -------------------------------------------------------------------------
 

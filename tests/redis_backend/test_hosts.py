@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -291,3 +292,31 @@ def test_a_placed_actors_worker_that_dies_is_restarted_by_its_host_with_its_stat
     after = ref.ask("where")
     assert (after["host"], after["count"]) == ("h1", 10)
     assert "actor fragile: worker died: killed by SIGKILL; restarting" in hosts.log("h1")
+
+
+def test_a_placement_whose_host_dies_before_it_answers_goes_to_another_host(hosts, placing, tmp_path):
+    flag = tmp_path / "stuck"
+    flag.touch()
+    env = support_env(STUCK_FLAG=str(flag))
+    hosts.start("stuck", env=env)
+    outcome: dict[str, object] = {}
+
+    def place() -> None:
+        try:
+            ref = placing.spawn("stuck_import:Counter", "patient", placement=f"pool:{hosts.pool}", timeout=60)
+            outcome["host"] = ref.ask("where")["host"]
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=place)
+    thread.start()
+    try:
+        wait_until(lambda: (tmp_path / "stuck.importing").exists(), 30)  # the stuck host has the request
+        hosts.start("good", env=env)
+        hosts.kill("stuck")
+        thread.join(30)  # well before the spawn's 60 s
+        assert not thread.is_alive(), "the spawn waited for a dead host"
+    finally:
+        flag.unlink(missing_ok=True)
+        thread.join(60)
+    assert outcome == {"host": "good"}
