@@ -384,7 +384,11 @@ class ActorSystem:
         """
         self._check_open()
         address = self._address(target)
-        failed = self._supervisor.failed_error(address)
+        placer = self._placer
+        if placer is not None and address.system_id == self.name and placer.pool_of(address.name) is not None:
+            failed = placer.failed_error(address.name)  # its host's records say
+        else:
+            failed = self._supervisor.failed_error(address)
         if failed is not None:
             raise failed
         message = self._message(InboxKind.ASK.value, AskBody(encode(question), check_mode(mode)).to_body())
@@ -426,8 +430,12 @@ class ActorSystem:
         """Interrupt the handler the actor runs now (out of band; no-op when idle).
 
         The handler sees ``Cancelled``; its message is acked; its asker gets ``Cancelled``.
+        A placed actor is cancelled by its host.
         """
-        self._supervisor.cancel(self._name_of(target))
+        name = self._name_of(target)
+        if self._placer is not None and self._placer.control(name, "cancel", None):
+            return
+        self._supervisor.cancel(name)
 
     def stop(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
         """Stop an actor after its current message and wait for it to exit.
@@ -437,13 +445,17 @@ class ActorSystem:
         A placed actor is stopped by its host (a later message starts it again there).
         """
         name = self._name_of(target)
-        if self._placer is not None and self._placer.stop(name, timeout):
+        if self._placer is not None and self._placer.control(name, "stop", timeout):
             return
         self._supervisor.stop(name, timeout)
 
     def kill(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
-        """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison."""
-        self._supervisor.kill(self._name_of(target), timeout)
+        """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison.
+        A placed actor is killed by its host (a later message starts it again there)."""
+        name = self._name_of(target)
+        if self._placer is not None and self._placer.control(name, "kill", timeout):
+            return
+        self._supervisor.kill(name, timeout)
 
     def resume(self, target: ActorRef | str, skip: bool = False) -> str:
         """Resume a paused actor; returns the id of the message it was paused at.

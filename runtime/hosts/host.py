@@ -11,7 +11,8 @@
       its inbox       "place" -> import the class here, check capacity, assign, start:
                                  answer placed, or refused with the reason
                       "activate" -> start it if it is ours and has no worker
-                      "stop" -> stop it (its assignment stays: messages restart it)
+                      "stop" / "kill" / "cancel" -> as its system would (its
+                                 assignment stays: a message starts it again)
     workers          one Supervisor per (project, system), as a system has: the same
                      starts, restart policy and cold sweep, limited (``route``) to
                      the actors assigned to this host
@@ -278,8 +279,8 @@ class Host:
             elif kind == "activate":
                 self._activate(str(request.get("field", "")))
                 return
-            elif kind == "stop":
-                answer = self._stop(str(request.get("field", "")), request.get("timeout"))
+            elif kind in ("stop", "kill", "cancel"):
+                answer = self._control(str(kind), str(request.get("field", "")), request.get("timeout"))
             else:
                 answer = {"ok": False, "error": f"host {self.host_id}: unknown request {kind!r}"}
         except (ActorError, StoreError) as exc:
@@ -342,14 +343,21 @@ class Host:
             return
         self._sweep()  # placed on a dead host, perhaps: take it over if its time came
 
-    def _stop(self, field: str, timeout: Any) -> dict[str, Any]:
+    def _control(self, kind: str, field: str, timeout: Any) -> dict[str, Any]:
+        """Stop, kill or cancel one of this host's actors, as its system would."""
         with self._lock:
             ours = field in self._mine
         if not ours:
             return {"ok": False, "error": f"host {self.host_id} does not run {field}"}
         project_key, system_id, actor_id = field.split("/")
         wait = float(timeout) if isinstance(timeout, (int, float)) else self.grace
-        self.supervisor(project_key, system_id).stop(actor_id, wait)
+        sup = self.supervisor(project_key, system_id)
+        if kind == "cancel":
+            sup.cancel(actor_id)
+        elif kind == "kill":
+            sup.kill(actor_id, wait)
+        else:
+            sup.stop(actor_id, wait)
         return {"ok": True}
 
     # -- taking over ---------------------------------------------------------------------

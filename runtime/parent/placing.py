@@ -9,9 +9,10 @@
                      refused (cannot import the class, full: the next host is tried;
                      a host whose lease ran out meanwhile counts as a refusal)
     tell/ask to a placed actor: ensure_active -> Supervisor.route -> ``route``
-      live lease -> nothing; else an "activate" request to its host (at most one
-      per actor every ``ASK_AGAIN`` seconds; the host's own sweep is the safety net)
-    stop -> a "stop" request to its host
+      live lease (one read) -> nothing; else an "activate" request to its host (at
+      most one per actor every ``ASK_AGAIN`` seconds; the host's sweep of actors
+      with waiting messages is the safety net)
+    stop / kill / cancel -> a request to its host, which answers once done
 
 A placed actor is never started by the system itself: its worker runs on a host,
 and a host that dies has its actors placed again by the pool's other hosts
@@ -29,7 +30,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..address import Address
-from ..errors import InvalidSpec, SpawnError, StoreError
+from ..errors import ActorFailed, InvalidSpec, SpawnError, StoreError
+from ..records import FAILED
 from ..spec import ProvisionSpec
 
 if TYPE_CHECKING:
@@ -39,10 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two activation requests for one cold placed actor.
-ASK_AGAIN = 1.0
-#: Seconds a live lease read is trusted before the fabric is read again.
-TRUST_LIVE = 0.5
+#: Seconds between two activation requests for one cold placed actor (while it
+#: starts, every tell would ask again).
+ASK_AGAIN = 0.25
 #: Seconds between looks at whether the host a placement waits for still lives.
 HOST_CHECK = 1.0
 
@@ -65,7 +66,6 @@ class Placer:
         self._lock = threading.Lock()
         self._stores: dict[str, "PoolStore"] = {}
         self._pools: dict[str, str | None] = {}  # actor id -> its pool (None: not placed)
-        self._live_until: dict[str, float] = {}
         self._asked_at: dict[str, float] = {}
 
     def store(self, pool: str) -> "PoolStore":
@@ -136,7 +136,6 @@ class Placer:
             if answer.get("ok"):
                 with self._lock:
                     self._pools[actor_id] = pool
-                    self._live_until.pop(actor_id, None)
                 return host
             reason = str(answer.get("error") or "refused without a reason")
             if not answer.get("retry"):
@@ -199,15 +198,12 @@ class Placer:
     def _activate(self, actor_id: str, pool: str) -> None:
         from ..backends.redis.pools import new_request_id
 
+        # Read every time: a placed actor can go idle or be stopped on its host at any
+        # moment, and a message that finds it gone must ask for it.
+        if self.backend.fabric.is_live(actor_id):
+            return
         now = self.clock()
         with self._lock:
-            if self._live_until.get(actor_id, -math.inf) > now:
-                return
-        record = self.backend.fabric.resolve(actor_id)
-        with self._lock:
-            if record is not None:
-                self._live_until[actor_id] = min(record.lease_expires_at, now + TRUST_LIVE)
-                return
             if now - self._asked_at.get(actor_id, -math.inf) < ASK_AGAIN:
                 return
             self._asked_at[actor_id] = now
@@ -228,6 +224,17 @@ class Placer:
             return current.host
         return random.choice(live) if live else None
 
+    def failed_error(self, actor_id: str) -> ActorFailed | None:
+        """For a placed actor: the error an ask gets at once if its host marked it
+        failed (None otherwise, and for an actor that is not placed). One read."""
+        if self.pool_of(actor_id) is None:
+            return None
+        found = self.backend.store.child_entry(actor_id)
+        if found is None or found[1].status != FAILED:
+            return None
+        return ActorFailed(actor_id, "failed", f"the actor is marked failed on its host ({found[1].last_error}); "
+                           "its messages wait in its mailbox until it is spawned again")
+
     def check_local(self, actor_id: str) -> None:
         """Refuse to spawn a placed actor as a child of this process.
 
@@ -238,9 +245,10 @@ class Placer:
         if pool is not None:
             raise SpawnError(actor_id, f"it is placed on pool {pool!r}: spawn it with placement='pool:{pool}'")
 
-    def stop(self, actor_id: str, timeout: float | None) -> bool:
-        """Ask the host of a placed actor to stop it; returns whether the actor is
-        placed (and so was asked). Waits up to ``timeout`` for the host's answer."""
+    def control(self, actor_id: str, kind: str, timeout: float | None) -> bool:
+        """Ask the host of a placed actor to ``kind`` it ("stop", "kill" or "cancel");
+        returns whether the actor is placed (and so was asked). Waits up to
+        ``timeout`` (10 s when None) for the host's answer."""
         from ..backends.redis.pools import new_request_id
 
         pool = self.pool_of(actor_id)
@@ -253,8 +261,10 @@ class Placer:
             return True  # no host runs it
         request_id = new_request_id()
         wait = 10.0 if timeout is None else timeout
-        store.send(current.host, {"kind": "stop", "id": request_id, "field": self._field(actor_id), "timeout": wait})
+        with self._lock:
+            self._asked_at.pop(actor_id, None)  # the next message after this asks at once
+        store.send(current.host, {"kind": kind, "id": request_id, "field": self._field(actor_id), "timeout": wait})
         answer: dict[str, Any] | None = store.await_answer(request_id, wait + 5.0)
         if answer is None:
-            log.warning("actor %s: host %s did not confirm the stop", actor_id, current.host)
+            log.warning("actor %s: host %s did not confirm the %s", actor_id, current.host, kind)
         return True

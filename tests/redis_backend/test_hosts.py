@@ -201,7 +201,7 @@ def test_two_hosts_that_both_see_a_dead_hosts_actor_cannot_both_take_it(redis_se
         store.server.close()
 
 
-def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_message_and_stop_reaches_it(
+def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_message_and_stop_and_kill_reach_it(
         hosts, placing):
     hosts.start("h1")
     ref = placing.spawn(COUNTER, "sleepy", placement=f"pool:{hosts.pool}", idle_timeout=0.3)
@@ -216,6 +216,11 @@ def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_mess
     pid = steady.ask("where")["pid"]
     placing.stop(steady, timeout=10)  # returns once its host confirmed the stop
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "stop returned before the worker exited"
+    steady.tell({"k": 1})
+    pid = steady.ask("where", timeout=30)["pid"]  # a message started it again, on its host
+    placing.kill(steady, timeout=10)
+    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "kill returned before the worker died"
+    assert steady.ask("where", timeout=30)["count"] == 1
 
 
 def test_a_dead_hosts_actor_is_taken_over_only_once_the_host_and_the_actor_leases_ran_out(
