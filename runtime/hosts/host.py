@@ -317,6 +317,8 @@ class Host:
             self._starting.add(field)
         try:
             self._start(spec)
+        except SpawnError as exc:  # placed here, and marked failed: the system knows it is ours
+            return {"ok": False, "placed": True, "error": exc.reason}
         finally:
             with self._lock:
                 self._starting.discard(field)

@@ -133,9 +133,10 @@ class Placer:
             answer = self._await(store, request_id, host, deadline)
             if answer is None:
                 raise SpawnError(actor_id, f"host {host} of pool {pool!r} did not answer within {timeout:g} s")
-            if answer.get("ok"):
+            if answer.get("ok") or answer.get("placed"):
                 with self._lock:
-                    self._pools[actor_id] = pool
+                    self._pools[actor_id] = pool  # placed, if failed: its asks fail at once
+            if answer.get("ok"):
                 return host
             reason = str(answer.get("error") or "refused without a reason")
             if not answer.get("retry"):

@@ -17,7 +17,7 @@ import pytest
 from actors_runtime.address import project_key
 from actors_runtime.backends.redis.connection import Server, parse_url
 from actors_runtime.backends.redis.pools import HostRecord, PoolStore, placed_field
-from actors_runtime.errors import InvalidSpec, SpawnError
+from actors_runtime.errors import ActorFailed, InvalidSpec, SpawnError
 from actors_runtime.hosts import Host
 from actors_runtime.records import AgentRecord
 from actors_runtime.spec import Identity, ProvisionSpec
@@ -325,3 +325,12 @@ def test_a_placement_whose_host_dies_before_it_answers_goes_to_another_host(host
         flag.unlink(missing_ok=True)
         thread.join(60)
     assert outcome == {"host": "good"}
+
+
+def test_an_actor_that_fails_to_start_on_its_host_fails_the_spawn_and_then_every_ask_at_once(hosts, placing):
+    hosts.start("h1")
+    with pytest.raises(SpawnError, match="no start today"):
+        placing.spawn("host_actors:FailsOnStart", "doomed", placement=f"pool:{hosts.pool}")
+    wait_until(lambda: any(c.name == "doomed" and c.status == "failed" for c in placing.children()), 10)
+    with pytest.raises(ActorFailed, match="marked failed on its host"):
+        placing.ask("doomed", "anything", timeout=30)

@@ -25,3 +25,10 @@ class Counter(Actor):
 
     def on_ask(self, question, msg):
         return {"count": self.state["count"], "host": os.environ.get("ACTORS_HOST_ID", ""), "pid": os.getpid()}
+
+
+class FailsOnStart(Actor):
+    """Its on_start always raises."""
+
+    def on_start(self):
+        raise RuntimeError("no start today")
