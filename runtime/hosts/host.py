@@ -16,7 +16,9 @@
     workers          one Supervisor per (project, system), as a system has: the same
                      starts, restart policy and cold sweep, limited (``route``) to
                      the actors assigned to this host
-    stop()           stop every worker (politely, then firmly), withdraw the record
+    shutdown()       stop every worker (politely, then firmly after ``grace``; at once
+                     after ``kill_workers``), withdraw the record
+    machine.py       the host's id, the import check, the warm pool all systems share
 
 A host adds its lease (``lease``) to the actors it runs (their records and
 its own expire together, which is how long a dead host's actors wait to be placed
