@@ -35,6 +35,7 @@ typecheck: $(TEST_STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py --quick
 	$(PY) bench/bench_redis.py
+	$(PY) bench/bench_hosts.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -87,6 +87,8 @@ def inspect_actor(backend: Backend, supervisor: Supervisor, address: Address) ->
     """
     actor_id = address.name
     child = supervisor.child(actor_id) if address.system_id == supervisor.system_id else None
+    if child is not None and child.spec.placement is not None:
+        child = None  # runs on a host of a pool: its records say how
     found = backend.store.child_entry(actor_id)
     entry = found[1] if found is not None else ChildEntry(id=actor_id, status="unknown")
     view = backend.view(address)
@@ -133,6 +135,8 @@ def list_children(backend: Backend, supervisor: Supervisor, system_id: str) -> l
                                     entry.restarts, entry.parent_id,
                                     entry.last_error if entry.status in EXPLAINED else "")
     for child in supervisor.snapshot():
+        if child.spec.placement is not None:
+            continue  # runs on a host of a pool: its records say how
         ident = child.spec.identity
         with supervisor.lock:
             status, pid, why = child.status, child.pid, child.last_error if child.status in EXPLAINED else ""

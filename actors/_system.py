@@ -37,6 +37,7 @@ from actors_runtime.parent.activation import ensure_active
 from actors_runtime.parent.children import Child
 from actors_runtime.parent.inbox import Inbox
 from actors_runtime.parent.launcher import Launcher
+from actors_runtime.parent.placing import placer_for
 from actors_runtime.parent.pool import Pool
 from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, RestartPolicy
 from actors_runtime.parent.resume import resume, resume_elsewhere
@@ -163,6 +164,10 @@ class ActorSystem:
                                           RestartPolicy(restart_limit, restart_window), spawn_timeout,
                                           self._child_failed, self._inbox.resolve_wire,
                                           max_active=self.max_active)
+            # Actors placed on hosts of a pool are activated there, never here.
+            self._placer = placer_for(self._supervisor)
+            if self._placer is not None:
+                self._supervisor.route = self._placer.route
         except BaseException:
             self._system_lock.release()
             self._backend.close()
@@ -207,6 +212,7 @@ class ActorSystem:
         depth: int = 1,
         on_poison: str = "dead-letter",
         mailbox: str = "log",
+        placement: str | None = None,
     ) -> ActorRef:
         """Start an actor (or resume it by name) and return a ref once it registered.
 
@@ -242,9 +248,17 @@ class ActorSystem:
                 message into the mailbox's ``new/``, which a bamboo-subagent reader
                 can drain (maildir backend only; see "Compatibility with
                 bamboo-subagent" in the guide).
+            placement: ``"pool:NAME"`` runs the actor on a live host of that pool
+                (``actors host``; Redis backend only) instead of in this process's
+                children: the host imports ``actor_class`` from its own path, and
+                if the host dies its actors are placed again on the pool's other
+                hosts. Placed actors take no ``secrets``.
 
         Raises:
-            InvalidSpec: a bad name or option. SpawnError: the actor could not start.
+            InvalidSpec: a bad name or option; ``secrets`` with a placement, or a
+                placement on a backend other than Redis.
+            SpawnError: the actor could not start (with a placement: no live host,
+                every host refused it, e.g. it cannot import the class there).
             SystemShutDown: the system is shut down.
         """
         spec = spawn_spec(self, actor_class, name, role=role, labels=labels, restart=restart, secrets=secrets,
@@ -253,8 +267,22 @@ class ActorSystem:
                                         max_attempts=max_attempts, retries=retries,
                                         retry_backoff=retry_backoff, retry_on=exception_names(retry_on),
                                         max_pending=max_pending or self.max_pending))
+        if placement is not None:
+            spec.placement = placement
+            spec.validate()
+            if spec.secrets:
+                raise InvalidSpec("secrets", "an actor placed on a pool takes no secrets (they would travel "
+                                             "through the server); give the hosts what it needs instead")
+            if self._placer is None:
+                raise InvalidSpec("placement", f"placing actors on hosts needs the Redis backend, "
+                                               f"not {self.backend_name!r}")
         self._check_open()
-        self._supervisor.spawn(spec, timeout)
+        if self._placer is not None and placement is not None:
+            self._placer.place(spec, self.spawn_timeout if timeout is None else timeout)
+        else:
+            if self._placer is not None:
+                self._placer.check_local(spec.identity.child_id)
+            self._supervisor.spawn(spec, timeout)
         return self._ref(spec.identity.child_id)
 
     # -- addressing ----------------------------------------------------------------------------
@@ -376,7 +404,11 @@ class ActorSystem:
         """
         self._check_open()
         address = self._address(target)
-        failed = self._supervisor.failed_error(address)
+        placer = self._placer
+        if placer is not None and address.system_id == self.name and placer.pool_of(address.name) is not None:
+            failed = placer.failed_error(address.name)  # its host's records say
+        else:
+            failed = self._supervisor.failed_error(address)
         if failed is not None:
             raise failed
         message = self._message(InboxKind.ASK.value, AskBody(encode(question), check_mode(mode)).to_body())
@@ -418,20 +450,32 @@ class ActorSystem:
         """Interrupt the handler the actor runs now (out of band; no-op when idle).
 
         The handler sees ``Cancelled``; its message is acked; its asker gets ``Cancelled``.
+        A placed actor is cancelled by its host.
         """
-        self._supervisor.cancel(self._name_of(target))
+        name = self._name_of(target)
+        if self._placer is not None and self._placer.control(name, "cancel", None):
+            return
+        self._supervisor.cancel(name)
 
     def stop(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
         """Stop an actor after its current message and wait for it to exit.
 
         Its own children are stopped first. Messages not yet handled stay in its
         mailbox for the next activation. Past ``timeout`` it is terminated, then killed.
+        A placed actor is stopped by its host (a later message starts it again there).
         """
-        self._supervisor.stop(self._name_of(target), timeout)
+        name = self._name_of(target)
+        if self._placer is not None and self._placer.control(name, "stop", timeout):
+            return
+        self._supervisor.stop(name, timeout)
 
     def kill(self, target: ActorRef | str, timeout: float | None = 10.0) -> None:
-        """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison."""
-        self._supervisor.kill(self._name_of(target), timeout)
+        """SIGKILL an actor's worker. Not restarted; its message is not blamed as poison.
+        A placed actor is killed by its host (a later message starts it again there)."""
+        name = self._name_of(target)
+        if self._placer is not None and self._placer.control(name, "kill", timeout):
+            return
+        self._supervisor.kill(name, timeout)
 
     def resume(self, target: ActorRef | str, skip: bool = False) -> str:
         """Resume a paused actor; returns the id of the message it was paused at.

@@ -54,6 +54,8 @@ class AgentRecord(JsonMixin):
         lease_expires_at: unix time after which the record counts as dead.
         system_id: the system that supervises it.
         actor_class: ``module:qualname`` of its class.
+        host: where its worker runs: the machine's name, and after a ``/`` the
+            ``actors host`` that runs it ("" when a backend does not say: maildir).
     """
 
     agent_id: str
@@ -66,6 +68,7 @@ class AgentRecord(JsonMixin):
     lease_expires_at: float = 0.0
     system_id: str | None = None
     actor_class: str = ""
+    host: str = ""
 
     def is_live(self, now: float) -> bool:
         return self.lease_expires_at > now
@@ -83,7 +86,7 @@ RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(AgentRecord))
 RECORD_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "agent_id": str, "role": (str, _NONE), "labels": list, "endpoint": str, "pid": int, "version": (int, str),
     "started_at": (int, float, str), "lease_expires_at": (int, float, str), "system_id": (str, _NONE),
-    "actor_class": str,
+    "actor_class": str, "host": str,
 }
 
 
@@ -147,8 +150,8 @@ def record_to_doc(record: AgentRecord) -> dict[str, Any]:
 
     The crate's ``AgentRecord`` reads it (``agent_id``, ``role`` as a string,
     ``labels``, ``endpoint``, ``pid``, ``version`` as a string, ``started_at`` and
-    ``lease_expires_at`` as RFC 3339 UTC times; it ignores ``system_id`` and
-    ``actor_class``), and so does ``record_from_doc``. Project versions that read
+    ``lease_expires_at`` as RFC 3339 UTC times; it ignores ``system_id``,
+    ``actor_class`` and ``host``), and so does ``record_from_doc``. Project versions that read
     only format 1 cannot read it (see docs/guide.md, "Compatibility with bamboo-subagent").
     """
     return {
@@ -162,6 +165,7 @@ def record_to_doc(record: AgentRecord) -> dict[str, Any]:
         "lease_expires_at": format_seconds(record.lease_expires_at),
         "system_id": record.system_id,
         "actor_class": record.actor_class,
+        "host": record.host,
     }
 
 

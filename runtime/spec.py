@@ -98,6 +98,8 @@ class ProvisionSpec(JsonMixin):
         secrets: memory-only values handed to the actor (``self.secrets``).
         mailbox: how senders write the actor's mailbox (see ``MAILBOX_FORMATS``; the
             spawner sets it up, the worker reads either).
+        placement: ``"pool:NAME"`` for an actor placed on a host of a pool (``actors
+            host``; its worker answers through the backend, never a pipe), else None.
     """
 
     version: int = SPEC_VERSION
@@ -112,6 +114,7 @@ class ProvisionSpec(JsonMixin):
     on_poison: str = "dead-letter"
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
     mailbox: str = "log"
+    placement: str | None = None
 
     def validate(self) -> "ProvisionSpec":
         """Check the spec before it is sent; returns it.
@@ -150,6 +153,10 @@ class ProvisionSpec(JsonMixin):
             raise InvalidSpec("on_poison", f"{self.on_poison!r} is not one of {', '.join(map(repr, ON_POISON))}")
         if self.mailbox not in MAILBOX_FORMATS:
             raise InvalidSpec("mailbox", f"{self.mailbox!r} is not one of {', '.join(map(repr, MAILBOX_FORMATS))}")
+        if self.placement is not None:
+            kind, _, pool = self.placement.partition(":")
+            if kind != "pool" or not is_valid_id(pool):
+                raise InvalidSpec("placement", f"{self.placement!r} is not 'pool:NAME'")
         limits = self.limits
         for name, low, high in _LIMIT_RANGES:
             _check_range(name, getattr(limits, name), low, high)

@@ -21,6 +21,7 @@
     resume ID [--skip]  lift a pause: try its message again, or skip it (through its system, or on disk)  (control)
     timers [ID]         reminders and delayed tells kept in actors' sessions (timers)
     worker              a seed-protocol worker: one spec JSON line on stdin (control)
+    host --pool NAME    run the actors placed on a pool, on this machine       (hosting)
 
 Errors a user can cause print one line on stderr and exit with a named code
 (``exit_codes``: ``ERROR_CODES`` maps every error type in one place). ``--debug``
@@ -41,7 +42,7 @@ from actors_runtime.errors import Cancelled
 from actors_runtime.ids import check_id
 
 from .._options import DEFAULT_HOME
-from . import control, inspect, logs, observe, projects, run, send, timers
+from . import control, hosting, inspect, logs, observe, projects, run, send, timers
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, exit_code_for, one_line
 from .project import Env
 
@@ -124,7 +125,7 @@ def _debug_logging(ctx: click.Context) -> None:
 for _command in (run.run, inspect.ps, projects.projects, inspect.inbox, send.tell, send.ask, control.stop,
                  control.cancel, control.kill, control.restart, control.resume, control.worker, inspect.gc,
                  inspect.rebuild_index, inspect.dead, timers.timers, logs.logs, observe.inspect_actor,
-                 observe.dashboard):
+                 observe.dashboard, hosting.host):
     cli.add_command(_command)
 
 

@@ -12,7 +12,7 @@ from actors_runtime.spec import MAX_SPEC_BYTES
 from actors_runtime.worker.seed_entry import main as worker_main
 
 from .exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_TIMEOUT, CliError
-from .processes import pid_handle, send_signal, wait_exit
+from .processes import elsewhere, pid_handle, send_signal, wait_exit
 from .project import Env, pass_env
 from .resumption import resume_actor
 from .revival import Revived, revive
@@ -29,6 +29,9 @@ def signal_worker(env: Env, actor_id: str, signum: int, wait: float | None) -> t
     record = backend.fabric.resolve(actor_id)
     if record is None:
         raise CliError(f"{actor_id!r} is not running", EXIT_NOT_RUNNING)
+    if elsewhere(record):  # its pid names a process of that machine, not of this one
+        raise CliError(f"{actor_id!r} runs on {record.host} (pid {record.pid}): signal it there, or stop it "
+                       "through its system", EXIT_NOT_RUNNING)
     with pid_handle(actor_id, record) as fd:
         try:
             send_signal(fd, record.pid, signum)

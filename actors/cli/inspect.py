@@ -14,7 +14,7 @@ from actors_runtime.worker import request_activation
 from actors_runtime.worker.pausing import recorded_pause
 
 from .exit_codes import EXIT_NOT_FOUND, CliError
-from .processes import live_record, process_matches
+from .processes import elsewhere, live_record, process_matches
 from .project import CLI_SENDER, Env, pass_env
 from .tables import cell, echo_json, plural, short, table
 
@@ -67,7 +67,8 @@ def collect_actors(backend: Backend, system: str | None = None, *, pending: bool
 def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role: str | None,
          recorded: str, restarts: int, record: AgentRecord | None, now: float,
          last_error: str = "", pending: bool = True) -> dict[str, Any]:
-    live = record is not None and record.is_live(now) and process_matches(record)
+    # A worker on another machine has no process here to look at: its lease says.
+    live = record is not None and record.is_live(now) and (elsewhere(record) or process_matches(record))
     status = status_of(recorded, live)
     # A cold actor's session is the authority on a pause (its record may lag).
     pause = recorded_pause(backend.store, system_id, actor_id) if system_id and not live else None
@@ -79,6 +80,7 @@ def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role
         "class": actor_class,
         "role": role,
         "pid": record.pid if live and record else None,
+        "host": record.host or None if live and record else None,
         "status": status,
         "pending": pending_of(backend, system_id, actor_id) if system_id and pending else None,
         "restarts": restarts,
@@ -93,7 +95,9 @@ def _row(backend: Backend, system_id: str, actor_id: str, actor_class: str, role
 def ps(env: Env, as_json: bool) -> None:
     """Live and cold actors of the project.
 
-    STATUS is "running" only while the actor's lease is live and its process exists;
+    HOST is where a running actor's worker runs: the machine, and after a "/" the
+    'actors host' that runs it (placed actors). STATUS is "running" only while the
+    actor's lease is live and its process exists (on another machine: its lease alone);
     an actor recorded as running without that is "lost" (its worker died
     unsupervised). LEASE is the seconds left on the lease; PENDING counts messages
     not yet acked (new + cur). Below the table, one line per failed actor says why
@@ -111,17 +115,17 @@ def ps(env: Env, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    headers = ["ID", "SYSTEM", "CLASS", "ROLE", "PID", "STATUS", "PENDING", "RESTARTS", "LEASE"]
+    headers = ["ID", "SYSTEM", "CLASS", "ROLE", "HOST", "PID", "STATUS", "PENDING", "RESTARTS", "LEASE"]
     if not rows:
         click.echo(table(headers, []))
         where = f"system {env.system!r} of " if env.system_given else ""
         click.echo(f"no actors in {where}project {env.project} (key {backend.project_key}) under {env.home}; "
                    "'actors projects' lists the projects there", err=True)
         return
-    rendered = [[r["id"], cell(r["system"]), cell(r["class"]), cell(r["role"]), cell(r["pid"]),
+    rendered = [[r["id"], cell(r["system"]), cell(r["class"]), cell(r["role"]), cell(r["host"]), cell(r["pid"]),
                  r["status"], cell(r["pending"]), str(r["restarts"]),
                  "-" if r["lease"] is None else f"{r['lease']:.0f}s"] for r in rows]
-    click.echo(table(headers, rendered, right=frozenset({4, 6, 7, 8})))
+    click.echo(table(headers, rendered, right=frozenset({5, 7, 8, 9})))
     for r in rows:
         if r["status"] == "failed":
             click.echo(f"{r['id']} failed: {r['last_error'] or 'no reason recorded'}")

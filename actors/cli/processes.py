@@ -11,6 +11,7 @@ import contextlib
 import os
 import select
 import signal
+import socket
 import time
 from typing import Iterator
 
@@ -27,6 +28,11 @@ def live_record(backend: Backend, actor_id: str) -> AgentRecord | None:
     """The actor's record if its lease is live and its process still exists."""
     record = backend.fabric.resolve(actor_id)
     return record if record is not None and process_matches(record) else None
+
+
+def elsewhere(record: AgentRecord) -> bool:
+    """Whether the record names another machine as its host (its pid is not ours to check)."""
+    return bool(record.host) and record.host.partition("/")[0] != socket.gethostname()
 
 
 def process_matches(record: AgentRecord) -> bool:

@@ -42,6 +42,8 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
         request_activation(sup.backend, sup.sender, address)
         return
     actor_id = address.actor_id
+    if sup.route is not None and sup.route(address):
+        return  # placed on a host of a pool: the placement activates it (see ``placing``)
     with sup.lock:
         child = child_of(sup, address)
         if child is None:

@@ -45,15 +45,16 @@ def readable(objects: list[Any], timeout: float | None) -> list[Any]:
 
 
 class Launcher:
-    """Starts pipe workers with one ``multiprocessing`` start method."""
+    """Starts pipe workers with one ``multiprocessing`` start method (``preload``:
+    modules the fork server imports too, beyond ``PRELOAD``)."""
 
-    def __init__(self, start_method: str | None) -> None:
+    def __init__(self, start_method: str | None, preload: tuple[str, ...] = ()) -> None:
         self.start_method = start_method or DEFAULT_START_METHOD
         if self.start_method not in multiprocessing.get_all_start_methods():
             raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
         self._mp: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            self._mp.set_forkserver_preload(PRELOAD)
+            self._mp.set_forkserver_preload(PRELOAD + list(preload))
 
     def start(self, label: str) -> tuple[Any, Any]:
         """A new worker process waiting for its spec, and the parent's end of its pipe."""

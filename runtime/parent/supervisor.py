@@ -92,6 +92,10 @@ class Supervisor:
         #: Actors of this system whose class this process cannot import (id -> why);
         #: messages do not start them here (see ``importable``). A spawn forgets one.
         self.unstartable: dict[str, str] = {}
+        #: Decides first, for an actor of this system, whether activating it is this
+        #: process's business: returns True when it is not (placed on a host of a
+        #: pool, see ``placing``; or, on a host, placed on another host).
+        self.route: Callable[[Address], bool] | None = None
         self.closing = False
         self.closed = False
         self.wakeup = WakeUp()

@@ -63,7 +63,10 @@ def pipe_main(conn: Any) -> None:
         logs.install(worker, forward=lane.log)  # records go to the actor's log file and the parent
         workers.put(worker)
 
-    code = serve(spec, notify=lane.event, on_worker=attach, parent_lane=lane.reply, supervised=True,
+    # A placed actor's parent is a host, not the system its askers wait in: its
+    # replies go through the backend, durable, never over the pipe.
+    reply_lane = lane.reply if spec.placement is None else None
+    code = serve(spec, notify=lane.event, on_worker=attach, parent_lane=reply_lane, supervised=True,
                  lease_renewed_elsewhere=True)
     sys.stdout.flush()
     sys.stderr.flush()

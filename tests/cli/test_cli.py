@@ -102,17 +102,19 @@ def test_ps_shows_running_and_cold_actors_with_pid_status_pending_restarts_and_l
     assert hot["status"] == "running" and hot["pid"] == system.pid_of("hot")
     assert hot["class"] == "sample_actors:Counter" and hot["role"] == "counter"
     assert hot["system"] == "main" and hot["pending"] == 0 and hot["restarts"] == 0
-    assert 0 < hot["lease"] <= 60
+    assert 0 < hot["lease"] <= 60 and hot["host"] is None
     assert cold["status"] == "stopped" and cold["pid"] is None and cold["lease"] is None
 
     table = invoke(home, project, "ps")
     assert table.exit_code == EXIT_OK, table.output
     header, *lines = table.stdout.splitlines()
-    assert header.split() == ["ID", "SYSTEM", "CLASS", "ROLE", "PID", "STATUS", "PENDING", "RESTARTS", "LEASE"]
+    assert header.split() == ["ID", "SYSTEM", "CLASS", "ROLE", "HOST", "PID", "STATUS", "PENDING", "RESTARTS",
+                              "LEASE"]
     assert [line.split()[0] for line in lines] == ["cold", "hot"]
     hot_cells = lines[1].split()
-    assert hot_cells[4] == str(system.pid_of("hot")) and hot_cells[5] == "running"
-    assert hot_cells[8].endswith("s")
+    assert hot_cells[4] == "-"  # the maildir backend names no host: one machine
+    assert hot_cells[5] == str(system.pid_of("hot")) and hot_cells[6] == "running"
+    assert hot_cells[9].endswith("s")
     # Columns are aligned: every row's STATUS starts where the header's does.
     column = header.index("STATUS")
     assert all(line[column:].split()[0] in ("running", "stopped") for line in lines)

@@ -16,7 +16,7 @@ from actors.cli.exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK
 
 from .test_cli import invoke, open_store, run_cli_process
 
-HEADER = "ID  SYSTEM  CLASS  ROLE  PID  STATUS  PENDING  RESTARTS  LEASE"
+HEADER = "ID  SYSTEM  CLASS  ROLE  HOST  PID  STATUS  PENDING  RESTARTS  LEASE"
 
 
 # -- ps on nothing ------------------------------------------------------------------------------

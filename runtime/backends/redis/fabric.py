@@ -1,6 +1,7 @@
 """The Redis fabric: one leased record per live actor, ``actors:<project>:rec:<id>``.
 
-A record is the ``AgentRecord`` JSON plus ``host`` and ``token`` (who published it).
+A record is the ``AgentRecord`` JSON with ``host`` (the machine, and the ``actors host``
+that runs the worker: ``local_process.record_host``) and ``token`` (who published it).
 Liveness is judged by ``lease_expires_at`` against the backend's clock, as on every
 backend; the key also carries a server-side TTL of twice the lease, so a record of a
 process that died is gone from the server after a while even if nobody runs ``gc``.
@@ -20,7 +21,7 @@ from ...ids import check_id
 from ...records import AgentRecord, record_from_doc
 from .connection import Server
 from .keys import Keys
-from .local_process import HOST
+from .local_process import HOST, record_host
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RedisFabric:
 
     def _doc(self, record: AgentRecord, lease: float) -> tuple[str, int]:
         record.lease_expires_at = self.clock() + lease
-        doc = dataclasses.asdict(record) | {"host": HOST, "token": _token(record)}
+        doc = dataclasses.asdict(record) | {"host": record_host(), "token": _token(record)}
         return json.dumps(doc, separators=(",", ":")), max(1, int(lease * TTL_LEASES * 1000))
 
     def publish(self, record: AgentRecord, lease: float) -> AgentRecord:
@@ -100,7 +101,7 @@ class RedisFabric:
     def withdraw(self, actor_id: str, pid: int | None = None) -> bool:
         key = self._keys.record(actor_id)
         return bool(self._server.run(f"withdraw the record of {actor_id}", "fabric_withdraw",
-                                     [key, self._keys.fabric], ["" if pid is None else pid, HOST, actor_id]))
+                                     [key, self._keys.fabric], ["" if pid is None else pid, record_host(), actor_id]))
 
     def gc(self) -> list[str]:
         now = self.clock()

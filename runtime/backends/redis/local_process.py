@@ -17,6 +17,15 @@ from typing import Any
 
 #: This machine's name, as holders and lease records carry it.
 HOST = socket.gethostname()
+#: Set by an ``actors host`` for the workers it starts: its id, which their lease
+#: records name after the machine's (``machine/host-id``).
+HOST_ID_ENV = "ACTORS_HOST_ID"
+
+
+def record_host() -> str:
+    """What a lease record published by this process names as its host."""
+    host_id = os.environ.get(HOST_ID_ENV)
+    return f"{HOST}/{host_id}" if host_id else HOST
 
 
 def start_ticks(pid: int) -> int | None:
