@@ -236,8 +236,11 @@ class Host:
             backend = self._backend(project_key)
             if self._pool is None:
                 self._pool = HostPool(self.launcher, backend, system_id, self.warm, self.spawn_timeout)
+            # --capacity N: new placements beyond N actors here go to another host (``_full``),
+            # and an actor placed here that a message wakes when N are warm passivates the
+            # least recently used idle one (per system served: ``parent.capacity``).
             sup = Supervisor(backend, system_id, self.launcher, self._pool, RestartPolicy(), self.spawn_timeout,
-                             self._failed, self._stray_reply)
+                             self._failed, self._stray_reply, max_active=self.capacity)
             sup.route = functools.partial(self._not_mine, project_key, system_id)
             sup.start()
             self._supervisors[(project_key, system_id)] = sup

@@ -334,3 +334,27 @@ def test_an_actor_that_fails_to_start_on_its_host_fails_the_spawn_and_then_every
     wait_until(lambda: any(c.name == "doomed" and c.status == "failed" for c in placing.children()), 10)
     with pytest.raises(ActorFailed, match="marked failed on its host"):
         placing.ask("doomed", "anything", timeout=30)
+
+
+def test_a_full_host_passivates_its_least_recently_used_idle_actor_to_wake_a_cold_one(hosts, placing):
+    hosts.start("small", "--capacity", "2")
+    sleepy = placing.spawn(COUNTER, "sleepy", placement=f"pool:{hosts.pool}", idle_timeout=0.3)
+    sleepy.tell({"k": 1})
+    first = sleepy.ask("where")
+    wait_until(lambda: not os.path.exists(f"/proc/{first['pid']}") or _zombie(first["pid"]), 30)
+    # Two warm actors fill the host; the cold one stays placed on it.
+    older = placing.spawn(COUNTER, "older", placement=f"pool:{hosts.pool}")
+    newer = placing.spawn(COUNTER, "newer", placement=f"pool:{hosts.pool}")
+    older.tell({"k": 1})
+    assert older.ask("where")["count"] == 1
+    newer.tell({"k": 1})
+    assert newer.ask("where")["count"] == 1
+    older_pid = older.ask("where")["pid"]
+    newer_pid = newer.ask("where")["pid"]  # asked last: the most recently used
+    sleepy.tell({"k": 2})
+    woken = sleepy.ask("where", timeout=30)
+    assert (woken["host"], woken["count"]) == ("small", 2)
+    # The least recently used idle actor made room (committed, then exited); the other kept its worker.
+    wait_until(lambda: not os.path.exists(f"/proc/{older_pid}") or _zombie(older_pid), 30)
+    assert os.path.exists(f"/proc/{newer_pid}") and not _zombie(newer_pid)
+    assert older.ask("where", timeout=30)["count"] == 1  # its state kept; a message brings it back
