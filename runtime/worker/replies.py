@@ -175,7 +175,7 @@ class Outbox:
         """Hold the reply to an ask for the commit (an answer that is not JSON becomes
         an error reply)."""
         target = self.address.reply_address(message.sender)
-        reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
+        reply = InboxMessage.create(self.sender, InboxKind.REPLY, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
         reply.traceparent = tracing.outgoing(reply, message.traceparent)
         try:
