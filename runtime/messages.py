@@ -321,7 +321,7 @@ class InboxMessage(JsonMixin):
             doc["reminder"] = self.reminder.to_doc()
         if self.traceparent is not None:
             doc["traceparent"] = self.traceparent
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return _ENCODER.encode(doc).encode()
 
     @classmethod
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
@@ -337,8 +337,14 @@ class InboxMessage(JsonMixin):
         """
         try:
             # As json.loads does (it would build a decoder per call for parse_constant).
-            text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
-            doc = _DECODER.decode(text)
+            if isinstance(data, bytes):
+                # A document that opens with "{" and no NUL after it is UTF-8 (the only case
+                # json.detect_encoding would not call UTF-8 is a UTF-16/32 "{", a NUL next).
+                utf8 = data[:1] == b"{" and data[1:2] != b"\0"
+                text = data.decode("utf-8" if utf8 else json.detect_encoding(data), "surrogatepass")
+            else:
+                text = data
+            doc = _decode_document(text)
         except RecursionError:
             raise ValueError(f"a message nests deeper than {MAX_WIRE_NESTING} levels") from None
         if not isinstance(doc, dict):
@@ -361,7 +367,7 @@ class InboxMessage(JsonMixin):
             raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
         message = cls(
             id=msg_id,
-            sender=AgentRef(session_id, role, system_id),
+            sender=_sender(session_id, role, system_id),
             kind=kind,
             body=doc.get("body"),
             created_at=created_at,
@@ -392,6 +398,35 @@ def _refuse_constant(name: str) -> Any:
 
 #: The wire's decoder: JSON proper, without the NaN and Infinity Python's json allows.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: The wire's encoder (``json.dumps`` with these separators builds one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+#: Senders seen by ``from_wire``: a reader meets the same few again and again, and an
+#: ``AgentRef`` is frozen, so one object can stand for each (cleared when it grows).
+_SENDERS: dict[tuple[str, str | None, str | None], AgentRef] = {}
+_SENDERS_MAX = 1024
+
+
+def _decode_document(text: str) -> Any:
+    """``_DECODER.decode(text)``; a document that is one object and nothing else (every
+    message we write) goes to the scanner directly, anything else the whole way."""
+    if text[:1] == "{":
+        try:
+            doc, end = _DECODER.scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return doc
+    return _DECODER.decode(text)  # its own errors for what the scanner refused, and whitespace
+
+
+def _sender(session_id: str, role: str | None, system_id: str | None) -> AgentRef:
+    key = (session_id, role, system_id)
+    sender = _SENDERS.get(key)
+    if sender is None:
+        if len(_SENDERS) >= _SENDERS_MAX:
+            _SENDERS.clear()
+        sender = _SENDERS[key] = AgentRef(session_id, role, system_id)
+    return sender
 
 
 def _str_or_none(*values: object) -> bool:
