@@ -220,9 +220,19 @@ def _next_stamp_us() -> int:
     return stamp
 
 
+#: The last second formatted by ``_rfc3339_from_us``, and its text: a sender stamps
+#: many messages within one second.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _rfc3339_from_us(stamp_us: int) -> str:
+    global _last_second
     seconds, micros = divmod(stamp_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    second, text = _last_second
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)  # one tuple: a thread never sees a half-updated pair
+    return f"{text}.{micros:06d}Z"
 
 
 def _us_from_rfc3339(text: str) -> int:
