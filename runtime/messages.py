@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, Callable
 
 from .errors import InvalidSpec
 from .jsonable import JsonMixin, field_options
@@ -408,6 +408,9 @@ def _refuse_constant(name: str) -> Any:
 
 #: The wire's decoder: JSON proper, without the NaN and Infinity Python's json allows.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: Its C scanner: what ``decode`` calls after its Python layers (set by ``JSONDecoder``
+#: itself; the type stubs do not name it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 #: The wire's encoder (``json.dumps`` with these separators builds one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 #: Senders seen by ``from_wire``: a reader meets the same few again and again, and an
@@ -421,7 +424,7 @@ def _decode_document(text: str) -> Any:
     message we write) goes to the scanner directly, anything else the whole way."""
     if text[:1] == "{":
         try:
-            doc, end = _DECODER.scan_once(text, 0)
+            doc, end = _SCAN(text, 0)
         except StopIteration:
             end = -1
         if end == len(text):
