@@ -125,17 +125,17 @@ class Actor:
     def dispatch(self, message: InboxMessage) -> Any:
         """Route one message to its handler; the return value answers an ask."""
         kind = message.kind
-        if kind == InboxKind.TASK.value:
+        if kind == InboxKind.TASK:
             body = self._decode(message.body)
             typed = self._typed_method(body)
             return typed(body, message) if typed else self.on_task(body, message)
-        if kind == InboxKind.ASK.value:
+        if kind == InboxKind.ASK:
             raw = message.body.get("question") if isinstance(message.body, dict) else None
             question = self._decode(raw)
             typed = self._typed_method(question)
             answer = typed(question, message) if typed else self.on_ask(question, message)
             return encode(answer)
-        if kind == InboxKind.HANDOFF.value:
+        if kind == InboxKind.HANDOFF:
             return self.on_handoff(self._decode(message.body), message)
         return self.receive(message)
 

@@ -367,7 +367,7 @@ class ActorSystem:
         """
         self._check_open()
         address = self._address(target)
-        message = self._message(InboxKind.TASK.value, encode(payload))
+        message = self._message(InboxKind.TASK, encode(payload))
         future = self._backend.deliver_async(address, message, block_timeout=block_timeout)
         ensure_active(self._supervisor, address)
         return future
@@ -387,7 +387,7 @@ class ActorSystem:
         self._check_open()
         address = self._address(target)
         bodies = [encode(payload) for payload in payloads]  # refuse bad ones before sending any
-        messages = [self._message(InboxKind.TASK.value, body) for body in bodies]
+        messages = [self._message(InboxKind.TASK, body) for body in bodies]
         self._backend.deliver(address, messages, block_timeout=block_timeout)
         ensure_active(self._supervisor, address)
         return [message.id for message in messages]
@@ -411,7 +411,7 @@ class ActorSystem:
             failed = self._supervisor.failed_error(address)
         if failed is not None:
             raise failed
-        message = self._message(InboxKind.ASK.value, AskBody(encode(question), check_mode(mode)).to_body())
+        message = self._message(InboxKind.ASK, AskBody(encode(question), check_mode(mode)).to_body())
         future: Future[Any] = self._new_future()
         self._inbox.expect(message.id, future, address.name)
         try:

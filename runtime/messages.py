@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Any, Callable
 
 from .errors import InvalidSpec
 from .jsonable import JsonMixin, field_options
@@ -219,9 +219,19 @@ def _next_stamp_us() -> int:
     return stamp
 
 
+#: The last second formatted by ``_rfc3339_from_us``, and its text: a sender stamps
+#: many messages within one second.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def _rfc3339_from_us(stamp_us: int) -> str:
+    global _last_second
     seconds, micros = divmod(stamp_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    second, text = _last_second
+    if second != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)  # one tuple: a thread never sees a half-updated pair
+    return f"{text}.{micros:06d}Z"
 
 
 def _us_from_rfc3339(text: str) -> int:
@@ -316,7 +326,7 @@ class InboxMessage(JsonMixin):
             doc["reminder"] = self.reminder.to_doc()
         if self.traceparent is not None:
             doc["traceparent"] = self.traceparent
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return _ENCODER.encode(doc).encode()
 
     @classmethod
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
@@ -332,8 +342,14 @@ class InboxMessage(JsonMixin):
         """
         try:
             # As json.loads does (it would build a decoder per call for parse_constant).
-            text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
-            doc = _DECODER.decode(text)
+            if isinstance(data, bytes):
+                # A document that opens with "{" and no NUL after it is UTF-8 (the only case
+                # json.detect_encoding would not call UTF-8 is a UTF-16/32 "{", a NUL next).
+                utf8 = data[:1] == b"{" and data[1:2] != b"\0"
+                text = data.decode("utf-8" if utf8 else json.detect_encoding(data), "surrogatepass")
+            else:
+                text = data
+            doc = _decode_document(text)
         except RecursionError:
             raise ValueError(f"a message nests deeper than {MAX_WIRE_NESTING} levels") from None
         if not isinstance(doc, dict):
@@ -356,7 +372,7 @@ class InboxMessage(JsonMixin):
             raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
         message = cls(
             id=msg_id,
-            sender=AgentRef(session_id, role, system_id),
+            sender=_sender(session_id, role, system_id),
             kind=kind,
             body=doc.get("body"),
             created_at=created_at,
@@ -387,6 +403,38 @@ def _refuse_constant(name: str) -> Any:
 
 #: The wire's decoder: JSON proper, without the NaN and Infinity Python's json allows.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: Its C scanner: what ``decode`` calls after its Python layers (set by ``JSONDecoder``
+#: itself; the type stubs do not name it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+#: The wire's encoder (``json.dumps`` with these separators builds one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+#: Senders seen by ``from_wire``: a reader meets the same few again and again, and an
+#: ``AgentRef`` is frozen, so one object can stand for each (cleared when it grows).
+_SENDERS: dict[tuple[str, str | None, str | None], AgentRef] = {}
+_SENDERS_MAX = 1024
+
+
+def _decode_document(text: str) -> Any:
+    """``_DECODER.decode(text)``; a document that is one object and nothing else (every
+    message we write) goes to the scanner directly, anything else the whole way."""
+    if text[:1] == "{":
+        try:
+            doc, end = _SCAN(text, 0)
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return doc
+    return _DECODER.decode(text)  # its own errors for what the scanner refused, and whitespace
+
+
+def _sender(session_id: str, role: str | None, system_id: str | None) -> AgentRef:
+    key = (session_id, role, system_id)
+    sender = _SENDERS.get(key)
+    if sender is None:
+        if len(_SENDERS) >= _SENDERS_MAX:
+            _SENDERS.clear()
+        sender = _SENDERS[key] = AgentRef(session_id, role, system_id)
+    return sender
 
 
 def _str_or_none(*values: object) -> bool:

@@ -137,20 +137,55 @@ def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
     return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
 
 
+#: Stands for an OpenTelemetry API without the ``_TRACER_PROVIDER`` global.
+_NO_GLOBAL = object()
+
+
 class _Otel:
     """The bridge to the OpenTelemetry API (built only if it imports)."""
 
     def __init__(self) -> None:
         from opentelemetry import context, trace
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            ProxyTracer,
+            ProxyTracerProvider,
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceFlags,
+        )
 
         self.context, self.trace = context, trace
+        self.ProxyTracer, self.ProxyTracerProvider = ProxyTracer, ProxyTracerProvider
         self.NonRecordingSpan, self.SpanContext, self.TraceFlags = NonRecordingSpan, SpanContext, TraceFlags
         self.PRODUCER, self.CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER
         self.Status, self.ERROR = Status, StatusCode.ERROR
         # A proxy until the user sets a provider, then theirs: fetched once.
         self.tracer = trace.get_tracer(TRACER_NAME)
         self.failed = False
+        self.provided = False  # a provider was seen: spans may record (never unset once set)
+        self.provider_from_env = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+
+    def _noop(self) -> bool:
+        """Whether the tracer is still the API's proxy with no provider set: its spans
+        are the parent's own, so the hooks pass the context on without making any
+        (the same traceparents and current spans, at a fraction of the cost)."""
+        if self.provided:
+            return False
+        # The API's own global, read as its proxies read it: get_tracer_provider()
+        # would look the environment up on every call. Should a later API drop the
+        # name, the public call decides.
+        provider = getattr(self.trace, "_TRACER_PROVIDER", _NO_GLOBAL)
+        if provider is _NO_GLOBAL or self.provider_from_env:
+            provider = self.trace.get_tracer_provider()
+            if isinstance(provider, self.ProxyTracerProvider):
+                provider = None
+        if provider is not None or not isinstance(self.tracer, self.ProxyTracer):
+            self.provided = True  # a provider is never unset
+            return False
+        return True
 
     def _remote(self, traceparent: str | None) -> Any:
         """A context whose current span is the remote one ``traceparent`` names."""
@@ -168,6 +203,12 @@ class _Otel:
 
     def send(self, message: InboxMessage, inherited: str | None) -> str | None:
         try:
+            if self._noop():  # the no-op tracer's "span" is the current one, or the remote parent
+                current = self.trace.get_current_span().get_span_context()
+                if current.is_valid:
+                    return format_traceparent(current.trace_id, current.span_id, int(current.trace_flags))
+                parsed = parse_traceparent(inherited)
+                return inherited if parsed is None else format_traceparent(*parsed)
             current = self.trace.get_current_span().get_span_context()
             parent = None if current.is_valid else self._remote(inherited)
             span = self.tracer.start_span(
@@ -186,6 +227,11 @@ class _Otel:
 
     def begin_turn(self, actor_id: str, message: InboxMessage) -> Any:
         try:
+            if self._noop():
+                # No span to make: the message's remote context becomes current for the
+                # turn (its sends and the handler's own spans see it), or nothing changes.
+                remote = self._remote(message.traceparent)
+                return None if remote is None else (None, self.context.attach(remote))
             span = self.tracer.start_span(
                 f"handle {message.kind}", context=self._remote(message.traceparent), kind=self.CONSUMER,
                 attributes={"messaging.system": "durable-actors", "messaging.message.id": message.id,
@@ -202,7 +248,8 @@ class _Otel:
         span, token = turn
         try:
             self.context.detach(token)
-            span.end()
+            if span is not None:
+                span.end()
         except Exception as exc:
             self._failed("ending a turn span", exc)
 

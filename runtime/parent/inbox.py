@@ -117,9 +117,9 @@ class Inbox:
             for delivered in batch:
                 message = delivered.message
                 try:
-                    if message.kind == InboxKind.REPLY.value:
+                    if message.kind == InboxKind.REPLY:
                         self.resolve(message)
-                    elif message.kind == InboxKind.MCP_REQUEST.value:
+                    elif message.kind == InboxKind.MCP_REQUEST:
                         self._serve_request(message)
                     else:
                         log.warning("system %s: unexpected %r message %s from %s dropped", self.address.system_id,

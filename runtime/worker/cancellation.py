@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..control import CANCEL_SIGNAL, STOP_SIGNAL
 from ..errors import Cancelled
@@ -44,6 +44,7 @@ class Cancellation:
         self._main_ident = threading.get_ident()
         self._signals_installed = False
         self._done = threading.Event()
+        self._region = _Region(self)
 
     def install_signal_handlers(self, stop: Callable[[str], None], stopping: Callable[[], bool]) -> None:
         """Route SIGUSR1 (cancel) here and SIGTERM to ``stop``; a second SIGTERM, once
@@ -124,29 +125,62 @@ class Cancellation:
             self.pending = False
             raise Cancelled(self.actor_id)
 
-    @contextlib.contextmanager
-    def shielded(self) -> Iterator[None]:
+    def shielded(self) -> contextlib.AbstractContextManager[None]:
         """A block a cancel cannot interrupt; a cancel requested inside is raised at its end."""
-        previous = self._cancellable
-        self._cancellable = False
-        try:
-            yield
-        finally:
-            self._cancellable = previous
-        self.raise_if_cancellable()
+        return _Shielded(self)
 
-    @contextlib.contextmanager
-    def region(self) -> Iterator[None]:
+    def region(self) -> contextlib.AbstractContextManager[None]:
         """Where a cancel may be raised: a handler (or ``on_start``/``on_stop``) runs."""
-        if self._target is None or self._target != self.handling:
-            self.pending = False  # meant for an earlier message, or for none
-        try:
-            self._cancellable = True
-            self.raise_if_cancellable()  # a cancel that came while the message was being set up
-            yield
-        finally:
-            self._cancellable = False
+        return self._region
 
     def close(self) -> None:
         """Stop re-signalling (the worker is done)."""
         self._done.set()
+
+
+# The two blocks are classes rather than generator context managers: one of each is
+# entered per message, and a generator costs several Python frames more per use.
+
+
+class _Shielded:
+    """``Cancellation.shielded``: one per use (it keeps what it restores)."""
+
+    __slots__ = ("_owner", "_previous")
+
+    def __init__(self, owner: Cancellation) -> None:
+        self._owner = owner
+        self._previous = False
+
+    def __enter__(self) -> None:
+        owner = self._owner
+        self._previous = owner._cancellable
+        owner._cancellable = False
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        owner = self._owner
+        owner._cancellable = self._previous
+        if exc_type is None:
+            owner.raise_if_cancellable()
+
+
+class _Region:
+    """``Cancellation.region``: it keeps nothing, so one serves every use."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Cancellation) -> None:
+        self._owner = owner
+
+    def __enter__(self) -> None:
+        owner = self._owner
+        if owner._target is None or owner._target != owner.handling:
+            owner.pending = False  # meant for an earlier message, or for none
+        owner._cancellable = True
+        try:
+            owner.raise_if_cancellable()  # a cancel that came while the message was being set up
+        except BaseException:
+            owner._cancellable = False
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._owner._cancellable = False

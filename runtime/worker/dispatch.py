@@ -37,12 +37,12 @@ class Failure(NamedTuple):
 
 def ask_mode(message: InboxMessage) -> str:
     body = message.body
-    return body.get("mode", AskMode.QUERY.value) if isinstance(body, dict) else AskMode.QUERY.value
+    return body.get("mode", AskMode.QUERY) if isinstance(body, dict) else AskMode.QUERY
 
 
 def is_query(message: InboxMessage) -> bool:
     """Whether a message is an ask in "query" mode, whose state changes are discarded."""
-    return message.kind == InboxKind.ASK.value and ask_mode(message) == AskMode.QUERY.value
+    return message.kind == InboxKind.ASK and ask_mode(message) == AskMode.QUERY
 
 
 def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | None]:
@@ -79,7 +79,7 @@ def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | Non
 
 def answer(worker: "Worker", message: InboxMessage, value: Any) -> None:
     """Hold the reply to an ask that was answered (it leaves with the commit)."""
-    if message.kind == InboxKind.ASK.value:
+    if message.kind == InboxKind.ASK:
         worker.outbox.reply(message, ReplyBody(answer=value), derived_msg_id(message.id, -1))
 
 
@@ -101,7 +101,7 @@ def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
             on_failure(worker, exc, message)
     finally:
         worker.outbox.begin(None)
-    if message.kind == InboxKind.ASK.value:
+    if message.kind == InboxKind.ASK:
         worker.outbox.reply(message, reply, derived_msg_id(message.id, -1))
 
 

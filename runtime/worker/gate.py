@@ -76,7 +76,7 @@ class OutputGate:
     @property
     def holds_tells(self) -> bool:
         """Whether anything but replies waits for the commit (then it must be durable)."""
-        return any(h.message.kind != InboxKind.REPLY.value for h in self.held)
+        return any(h.message.kind != InboxKind.REPLY for h in self.held)
 
     def outbox_json(self) -> str:
         """The committed outbox for the commit being written: owed, then held."""
@@ -139,7 +139,7 @@ class OutputGate:
                     log.error("actor %s: message %s (%s) to %s not delivered: %s", self.actor_id,
                               held.message.id, held.message.kind, target.name, exc)
                 continue
-            if any(held.message.kind != InboxKind.REPLY.value for held in run):
+            if any(held.message.kind != InboxKind.REPLY for held in run):
                 self.stale = True
         self.owed = kept
         return not kept
@@ -149,9 +149,9 @@ class OutputGate:
         # question waits in that process's memory only. If the pipe is gone, the
         # mailbox below still delivers it.
         if run[0].target == self.parent_inbox and self.parent_lane is not None and \
-                run[0].message.kind == InboxKind.REPLY.value:
+                run[0].message.kind == InboxKind.REPLY:
             lane = self.parent_lane
-            run = [held for held in run if held.message.kind != InboxKind.REPLY.value or not lane(held.wire)]
+            run = [held for held in run if held.message.kind != InboxKind.REPLY or not lane(held.wire)]
             if not run:
                 return
         self.backend.deliver(run[0].target, [held.message for held in run], block_timeout=0.0)

@@ -174,7 +174,7 @@ class Outbox:
     def reply(self, message: InboxMessage, body: ReplyBody | None, msg_id: str) -> None:
         """Hold the reply to an ask for the commit (an answer that is not JSON becomes
         an error reply)."""
-        reply = InboxMessage.create(self.sender, InboxKind.REPLY.value, (body or ReplyBody()).to_body(),
+        reply = InboxMessage.create(self.sender, InboxKind.REPLY, (body or ReplyBody()).to_body(),
                                     msg_id=msg_id, correlation_id=message.id)
         reply.traceparent = tracing.outgoing(reply, message.traceparent)
         try:

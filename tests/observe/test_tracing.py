@@ -130,3 +130,39 @@ def test_a_handler_that_raised_marks_its_turn_span_as_an_error(
             relay.ask("anything", timeout=10)
     (turn,) = wait_until(lambda: [s for s in read_spans(span_file) if s["name"] == "handle ask"], timeout=10)
     assert turn["status"] == "ERROR"
+
+
+def test_with_the_api_and_no_provider_the_fast_path_passes_on_what_the_no_op_tracer_would(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import context, trace
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # this process: no provider set
+    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+    fast, slow = tracing._Otel(), tracing._Otel()
+    slow.provided = True  # through the API's no-op tracer, span by span
+    assert fast._noop() and not slow._noop()
+    later = "01-" + TRACEPARENT[3:] + "-more"
+    outer = trace.NonRecordingSpan(trace.SpanContext(0x1234, 0x5678, is_remote=False,
+                                                     trace_flags=trace.TraceFlags(1)))
+    for inherited in (None, TRACEPARENT, later, "not a traceparent"):
+        for current in (None, outer):
+            token = None if current is None else context.attach(trace.set_span_in_context(current))
+            try:
+                message = InboxMessage.create(AgentRef("a"), InboxKind.TASK, {}, traceparent=inherited)
+                assert fast.send(message, inherited) == slow.send(message, inherited), (inherited, current)
+                seen = []
+                for bridge in (fast, slow):
+                    turn = bridge.begin_turn("a", message)
+                    seen.append(trace.get_current_span().get_span_context())
+                    if turn is not None:
+                        bridge.end_turn(turn)
+                assert seen[0] == seen[1], (inherited, current)
+                assert trace.get_current_span() is (current or trace.INVALID_SPAN)
+            finally:
+                if token is not None:
+                    context.detach(token)
+    provider = sdk_trace.TracerProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # as set_tracer_provider would
+    assert not fast._noop()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    assert not fast._noop()  # once a provider was seen, the spans are made

@@ -301,3 +301,28 @@ def test_timer_fields_are_on_the_wire_only_when_set_and_read_back() -> None:
     assert (back.deliver_at, back.reminder) == (12.5, ReminderTick("beat", 10.0, 3))
     assert back.reminder.due == datetime(1970, 1, 1, 0, 0, 10, tzinfo=timezone.utc)
     assert "deliver_at" not in json.loads(InboxMessage.create(AgentRef("a"), "task").to_wire())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("padding", ["", " \n", "\t"])
+def test_from_wire_reads_what_json_loads_reads_in_any_json_encoding_with_whitespace_around(
+        encoding: str, padding: str) -> None:
+    wire = InboxMessage.create(AgentRef("a", "r", "s"), "ask", {"q": ["é", 1.5, None]}).to_wire()
+    raw = (padding + wire.decode() + padding).encode(encoding)
+    assert json.loads(raw) == json.loads(wire)
+    assert InboxMessage.from_wire(raw) == InboxMessage.from_wire(wire)
+
+
+@pytest.mark.parametrize("raw", [b'{"id":"x","from":{"session_id":"a"},"kind":"task"}{}',
+                                 b'{"id":"x","from":{"session_id":"a"},"kind":"task"} x',
+                                 b'{"id":"x","from":{"session_id":"a"},"kind":"task","n":NaN}',
+                                 b'{"id":"x","from":{"session_id":"a"},"kind":"task"', b"{", b"{}}"])
+def test_from_wire_refuses_what_follows_or_breaks_a_document_as_json_would(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        InboxMessage.from_wire(raw)
+
+
+def test_messages_read_from_one_sender_share_its_frozen_ref_and_equal_a_fresh_one() -> None:
+    wires = [InboxMessage.create(AgentRef("a", None, "s"), "task", {}).to_wire() for _ in range(2)]
+    first, second = (InboxMessage.from_wire(w) for w in wires)
+    assert first.sender is second.sender and first.sender == AgentRef("a", None, "s")
