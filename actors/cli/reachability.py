@@ -24,6 +24,7 @@ from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.backends.maildir.projects import lock_holder
 from actors_runtime.errors import StoreError
 from actors_runtime.records import FAILED, PAUSED
+from actors_runtime.worker.pausing import recorded_pause
 
 from .exit_codes import EXIT_FAILED, EXIT_NOT_RUNNING, CliError
 from .processes import live_record
@@ -62,6 +63,10 @@ def reach(env: Env, backend: Backend, address: Address) -> Reach:
         failed = found[1].last_error or "no reason recorded"
     if found is not None and found[0] == system_id and found[1].status == PAUSED:
         paused = found[1].last_error or "no reason recorded"
+    else:  # the session is the authority on a pause (the index may lag: a system that died)
+        pause = recorded_pause(backend.store, system_id, actor_id)
+        if pause is not None:
+            paused = pause.reason or "no reason recorded"
     return Reach(None, failed, system_runs(env, system_id), paused)
 
 
