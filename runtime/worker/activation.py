@@ -167,6 +167,8 @@ class Worker:
                 handler.on_start()
         except BaseException as exc:
             raise SpawnError(self.actor_id, f"on_start failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            self.outbox.end_turn()  # asks on_start left uncollected: the loop reads the mailbox now
         try:
             self.commit()
         except UnencodableState as exc:
@@ -287,6 +289,8 @@ class Worker:
                     self.handler.on_stop()
             except BaseException as exc:  # a failing on_stop must not cost the state
                 log.error("actor %s: on_stop failed: %s: %s", self.actor_id, type(exc).__name__, exc)
+            finally:
+                self.outbox.end_turn()
             if not self.outbox.release():  # before the commit: it then lists only what did not go
                 log.warning("actor %s: %d sent messages wait for room in their mailboxes; the next "
                             "activation delivers them", self.actor_id, len(self.outbox.gate.owed))

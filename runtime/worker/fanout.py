@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AskTimeout
@@ -56,18 +56,19 @@ class ReplyPump:
         future.set_running_or_notify_cancel()
         with self.lock:
             self._expected[correlation_id] = _Expected(future, who, timeout)
-            self._resolve_stashed()
+            settled = self._resolve_stashed()
             if self._thread is None and self._expected:
                 self._thread = start_thread(self._run, f"actors-replies-{self.outbox.address.name}")
+        _settle(settled)
         return future
 
     def end_turn(self) -> None:
         """Cancel the Futures nobody collected and stop the pump (main thread)."""
         with self.lock:
             thread = self._thread
-            for expected in self._expected.values():
-                expected.future.cancel()
-            self._expected.clear()
+            expected, self._expected = list(self._expected.values()), {}
+        for item in expected:
+            item.future.cancel()
         if thread is not None:
             self.outbox.mailbox.wake()
             thread.join()
@@ -78,35 +79,61 @@ class ReplyPump:
         while True:
             with self.lock:
                 outbox.take_into_stash()
-                self._resolve_stashed()
-                wait = self._expire()
+                settled = self._resolve_stashed() + self._expire()
+                wait = self._wait()
                 if not self._expected:
                     self._thread = None
-                    return
+            # Outside the lock: a Future's callbacks run here and may ask again.
+            _settle(settled)
+            if wait is None:
+                return
             outbox.mailbox.wait(wait)
 
-    def _resolve_stashed(self) -> None:
-        """Resolve every expected Future whose reply is stashed (hold ``lock``)."""
+    def _resolve_stashed(self) -> list[tuple["Future[Any]", Any, BaseException | None]]:
+        """Take every expected reply that is stashed (hold ``lock``); what to set on
+        whose Future, for ``_settle`` once the lock is released."""
         outbox = self.outbox
+        settled: list[tuple[Future[Any], Any, BaseException | None]] = []
         for correlation_id in [c for c in self._expected if c in outbox.stash]:
             expected = self._expected.pop(correlation_id)
             delivered = outbox.stash.pop(correlation_id)
             outbox.consumed.append(delivered)
             try:
-                expected.future.set_result(outbox.answer_of(delivered, expected.who))
+                settled.append((expected.future, outbox.answer_of(delivered, expected.who), None))
             except BaseException as exc:  # the reply carries an error: it is the result
-                expected.future.set_exception(exc)
+                settled.append((expected.future, None, exc))
+        return settled
 
-    def _expire(self) -> float:
-        """Fail the Futures past their deadline; seconds until the next one (hold ``lock``)."""
+    def _expire(self) -> list[tuple["Future[Any]", Any, BaseException | None]]:
+        """Fail the Futures past their deadline (hold ``lock``)."""
+        now = time.monotonic()
+        settled: list[tuple[Future[Any], Any, BaseException | None]] = []
+        for correlation_id, expected in list(self._expected.items()):
+            if expected.deadline is not None and expected.deadline <= now:
+                del self._expected[correlation_id]
+                settled.append((expected.future, None, AskTimeout(expected.who, expected.timeout)))
+        return settled
+
+    def _wait(self) -> float | None:
+        """Seconds until the next deadline, at most a sweep; None with nothing expected
+        (hold ``lock``)."""
+        if not self._expected:
+            return None
         now = time.monotonic()
         wait = self.outbox.sweep_interval
-        for correlation_id, expected in list(self._expected.items()):
-            if expected.deadline is None:
-                continue
-            if expected.deadline <= now:
-                del self._expected[correlation_id]
-                expected.future.set_exception(AskTimeout(expected.who, expected.timeout))
-            else:
-                wait = min(wait, expected.deadline - now)
+        for expected in self._expected.values():
+            if expected.deadline is not None:
+                wait = min(wait, max(0.0, expected.deadline - now))
         return wait
+
+
+def _settle(settled: list[tuple["Future[Any]", Any, BaseException | None]]) -> None:
+    for future, value, error in settled:
+        try:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+        except InvalidStateError:
+            pass  # cancelled by end_turn meanwhile: the turn is over
+

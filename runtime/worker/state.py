@@ -109,6 +109,12 @@ class ActorState:
         self.counters = TurnCounters.from_meta(json.loads(self._committed_counters))  # the batch runs again
         self.hint = None
 
+    def unadmit(self, msg_id: str) -> None:
+        """Forget ``msg_id`` was admitted (not yet committed), leaving the state as it is:
+        a commit made meanwhile does not count it as applied."""
+        self.admitted.discard(msg_id)
+        self.uncommitted = [i for i in self.uncommitted if i != msg_id]
+
     def restore_committed(self) -> None:
         """Throw away changes since the last commit (the admitted ids stay, and so does
         what admitting them settled in the timer table)."""

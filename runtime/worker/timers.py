@@ -104,6 +104,8 @@ class TimerTable:
         #: Ticks were handed out that the next ack must leave out (no receipt).
         self.fired = False
         self._next: float | None = None
+        #: What admitting each tick since the last commit settled (see ``unsettle``).
+        self._undo: dict[str, Any] = {}
 
     # -- the session ---------------------------------------------------------------------
 
@@ -140,6 +142,7 @@ class TimerTable:
     def committed(self) -> None:
         """The table was committed: it is the new base."""
         self._base = (dict(self.reminders), list(self.delayed))
+        self._undo.clear()
         self.changed = False
 
     def restore(self) -> None:
@@ -222,10 +225,13 @@ class TimerTable:
         return [delivered for _, delivered in found]
 
     def settle(self, fired: Fired) -> None:
-        """A tick was admitted: advance or remove its entry, in the table and its base."""
+        """A tick was admitted: advance or remove its entry, in the table and its base
+        (``unsettle`` takes that back until the next commit)."""
         if fired.name is None:
+            self._undo[fired.msg_id] = [dict(e) for e in self.delayed if e["message"].get("id") == fired.msg_id]
             self._settle_delayed(fired.msg_id)
             return
+        self._undo[fired.msg_id] = (fired.name, self.reminders.get(fired.name), self._base[0].get(fired.name))
         for reminders in (self.reminders, self._base[0]):
             entry = reminders.get(fired.name)
             if entry is None or entry["due"] != fired.due:
@@ -234,6 +240,24 @@ class TimerTable:
                 del reminders[fired.name]
             else:
                 reminders[fired.name] = {**entry, "due": fired.next_due}
+        self._touched()
+
+    def unsettle(self, msg_id: str) -> None:
+        """Put back what admitting tick ``msg_id`` settled (its turn was left unhandled:
+        the tick has no other copy). A no-op for any other id."""
+        undo = self._undo.pop(msg_id, None)
+        if undo is None:
+            return
+        if isinstance(undo, tuple):
+            name, entry, base_entry = undo
+            for reminders, before in ((self.reminders, entry), (self._base[0], base_entry)):
+                if before is not None:
+                    reminders[name] = before
+        else:
+            for entry in undo:
+                if not self.holds(entry["message"].get("id")):
+                    self.delayed.append(entry)
+                    self._base[1].append(entry)
         self._touched()
 
     def _settle_delayed(self, msg_id: Any) -> None:
@@ -270,6 +294,12 @@ class TimerTable:
 
 
 # -- the worker's side (called from ``loop``) ------------------------------------------------
+
+
+def tick_of(delivered: Delivered) -> Fired | None:
+    """The receipt of a synthetic tick (a reminder's, or a delayed message's), else None."""
+    receipt = delivered.receipt
+    return receipt if type(receipt) is Fired else None
 
 
 def with_due(worker: "Worker", batch: list[Delivered]) -> list[Delivered]:

@@ -32,6 +32,7 @@ from ..messages import InboxMessage
 from ..spec import Limits
 from .dispatch import Failure, answer, attempt, is_query, settle
 from .state import UnencodableState
+from .timers import tick_of
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -84,7 +85,12 @@ def run_turn(worker: "Worker", delivered: Delivered, since_commit: list[Delivere
     if failure is None:
         answer(worker, message, value)
         return Turn.DONE
+    # Out of the batch while the messages before it commit: its id must not be stored
+    # as applied before it is (a stop or a crash during a backoff would lose it), nor
+    # its step records dropped with theirs, nor a tick's settlement stored with them.
+    step_out(worker, delivered)
     rebased = undo(worker, mark, since_commit)
+    step_in(worker, delivered)
     limits = worker.spec.limits
     retry = 0
     while not failure.cancelled and retry < limits.retries and retryable(limits, failure.exc):
@@ -96,6 +102,7 @@ def run_turn(worker: "Worker", delivered: Delivered, since_commit: list[Delivere
         waited = wait(worker, delay)
         if waited is None:
             worker.state.roll_back({message.id})
+            step_out(worker, delivered)
             return Turn.LEFT
         if isinstance(waited, Failure):
             failure = waited
@@ -113,6 +120,21 @@ def run_turn(worker: "Worker", delivered: Delivered, since_commit: list[Delivere
     settle_kept(worker, message, failure)
     worker.commit()
     return Turn.SETTLED
+
+
+def step_out(worker: "Worker", delivered: Delivered) -> None:
+    """Take an admitted message's admission back: its id, and a tick's settlement."""
+    worker.state.unadmit(delivered.id)
+    if tick_of(delivered) is not None:
+        worker.state.timers.unsettle(delivered.id)
+
+
+def step_in(worker: "Worker", delivered: Delivered) -> None:
+    """Admit a message again (``step_out`` undone)."""
+    fired = tick_of(delivered)
+    if fired is not None:
+        worker.state.timers.settle(fired)
+    worker.state.admit(delivered.id)
 
 
 def undo(worker: "Worker", mark: int, since_commit: list[Delivered]) -> bool:

@@ -191,3 +191,38 @@ def test_a_retry_runs_the_failed_step_again_and_keeps_what_the_others_returned(s
 def test_a_step_result_that_is_not_json_is_an_error_the_handler_sees(system, tmp_path):
     actor = system.spawn(turns.StepRetrier, name="odd", secrets={"ledger": str(tmp_path / "ledger")})
     assert "is not JSON" in actor.ask("not json")
+
+
+def _batch_of_two_on_activation(system, cls, name, first, second, **options):
+    """Spawn ``name``, stop it, tell it ``first`` and ``second`` while it is cold, and
+    spawn it again: the two come back as one recovered batch."""
+    ref = system.spawn(cls, name=name, **options)
+    system.stop(ref, timeout=20)
+    ref.tell(first)
+    ref.tell(second)
+    return system.spawn(cls, name=name, **options)
+
+
+def test_a_stop_during_a_backoff_behind_a_committed_message_still_leaves_it_for_the_next_activation(
+        system, tmp_path):
+    ledger = tmp_path / "ledger"
+    options = dict(retries=1, retry_backoff=30, secrets={"ledger": str(ledger)})
+    # The first succeeds; the second fails (the ledger's second line), the first is applied
+    # again from the last commit (its ledger line is an effect outside a step: a third
+    # line), committed, and the second waits 30 s to retry.
+    actor = _batch_of_two_on_activation(system, turns.Stubborn, "behind", {"fail": 0}, {"fail": 2}, **options)
+    wait_until(lambda: len(_lines(ledger)) == 3)
+    system.stop(actor, timeout=20)  # during the backoff (an ask would wait it out)
+    # That commit did not count the second as applied: it comes again, and is handled once.
+    actor = system.spawn(turns.Stubborn, name="behind", retries=1, retry_backoff=0.01,
+                         secrets={"ledger": str(ledger)})
+    wait_until(lambda: actor.ask("done") == 2, timeout=30)
+    assert len(_lines(ledger)) == 4
+
+
+def test_a_retry_behind_a_committed_message_keeps_the_steps_that_succeeded(system, tmp_path):
+    ledger = tmp_path / "ledger"
+    actor = _batch_of_two_on_activation(system, turns.StepRetrier, "keeper", {"noop": True}, {},
+                                        retries=2, retry_backoff=0.01, secrets={"ledger": str(ledger)})
+    wait_until(lambda: actor.ask("?")["paid"] == 1)
+    assert _lines(ledger) == ["reserve", "pay", "pay"]

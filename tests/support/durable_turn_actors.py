@@ -207,6 +207,9 @@ class StepRetrier(Actor):
         self.state.setdefault("paid", 0)
 
     def on_task(self, body, msg):
+        if body.get("noop"):  # a message that succeeds, to share a batch with the next
+            self.state["noops"] = self.state.get("noops", 0) + 1
+            return
         ledger = self.secrets["ledger"]
 
         def reserve():
