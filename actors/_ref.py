@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from actors_runtime.address import Address
+from actors_runtime.threads import done_future
 
 from . import _binding
 
@@ -142,9 +143,3 @@ class ActorRef:
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r}, system={self._address.system_id!r})"
 
-
-def done_future(value: Any) -> "Future[Any]":
-    """A ``Future`` that already holds ``value``."""
-    future: Future[Any] = Future()
-    future.set_result(value)
-    return future

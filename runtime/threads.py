@@ -19,7 +19,7 @@ import signal
 import threading
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 #: Signals only the main thread should receive.
 MAIN_THREAD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGUSR1})
@@ -71,3 +71,14 @@ def _reset_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_in_child)
+
+
+#: A Future's value type.
+T = TypeVar("T")
+
+
+def done_future(value: T) -> "Future[T]":
+    """A ``Future`` that already holds ``value`` (for a call that finished at once)."""
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future

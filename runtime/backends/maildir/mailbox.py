@@ -33,6 +33,7 @@ from typing import Iterable, Iterator, Sequence
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...messages import InboxMessage
+from ...threads import done_future
 from ..base import DeadLetter, Delivered, InflightMarker
 from .dead_letters import read_dead_letters, write_dead_letter
 from .delivery import Sender
@@ -113,16 +114,12 @@ class MaildirMailbox:
     def deliver_async(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> "Future[str]":
         if self._sender.files:  # a file is flushed as it is written: nothing left for the flusher
             self._sender.deliver([message], block_timeout)
-            done: Future[str] = Future()
-            done.set_result(message.id)
-            return done
+            return done_future(message.id)
         written = self._sender.deliver_unflushed(message, block_timeout)
         if self.durability == MACHINE and self._flusher is not None:
             return self._flusher.submit(written, message.id)  # it owns the flush now
         written.flush()  # at "process": nothing to flush
-        future: Future[str] = Future()
-        future.set_result(message.id)
-        return future
+        return done_future(message.id)
 
     def ring(self) -> None:
         """Wake the reader, if one waits on the doorbell."""

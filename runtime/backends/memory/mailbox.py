@@ -11,6 +11,7 @@ from ...address import Address
 from ...errors import InvalidSpec, MailboxFull, StoreError
 from ...ids import check_id
 from ...messages import InboxMessage
+from ...threads import done_future
 from ...wakeup import WakeUp, wait_readable
 from ..base import DeadLetter, Delivered
 from .project import MAX_MESSAGE, Box, Marker, Project
@@ -88,9 +89,7 @@ class MemoryMailbox:
 
     def deliver_async(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> "Future[str]":
         self.deliver([message], block_timeout=block_timeout)
-        future: Future[str] = Future()
-        future.set_result(message.id)
-        return future
+        return done_future(message.id)
 
     # -- the reader ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from ...address import Address
 from ...errors import ActorNotFound, InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
+from ...threads import done_future
 from ..base import DeadLetter, Delivered
 from .connection import Server
 from .inflight import RedisMarker
@@ -148,9 +149,7 @@ class RedisMailbox:
 
     def deliver_async(self, message: InboxMessage, *, block_timeout: float | None = 0.0) -> "Future[str]":
         self.deliver([message], block_timeout=block_timeout)
-        future: Future[str] = Future()
-        future.set_result(message.id)
-        return future
+        return done_future(message.id)
 
     # -- the reader -----------------------------------------------------------------------
 
