@@ -180,7 +180,9 @@ def test_session_round_trip_for_a_system_and_a_child(store: MaildirStore, layout
     os.makedirs(layout.child_dir("sys", "worker"))  # as provisioning leaves it
     commit(store, "sys", "worker", child_doc["state"], child_doc["meta"], child_doc["admitted"])
     assert read_json(system_path) == system_doc
-    assert read_json(child_path) == child_doc
+    sealed = read_json(child_path)
+    assert isinstance(sealed.pop("crc"), int) and sealed.pop("commit") == 1  # see session_file
+    assert sealed == child_doc
     loaded = store.load_session("sys", "worker")
     assert loaded is not None
     assert (loaded.state, loaded.admitted, loaded.meta) == (child_doc["state"], ["m1", "m2"], child_doc["meta"])

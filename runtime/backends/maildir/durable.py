@@ -286,12 +286,17 @@ class Rewriter:
     ``FILE_MODE`` when it is next written.
     """
 
-    def __init__(self, path: str, durability: Durability = MACHINE) -> None:
+    def __init__(self, path: str, durability: Durability = MACHINE, *, keep_names: bool = False) -> None:
         self.path = path
         self.durability = durability
         directory, name = os.path.split(path)
         self.directory = directory or "."
         self.spare = os.path.join(self.directory, f".{name}.spare")
+        #: The caller tells the two texts apart by their contents (``session_file``:
+        #: a commit number and a CRC), so an exchange of two names already on disk
+        #: needs no directory flush: either mapping leads a reader to the newer text.
+        self.keep_names = keep_names
+        self._names_on_disk: tuple[int, ...] = ()  # their inodes as of the last directory flush
 
     def write(self, data: bytes) -> None:
         """Replace the target's contents with ``data`` atomically.
@@ -303,7 +308,7 @@ class Rewriter:
             atomic_write(self.path, data, self.durability)
             return
         try:
-            fd, size = self._open_spare()
+            fd, size, inode = self._open_spare()
             try:
                 overwrite(fd, data, size)
                 if self.durability == MACHINE:
@@ -312,10 +317,13 @@ class Rewriter:
                 os.close(fd)
             try:
                 exchange(self.spare, self.path)
+                swapped = self.keep_names
             except FileNotFoundError:  # no target yet: the spare becomes it
                 os.rename(self.spare, self.path)
-            if self.durability == MACHINE:
+                swapped = False
+            if self.durability == MACHINE and not (swapped and inode in self._names_on_disk):
                 fsync_dir(self.directory)
+                self._names_on_disk = (inode, os.lstat(self.spare).st_ino) if swapped else ()
         except OSError as exc:
             if exc.errno in (errno.ENOSYS, errno.EINVAL):  # e.g. a file system without it
                 _disable_exchange()
@@ -323,9 +331,10 @@ class Rewriter:
                 return
             raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
 
-    def _open_spare(self) -> tuple[int, int]:
-        """The spare, open for writing, and its size. Costs the open and the ``fstat``
-        a rewrite needs anyway, unless something not ours is at the spare's name."""
+    def _open_spare(self) -> tuple[int, int, int]:
+        """The spare, open for writing, its size and its inode (-1 if made anew). Costs
+        the open and the ``fstat`` a rewrite needs anyway, unless something not ours
+        is at the spare's name."""
         try:
             fd = os.open(self.spare, _SPARE_FLAGS, FILE_MODE)
         except OSError as exc:
@@ -337,20 +346,20 @@ class Rewriter:
             if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
                 if info.st_mode & 0o077:
                     os.fchmod(fd, FILE_MODE)
-                return fd, info.st_size
+                return fd, info.st_size, info.st_ino
         except BaseException:
             os.close(fd)
             raise
         os.close(fd)
         return self._replace_spare("not a file of its own (a FIFO, or a file with another link)")
 
-    def _replace_spare(self, why: str) -> tuple[int, int]:
+    def _replace_spare(self, why: str) -> tuple[int, int, int]:
         log.warning("%s: replacing what is at its spare's name, not writing through it: %s", self.path, why)
         try:
             os.unlink(self.spare)  # a symlink goes, not what it points to
         except IsADirectoryError:
             os.rmdir(self.spare)  # an empty one; one with files in it is not ours to delete (StoreError)
-        return os.open(self.spare, _WRITE_FLAGS, FILE_MODE), 0
+        return os.open(self.spare, _WRITE_FLAGS, FILE_MODE), 0, -1
 
     def prepare(self) -> None:
         """Make the spare now (empty), so the first write creates no file.
@@ -359,7 +368,7 @@ class Rewriter:
             StoreError: it cannot be made.
         """
         try:
-            fd, _ = self._open_spare()
+            fd, _, _ = self._open_spare()
         except OSError as exc:
             raise StoreError(self.spare, f"cannot make the spare: {exc.strerror or exc}") from exc
         os.close(fd)

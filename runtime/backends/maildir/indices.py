@@ -29,6 +29,7 @@ from ...records import SUPERVISION_FIELDS, ChildEntry, child_entry_from_doc
 from .durable import FILE_MODE, is_real_dir
 from .json_docs import DamagedDocument, read_json, write_json
 from .layout import SESSION, SUPERVISION, ProjectLayout
+from .session_file import read_session
 from .sessions import session_meta
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class Indices:
         if not is_valid_id(actor_id) or not is_real_dir(self.layout.child_dir(system_id, actor_id)):
             return None  # a skeleton, a temp, a stray file or a symlink
         try:
-            session = read_json(self.layout.actor_file(system_id, actor_id, SESSION))
+            session = read_session(self.layout.actor_file(system_id, actor_id, SESSION))[0]
         except StoreError:
             session = None
         try:

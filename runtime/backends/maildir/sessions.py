@@ -1,8 +1,9 @@
 """An actor's session on disk: ``session.json`` (state, recent ids, meta) and
 ``admitted.json`` (the AdmittedSet as of the last checkpoint).
 
-A commit rewrites ``session.json`` in place and swaps it in (``durable.Rewriter``):
-no inode is created or freed per commit. It carries only the ids admitted since the
+A commit rewrites ``session.json``'s spare in place and swaps it in, with one
+``fdatasync`` and no directory flush (``session_file``): no inode is created or freed
+per commit. It carries only the ids admitted since the
 last checkpoint; past ``CHECKPOINT_EVERY`` of them the whole set is written to
 ``admitted.json`` and ``session.json`` starts afresh. ``admitted.json`` is written
 only after the ids in it were committed, so their union, read at activation, is
@@ -22,6 +23,7 @@ from .durable import Rewriter, make_dirs
 from .journal_file import JournalFile, read_journal
 from .json_docs import read_json
 from .layout import ADMITTED, JOURNAL, SESSION, ProjectLayout
+from .session_file import SessionFile, read_session
 
 #: Ids carried in session.json before a checkpoint. A commit writes ~40 B per tail id
 #: and a checkpoint ~160 KB (4,096 ids), so per message ~20*T + 160,000/T bytes:
@@ -41,7 +43,11 @@ def load_session_doc(path: str, admitted_path: str | None) -> tuple[SessionDoc, 
             or is not an object with ``state`` and ``meta`` objects and an
             ``admitted`` list.
     """
-    doc = read_json(path)
+    return parse_session_doc(read_session(path)[0], path, admitted_path)
+
+
+def parse_session_doc(doc: Any, path: str, admitted_path: str | None) -> tuple[SessionDoc, list[str]] | None:
+    """``load_session_doc`` of a document already read (``None``: there is none)."""
     if doc is None:
         return None
     if not isinstance(doc, dict):
@@ -70,7 +76,7 @@ class MaildirSession:
     def __init__(self, layout: ProjectLayout, system_id: str, actor_id: str, durability: Durability) -> None:
         self.path = layout.actor_file(system_id, actor_id, SESSION)
         self.admitted_path = layout.actor_file(system_id, actor_id, ADMITTED)
-        self._session_writer = Rewriter(self.path, durability)
+        self._session_file = SessionFile(self.path, durability)
         self._admitted_writer = Rewriter(self.admitted_path, durability)
         self._journal = JournalFile(layout.actor_file(system_id, actor_id, JOURNAL), durability)
         self._tail: list[str] = []  # ids committed since the last checkpoint
@@ -80,7 +86,7 @@ class MaildirSession:
         self._dir_checked = False
 
     def load(self) -> SessionDoc | None:
-        found = load_session_doc(self.path, self.admitted_path)
+        found = parse_session_doc(self._session_file.load(), self.path, self.admitted_path)
         if found is None:
             return None
         doc, self._tail = found
@@ -104,9 +110,9 @@ class MaildirSession:
         if added:
             pieces.append(json.dumps(tail[committed:])[1:-1])
         outbox = "" if outbox_json == "[]" else f',"outbox":{outbox_json}'
-        data = f'{{"state":{state_json},"admitted":[{",".join(pieces)}],"meta":{meta_json}{outbox}}}'.encode()
+        data = f'{{"state":{state_json},"admitted":[{",".join(pieces)}],"meta":{meta_json}{outbox}'.encode()
         try:
-            self._session_writer.write(data)
+            self._session_file.write(data)
         except BaseException:
             del tail[committed:]  # not committed: the caller passes them again
             if added:
