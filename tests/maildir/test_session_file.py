@@ -1,0 +1,209 @@
+"""A session commit is one fdatasync: two inodes, a commit number and a CRC, no
+directory flush per commit; the reader takes the newest whole commit whichever name
+the directory kept after a power loss (runtime/backends/maildir/session_file.py)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+
+import pytest
+import sample_actors
+from actors_runtime.backends.maildir import durable
+from actors_runtime.backends.maildir.durable import exchange, read_bytes
+from actors_runtime.backends.maildir.json_docs import DamagedDocument, write_json
+from actors_runtime.backends.maildir.session_file import SessionFile, read_session, seal
+from conftest import open_project, wait_until
+
+from actors import ActorSystem
+
+
+def _body(n: int, pad: int = 0) -> bytes:
+    return json.dumps({"state": {"n": n, "pad": "p" * pad}}).encode()[:-1]
+
+
+def _spare(path: str) -> str:
+    return durable.Rewriter(path).spare
+
+
+def _lose_the_last_exchange(path: str) -> None:
+    """What a power loss may leave: the directory as it was before the last exchange."""
+    exchange(_spare(path), path)
+
+
+@pytest.fixture
+def flushes(monkeypatch):
+    counted = {"file": 0, "directory": 0}
+    real_sync, real_dir = durable.sync_data, durable.fsync_dir
+
+    def sync_data(fd):
+        counted["file"] += 1
+        real_sync(fd)
+
+    def fsync_dir(path):
+        counted["directory"] += 1
+        real_dir(path)
+
+    monkeypatch.setattr(durable, "sync_data", sync_data)
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    return counted
+
+
+def test_a_commit_at_machine_flushes_the_file_once_and_the_directory_only_when_a_name_is_made(tmp_path, flushes):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    for n in range(10):
+        session.write(_body(n, pad=n % 3 * 40))
+    # The first commit renames the spare into place, the second makes a new spare:
+    # each flushes the directory once; the eight after them only their own file.
+    assert flushes == {"file": 10, "directory": 2}
+    assert json.loads(read_bytes(path))["state"]["n"] == 9
+    restarted = SessionFile(path, "machine")  # a new worker: it does not know the names are on disk
+    assert restarted.load()["state"]["n"] == 9
+    for n in range(10, 15):
+        restarted.write(_body(n))
+    assert flushes == {"file": 15, "directory": 3}
+
+
+def test_at_process_a_commit_flushes_nothing(tmp_path, flushes):
+    session = SessionFile(str(tmp_path / "session.json"), "process")
+    for n in range(5):
+        session.write(_body(n))
+    assert flushes == {"file": 0, "directory": 0}
+
+
+def test_the_newest_whole_commit_wins_whichever_name_the_directory_kept(tmp_path):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    for n in range(1, 6):
+        session.write(_body(n))
+    _lose_the_last_exchange(path)
+    assert json.loads(read_bytes(path))["state"]["n"] == 4  # the name leads to the older text
+    doc, number, from_spare = read_session(path)
+    assert (doc["state"]["n"], number, from_spare) == (5, 5, True)
+    # A new worker puts the newest back at the name before it writes, so its next
+    # commit goes into the older inode, never over commit 5.
+    restarted = SessionFile(path, "machine")
+    assert restarted.load()["state"]["n"] == 5
+    assert json.loads(read_bytes(path))["commit"] == 5
+    restarted.write(_body(6))
+    assert json.loads(read_bytes(path))["state"]["n"] == 6
+    assert json.loads(read_bytes(_spare(path)))["state"]["n"] == 5
+    _lose_the_last_exchange(path)
+    assert read_session(path)[0]["state"]["n"] == 6
+
+
+def test_a_torn_commit_is_never_taken_even_when_it_parses(tmp_path):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    session.write(_body(1))
+    session.write(_body(2))
+    session.write(_body(3))  # the spare now holds commit 2
+    old = read_bytes(_spare(path))
+    new = seal(_body(7), 4)
+    assert len(old) == len(new)
+    # A tear at a sector boundary: the new text's start, the old text's end. It parses
+    # (state 7 with commit 2's number and CRC), and only the CRC tells it is torn.
+    cut = new.index(b"7") + 1
+    torn = new[:cut] + old[cut:]
+    assert json.loads(torn)["state"]["n"] == 7
+    with open(_spare(path), "r+b") as handle:
+        handle.write(torn)
+    assert read_session(path)[0]["state"]["n"] == 3
+    # And at session.json's name (the directory kept the other mapping): the spare's
+    # whole commit is taken, with a warning.
+    _lose_the_last_exchange(path)
+    doc, number, from_spare = read_session(path)
+    assert (doc["state"]["n"], number, from_spare) == (3, 3, True)
+
+
+def test_a_damaged_session_without_a_commit_in_its_spare_is_reported(tmp_path):
+    path = str(tmp_path / "session.json")
+    SessionFile(path, "process").write(_body(1))  # no spare yet
+    with open(path, "r+b") as handle:
+        handle.write(b"garbage!")
+    with pytest.raises(DamagedDocument):
+        read_session(path)
+
+
+def test_an_unsealed_document_counts_at_session_json_and_never_at_the_spare(tmp_path):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    session.write(_body(1))
+    session.write(_body(2))
+    write_json(path, {"state": {"n": 40}}, "machine")  # an older home's text, or one written by hand
+    assert read_session(path) == ({"state": {"n": 40}}, 0, False)
+    assert SessionFile(path, "machine").load() == {"state": {"n": 40}}
+    session = SessionFile(path, "machine")
+    session.write(_body(41))  # the sealed commit 3 now waits at the spare's name: it is older
+    assert read_session(path)[0]["state"]["n"] == 41
+    _lose_the_last_exchange(path)  # the unsealed text at the name again: not older than it looks
+    assert read_session(path)[0]["state"]["n"] == 40
+
+
+def test_a_spare_without_session_json_is_no_commit(tmp_path):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    session.write(_body(1))
+    session.write(_body(2))
+    os.unlink(path)  # a first commit is flushed into its name before it returns
+    assert read_session(path) == (None, 0, False)
+
+
+def _commit_forever(path: str, acked) -> None:
+    session = SessionFile(path, "machine")
+    n = 0
+    while True:
+        n += 1
+        session.write(_body(n, pad=n % 5 * 300))  # lengths vary: padding and growth both happen
+        acked.value = n  # the commit returned: from here on it must never be lost
+
+
+@pytest.mark.timeout(60)
+def test_a_committer_killed_at_any_moment_loses_no_returned_commit_whichever_name_the_directory_kept(tmp_path):
+    path = str(tmp_path / "session.json")
+    context = multiprocessing.get_context("forkserver")
+    for _ in range(5):
+        acked = context.Value("q", 0)
+        process = context.Process(target=_commit_forever, args=(path, acked))
+        process.start()
+        try:
+            wait_until(lambda: acked.value > 20, timeout=30)
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+        newest = read_session(path)[0]["state"]["n"]
+        assert newest in (acked.value, acked.value + 1)  # the next may have been written whole
+        _lose_the_last_exchange(path)
+        assert read_session(path)[0]["state"]["n"] == newest
+        assert SessionFile(path, "machine").load()["state"]["n"] == newest  # and put back at the name
+        assert json.loads(read_bytes(path))["state"]["n"] == newest
+
+
+@pytest.mark.timeout(60)
+def test_an_actor_restarted_after_a_lost_exchange_activates_from_the_newest_commit(home, project):
+    """A real system at "machine": the directory loses the last commit's exchange (as a
+    power loss may leave it); the restarted actor settles the names and goes on."""
+    with ActorSystem(home=home, project=project, durability="machine") as system:
+        ref = system.spawn(sample_actors.Counter, name="counter")
+        for _ in range(50):
+            ref.tell({"n": 1})
+        wait_until(lambda: ref.ask("count", timeout=20) == 50, timeout=30)
+        system.stop(ref)
+        backend = open_project(ref.address)
+        try:
+            path = backend.layout.actor_file("main", "counter", "session.json")
+        finally:
+            backend.close()
+        last = json.loads(read_bytes(path))["commit"]
+        _lose_the_last_exchange(path)
+        assert json.loads(read_bytes(path))["commit"] == last - 1
+        assert ref.ask("count", timeout=20) == 50  # activated again
+        assert json.loads(read_bytes(path))["commit"] > last  # settled, then committed on
+        ref.tell({"n": 1})
+        wait_until(lambda: ref.ask("count", timeout=20) == 51, timeout=30)
+        system.stop(ref)
+        assert json.loads(read_bytes(path))["state"]["count"] == 51
+        assert ref.ask("count", timeout=20) == 51
