@@ -26,10 +26,14 @@ Guarantees and failure modes:
 - A crash after the write and before ``write`` returned may leave the new commit whole
   on disk; a reader then takes it. A commit is atomic, not undone: its messages come
   again and the ids it holds drop them.
-- After a power loss ``session.json`` itself may hold the older text until the worker
-  starts: the worker settles the names first (``SessionFile.settle``: the newer text
-  is moved to ``session.json`` and the directory flushed), so its next commit never
-  writes over the newest one. Readers in other processes use ``read_session``.
+- After a power loss ``session.json`` itself may hold the older text (or a torn one)
+  until the worker starts: the worker settles the names first (``SessionFile.load``:
+  the newer text is swapped back to ``session.json`` and the directory flushed), so
+  its next commit never writes over the newest one. Readers in other processes use
+  ``read_session``. A damaged ``session.json`` next to a whole commit in the spare is
+  read as that commit, with a warning; with none it is reported (``DamagedDocument``).
+- A spare without a ``session.json`` is no commit: a first commit is renamed into
+  place and the directory flushed before it returns.
 - A document without the seal (written before this format, by hand, or the system's
   own document) is taken as it is at ``session.json``, and never at the spare's name
   (there it is an older text).
