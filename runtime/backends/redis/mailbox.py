@@ -3,7 +3,8 @@
 ::
 
     senders    deliver.lua   check what waits (MailboxFull) + XADD ... + ring the bell
-    reader     reading.Reader: claim / recover / drain / take / give_back / ack / bury
+    reader     reading.Reader: claim / recover / drain / take / give_back / ack / bury,
+               commit_and_ack (the session's commit and the ack in one script)
                waiting.Bell: wait / wake          inflight.RedisMarker
     anyone     look.lua: counts; XRANGE: peek; LRANGE dead: dead letters; requeue.lua
 
@@ -25,11 +26,12 @@ from ...errors import ActorNotFound, InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
 from ...threads import done_future
-from ..base import DeadLetter, Delivered
+from ..base import ActorSession, DeadLetter, Delivered
 from .connection import Server
 from .inflight import RedisMarker
 from .keys import GROUP, MailboxKeys
 from .reading import Reader
+from .store import RedisSession
 from .waiting import Bell
 
 #: The longest message (encoded) a mailbox takes, as on maildir.
@@ -172,6 +174,14 @@ class RedisMailbox:
 
     def ack(self, batch: Iterable[Delivered]) -> int:
         return self._reader.ack(batch)
+
+    def commit_and_ack(self, session: ActorSession, state_json: str, meta_json: str, new_ids: Sequence[str],
+                       admitted: Iterable[str], outbox_json: str, batch: Sequence[Delivered]) -> int:
+        if not isinstance(session, RedisSession) or not session.fenced_by(self._keys.epoch, self._reader.epoch):
+            session.commit(state_json, meta_json, new_ids, admitted, outbox_json)
+            return self.ack(batch)
+        keys, args = session.commit_parts(state_json, meta_json, new_ids, outbox_json)
+        return self._reader.commit_and_ack(keys, args, batch)
 
     def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
         self._reader.bury(delivered, reason, attempts)

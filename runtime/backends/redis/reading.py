@@ -10,6 +10,7 @@ take, give back, ack, bury.
     drain     drain.lua: DEL bell + XREADGROUP > COUNT n (what ``take`` or
               ``give_back`` left queued here comes first)
     ack       ack.lua: XACK + XDEL     bury: bury.lua (dead list, XACK, XDEL)
+    commit    commit_ack.lua: the session's commit and the batch's ack in one step
 
 Every script checks that the mailbox's epoch is still this reader's and refuses
 otherwise (``StoreError``): a reader paused past its lease (SIGSTOP, a long GC, a
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 DEFAULT_READER_LEASE = 10.0
 #: Entry ids per ack script call.
 ACK_CHUNK = 1000
+#: ARGV of commit.lua before its new ids (after the epoch): state, meta, outbox,
+#: capacity, actor id, system id.
+COMMIT_FIXED_ARGS = 6
 
 Entry = tuple[str, InboxMessage]
 
@@ -233,6 +237,22 @@ class Reader:
             for entry_id in chunk:  # only once the server took them: a refused ack changes nothing here
                 self._handed.pop(entry_id, None)
         return retired
+
+    def commit_and_ack(self, commit_keys: list[str], commit_args: list[Any], batch: Iterable[Delivered]) -> int:
+        """Run a session's commit (``RedisSession.commit_parts``) and the ack of ``batch``
+        as one fenced script (commit_ack.lua): both or neither. A bell rung since the
+        last drain sets ``more_waiting`` (the loop drains again instead of waiting)."""
+        ids = self._take_receipts(batch)
+        keys = self._keys
+        retired, rung = self._fenced("commit and ack", "commit_ack",
+                                     [keys.epoch, *commit_keys, keys.stream, keys.bell],
+                                     [*commit_args[:COMMIT_FIXED_ARGS], len(commit_args) - COMMIT_FIXED_ARGS,
+                                      *commit_args[COMMIT_FIXED_ARGS:], *ids])
+        for entry_id in ids:  # only once the server took them: a refused call changes nothing here
+            self._handed.pop(entry_id, None)
+        if rung:
+            self.more_waiting = True
+        return int(retired)
 
     def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
         if not self._take_receipts([delivered]):
