@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import crash_actors
+import poison_actors
 import pytest
 from actors_runtime.admitted import AdmittedSet
 from actors_runtime.backends.base import CommitsAndAcks
@@ -163,3 +164,22 @@ def test_kills_in_a_handler_before_and_after_the_combined_commit_and_ack_lose_no
         info = {c.name: c for c in system.children()}["killable"]
         assert info.restarts == 3 and info.status == "running"
         assert system.dead_letters(ref) == []
+
+
+@pytest.mark.timeout(90)
+def test_a_message_that_kills_its_worker_mid_batch_is_the_one_counted_and_buried(redis_server, home, project,
+                                                                                   caplog):
+    # The in-flight marker lives in a page on this machine (no server write per
+    # message): a SIGKILL in the middle of a batch still blames the message running.
+    with ActorSystem(home=home, project=project, durability="process", backend=redis_server.url) as system:
+        victim = system.spawn(poison_actors.SelfKiller, name="victim", max_attempts=2)
+        ids = victim.tell_many([{}, {}, {"kill": True}, {}, {}])
+        wait_until(lambda: len(system.dead_letters(victim)) == 1, timeout=60)
+        [letter] = system.dead_letters(victim)
+        assert letter.message.id == ids[2], "a message that did not kill the worker was buried"
+        assert letter.attempts == 2
+        assert victim.ask("count", timeout=30) == 4, "the messages around the poison one were not applied once each"
+    # The supervisor read the same marker when each death came.
+    deaths = [r.getMessage() for r in caplog.records
+              if r.name.endswith("parent.monitor") and "worker died" in r.getMessage()]
+    assert len(deaths) == 2 and all(f"while handling message {ids[2]}" in d for d in deaths), deaths

@@ -28,7 +28,7 @@ from ...messages import InboxMessage
 from ...threads import done_future
 from ..base import ActorSession, DeadLetter, Delivered
 from .connection import Server
-from .inflight import RedisMarker
+from .inflight import RedisMarker, forget, marked
 from .keys import GROUP, MailboxKeys
 from .reading import Reader
 from .store import RedisSession
@@ -289,11 +289,10 @@ class RedisMailbox:
         return False
 
     def forget_inflight(self) -> None:
-        self._server.call("clear the in-flight marker", lambda c: c.delete(self._keys.inflight))
+        forget(self._server, self._keys.inflight)
 
     def inflight_id(self) -> str | None:
-        value = self._server.call("read the in-flight marker", lambda c: c.get(self._keys.inflight))
-        return None if value is None else value.decode()
+        return marked(self._server, self._keys.inflight)
 
     def close(self) -> None:
         """Let go: what the reader handed out and did not ack stays pending, for the
@@ -301,12 +300,12 @@ class RedisMailbox:
         if self._closed:
             return
         self._closed = True
+        if self._marker is not None:
+            self._marker.close()  # first: a successor's marker page has the same name
         if self._claimed:
             self._reader.release()
         if self._bell is not None:
             self._bell.close()
-        if self._marker is not None:
-            self._marker.close()
 
 
 def _text(value: Any) -> str:
