@@ -77,6 +77,35 @@ def test_commit_and_ack_of_another_actors_session_commits_it_then_acks_in_two_st
         backend.close()
 
 
+def test_the_next_batch_handed_out_by_the_commit_keeps_its_order_and_survives_its_reader(redis_server):
+    backend = RedisBackend(redis_server.url, "combined-00000004", "process")
+    address = backend.address("main", "actor")
+    box = backend.mailbox(address, create=True)
+    sent = _messages(4)
+    try:
+        backend.deliver(address, sent[:2])
+        box.claim(5)
+        batch = box.drain(10)
+        backend.deliver(address, sent[2:3])
+        session = backend.store.session("main", "actor")
+        box.commit_and_ack(session, "{}", "{}", [batch[0].id], AdmittedSet(), "[]", batch[:1])
+        assert box.more_waiting, "the message handed out with the commit is not announced"
+        assert box.counts() == {"new": 0, "cur": 2, "corrupt": 0, "dead": 0}
+        box.give_back(batch[1:])  # older than what the commit handed out: it goes first
+        backend.deliver(address, sent[3:])
+        assert [d.id for d in box.drain(10)] == [m.id for m in sent[1:]]
+        box.commit_and_ack(session, "{}", "{}", [], AdmittedSet(), "[]", [])
+    finally:
+        box.close()  # nothing acked since: a successor finds all three, in order
+    successor = backend.mailbox(address)
+    try:
+        successor.claim(5)
+        assert [d.id for d in successor.recover()] == [m.id for m in sent[1:]]
+    finally:
+        successor.close()
+        backend.close()
+
+
 #: A reader that claims with a one-second lease, takes both messages, then waits for
 #: the test before it tries to commit and ack them in one step.
 PAUSED_READER = textwrap.dedent("""
