@@ -165,7 +165,8 @@ class Mailbox(MailboxView, Protocol):
 
     @property
     def more_waiting(self) -> bool:
-        """Whether the last ``drain`` stopped at its limit with messages left."""
+        """Whether the last ``drain`` stopped at its limit with messages left (or the
+        last ``commit_and_ack`` of a ``CommitsAndAcks`` mailbox found messages waiting)."""
         ...
 
     # -- senders --
@@ -260,6 +261,10 @@ class CommitsAndAcks(Protocol):
                        admitted: Iterable[str], outbox_json: str, batch: Sequence[Delivered]) -> int:
         """``session.commit(...)`` and ``ack(batch)``, atomically; returns how many
         messages were retired.
+
+        It may also hand out the next batch (what ``drain`` would, up to the last
+        drain's limit), kept for the next ``drain``, which then costs nothing; a reader
+        that dies first leaves it to the next one's ``recover``, as any handed-out message.
 
         A session this mailbox cannot write in the same step (another backend's, or
         another actor's) is committed first and the batch acked after it, in two steps.
