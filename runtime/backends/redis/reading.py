@@ -80,10 +80,11 @@ class Reader:
         self._serial = itertools.count(1)
         self.more_waiting = False
         #: Entries the last commit_and_ack handed out (the next drain's), and whether
-        #: more waited past them; ``_limit``: the last drain's limit (0: all).
+        #: more waited past them; ``_limit``: the last limited drain's limit (None: no
+        #: drain had one yet, and commit_and_ack hands out nothing).
         self._prefetched: list[Entry] = []
         self._prefetched_more = False
-        self._limit = 0
+        self._limit: int | None = None
         self._ended = threading.Event()
         self.lost = False
 
@@ -208,7 +209,8 @@ class Reader:
         return True
 
     def drain(self, limit: int | None = None) -> list[Delivered]:
-        self._limit = 0 if limit is None else limit
+        if limit is not None:
+            self._limit = limit
         if self._prefetched and not self._queue:
             # Handed out by the last commit_and_ack: no round trip.
             ready, self._prefetched = self._prefetched, []
@@ -276,12 +278,13 @@ class Reader:
     def commit_and_ack(self, commit_keys: list[str], commit_args: list[Any], batch: Iterable[Delivered]) -> int:
         """Run a session's commit (``RedisSession.commit_parts``) and the ack of ``batch``
         as one fenced script (commit_ack.lua): both or neither. With nothing queued
-        here, the same script hands out the next batch (up to the last drain's limit),
+        here, the same script hands out the next batch (up to the last drain's limit;
+        nothing before a drain with a limit),
         which the next ``drain`` returns without a round trip; ``more_waiting`` then
         says whether there is one."""
         ids = self._take_receipts(batch)
         keys = self._keys
-        count = -1 if self._queue or self._prefetched else self._limit
+        count = -1 if self._queue or self._prefetched or self._limit is None else self._limit
         retired, raw, more = self._fenced(
             "commit and ack", "commit_ack", [keys.epoch, *commit_keys, keys.stream, keys.bell],
             [self._consumer, count, *commit_args[:COMMIT_FIXED_ARGS], len(commit_args) - COMMIT_FIXED_ARGS,
