@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable
 
 from ..backends import open_backend
-from ..backends.base import Backend, Delivered, InflightMarker
+from ..backends.base import Backend, CommitsAndAcks, Delivered, InflightMarker
 from ..control import ERROR, EXIT, EXIT_ACTIVATION_FAILED, EXIT_OK, READY
 from ..errors import ActorError, SpawnError, StoreError
 from ..records import PAUSED, RUNNING, AgentRecord, ChildEntry
@@ -91,6 +91,8 @@ class Worker:
         self.watchdog: Watchdog | None = None
         #: Names the message being handled, past a crash (see ``poison``).
         self.marker: InflightMarker = self.mailbox.inflight
+        #: The mailbox, when it commits and acks in one step (see ``loop.process``).
+        self.acker: CommitsAndAcks | None = self.mailbox if isinstance(self.mailbox, CommitsAndAcks) else None
         #: The pause this activation found or recorded (see ``pausing``): nothing runs.
         self.paused: Pause | None = None
 
@@ -265,18 +267,24 @@ class Worker:
         """Dispatch one batch, commit, ack (see ``loop.process``)."""
         loop.process(self, batch)
 
-    def commit(self) -> None:
+    def commit(self, acking: Callable[[], list[Delivered]] | None = None) -> bool:
         """Commit state, admitted ids and the held messages (then owed; see ``gate``) in
         one atomic write, and drop the step records of the turns it covers.
+
+        With ``acking`` (what to ack after this commit, asked for once the state
+        encoded), a mailbox that can (``CommitsAndAcks``) acks it in the same write;
+        returns whether it did (if not, the caller acks after the commit).
 
         Raises:
             UnencodableState: the state is not JSON (nothing was written).
             StoreError: the write failed (the previous commit stands).
         """
         gate = self.outbox.gate
-        self.state.commit(gate.outbox_json())
+        acker = self.acker if acking is not None else None
+        self.state.commit(gate.outbox_json(), None if acker is None or acking is None else (acker, acking))
         gate.committed()
         self.journal.committed(self.state.admitted.__contains__)
+        return acker is not None
 
     # -- exit ----------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
                        else dispatch (what the handler sends is delivered as it runs;
                        an answer to the parent goes back on the pipe)
     state.commit()     state + admitted ids, one atomic write
-    mailbox.ack(...)   the batch, and the replies its handlers consumed
+    mailbox.ack(...)   the batch, and the replies its handlers consumed (in the
+                       commit's own write where the mailbox can: ``CommitsAndAcks``)
 
 Commit comes before ack (see ``state``): that order is what makes each message's
 effect on the state happen exactly once.
@@ -125,19 +126,26 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
     # the next commit; unless one consumed a reply (should its ack be stored and the
     # query's not, the query would run again and wait for an answer already spent),
     # sent a tell (held until a commit makes it durable) or ran a step.
+    # Replies are acked with the batch that consumed them: a crash before the commit
+    # re-runs the handler, and it must find its reply again.
+    def acked() -> list[Delivered]:
+        return state.timers.without_fired(done) + outbox.retired(keep_stash=cut_short)
+
+    acked_with_commit = False
     if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer \
             and not outbox.gate.holds_tells and not worker.journal.written:
         state.hint = None  # describes the state only until it next changes
         outbox.gate.pass_replies()  # answers to queries: a re-run would answer again
     else:
         try:
-            worker.commit()
+            # Where the mailbox can, the ack rides in the commit's own atomic write
+            # (what is released below is listed in that commit's outbox either way).
+            acked_with_commit = worker.commit(acked)
         except UnencodableState as exc:
             replay_singly(worker, since_commit, exc)
     outbox.release()
-    # Replies are acked with the batch that consumed them: a crash before the commit
-    # re-runs the handler, and it must find its reply again.
-    worker.mailbox.ack(state.timers.without_fired(done) + outbox.retired(keep_stash=cut_short))
+    if not acked_with_commit:
+        worker.mailbox.ack(acked())
 
 
 def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered]) -> Turn:

@@ -11,10 +11,10 @@ committed state. Either way each message id changes the state exactly once.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from ..admitted import DEFAULT_CAPACITY, AdmittedSet
-from ..backends.base import ActorSession
+from ..backends.base import ActorSession, CommitsAndAcks, Delivered
 from ..errors import StoreError
 from ..observe.counters import COUNTERS_KEY, TurnCounters
 from .handler import Handler
@@ -24,6 +24,9 @@ from .timers import TimerTable
 #: Ids a batch of queries may leave uncommitted: they ride with the next commit,
 #: so a stream of queries writes nothing (bounded so the next commit stays small).
 QUERY_IDS_CARRIED = 128
+
+#: A mailbox that commits and acks in one step, and what to ack with the commit.
+AckWith = tuple[CommitsAndAcks, Callable[[], list[Delivered]]]
 
 
 class UnencodableState(StoreError):
@@ -131,8 +134,11 @@ class ActorState:
         return len(self.uncommitted) < QUERY_IDS_CARRIED and self._meta_json is not None \
             and not self.timers.changed
 
-    def commit(self, outbox_json: str = "[]") -> None:
+    def commit(self, outbox_json: str = "[]", ack: AckWith | None = None) -> None:
         """Write state + meta + outbox + the ids admitted since the last commit, atomically.
+
+        With ``ack`` (a mailbox that commits and acks in one step, and what to ack, asked
+        for only once the state encoded), the batch is acked in the same atomic write.
 
         Raises:
             UnencodableState: the state is not JSON (nothing was written).
@@ -154,8 +160,13 @@ class ActorState:
                 self._rest_json = rest_json(self.meta)
             self._meta_json = self._table_json.meta_json(self._rest_json, timers.reminders, timers.delayed)
         counters_json = self.counters.to_json()
-        self.session.commit(state_json, TurnCounters.splice(self._meta_json, counters_json), self.uncommitted,
-                            self.admitted, outbox_json)
+        meta_json = TurnCounters.splice(self._meta_json, counters_json)
+        if ack is None:
+            self.session.commit(state_json, meta_json, self.uncommitted, self.admitted, outbox_json)
+        else:
+            mailbox, batch = ack
+            mailbox.commit_and_ack(self.session, state_json, meta_json, self.uncommitted, self.admitted,
+                                   outbox_json, batch())
         self._committed_json, self._committed_counters = state_json, counters_json
         self.uncommitted = []
         if timers.changed:

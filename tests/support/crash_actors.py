@@ -4,7 +4,8 @@ The kill plan comes through ``secrets`` ({"plan_dir": ..., "kill_at": {point: co
 and each point fires once (a marker file records it), so the restarted worker goes on.
 Points: "handle" (inside a handler, before the batch commits), "commit" (right after
 the commit, before any ack), "ack" (once acking a batch has written the first
-segment's cursor).
+segment's cursor). ``CommitAckKillable`` has the points of a commit and ack made in
+one step (Redis).
 A task's "seq", when it has one, is appended to ``state["seqs"]`` (the query
 "seqs" returns them), so a test can see a doubled message, not only a count.
 """
@@ -68,3 +69,23 @@ class Killable(Actor):
         if question == "seqs":
             return self.state["seqs"]
         return self.state["count"]
+
+
+class CommitAckKillable(Killable):
+    """Killable on a mailbox that commits and acks in one step (Redis): the points are
+    "handle", "before" (the batch ran; its commit+ack is about to be written) and
+    "after" (it was written: between two batches)."""
+
+    def on_start(self):
+        self.state.setdefault("count", 0)
+        self.state.setdefault("seqs", [])
+        reader = self._context._worker.mailbox._reader  # the Redis mailbox's reading half
+        original = reader.commit_and_ack
+
+        def commit_and_ack(*args):
+            self._maybe_die("before")
+            retired = original(*args)
+            self._maybe_die("after")
+            return retired
+
+        reader.commit_and_ack = commit_and_ack

@@ -114,10 +114,11 @@ class Relay(Actor):
         worker = self._context._worker  # the runtime object driving this actor
         original = worker.commit
 
-        def commit():
-            original()
+        def commit(*args):
+            acked = original(*args)
             if self.state["relayed"] >= 1:
                 die_once(self.secrets["marker"])
+            return acked
 
         worker.commit = commit
 

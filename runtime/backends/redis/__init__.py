@@ -7,8 +7,10 @@ fleets that span machines (``redis://HOST:PORT/DB`` or ``unix:///PATH/redis.sock
     keys         every key, from validated ids, under actors:<project>:
     mailbox      deliver (XLEN check + XADD), views, dead letters
     sending      deliver_async pipelined on a connection of its own (group commit)
-    reading      claim (epoch) / recover (XAUTOCLAIM) / drain / take / ack / bury
-    waiting      wait (BLPOP on the bell) and wake     inflight: the marker
+    reading      claim (epoch) / recover (XAUTOCLAIM) / drain / take / ack / bury,
+                 commit_and_ack (commit + ack + the next batch, one script)
+    waiting      wait (BLPOP on the bell) and wake
+    inflight     the marker: a page on the worker's machine, named in a key
     fabric       leased records (SET PX + owner-checked renew and withdraw)
     store        sessions (fenced commit), journal, children, index, system locks
     scripts/     the Lua scripts: each step of the protocol is one atomic script

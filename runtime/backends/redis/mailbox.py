@@ -3,7 +3,8 @@
 ::
 
     senders    deliver.lua   check what waits (MailboxFull) + XADD ... + ring the bell
-    reader     reading.Reader: claim / recover / drain / take / give_back / ack / bury
+    reader     reading.Reader: claim / recover / drain / take / give_back / ack / bury,
+               commit_and_ack (the session's commit and the ack in one script)
                waiting.Bell: wait / wake          inflight.RedisMarker
     anyone     look.lua: counts; XRANGE: peek; LRANGE dead: dead letters; requeue.lua
 
@@ -25,11 +26,12 @@ from ...errors import ActorNotFound, InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
 from ...threads import done_future
-from ..base import DeadLetter, Delivered
+from ..base import ActorSession, DeadLetter, Delivered
 from .connection import Server
-from .inflight import RedisMarker
+from .inflight import RedisMarker, forget, marked
 from .keys import GROUP, MailboxKeys
 from .reading import Reader
+from .store import RedisSession
 from .waiting import Bell
 
 #: The longest message (encoded) a mailbox takes, as on maildir.
@@ -173,6 +175,14 @@ class RedisMailbox:
     def ack(self, batch: Iterable[Delivered]) -> int:
         return self._reader.ack(batch)
 
+    def commit_and_ack(self, session: ActorSession, state_json: str, meta_json: str, new_ids: Sequence[str],
+                       admitted: Iterable[str], outbox_json: str, batch: Sequence[Delivered]) -> int:
+        if not isinstance(session, RedisSession) or not session.fenced_by(self._keys.epoch, self._reader.epoch):
+            session.commit(state_json, meta_json, new_ids, admitted, outbox_json)
+            return self.ack(batch)
+        keys, args = session.commit_parts(state_json, meta_json, new_ids, outbox_json)
+        return self._reader.commit_and_ack(keys, args, batch)
+
     def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
         self._reader.bury(delivered, reason, attempts)
 
@@ -279,11 +289,10 @@ class RedisMailbox:
         return False
 
     def forget_inflight(self) -> None:
-        self._server.call("clear the in-flight marker", lambda c: c.delete(self._keys.inflight))
+        forget(self._server, self._keys.inflight)
 
     def inflight_id(self) -> str | None:
-        value = self._server.call("read the in-flight marker", lambda c: c.get(self._keys.inflight))
-        return None if value is None else value.decode()
+        return marked(self._server, self._keys.inflight)
 
     def close(self) -> None:
         """Let go: what the reader handed out and did not ack stays pending, for the
@@ -291,12 +300,12 @@ class RedisMailbox:
         if self._closed:
             return
         self._closed = True
+        if self._marker is not None:
+            self._marker.close()  # first: a successor's marker page has the same name
         if self._claimed:
             self._reader.release()
         if self._bell is not None:
             self._bell.close()
-        if self._marker is not None:
-            self._marker.close()
 
 
 def _text(value: Any) -> str:

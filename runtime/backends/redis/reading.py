@@ -10,6 +10,8 @@ take, give back, ack, bury.
     drain     drain.lua: DEL bell + XREADGROUP > COUNT n (what ``take`` or
               ``give_back`` left queued here comes first)
     ack       ack.lua: XACK + XDEL     bury: bury.lua (dead list, XACK, XDEL)
+    commit    commit_ack.lua: the session's commit and the batch's ack in one step,
+              then (nothing queued here) the next batch handed out, as drain.lua does
 
 Every script checks that the mailbox's epoch is still this reader's and refuses
 otherwise (``StoreError``): a reader paused past its lease (SIGSTOP, a long GC, a
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 DEFAULT_READER_LEASE = 10.0
 #: Entry ids per ack script call.
 ACK_CHUNK = 1000
+#: ARGV of commit.lua before its new ids (after the epoch): state, meta, outbox,
+#: capacity, actor id, system id.
+COMMIT_FIXED_ARGS = 6
 
 Entry = tuple[str, InboxMessage]
 
@@ -74,6 +79,12 @@ class Reader:
         self._handed: dict[str, int] = {}
         self._serial = itertools.count(1)
         self.more_waiting = False
+        #: Entries the last commit_and_ack handed out (the next drain's), and whether
+        #: more waited past them; ``_limit``: the last limited drain's limit (None: no
+        #: drain had one yet, and commit_and_ack hands out nothing).
+        self._prefetched: list[Entry] = []
+        self._prefetched_more = False
+        self._limit: int | None = None
         self._ended = threading.Event()
         self.lost = False
 
@@ -142,11 +153,20 @@ class Reader:
     # -- reading -------------------------------------------------------------------------
 
     def _parse(self, raw: Sequence[Any]) -> list[Entry]:
-        found = []
+        pairs = []
         for entry in raw:
-            entry_id = entry[0].decode() if isinstance(entry[0], bytes) else str(entry[0])
             fields = entry[1] or []
-            payload = fields[1] if len(fields) >= 2 else b""
+            pairs.append((entry[0], fields[1] if len(fields) >= 2 else b""))
+        return self._parse_pairs(pairs)
+
+    def _parse_flat(self, raw: Sequence[Any]) -> list[Entry]:
+        """Entries as drain.lua and commit_ack.lua return them: id, message, id, ..."""
+        return self._parse_pairs(zip(raw[::2], raw[1::2]))
+
+    def _parse_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> list[Entry]:
+        found = []
+        for raw_id, payload in pairs:
+            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             try:
                 found.append((entry_id, InboxMessage.from_wire(payload)))
             except (ValueError, TypeError, RecursionError) as exc:
@@ -170,16 +190,35 @@ class Reader:
         keys = self._keys
         entries, more = self._fenced("drain", "drain", [keys.epoch, keys.stream, keys.bell, keys.queued],
                                      [self._consumer, count, *queued])
-        return self._parse(entries), bool(more)
+        return self._parse_flat(entries), bool(more)
 
     def recover(self) -> list[Delivered]:
         raw = self._fenced("recover", "recover", [self._keys.epoch, self._keys.stream, self._keys.queued],
                            [self._consumer])
         self._queue.clear()
         self._handed.clear()
+        self._prefetched = []
         return self._hand_out(self._parse(raw)) + self.drain()
 
+    def _unprefetch(self) -> bool:
+        """Queue what commit_and_ack handed out, behind the queue (it came later)."""
+        if not self._prefetched:
+            return False
+        self._queue.extend(self._prefetched)
+        self._prefetched = []
+        return True
+
     def drain(self, limit: int | None = None) -> list[Delivered]:
+        if limit is not None:
+            self._limit = limit
+        if self._prefetched and not self._queue:
+            # Handed out by the last commit_and_ack: no round trip.
+            ready, self._prefetched = self._prefetched, []
+            if limit is not None and len(ready) > limit:
+                ready, self._prefetched = ready[:limit], ready[limit:]
+            self.more_waiting = bool(self._prefetched) or self._prefetched_more
+            return self._hand_out(ready)
+        self._unprefetch()
         taken: list[Entry] = []
         while self._queue and (limit is None or len(taken) < limit):
             taken.append(self._queue.popleft())
@@ -194,7 +233,8 @@ class Reader:
 
     def take(self, kinds: Iterable[str]) -> list[Delivered]:
         wanted = set(kinds)
-        new, _ = self._read_new(0, False)
+        moved = self._unprefetch()
+        new, _ = self._read_new(0, moved)
         self._queue.extend(new)
         taken = [entry for entry in self._queue if entry[1].kind in wanted]
         if taken:
@@ -204,6 +244,7 @@ class Reader:
         return self._hand_out(taken)
 
     def give_back(self, batch: Sequence[Delivered]) -> None:
+        self._unprefetch()
         for delivered in reversed(batch):
             entry_id, serial = delivered.receipt
             if self._handed.get(entry_id) == serial:
@@ -214,7 +255,7 @@ class Reader:
             self._read_new(-1, True)
 
     def has_queued(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queue or self._prefetched)
 
     def _take_receipts(self, batch: Iterable[Delivered]) -> list[str]:
         ids = []
@@ -233,6 +274,30 @@ class Reader:
             for entry_id in chunk:  # only once the server took them: a refused ack changes nothing here
                 self._handed.pop(entry_id, None)
         return retired
+
+    def commit_and_ack(self, commit_keys: list[str], commit_args: list[Any], batch: Iterable[Delivered]) -> int:
+        """Run a session's commit (``RedisSession.commit_parts``) and the ack of ``batch``
+        as one fenced script (commit_ack.lua): both or neither. With nothing queued
+        here, the same script hands out the next batch (up to the last drain's limit;
+        nothing before a drain with a limit),
+        which the next ``drain`` returns without a round trip; ``more_waiting`` then
+        says whether there is one."""
+        ids = self._take_receipts(batch)
+        keys = self._keys
+        count = -1 if self._queue or self._prefetched or self._limit is None else self._limit
+        retired, raw, more = self._fenced(
+            "commit and ack", "commit_ack", [keys.epoch, *commit_keys, keys.stream, keys.bell],
+            [self._consumer, count, *commit_args[:COMMIT_FIXED_ARGS], len(commit_args) - COMMIT_FIXED_ARGS,
+             *commit_args[COMMIT_FIXED_ARGS:], *ids])
+        for entry_id in ids:  # only once the server took them: a refused call changes nothing here
+            self._handed.pop(entry_id, None)
+        if count == -1:
+            self.more_waiting = self.more_waiting or bool(more)  # the bell rang: drain again
+        else:
+            self._prefetched = self._parse_flat(raw)
+            self._prefetched_more = bool(more)
+            self.more_waiting = bool(self._prefetched) or bool(more)
+        return int(retired)
 
     def bury(self, delivered: Delivered, reason: str, attempts: int) -> None:
         if not self._take_receipts([delivered]):

@@ -90,14 +90,27 @@ class RedisSession:
 
     def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str], admitted: Iterable[str],
                outbox_json: str = "[]") -> None:
+        keys, args = self.commit_parts(state_json, meta_json, new_ids, outbox_json)
+        self._server.run(f"commit the session of {self._actor_id}", "commit", [self._epoch_key, *keys],
+                         [self._epoch, *args])
+
+    def commit_parts(self, state_json: str, meta_json: str, new_ids: Sequence[str],
+                     outbox_json: str) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of commit.lua after its epoch's (commit_ack.lua takes them too).
+
+        Raises:
+            ValueError: a document is not JSON (nothing was written).
+        """
         for text in (state_json, meta_json, outbox_json):
             json.loads(text)  # what a file would refuse
         keys = self._session
-        self._server.run(f"commit the session of {self._actor_id}", "commit",
-                         [self._epoch_key, keys.session, keys.admitted, self._keys.sessions(self._system_id),
-                          self._keys.systems],
-                         [self._epoch, state_json, meta_json, outbox_json, DEFAULT_CAPACITY, self._actor_id,
-                          self._system_id, *new_ids])
+        return ([keys.session, keys.admitted, self._keys.sessions(self._system_id), self._keys.systems],
+                [state_json, meta_json, outbox_json, DEFAULT_CAPACITY, self._actor_id, self._system_id, *new_ids])
+
+    def fenced_by(self, epoch_key: str, epoch: int | None) -> bool:
+        """Whether this session's commits are fenced by ``epoch`` at ``epoch_key`` (a
+        reader of its own actor's mailbox claimed in this process)."""
+        return epoch is not None and epoch_key == self._epoch_key and self._epoch == str(epoch)
 
     def journal(self, entry_json: str) -> None:
         json.loads(entry_json)

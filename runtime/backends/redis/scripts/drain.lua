@@ -3,7 +3,8 @@
 -- ARGV: epoch, group, consumer, count ('0': all, '-1': read nothing new),
 --       then the ids the reader still keeps queued (given back or left by take), in order,
 --       or nothing when its queue did not change ('-' as the first of them: it is empty now).
--- Returns {entries, more}: more is 1 when entries wait past those handed out.
+-- Returns {entries, more}: entries flat (id, message, id, message, ...: fewer
+-- nested replies to parse); more is 1 when entries wait past those handed out.
 -- The bell is cleared first: a delivery after this rings it again for wait().
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('STALE epoch ' .. ARGV[1] .. ': another reader took this mailbox over')
@@ -31,4 +32,10 @@ if #entries > 0 then
   local after = redis.call('XRANGE', KEYS[2], '(' .. entries[#entries][1], '+', 'COUNT', 1)
   if #after > 0 then more = 1 end
 end
-return {entries, more}
+local flat = {}
+for _, e in ipairs(entries) do
+  flat[#flat + 1] = e[1]
+  local fields = e[2]
+  flat[#flat + 1] = (fields and fields[2]) or ''
+end
+return {flat, more}
