@@ -42,6 +42,7 @@ from ..backends import open_backend
 from ..backends.redis import RedisBackend
 from ..backends.redis.connection import PASSWORD_ENV, Server, parse_url
 from ..backends.redis.local_process import HOST, HOST_ID_ENV, died_here
+from ..backends.redis.logs import LOG_DIR_ENV
 from ..backends.redis.pools import HostRecord, Placed, PoolStore, placed_field
 from ..errors import ActorError, InvalidSpec, SpawnError, StoreError
 from ..ids import check_id
@@ -76,6 +77,8 @@ class Host:
         grace: seconds a stop waits for workers before it terminates them.
         warm: workers kept started and imported, so a placement does not wait for
             a process to start (the pool is the host's, shared by every system).
+        log_dir: where its workers keep their actors' log files on this machine
+            (None: no files; their lines are on the server all the same).
         clock: unix time, for leases.
 
     Raises:
@@ -85,7 +88,7 @@ class Host:
 
     def __init__(self, url: str, pool: str, *, host_id: str | None = None, capacity: int | None = None,
                  lease: float = DEFAULT_HOST_LEASE, spawn_timeout: float = 30.0, grace: float = 10.0,
-                 warm: int = DEFAULT_WARM, start_method: str | None = None,
+                 warm: int = DEFAULT_WARM, start_method: str | None = None, log_dir: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if capacity is not None and capacity < 1:
             raise InvalidSpec("capacity", f"{capacity!r} must be a positive count")
@@ -111,6 +114,7 @@ class Host:
         # (~135 ms of imports a fresh worker would pay at every start).
         self.launcher = Launcher(start_method, preload=("actors_runtime.backends.redis",))
         self.warm = warm
+        self.log_dir = log_dir
         self._pool: HostPool | None = None
         self.stopping = threading.Event()
         self.lock = threading.RLock()
@@ -138,6 +142,9 @@ class Host:
         """Publish, then serve requests, renew and sweep until ``stop`` (or a
         ``stopping`` set from a signal handler); then stop every worker."""
         os.environ[HOST_ID_ENV] = self.host_id  # the workers' records name this host
+        if self.log_dir is not None:
+            os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
+            os.environ[LOG_DIR_ENV] = self.log_dir  # their log files stay on this machine
         if self.password is not None:
             # Workers get the URL without it (specs are recorded in sessions), and
             # the password from the environment they inherit.

@@ -43,17 +43,26 @@ ANSWER_MARGIN = 5.0
 
 def placement(backend: Backend, address: Address) -> str | None:
     """The pool the actor at ``address`` is placed on, as its recorded spec says
-    (None: not placed, not on Redis, or no spec recorded yet). One read."""
+    (None: not placed, or not on Redis). One read; for an actor that never recorded
+    a spec (its first start failed) the pools' registries are looked through.
+
+    Raises:
+        StoreError: the server could not be reached.
+    """
     if getattr(backend, "name", None) != "redis" or address.actor_id is None:
         return None
-    from ..backends.redis.pools import pool_name
+    from ..backends.redis.pools import placed_field, pool_holding, pool_name
 
     try:
         doc = backend.store.load_session(address.system_id, address.actor_id)
     except StoreError:
-        return None
+        doc = None
     spec = doc.meta.get("spec") if doc is not None else None
-    where = spec.get("placement") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        redis_backend = cast("RedisBackend", backend)
+        return pool_holding(redis_backend.server, placed_field(backend.project_key, address.system_id,
+                                                               address.actor_id))
+    where = spec.get("placement")
     if not isinstance(where, str):
         return None
     try:

@@ -43,7 +43,8 @@ class Hosts:
     def start(self, name: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "actors.cli", "host", "--backend", self.url, "--pool", self.pool,
+            [sys.executable, "-m", "actors.cli", "--home", str(self.root / "host-home"), "host", "--backend", self.url,
+             "--pool", self.pool,
              "--name", name, "--lease", str(LEASE), "--grace", "5", *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root, env=env or support_env(),
             start_new_session=True)
@@ -239,13 +240,13 @@ def test_a_dead_hosts_actor_is_taken_over_only_once_the_host_and_the_actor_lease
         backend.fabric.publish(AgentRecord(agent_id="orphan", pid=1, system_id="main",
                                            actor_class=COUNTER), 20.0)
 
-        heir._sweep()
+        heir.sweep()
         assert store.placed(field).host == "dead", "taken over while its host's lease was live"
         clock.advance(11)
-        heir._sweep()
+        heir.sweep()
         assert store.placed(field).host == "dead", "taken over while the actor's own lease was live"
         clock.advance(10)
-        heir._sweep()
+        heir.sweep()
         assert store.placed(field).host == "heir"
         sup = heir.supervisor(key, "main")
         wait_until(lambda: any(c.actor_id == "orphan" and c.alive for c in sup.snapshot()), 30)

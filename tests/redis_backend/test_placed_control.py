@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from actors_runtime.errors import NoLiveHost, NotPaused
+from actors_runtime.errors import NoLiveHost, NotPaused, SpawnError
 from click.testing import CliRunner, Result
 from conftest import wait_until
 
@@ -85,6 +85,17 @@ def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
         assert again.ask("count", timeout=30) == 1
 
 
+def test_actors_restart_of_a_placed_actor_whose_first_start_failed_reaches_its_host(
+        hosts, redis_server, home, project):
+    hosts.start("h1")
+    with open_system(redis_server, home, project) as system:
+        with pytest.raises(SpawnError, match="no start today"):
+            system.spawn("host_actors:FailsOnStart", "doomed", placement=f"pool:{hosts.pool}")
+    again = actors_cli(redis_server, home, project, "restart", "doomed")  # no spec recorded: found in the pool
+    assert again.exit_code == EXIT_FAILED, again.output
+    assert again.output.startswith("actors: 'doomed' failed again: ") and "no start today" in again.output
+
+
 def pause(system: ActorSystem, pool: str, name: str, message: dict, redis_server, home, project):
     """A placed SelfKiller paused at ``message`` (its first death), with one tell behind it."""
     ref = system.spawn(KILLER, name, placement=f"pool:{pool}", on_poison="pause", max_attempts=1)
@@ -102,6 +113,9 @@ def test_a_paused_placed_actor_is_resumed_by_its_host_through_the_api_the_cli_an
         retried = pause(system, hosts.pool, "retried", {"exit_unless": str(cure)}, redis_server, home, project)
         skipped = pause(system, hosts.pool, "skipped", {"exit": 1}, redis_server, home, project)
         dead = system.dead_letters(skipped)
+        refused = actors_cli(redis_server, home, project, "restart", "retried")
+        assert refused.exit_code == EXIT_NOT_RUNNING, refused.output
+        assert "a restart does not lift a pause: 'actors resume retried [--skip]' does" in refused.output
         cure.touch()
         msg_id = system.resume(retried)  # through its host: the cured message is tried again
         assert retried.ask("count", timeout=30) == 2
