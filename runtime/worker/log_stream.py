@@ -55,12 +55,14 @@ class ActorLogHandler(logging.Handler):
         with self._changed:
             if self._closed:
                 return
+            idle = not self._queued  # else the thread has a wake-up pending, or is sending
             self._queued.extend(lines)
             excess = len(self._queued) - MAX_QUEUED
             if excess > 0:
                 del self._queued[:excess]
                 self._lost += excess
-            self._changed.notify_all()
+            if idle:
+                self._changed.notify_all()
 
     def _run(self) -> None:
         while True:
