@@ -8,10 +8,13 @@
                       lease ran out and whose mailbox no live reader holds, is
                       assigned here (assign.lua: only from the host it was seen on)
                       and started with its recorded spec
-      its inbox       requests.py: "place" (import the class here, check capacity,
-                      assign, start), "activate", "stop" / "kill" / "cancel",
-                      "restart" and "resume" (from any process: ``parent.placed``),
-                      each answered under its request's id
+      its inbox       "place" -> import the class here, check capacity, assign, start:
+                                 answer placed, or refused with the reason
+                      "activate" -> start it if it is ours and has no worker
+                      "stop" / "kill" / "cancel" -> as its system would (its
+                                 assignment stays: a message starts it again)
+                      "restart" / "resume" -> from any process (``parent.placed``):
+                                 see ``restarts``
     workers          one Supervisor per (project, system), as a system has: the same
                      starts, restart policy and cold sweep, limited (``route``) to
                      the actors assigned to this host
@@ -19,7 +22,7 @@
                      after ``kill_workers``), withdraw the record
     machine.py       the host's id, the import check, the warm pool all systems share
     logs             its workers keep their log files under ``log_dir`` on this machine
-                     (``ACTORS_LOG_DIR``) and in a capped stream on the server
+                     (``ACTORS_LOG_DIR``) and their lines in a capped stream on the server
 
 A host adds its lease (``lease``) to the actors it runs (their records and
 its own expire together, which is how long a dead host's actors wait to be placed
@@ -35,7 +38,7 @@ import os
 import signal
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ..address import Address
 from ..backends import open_backend
@@ -45,7 +48,8 @@ from ..backends.redis.local_process import HOST, HOST_ID_ENV, died_here
 from ..backends.redis.logs import LOG_DIR_ENV
 from ..backends.redis.pools import HostRecord, Placed, PoolStore, placed_field
 from ..errors import ActorError, InvalidSpec, SpawnError, StoreError
-from ..ids import check_id
+from ..ids import check_id, is_valid_id
+from ..parent.activation import ensure_active
 from ..parent.children import Child
 from ..parent.launcher import Launcher
 from ..parent.restart_policy import RestartPolicy
@@ -54,7 +58,7 @@ from ..records import FAILED, PAUSED, RESTARTING, STARTING
 from ..spec import ProvisionSpec
 from ..threads import QuietExecutor, start_thread
 from .machine import DEFAULT_WARM, HostPool, default_host_id, import_error
-from .requests import handle
+from .restarts import restart, resume_here
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +121,11 @@ class Host:
         self.log_dir = log_dir
         self._pool: HostPool | None = None
         self.stopping = threading.Event()
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self._backends: dict[str, RedisBackend] = {}
         self._supervisors: dict[tuple[str, str], Supervisor] = {}
-        self.mine: set[str] = set()  # placed fields assigned to this host
-        self.starting: set[str] = set()  # fields whose start is under way
+        self._mine: set[str] = set()  # placed fields assigned to this host
+        self._starting: set[str] = set()  # fields whose start is under way
         self._said: set[tuple[str, str]] = set()
         self._requests = QuietExecutor(max_workers=REQUEST_THREADS, thread_name_prefix=f"host-{self.host_id}")
 
@@ -160,7 +164,7 @@ class Host:
                     self._renew()
                     renew_at = now + self.lease / 3
                 if now >= sweep_at:
-                    self.sweep()
+                    self._sweep()
                     sweep_at = now + self.lease / 2
                 wait = min(renew_at, sweep_at) - time.monotonic()
                 try:
@@ -170,7 +174,7 @@ class Host:
                     self.stopping.wait(min(1.0, self.lease / 3))
                     continue
                 if request is not None:
-                    self._requests.submit(handle, self, request)
+                    self._requests.submit(self._handle, request)
         finally:
             self.shutdown()
 
@@ -184,7 +188,7 @@ class Host:
         """Stop every worker politely, then firmly; withdraw the record. Idempotent."""
         self.stopping.set()
         self._requests.shutdown(wait=True, cancel_futures=True)
-        with self.lock:
+        with self._lock:
             supervisors = list(self._supervisors.values())
         # All systems' workers at once: the grace is the host's, not one per system.
         stopping = [start_thread(sup.shutdown, f"host-stop-{sup.system_id}", self.grace) for sup in supervisors]
@@ -196,7 +200,7 @@ class Host:
             self.store.withdraw_host(self.host_id, self.token)
         except StoreError as exc:
             log.warning("host %s: could not withdraw its record (it expires): %s", self.host_id, exc)
-        with self.lock:
+        with self._lock:
             backends = list(self._backends.values())
             self._backends.clear()
         for backend in backends:
@@ -225,7 +229,7 @@ class Host:
     # -- systems -------------------------------------------------------------------------
 
     def _backend(self, project_key: str) -> RedisBackend:
-        with self.lock:
+        with self._lock:
             found = self._backends.get(project_key)
             if found is None:
                 backend = open_backend(self.url, "", project_key, "machine", clock=self.clock)
@@ -235,7 +239,7 @@ class Host:
 
     def supervisor(self, project_key: str, system_id: str) -> Supervisor:
         """The supervisor of this host's actors of one system (made on first use)."""
-        with self.lock:
+        with self._lock:
             found = self._supervisors.get((project_key, system_id))
             if found is not None:
                 return found
@@ -258,7 +262,7 @@ class Host:
         assert address.actor_id is not None
         # No lock: it may be called under the supervisor's, which ``active`` takes
         # under this host's (a set's membership test is atomic).
-        return placed_field(project_key, system_id, address.actor_id) not in self.mine
+        return placed_field(project_key, system_id, address.actor_id) not in self._mine
 
     def _failed(self, child: Child, reason: str) -> None:
         log.error("host %s: actor %s failed: %s", self.host_id, child.actor_id, reason)
@@ -269,24 +273,79 @@ class Host:
 
     def active(self) -> int:
         """Actors with a running (or starting) worker here, and starts under way."""
-        with self.lock:
+        with self._lock:
             supervisors = list(self._supervisors.values())
-            count = len(self.starting)
+            count = len(self._starting)
         for sup in supervisors:
             count += sum(1 for c in sup.snapshot() if c.alive or c.status in (STARTING, RESTARTING))
         return count
 
-    def full(self) -> bool:
+    def _full(self) -> bool:
         return self.capacity is not None and self.active() >= self.capacity
 
-    # -- requests (see ``requests``) -------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------
 
-    def owns(self, field: str) -> bool:
-        """Whether the actor ``field`` (``placed_field``) is assigned to this host.
-        No lock: a set's membership test is atomic."""
-        return field in self.mine
+    def _handle(self, request: dict[str, Any]) -> None:
+        kind, request_id = request.get("kind"), request.get("id")
+        if not isinstance(request_id, str) or not is_valid_id(request_id):
+            log.warning("host %s: a request without a valid id: %.200r", self.host_id, request)
+            return
+        try:
+            if kind == "place":
+                answer = self._place(request)
+            elif kind == "activate":
+                self._activate(str(request.get("field", "")))
+                return
+            elif kind in ("stop", "kill", "cancel"):
+                answer = self._control(str(kind), str(request.get("field", "")), request.get("timeout"))
+            elif kind == "restart":
+                answer = restart(self, str(request.get("field", "")), request.get("start_timeout"))
+            elif kind == "resume":
+                answer = resume_here(self, str(request.get("field", "")), bool(request.get("skip")))
+            else:
+                answer = {"ok": False, "error": f"host {self.host_id}: unknown request {kind!r}"}
+        except (ActorError, StoreError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # the host goes on; the asker gets the reason
+            log.exception("host %s: request %s failed", self.host_id, request_id)
+            answer = {"ok": False, "error": f"host {self.host_id}: {type(exc).__name__}: {exc}"}
+        try:
+            self.store.answer(request_id, answer)
+        except StoreError as exc:
+            log.warning("host %s: could not answer request %s: %s", self.host_id, request_id, exc)
 
-    def start(self, spec: ProvisionSpec, timeout: float | None = None) -> None:
+    def _place(self, request: dict[str, Any]) -> dict[str, Any]:
+        spec = ProvisionSpec.from_doc(request.get("spec")).validate()
+        actor_id = spec.identity.child_id
+        if spec.home != self.location:
+            return {"ok": False, "error": f"host {self.host_id} serves redis at {self.location}, "
+                                          f"not {spec.home} (every machine must use the same URL)"}
+        reason = import_error(spec.actor_class)
+        if reason is not None:
+            return {"ok": False, "error": f"host {self.host_id} of pool {self.pool!r} cannot import "
+                                          f"{spec.actor_class}: {reason}"}
+        field = placed_field(spec.identity.project_key, spec.identity.system_id, actor_id)
+        expected = str(request.get("expected", ""))
+        with self._lock:
+            ours = field in self._mine
+            if not ours and self._full():
+                return {"ok": False, "retry": True,
+                        "error": f"host {self.host_id} is full ({self.capacity} actors)"}
+            done, current = self.store.assign(field, self.host_id, expected, spec.public_dict())
+            if not done:
+                return {"ok": False, "retry": True, "error": f"placed on host {current!r} meanwhile"}
+            self._mine.add(field)
+            self._starting.add(field)
+        try:
+            self._start(spec)
+        except SpawnError as exc:  # placed here, and marked failed: the system knows it is ours
+            return {"ok": False, "placed": True, "error": exc.reason}
+        finally:
+            with self._lock:
+                self._starting.discard(field)
+        return {"ok": True, "host": self.host_id}
+
+    def _start(self, spec: ProvisionSpec, timeout: float | None = None) -> None:
         """Start (or join) the actor's worker here; returns once it registered.
 
         Raises:
@@ -303,9 +362,36 @@ class Host:
             # record (an earlier "failed" would fail its next ask).
             sup.record(child)
 
+    def _activate(self, field: str) -> None:
+        with self._lock:
+            ours = field in self._mine
+        if ours:
+            project_key, system_id, actor_id = field.split("/")
+            sup = self.supervisor(project_key, system_id)
+            ensure_active(sup, sup.backend.address(system_id, actor_id))
+            return
+        self._sweep()  # placed on a dead host, perhaps: take it over if its time came
+
+    def _control(self, kind: str, field: str, timeout: Any) -> dict[str, Any]:
+        """Stop, kill or cancel one of this host's actors, as its system would."""
+        with self._lock:
+            ours = field in self._mine
+        if not ours:
+            return {"ok": False, "error": f"host {self.host_id} does not run {field}"}
+        project_key, system_id, actor_id = field.split("/")
+        wait = float(timeout) if isinstance(timeout, (int, float)) else self.grace
+        sup = self.supervisor(project_key, system_id)
+        if kind == "cancel":
+            sup.cancel(actor_id)
+        elif kind == "kill":
+            sup.kill(actor_id, wait)
+        else:
+            sup.stop(actor_id, wait)
+        return {"ok": True}
+
     # -- taking over ---------------------------------------------------------------------
 
-    def sweep(self) -> None:
+    def _sweep(self) -> None:
         """Take over the actors of hosts that are gone (see the module docstring)."""
         try:
             live = {h.id for h in self.store.live_hosts()}
@@ -316,8 +402,8 @@ class Host:
         for entry in placed:
             if self.stopping.is_set():
                 return
-            with self.lock:
-                ours = entry.field in self.mine
+            with self._lock:
+                ours = entry.field in self._mine
             if ours or (entry.host in live and entry.host != self.host_id):
                 continue
             try:
@@ -340,35 +426,35 @@ class Host:
         if holder is not None and not died_here(holder):
             return  # a reader's lease is still live (a worker on another machine)
         found = backend.store.child_entry(actor_id)
-        with self.lock:
-            if self.full():
+        with self._lock:
+            if self._full():
                 self._say_once(entry.field, f"host {self.host_id} is full")
                 return
             expected = entry.host
             done, _ = self.store.assign(entry.field, self.host_id, expected, entry.spec)
             if not done:
                 return  # another host took it
-            self.mine.add(entry.field)
-            self.starting.add(entry.field)
+            self._mine.add(entry.field)
+            self._starting.add(entry.field)
         log.warning("host %s: took over actor %s from host %s", self.host_id, actor_id, entry.host or "(none)")
         if found is not None and found[1].status in (FAILED, PAUSED):
-            with self.lock:
-                self.starting.discard(entry.field)
+            with self._lock:
+                self._starting.discard(entry.field)
             return  # left as it is: a spawn, restart or resume brings it back
         self._requests.submit(self._start_taken, spec, entry.field)
 
     def _start_taken(self, spec: ProvisionSpec, field: str) -> None:
         try:
-            self.start(spec)
+            self._start(spec)
         except SpawnError as exc:
             log.error("host %s: actor %s did not start after the takeover: %s", self.host_id,
                       spec.identity.child_id, exc.reason)
         finally:
-            with self.lock:
-                self.starting.discard(field)
+            with self._lock:
+                self._starting.discard(field)
 
     def _say_once(self, field: str, reason: str) -> None:
-        with self.lock:
+        with self._lock:
             if (field, reason) in self._said:
                 return
             self._said.add((field, reason))

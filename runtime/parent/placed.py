@@ -5,7 +5,7 @@
     placement(backend, address)   the pool an actor is placed on (its recorded spec), or None
     HostLine(backend, pool, address)
       owner()    the host it is placed on, if live; else any live host of the pool,
-                 which takes it over first if its time came (``hosts.requests``)
+                 which takes it over first if its time came (``hosts.restarts``)
       send()     a request in that host's inbox (the one the host reads placements from)
       ask()      the same, and the host's answer: None when none came in time;
                  NoLiveHost when the host died before it answered, or answers that it

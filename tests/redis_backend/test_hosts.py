@@ -240,13 +240,13 @@ def test_a_dead_hosts_actor_is_taken_over_only_once_the_host_and_the_actor_lease
         backend.fabric.publish(AgentRecord(agent_id="orphan", pid=1, system_id="main",
                                            actor_class=COUNTER), 20.0)
 
-        heir.sweep()
+        heir._sweep()
         assert store.placed(field).host == "dead", "taken over while its host's lease was live"
         clock.advance(11)
-        heir.sweep()
+        heir._sweep()
         assert store.placed(field).host == "dead", "taken over while the actor's own lease was live"
         clock.advance(10)
-        heir.sweep()
+        heir._sweep()
         assert store.placed(field).host == "heir"
         sup = heir.supervisor(key, "main")
         wait_until(lambda: any(c.actor_id == "orphan" and c.alive for c in sup.snapshot()), 30)
