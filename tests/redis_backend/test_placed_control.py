@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from actors_runtime.control import RESTART_TOOL
 from actors_runtime.errors import NoLiveHost, NotPaused, SpawnError
+from actors_runtime.worker import ask_system
 from click.testing import CliRunner, Result
 from conftest import wait_until
 
 from actors import ActorSystem
 from actors.cli import cli
 from actors.cli.exit_codes import EXIT_FAILED, EXIT_NOT_PAUSED, EXIT_NOT_RUNNING, EXIT_OK
+from actors.cli.project import CLI_SENDER
 
 from .test_hosts import Hosts, ps_rows
 
@@ -83,6 +86,21 @@ def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
         cure.touch()
         again = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
         assert again.ask("count", timeout=30) == 1
+
+
+def test_a_restart_request_to_the_placing_system_is_passed_on_to_the_host(
+        hosts, redis_server, home, project, tmp_path):
+    hosts.start("h1")
+    cure = tmp_path / "cure"
+    with open_system(redis_server, home, project) as system:
+        ref = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
+        ref.tell({"exit_unless": str(cure)})
+        wait_until(lambda: status(redis_server, home, project, "fragile") == "failed", 30)
+        cure.touch()
+        # What an older CLI (or any program) sends: the system's own restart tool.
+        ask_system(system._backend, CLI_SENDER, ref.address, RESTART_TOOL)
+        wait_until(lambda: status(redis_server, home, project, "fragile") == "running", 30)
+        assert ref.ask("count", timeout=30) == 1
 
 
 def test_actors_restart_of_a_placed_actor_whose_first_start_failed_reaches_its_host(
