@@ -22,7 +22,6 @@ import threading
 import time
 
 from ..backends.base import ActorLog
-from ..errors import StoreError
 from ..threads import start_thread
 
 #: Lines queued at most; beyond, the oldest are dropped (a server away, a flood).
@@ -78,7 +77,7 @@ class ActorLogHandler(logging.Handler):
                 batch.insert(0, f"({lost} log lines were lost here: the server was away or slow)")
             try:
                 self.log.append(batch)
-            except StoreError:
+            except Exception:  # StoreError, or anything else: the sender goes on, and counts
                 lost = len(batch)
             else:
                 lost = 0
