@@ -140,6 +140,8 @@ def test_a_paused_placed_actor_is_resumed_by_its_host_through_the_api_the_cli_an
         assert msg_id not in {d.message.id for d in system.dead_letters(retried)}
         with pytest.raises(NotPaused, match="'retried' is not paused"):
             system.resume(retried)
+        not_now = actors_cli(redis_server, home, project, "resume", "retried", "--no-wait")
+        assert not_now.exit_code == EXIT_NOT_PAUSED and "'retried' is not paused" in not_now.output
 
     # Its system is gone: the host resumes it all the same.
     done = actors_cli(redis_server, home, project, "resume", "skipped", "--skip")
