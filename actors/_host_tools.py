@@ -30,7 +30,7 @@ from actors_runtime.foreign import Undeliverable, reply_target
 from actors_runtime.ids import is_valid_id
 from actors_runtime.messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id, reply_error
 from actors_runtime.parent.activation import ensure_active, revive
-from actors_runtime.parent.resume import resume
+from actors_runtime.parent.placed import placement, restart_on_host
 from actors_runtime.spec import Limits
 from actors_runtime.threads import QuietExecutor
 
@@ -84,8 +84,15 @@ class HostTools:
             name = arguments.get("name") if isinstance(arguments, dict) else None
             if isinstance(name, str) and is_valid_id(name):
                 system = self._system
+                address = self._backend.address(system.name, name)
+                if tool == control.RESTART_TOOL and placement(self._backend, address) is not None:
+                    try:  # its host starts it, and may take a while: not on the inbox thread
+                        self._executor.submit(self._restart_placed, name)
+                    except RuntimeError:  # shut down
+                        pass
+                    return
                 bring_up = revive if tool == control.RESTART_TOOL else ensure_active
-                bring_up(system._supervisor, self._backend.address(system.name, name))
+                bring_up(system._supervisor, address)
             return
         if tool == control.RESUME_TOOL:
             name = arguments.get("name") if isinstance(arguments, dict) else None
@@ -113,12 +120,27 @@ class HostTools:
 
     def _resume(self, name: str, skip: bool) -> None:
         """``actors resume`` through this system (nobody waits for an answer: the CLI
-        watches the actor's session)."""
+        watches the actor's session). A placed actor is resumed by its host."""
         system = self._system
         try:
-            resume(system._supervisor, self._backend.address(system.name, name), skip)
+            system.resume(name, skip)
         except (ActorError, OSError) as exc:
             log.warning("system %s: could not resume %s: %s", system.name, name, exc)
+
+    def _restart_placed(self, name: str) -> None:
+        """A restart request for a placed actor: its host starts it (nobody waits for
+        an answer: the asker watches the actor's records)."""
+        system = self._system
+        address = self._backend.address(system.name, name)
+        try:
+            pool = placement(self._backend, address)
+            if pool is None:
+                return
+            host, answer = restart_on_host(self._backend, pool, address, system.spawn_timeout)
+            if answer is not None and not answer.get("ok"):
+                log.warning("system %s: host %s did not restart %s: %s", system.name, host, name, answer.get("error"))
+        except (ActorError, OSError) as exc:
+            log.warning("system %s: could not restart %s: %s", system.name, name, exc)
 
     def _run(self, message: InboxMessage, tool: str, arguments: Any) -> None:
         try:

@@ -37,6 +37,7 @@ from actors_runtime.parent.activation import ensure_active
 from actors_runtime.parent.children import Child
 from actors_runtime.parent.inbox import Inbox
 from actors_runtime.parent.launcher import Launcher
+from actors_runtime.parent.placed import placement, resume_on_host
 from actors_runtime.parent.placing import placer_for
 from actors_runtime.parent.pool import Pool
 from actors_runtime.parent.restart_policy import RESTART_LIMIT, RESTART_WINDOW, RestartPolicy
@@ -486,15 +487,20 @@ class ActorSystem:
         the actor goes on with the next. Returns once that is committed to the
         actor's session; the actor is then started in the background. An actor of
         another system is resumed by that system (asked through its inbox if it
-        runs; else resumed on disk, and started when that system next runs).
+        runs; else resumed on disk, and started when that system next runs). An
+        actor placed on a pool is resumed by its host, and started there.
 
         Raises:
             NotPaused: the actor is not paused (nothing changed).
+            NoLiveHost: it is placed on a pool and no live host of it runs it.
             ActorNotFound: unknown actor. StoreError: its worker still holds its
                 mailbox after a few seconds, or its files failed.
         """
         self._check_open()
         address = self._address(target)
+        pool = placement(self._backend, address)
+        if pool is not None:  # its host lifts the pause, whether or not its system runs
+            return resume_on_host(self._backend, pool, address, skip)[1]
         if address.system_id != self.name:
             return resume_elsewhere(self._backend, self._agent_ref, address, skip).pause.msg_id
         return resume(self._supervisor, address, skip).msg_id

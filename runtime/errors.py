@@ -195,6 +195,19 @@ class NotPaused(ActorError):
         return f"{self.actor_id!r} is not paused{now}; nothing to resume"
 
 
+class NoLiveHost(ActorError):
+    """An actor placed on a pool has no live host to act on it now (restart, resume):
+    the pool has no live host, or the host it was placed on is gone and no other host
+    took it over yet. Nothing was changed."""
+
+    def __init__(self, actor_id: str, pool: str, reason: str) -> None:
+        super().__init__(actor_id, pool, reason)
+        self.actor_id, self.pool, self.reason = actor_id, pool, reason
+
+    def __str__(self) -> str:
+        return f"no live host of pool {self.pool!r} runs {self.actor_id!r}: {self.reason}"
+
+
 class Cancelled(BaseException):
     """The running handler was cancelled out of band.
 

@@ -120,14 +120,18 @@ def restart(env: Env, actor_id: str, timeout: float, wait: bool) -> None:
     If its system runs, the system is asked to start it now (its failure and recent
     deaths forgotten) and this waits until it runs or fails again. If its system
     does not run, its recorded status is reset from failed to stopped, and its
-    system starts it when it next runs. A running actor is left alone.
+    system starts it when it next runs. A running actor is left alone. An actor
+    placed on a pool is started again by the host that owns it, whether or not its
+    system runs (exit 6 when no live host of the pool runs it).
     """
     outcome = revive(env, actor_id, timeout if wait else None)
     if outcome.state == Revived.FAILED_AGAIN:
         raise CliError(f"{actor_id!r} failed again: {outcome.error}", EXIT_FAILED)
     if outcome.state == Revived.NOT_YET:
-        raise CliError(f"{actor_id!r} did not start within {timeout} s; its system "
-                       f"{outcome.system!r} was asked to start it ('actors ps' shows how it goes)", EXIT_TIMEOUT)
+        raise CliError(f"{actor_id!r} did not start within {timeout} s; {outcome.asked} was asked to start it "
+                       "('actors ps' shows how it goes)", EXIT_TIMEOUT)
+    if outcome.state == Revived.REFUSED:
+        raise CliError(f"{outcome.asked} did not restart {actor_id!r}: {outcome.error}", EXIT_NOT_RUNNING)
     click.echo(outcome.text)
 
 
@@ -146,8 +150,10 @@ def resume(env: Env, actor_id: str, skip: bool, timeout: float, wait: bool) -> N
     With --skip it is moved to the dead letters (an asker gets an error reply) and
     the actor goes on with the next message. If its system runs, the system is asked
     to do it and this waits until the pause is lifted; if not, it is done on disk now
-    and the system handles the actor's messages when it next runs. An actor that is
-    not paused is an error (exit code 10); nothing is changed.
+    and the system handles the actor's messages when it next runs. An actor placed
+    on a pool is resumed by the host that owns it, whether or not its system runs
+    (exit 6 when no live host of the pool runs it). An actor that is not paused is
+    an error (exit code 10); nothing is changed.
     """
     click.echo(resume_actor(env, actor_id, skip, timeout if wait else None))
 

@@ -13,6 +13,7 @@ from actors_runtime.errors import (
     Cancelled,
     InvalidSpec,
     MailboxFull,
+    NoLiveHost,
     NotPaused,
     SpawnError,
     StoreError,
@@ -30,7 +31,8 @@ EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
 #: The actor's handler raised (``ask``), or an actor could not be started.
 EXIT_FAILED = 5
-#: The actor is known but not running (``stop``, ``cancel``, ``kill``), or, for ``ask``, nothing can start it.
+#: The actor is known but not running (``stop``, ``cancel``, ``kill``), or, for ``ask``, nothing can start it;
+#: for a placed actor (``restart``, ``resume``): no live host of its pool runs it.
 EXIT_NOT_RUNNING = 6
 #: The handler answering an ``ask`` was cancelled.
 EXIT_CANCELLED = 7
@@ -56,6 +58,7 @@ ERROR_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (StoreError, EXIT_STORE),
     (Cancelled, EXIT_CANCELLED),
     (NotPaused, EXIT_NOT_PAUSED),
+    (NoLiveHost, EXIT_NOT_RUNNING),
     (ActorError, EXIT_ERROR),
     (OSError, EXIT_STORE),
 )

@@ -33,9 +33,12 @@ from .project import Env, pass_env
 @click.option("--path", "paths", multiple=True, type=click.Path(file_okay=False),
               help="A directory to import actor classes from (repeatable; the current directory is always on "
                    "the path).")
+@click.option("--logs", "log_dir", default=None, type=click.Path(file_okay=False),
+              help="The directory where its workers keep their actors' log files on this machine "
+                   "(default: HOME/logs); 'actors logs ID' reads the lines from the server, anywhere.")
 @pass_env
 def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: str | None, lease: float,
-         grace: float, warm: int, paths: tuple[str, ...]) -> None:
+         grace: float, warm: int, paths: tuple[str, ...], log_dir: str | None) -> None:
     """Run the actors placed on pool POOL, until SIGTERM or Ctrl-C.
 
     The host publishes itself in the pool (a leased record), starts a worker for
@@ -44,7 +47,9 @@ def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: st
     out. A class it cannot import is refused at the placement, with the import
     error. SIGTERM (or Ctrl-C) stops its workers politely, then firmly after
     --grace seconds (a second SIGTERM kills them at once); it then leaves the pool
-    and exits 0, and the pool's other hosts take its actors over.
+    and exits 0, and the pool's other hosts take its actors over. Each worker keeps
+    its actor's log in a rotated file under --logs on this machine, and its last
+    lines on the server, where 'actors logs ID' reads them from any machine.
     """
     from actors_runtime.hosts import Host
 
@@ -57,7 +62,9 @@ def host(env: Env, url: str | None, pool: str, capacity: int | None, host_id: st
             sys.path.insert(0, entry)  # before the first worker: the fork server takes this path
     configure_logging()
     logging.getLogger("actors_runtime.hosts").setLevel(logging.INFO)
-    server = Host(url, pool, host_id=host_id, capacity=capacity, lease=lease, grace=grace, warm=warm)
+    log_dir = os.path.abspath(os.path.expanduser(log_dir or os.path.join(env.home, "logs")))
+    server = Host(url, pool, host_id=host_id, capacity=capacity, lease=lease, grace=grace, warm=warm,
+                  log_dir=log_dir)
 
     def on_signal(signum: int, frame: Any) -> None:
         if server.stopping.is_set():

@@ -1,10 +1,13 @@
-"""``actors logs ID [--follow]``: what an actor's workers logged, from its log file.
+"""``actors logs ID [--follow]``: what an actor's workers logged, from its log file,
+or, on a backend that keeps the lines itself (Redis), from there.
 
 Each worker keeps its records in the actor's directory (``actor.log``, rotated once
 to ``actor.log.1`` at 1 MiB; see ``actors_runtime.worker.logs``), whether it was
 started by a system or by ``actors worker``, so this works with or without the
 fleet's system running. ``--follow`` then prints lines as they are written, across
-rotations, until Ctrl-C or SIGTERM (exit 0).
+rotations, until Ctrl-C or SIGTERM (exit 0). On Redis a worker may run on another
+machine (a host of a pool): the lines are read from the server (the last
+``LOG_LINES`` of them; the host's own file keeps more), and followed there.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import deque
 from typing import BinaryIO
 
 import click
+from actors_runtime.backends.base import ActorLog
 from actors_runtime.ids import check_id
 
 from .exit_codes import EXIT_USAGE, CliError
@@ -43,10 +47,18 @@ def logs(env: Env, actor_id: str, follow: bool, lines: int | None) -> None:
     'actors worker'; WARNING by default).
     """
     backend, address = env.locate(check_id(actor_id))
-    path = backend.log_path(address)
-    if path is None:
+    shared = backend.actor_log(address)
+    path = None if shared is not None else backend.log_path(address)
+    if shared is None and path is None:
         raise CliError(f"the {backend.name} backend keeps no logs", EXIT_USAGE)
-    handle = _print_kept(path, lines)
+    handle = None
+    cursor = ""
+    if shared is not None:
+        kept, cursor = shared.last(lines)
+        _echo("".join(line + "\n" for line in kept).encode())
+    else:
+        assert path is not None
+        handle = _print_kept(path, lines)
     if not follow:
         if handle is not None:
             handle.close()
@@ -54,7 +66,11 @@ def logs(env: Env, actor_id: str, follow: bool, lines: int | None) -> None:
     stop = threading.Event()
     previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        follow_file(path, handle, stop)
+        if shared is not None:
+            follow_log(shared, cursor, stop)
+        else:
+            assert path is not None
+            follow_file(path, handle, stop)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -116,3 +132,11 @@ def follow_file(path: str, handle: BinaryIO | None, stop: threading.Event) -> No
     finally:
         if handle is not None:
             handle.close()
+
+
+def follow_log(shared: ActorLog, cursor: str, stop: threading.Event) -> None:
+    """Print the lines kept after ``cursor`` as they come, until ``stop`` is set
+    (seen within ``FOLLOW_INTERVAL`` plus one blocking read)."""
+    while not stop.is_set():
+        fresh, cursor = shared.after(cursor, FOLLOW_INTERVAL)
+        _echo("".join(line + "\n" for line in fresh).encode())

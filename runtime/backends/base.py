@@ -444,6 +444,32 @@ class SessionStore(Protocol):
         ...
 
 
+class ActorLog(Protocol):
+    """An actor's log lines kept by its backend, readable from any machine (the Redis
+    backend's: its workers may run on other machines than the reader). Capped: the
+    oldest lines go first. Lines are best effort: a worker killed can take its last
+    few milliseconds of lines with it (its log file, where it keeps one, has them).
+
+    Raises (every method):
+        StoreError: the backend could not be read or written.
+    """
+
+    def append(self, lines: Sequence[str]) -> None:
+        """Keep ``lines`` after those kept (one round trip; a retry after a lost reply
+        may keep them twice)."""
+        ...
+
+    def last(self, count: int | None) -> tuple[list[str], str]:
+        """The last ``count`` lines kept (None: all), oldest first, and a cursor that
+        ``after`` continues from."""
+        ...
+
+    def after(self, cursor: str, timeout: float) -> tuple[list[str], str]:
+        """The lines kept after ``cursor``, waiting up to ``timeout`` seconds for one;
+        and the cursor after them. Lines trimmed meanwhile are skipped."""
+        ...
+
+
 class Backend(Protocol):
     """One project's storage on one backend (see the module docstring).
 
@@ -514,8 +540,19 @@ class Backend(Protocol):
         ...
 
     def log_path(self, address: Address) -> str | None:
-        """The file an actor's worker keeps its log in (``None``: this backend keeps
-        no logs). The file need not exist yet; ``address`` must name an actor.
+        """The file an actor's worker keeps its log in, on the machine it runs on
+        (``None``: no file). The file and its directory need not exist yet;
+        ``address`` must name an actor.
+
+        Raises:
+            ActorNotFound: the address belongs to another home or project.
+        """
+        ...
+
+    def actor_log(self, address: Address) -> ActorLog | None:
+        """An actor's log lines as the backend keeps them for readers on any machine
+        (``None``: its log file, ``log_path``, is the only copy). ``address`` must name
+        an actor.
 
         Raises:
             ActorNotFound: the address belongs to another home or project.

@@ -13,12 +13,16 @@
                       "activate" -> start it if it is ours and has no worker
                       "stop" / "kill" / "cancel" -> as its system would (its
                                  assignment stays: a message starts it again)
+                      "restart" / "resume" -> from any process (``parent.placed``):
+                                 see ``restarts``
     workers          one Supervisor per (project, system), as a system has: the same
                      starts, restart policy and cold sweep, limited (``route``) to
                      the actors assigned to this host
     shutdown()       stop every worker (politely, then firmly after ``grace``; at once
                      after ``kill_workers``), withdraw the record
     machine.py       the host's id, the import check, the warm pool all systems share
+    logs             its workers keep their log files under ``log_dir`` on this machine
+                     (``ACTORS_LOG_DIR``) and their lines in a capped stream on the server
 
 A host adds its lease (``lease``) to the actors it runs (their records and
 its own expire together, which is how long a dead host's actors wait to be placed
@@ -41,6 +45,7 @@ from ..backends import open_backend
 from ..backends.redis import RedisBackend
 from ..backends.redis.connection import PASSWORD_ENV, Server, parse_url
 from ..backends.redis.local_process import HOST, HOST_ID_ENV, died_here
+from ..backends.redis.logs import LOG_DIR_ENV
 from ..backends.redis.pools import HostRecord, Placed, PoolStore, placed_field
 from ..errors import ActorError, InvalidSpec, SpawnError, StoreError
 from ..ids import check_id, is_valid_id
@@ -53,6 +58,7 @@ from ..records import FAILED, PAUSED, RESTARTING, STARTING
 from ..spec import ProvisionSpec
 from ..threads import QuietExecutor, start_thread
 from .machine import DEFAULT_WARM, HostPool, default_host_id, import_error
+from .restarts import restart, resume_here
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,8 @@ class Host:
         grace: seconds a stop waits for workers before it terminates them.
         warm: workers kept started and imported, so a placement does not wait for
             a process to start (the pool is the host's, shared by every system).
+        log_dir: where its workers keep their actors' log files on this machine
+            (None: no files; their lines are on the server all the same).
         clock: unix time, for leases.
 
     Raises:
@@ -84,7 +92,7 @@ class Host:
 
     def __init__(self, url: str, pool: str, *, host_id: str | None = None, capacity: int | None = None,
                  lease: float = DEFAULT_HOST_LEASE, spawn_timeout: float = 30.0, grace: float = 10.0,
-                 warm: int = DEFAULT_WARM, start_method: str | None = None,
+                 warm: int = DEFAULT_WARM, start_method: str | None = None, log_dir: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         if capacity is not None and capacity < 1:
             raise InvalidSpec("capacity", f"{capacity!r} must be a positive count")
@@ -110,6 +118,7 @@ class Host:
         # (~135 ms of imports a fresh worker would pay at every start).
         self.launcher = Launcher(start_method, preload=("actors_runtime.backends.redis",))
         self.warm = warm
+        self.log_dir = log_dir
         self._pool: HostPool | None = None
         self.stopping = threading.Event()
         self._lock = threading.RLock()
@@ -137,6 +146,9 @@ class Host:
         """Publish, then serve requests, renew and sweep until ``stop`` (or a
         ``stopping`` set from a signal handler); then stop every worker."""
         os.environ[HOST_ID_ENV] = self.host_id  # the workers' records name this host
+        if self.log_dir is not None:
+            os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
+            os.environ[LOG_DIR_ENV] = self.log_dir  # their log files stay on this machine
         if self.password is not None:
             # Workers get the URL without it (specs are recorded in sessions), and
             # the password from the environment they inherit.
@@ -286,6 +298,10 @@ class Host:
                 return
             elif kind in ("stop", "kill", "cancel"):
                 answer = self._control(str(kind), str(request.get("field", "")), request.get("timeout"))
+            elif kind == "restart":
+                answer = restart(self, str(request.get("field", "")), request.get("start_timeout"))
+            elif kind == "resume":
+                answer = resume_here(self, str(request.get("field", "")), bool(request.get("skip")))
             else:
                 answer = {"ok": False, "error": f"host {self.host_id}: unknown request {kind!r}"}
         except (ActorError, StoreError) as exc:
@@ -329,8 +345,8 @@ class Host:
                 self._starting.discard(field)
         return {"ok": True, "host": self.host_id}
 
-    def _start(self, spec: ProvisionSpec) -> None:
-        """Start (or join) the actor's worker here.
+    def _start(self, spec: ProvisionSpec, timeout: float | None = None) -> None:
+        """Start (or join) the actor's worker here; returns once it registered.
 
         Raises:
             SpawnError: it could not start.
@@ -338,7 +354,13 @@ class Host:
         spec.backend = self.location  # no password: the worker reads it from the environment
         spec.limits.lease = self.lease
         sup = self.supervisor(spec.identity.project_key, spec.identity.system_id)
-        sup.spawn(spec, self.spawn_timeout)
+        sup.spawn(spec, self.spawn_timeout if timeout is None else timeout)
+        with sup.lock:
+            child = sup.children.get(spec.identity.child_id)
+        if child is not None:
+            # Stored before the answer: the placing system reads its status from the
+            # record (an earlier "failed" would fail its next ask).
+            sup.record(child)
 
     def _activate(self, field: str) -> None:
         with self._lock:

@@ -13,6 +13,7 @@
       most one per actor every ``ASK_AGAIN`` seconds; the host's sweep of actors
       with waiting messages is the safety net)
     stop / kill / cancel -> a request to its host, which answers once done
+    restart / resume     -> the same way, from any process (``placed``)
 
 A placed actor is never started by the system itself: its worker runs on a host,
 and a host that dies has its actors placed again by the pool's other hosts
@@ -33,6 +34,7 @@ from ..address import Address
 from ..errors import ActorFailed, InvalidSpec, SpawnError, StoreError
 from ..records import FAILED
 from ..spec import ProvisionSpec
+from .placed import await_answer
 
 if TYPE_CHECKING:
     from ..backends.redis import RedisBackend
@@ -44,8 +46,6 @@ log = logging.getLogger(__name__)
 #: Seconds between two activation requests for one cold placed actor (while it
 #: starts, every tell would ask again).
 ASK_AGAIN = 0.25
-#: Seconds between looks at whether the host a placement waits for still lives.
-HOST_CHECK = 1.0
 
 
 def placer_for(sup: "Supervisor") -> "Placer | None":
@@ -130,7 +130,7 @@ class Placer:
             request_id = new_request_id()
             doc = spec.public_dict() | {"backend": self.backend.location}  # never the URL's password
             store.send(host, {"kind": "place", "id": request_id, "spec": doc, "expected": expected})
-            answer = self._await(store, request_id, host, deadline)
+            answer = await_answer(store, request_id, host, deadline)
             if answer is None:
                 raise SpawnError(actor_id, f"host {host} of pool {pool!r} did not answer within {timeout:g} s")
             if answer.get("ok") or answer.get("placed"):
@@ -144,20 +144,6 @@ class Placer:
             refused[host] = reason
             if time.monotonic() >= deadline:
                 raise SpawnError(actor_id, reason)
-
-    def _await(self, store: "PoolStore", request_id: str, host: str, deadline: float) -> dict[str, Any] | None:
-        """The host's answer, or a refusal to retry elsewhere if the host died first
-        (its record's lease ran out), or None at the deadline. The host's liveness is
-        read every ``HOST_CHECK`` seconds of waiting."""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            answer = store.await_answer(request_id, min(left, HOST_CHECK))
-            if answer is not None:
-                return answer
-            if host not in {h.id for h in store.live_hosts()}:
-                return {"ok": False, "retry": True, "error": f"host {host} died before it answered"}
 
     # -- routing -------------------------------------------------------------------------
 

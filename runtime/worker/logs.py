@@ -3,7 +3,10 @@
 ::
 
     any logger in the worker --> record (+ actor_id, msg_id: the record factory)
-                                   |--> actor.log in the actor's directory (rotated, bounded)
+                                   |--> actor.log in the actor's directory (rotated, bounded;
+                                   |    on Redis under ACTORS_LOG_DIR, if set)
+                                   |--> the backend's log of the actor, if it keeps one
+                                   |    (Redis: readable from any machine; ``log_stream``)
                                    |--> pipe workers: to the parent, which hands it to its
                                    |    own loggers (the user's handlers and formats)
                                    '--> seed workers (``actors worker``): stderr
@@ -28,6 +31,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ActorNotFound
+from .log_stream import ActorLogHandler
 
 if TYPE_CHECKING:
     from .activation import Worker
@@ -106,14 +110,39 @@ def install(worker: "Worker", forward: Callable[[bytes], bool] | None) -> None:
     except ActorNotFound:
         path = None
     if path is not None:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        except OSError as exc:
+            logging.getLogger(__name__).warning("actor %s: no log file at %s: %s", actor_id, path, exc)
+            path = None
+    if path is not None:
         handler = PrivateRotatingFileHandler(path, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS,
                                              encoding="utf-8", delay=True)
         handler.setFormatter(line_formatter())
         root.addHandler(handler)
+    shared = worker.backend.actor_log(worker.address)
+    if shared is not None:
+        sender = ActorLogHandler(shared)
+        sender.setFormatter(line_formatter())
+        root.addHandler(sender)
+        _senders.append(sender)
     if forward is not None:
         for own in [h for h in root.handlers if getattr(h, _OWN_STDERR, False)]:
             root.removeHandler(own)
         root.addHandler(ForwardHandler(forward))
+
+
+def close() -> None:
+    """Send what this worker's log handlers still hold to the backend (a worker calls
+    this before ``os._exit``, which skips ``logging.shutdown``)."""
+    while _senders:
+        sender = _senders.pop()
+        logging.getLogger().removeHandler(sender)
+        sender.close()
+
+
+#: The handlers ``install`` added that send to the backend (``close`` flushes them).
+_senders: list["ActorLogHandler"] = []
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):

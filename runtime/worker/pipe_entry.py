@@ -68,6 +68,7 @@ def pipe_main(conn: Any) -> None:
     reply_lane = lane.reply if spec.placement is None else None
     code = serve(spec, notify=lane.event, on_worker=attach, parent_lane=reply_lane, supervised=True,
                  lease_renewed_elsewhere=True)
+    logs.close()  # os._exit skips logging's own shutdown
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -43,7 +43,8 @@ class Hosts:
     def start(self, name: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / f"{name}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "actors.cli", "host", "--backend", self.url, "--pool", self.pool,
+            [sys.executable, "-m", "actors.cli", "--home", str(self.root / "host-home"), "host", "--backend", self.url,
+             "--pool", self.pool,
              "--name", name, "--lease", str(LEASE), "--grace", "5", *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root, env=env or support_env(),
             start_new_session=True)

@@ -117,6 +117,11 @@ class MaildirBackend:
             raise ActorNotFound(address.name, "a system's inbox has no log")
         return self.layout.actor_file(address.system_id, address.actor_id, ACTOR_LOG)
 
+    def actor_log(self, address: Address) -> None:
+        """None: the log file (``log_path``) is on the one machine there is."""
+        self._check_ours(address)
+        return None
+
     def _check_ours(self, address: Address) -> None:
         if address.home != self.location or address.project_key != self.project_key:
             raise ActorNotFound(address.name, f"project {self.project_key} under {self.location} "

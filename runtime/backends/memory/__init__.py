@@ -61,6 +61,10 @@ class MemoryBackend:
         """None: the memory backend keeps no logs (its workers are threads of one process)."""
         return None
 
+    def actor_log(self, address: Address) -> None:
+        """None: no logs (see ``log_path``)."""
+        return None
+
     def _box(self, address: Address, create: bool) -> Box:
         if address.home != self.location or address.project_key != self.project_key:
             raise ActorNotFound(address.name, f"project {self.project_key} of {self.location}")

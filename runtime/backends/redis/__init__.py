@@ -12,6 +12,7 @@ fleets that span machines (``redis://HOST:PORT/DB`` or ``unix:///PATH/redis.sock
     waiting      wait (BLPOP on the bell) and wake
     inflight     the marker: a page on the worker's machine, named in a key
     fabric       leased records (SET PX + owner-checked renew and withdraw)
+    logs         each actor's log lines (a capped stream), and its log file's place
     store        sessions (fenced commit), journal, children, index, system locks
     scripts/     the Lua scripts: each step of the protocol is one atomic script
 
@@ -38,6 +39,7 @@ from ...messages import InboxMessage
 from .connection import Server, parse_url
 from .fabric import RedisFabric
 from .keys import GROUP, Keys
+from .logs import RedisActorLog, log_file
 from .mailbox import RedisMailbox, checked_wire, create_mailbox, deliver_keys, deliver_wire
 from .reading import DEFAULT_READER_LEASE
 from .sending import DirectLine, Sender
@@ -146,10 +148,20 @@ class RedisBackend:
         self._sender.note(keys.base, waiting, limit)
 
     def log_path(self, address: Address) -> str | None:
-        """None: a worker's records reach its parent (over the pipe) and its host's
-        stderr; no per-actor file is kept on a server shared by several machines."""
+        """The file a worker keeps its log in on its own machine, under
+        ``ACTORS_LOG_DIR`` (an ``actors host`` sets it for its workers); None when
+        that is unset: the lines are on the server (``actor_log``) all the same."""
         self._check_ours(address)
-        return None
+        if address.actor_id is None:
+            raise ActorNotFound(address.name, "a system's inbox has no log")
+        return log_file(self.project_key, address)
+
+    def actor_log(self, address: Address) -> RedisActorLog:
+        """The actor's log lines on the server (see ``logs``), readable from any machine."""
+        self._check_ours(address)
+        if address.actor_id is None:
+            raise ActorNotFound(address.name, "a system's inbox has no log")
+        return RedisActorLog(self.server, self.keys.log(address.system_id, address.actor_id))
 
     def reachable(self, address: Address) -> None:
         self._check_ours(address)

@@ -13,6 +13,7 @@
     actors:<project>:s:<system>:sessions  set    actors that committed
     actors:<project>:s:<system>:a:<actor>:session   hash state, meta, outbox
     ...:a:<actor>:admitted / :journal     lists
+    ...:a:<actor>:log                     stream its workers' log lines (capped: see ``logs``)
     ...:a:<actor>:stream                  the mailbox (consumer group "readers")
     ...:a:<actor>:cfg / :epoch / :reader / :bell / :dead / :corrupt / :queued / :inflight
     actors:<project>:s:<system>:inbox:... the system's own mailbox, same suffixes
@@ -132,6 +133,10 @@ class Keys:
 
     def session(self, system_id: str, actor_id: str) -> SessionKeys:
         return SessionKeys(self.actor(system_id, actor_id))
+
+    def log(self, system_id: str, actor_id: str) -> str:
+        """The stream of an actor's log lines (trimmed: a log, never a mailbox)."""
+        return self.actor(system_id, actor_id) + ":log"
 
     def mailbox(self, system_id: str, actor_id: str | None) -> MailboxKeys:
         if actor_id is None:

@@ -222,6 +222,26 @@ class PoolStore:
                 return _json_object(got[1])
 
 
+def pool_holding(server: Server, field: str) -> str | None:
+    """The pool whose registry holds the actor ``field``, found by scanning for the
+    pools' registries (for an actor whose spec was never recorded: one whose first
+    start failed); None if none does.
+
+    Raises:
+        StoreError: the server could not be reached.
+    """
+    pattern = f"{PREFIX}:pools:*:placed"
+
+    def look(client: Any) -> str | None:
+        for key in client.scan_iter(match=pattern, count=1000):
+            if client.hexists(key, field):
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                return name.split(":")[2]
+        return None
+
+    return server.call(f"look for the pool of {field}", look)
+
+
 def new_request_id() -> str:
     return os.urandom(8).hex()
 
