@@ -17,7 +17,7 @@ import select
 import signal
 from typing import Any, Callable
 
-from .. import control
+from .. import control, tracing
 from ..errors import InvalidSpec
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, WORKER_NAME_PREFIX, unguarded_reason
 from ..worker.pipe_entry import pipe_main
@@ -30,7 +30,7 @@ from . import scriptless, worker_logs
 DEFAULT_START_METHOD = "forkserver"
 #: Modules imported once in the fork server, so each child starts with them loaded
 #: (``scriptless``: a child unpickles its process class from there).
-PRELOAD = ["actors_runtime.worker", "actors_runtime.backends.maildir", "actors", "actors_runtime.parent.scriptless"]
+PRELOAD = ["actors_runtime.worker.pipe_entry", "actors_runtime.backends.maildir", "actors", "actors_runtime.parent.scriptless"]
 #: Seconds a stopped child gets after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 2.0
 
@@ -59,7 +59,7 @@ class Launcher:
             raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
         self._mp: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            self._mp.set_forkserver_preload(PRELOAD + list(preload))
+            self._mp.set_forkserver_preload(PRELOAD + tracing.preload_modules() + list(preload))
         self._scriptless = self.start_method == "forkserver" and scriptless.supported()
 
     def start(self, label: str, run_main: bool = True) -> tuple[Any, Any]:
