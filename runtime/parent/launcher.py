@@ -30,7 +30,8 @@ from . import scriptless, worker_logs
 DEFAULT_START_METHOD = "forkserver"
 #: Modules imported once in the fork server, so each child starts with them loaded
 #: (``scriptless``: a child unpickles its process class from there).
-PRELOAD = ["actors_runtime.worker.pipe_entry", "actors_runtime.backends.maildir", "actors", "actors_runtime.parent.scriptless"]
+PRELOAD = ["actors_runtime.worker.pipe_entry", "actors_runtime.backends.maildir", "actors",
+           "actors_runtime.parent.scriptless"]
 #: Seconds a stopped child gets after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 2.0
 

@@ -45,6 +45,9 @@ try:
 except ImportError:  # no fd passing on this platform: no fork server at all
     popen_forkserver = None  # type: ignore[assignment]
 
+#: ``util.close_fds`` (the standard library's; not in its type stubs).
+_close_fds: Any = getattr(util, "close_fds", None)
+
 #: Preparation data keys that make a child run the main script (``spawn.prepare``).
 MAIN_KEYS = ("init_main_from_path", "init_main_from_name")
 #: Module names under which a class of the main script is written (``_codec.type_tag``).
@@ -59,8 +62,9 @@ def needs_main(actor_class: str) -> bool:
 
 def supported() -> bool:
     """Whether this Python has what ``ScriptlessPopen`` uses (else start the ordinary way)."""
-    return (popen_forkserver is not None and hasattr(forkserver, "connect_to_new_process")
-            and hasattr(forkserver, "read_signed") and hasattr(spawn, "get_preparation_data"))
+    return (popen_forkserver is not None and _close_fds is not None and hasattr(popen_forkserver.Popen, "_launch")
+            and hasattr(forkserver, "connect_to_new_process") and hasattr(forkserver, "read_signed")
+            and hasattr(spawn, "get_preparation_data"))
 
 
 def preparation_data(name: str) -> dict[str, Any]:
@@ -85,16 +89,17 @@ if popen_forkserver is not None:
                 reduction.dump(process_obj, buf)
             finally:
                 context.set_spawning_popen(None)
-            self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+            fds = self._fds  # type: ignore[attr-defined]  # popen_forkserver's, not in the type stubs
+            self.sentinel, w = forkserver.connect_to_new_process(fds)
             # As the standard library does: a duplicate of the data pipe's write end
             # stays open in the parent; the child takes its EOF for the parent's death.
             parent_w = os.dup(w)
-            self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+            self.finalizer = util.Finalize(self, _close_fds, (parent_w, self.sentinel))
             with open(w, "wb", closefd=True) as f:
                 f.write(buf.getbuffer())
             self.pid = forkserver.read_signed(self.sentinel)
 
-    class ScriptlessProcess(context.ForkServerProcess):  # type: ignore[misc, name-defined]
+    class ScriptlessProcess(context.ForkServerProcess):
         """A fork-server process started with ``ScriptlessPopen``. The child unpickles
         this class: its module is in the fork server's preload (``launcher.PRELOAD``)."""
 
