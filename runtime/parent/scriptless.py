@@ -28,9 +28,11 @@ What it means for a program (docs/guide.md, "Where actor classes live"):
   re-run, and the unguarded-main check of ``main_guard`` still applies).
 
 Failure modes: ``ScriptlessPopen._launch`` repeats the standard library's
-``popen_forkserver.Popen._launch`` (CPython 3.11-3.13 have the same one) with the
-preparation data filtered; ``supported()`` says whether the running Python has the
-pieces it uses, and the launcher falls back to the ordinary start where not.
+``popen_forkserver.Popen._launch`` (the same in CPython 3.11 and in CPython's main
+branch as of this writing) with the preparation data filtered; a test compares it
+with the running Python's, so a change there is seen before it matters.
+``supported()`` says whether the running Python has the pieces it uses, and the
+launcher falls back to the ordinary start where not.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ in the script still runs it, and the unguarded-main check still fires for it.
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -102,3 +103,28 @@ def test_the_preparation_data_keeps_everything_but_the_main_script(monkeypatch, 
     full = spawn.get_preparation_data("actor-x")
     assert full["init_main_from_path"] == str(script)
     assert scriptless.preparation_data("actor-x") == {k: v for k, v in full.items() if k != "init_main_from_path"}
+
+
+def test_the_launch_repeats_the_standard_librarys_but_for_the_preparation_data():
+    # ScriptlessPopen._launch is popen_forkserver's with the preparation data filtered
+    # (and names spelled for the type checker): a Python whose launch differs needs
+    # it looked at again, and supported() with it.
+    from multiprocessing import popen_forkserver
+
+    def statements(function):
+        lines = inspect.getsource(function).replace('"', "'").splitlines()[1:]
+        return " ".join(line.split("#")[0].strip() for line in lines if line.split("#")[0].strip())
+
+    respelled = {
+        "prep_data = preparation_data(": "prep_data = spawn.get_preparation_data(",
+        "context.set_spawning_popen": "set_spawning_popen",
+        "fds = self._fds self.sentinel, w = forkserver.connect_to_new_process(fds)":
+            "self.sentinel, w = forkserver.connect_to_new_process(self._fds)",
+        "parent_w": "_parent_w",
+        "_close_fds": "util.close_fds",
+    }
+    ours = statements(scriptless.ScriptlessPopen._launch)
+    for spelled, theirs in respelled.items():
+        ours = ours.replace(spelled, theirs)
+    assert ours == statements(popen_forkserver.Popen._launch)
+    assert scriptless.supported()
