@@ -3,6 +3,10 @@
 Every wait of the parent on pipes and process sentinels goes through ``readable``
 (one ``poll`` over all of them, with a deadline); no thread polls ``is_alive()``.
 Stopping is polite, then firm: a stop command, a grace period, SIGTERM, SIGKILL.
+
+Under the fork server, a worker whose actor class lives in a module is started
+without re-running the program's main script (``scriptless``); one whose class is
+in ``__main__``, and every warm-pool worker (its class is not known yet), runs it.
 """
 
 from __future__ import annotations
@@ -13,19 +17,21 @@ import select
 import signal
 from typing import Any, Callable
 
-from .. import control
+from .. import control, tracing
 from ..errors import InvalidSpec
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, WORKER_NAME_PREFIX, unguarded_reason
 from ..worker.pipe_entry import pipe_main
-from . import worker_logs
+from . import scriptless, worker_logs
 
 #: Default start method, chosen by measurement (docs/benchmarks.md): "fork" is the
 #: fastest but unsafe once the parent runs threads (ours always does); "forkserver"
 #: starts a child in ~20-26 ms against ~60-75 ms for "spawn" and keeps the parent's
 #: descriptors out of the children, so a pipe's EOF reliably means the parent died.
 DEFAULT_START_METHOD = "forkserver"
-#: Modules imported once in the fork server, so each child starts with them loaded.
-PRELOAD = ["actors_runtime.worker", "actors_runtime.backends.maildir", "actors"]
+#: Modules imported once in the fork server, so each child starts with them loaded
+#: (``scriptless``: a child unpickles its process class from there).
+PRELOAD = ["actors_runtime.worker.pipe_entry", "actors_runtime.backends.maildir", "actors",
+           "actors_runtime.parent.scriptless"]
 #: Seconds a stopped child gets after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 2.0
 
@@ -54,13 +60,23 @@ class Launcher:
             raise InvalidSpec("start_method", f"{self.start_method!r} is not available here")
         self._mp: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
-            self._mp.set_forkserver_preload(PRELOAD + list(preload))
+            self._mp.set_forkserver_preload(PRELOAD + tracing.preload_modules() + list(preload))
+        self._scriptless = self.start_method == "forkserver" and scriptless.supported()
 
-    def start(self, label: str) -> tuple[Any, Any]:
-        """A new worker process waiting for its spec, and the parent's end of its pipe."""
+    def start(self, label: str, run_main: bool = True) -> tuple[Any, Any]:
+        """A new worker process waiting for its spec, and the parent's end of its pipe.
+
+        ``run_main=False``: the worker will not need the program's main script (its
+        actor class is in a module; ``scriptless.needs_main``), so under the fork
+        server it does not run it. Other start methods ignore it ("fork" runs nothing
+        anyway; "spawn" always runs the script).
+        """
         parent_conn, child_conn = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=pipe_main, args=(child_conn,), name=f"{WORKER_NAME_PREFIX}{label}",
-                                   daemon=True)
+        process_class = self._mp.Process
+        if not run_main and self._scriptless:
+            process_class = scriptless.ScriptlessProcess
+        process = process_class(target=pipe_main, args=(child_conn,), name=f"{WORKER_NAME_PREFIX}{label}",
+                                daemon=True)
         process.start()
         # Process.start() polls every child still in multiprocessing's list from the
         # starting thread; a forkserver child's poll is not thread-safe, and one racing

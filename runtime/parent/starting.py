@@ -18,6 +18,7 @@ from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, unguarded_reason
 from .children import Child
 from .launcher import TERMINATE_GRACE, describe_exit, kill, readable, receive, send
+from .scriptless import needs_main
 from .worker_logs import parent_levels
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
         # monitor and every reply need the lock meanwhile.
         warm = sup.pool.take()
         try:
-            _start_on(sup, child, warm or sup.launcher.start(child.actor_id), timeout)
+            _start_on(sup, child, warm or _cold_start(sup, child), timeout)
         except _Vanished as exc:
             if warm is None:
                 raise SpawnError(child.actor_id, exc.reason) from None
@@ -72,7 +73,7 @@ def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
                         child.actor_id, warm[0].pid, exc.reason)
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                _start_on(sup, child, sup.launcher.start(child.actor_id), remaining)
+                _start_on(sup, child, _cold_start(sup, child), remaining)
             except _Vanished as again:
                 raise SpawnError(child.actor_id, again.reason) from None
     finally:
@@ -81,6 +82,12 @@ def launch(sup: "Supervisor", child: Child, timeout: float | None) -> None:
         with sup.state_changed:
             sup.state_changed.notify_all()
         sup.pool.refill_soon()  # a failed start used a warm worker up too
+
+
+def _cold_start(sup: "Supervisor", child: Child) -> tuple[Any, Any]:
+    """A new process for ``child``: it runs the program's main script only if the
+    actor's class is defined there (``scriptless``)."""
+    return sup.launcher.start(child.actor_id, run_main=needs_main(child.spec.actor_class))
 
 
 class _Vanished(SpawnError):

@@ -6,7 +6,8 @@ defined in it can be found. A script that builds its ``ActorSystem`` at top leve
 then builds one again in every worker, before the worker has read its spec: the
 second one finds its system locked ("already running in another process"), the
 worker dies, and the parent's spawn fails with "exited before registering". Neither
-says what to do.
+says what to do. (Under the fork server, only workers whose actor class is defined
+in the script, and warm-pool workers, re-run it: ``runtime.parent.scriptless``.)
 
 So ``ActorSystem()`` calls ``refuse_in_bootstrap`` first. In a process that
 multiprocessing is still bootstrapping (the flag it sets for its own check,

@@ -76,14 +76,18 @@ def test_both_packages_pass_mypy_strict(tmp_path):
 
 def test_a_worker_imports_the_actor_api_without_the_parents_machinery():
     # What the fork server preloads for every worker: Actor, not ActorSystem and the
-    # supervisor, pool, monitor and inbox behind it (time and memory in each worker).
+    # supervisor, pool, monitor and inbox behind it (time and memory in each worker);
+    # of the parent's side only the class a worker started without the main script
+    # unpickles (scriptless), which imports nothing of ours.
     code = ("import sys, actors, actors_runtime.worker.pipe_entry, actors_runtime.backends.maildir\n"
+            "import actors_runtime.parent.scriptless\n"
             "print(sorted(m for m in sys.modules if m.startswith(('actors_runtime.parent', 'actors._system'))))\n"
             "from actors import ActorSystem, ActorInfo, ChildInfo\n"
             "print(ActorSystem.__module__, 'ActorSystem' in dir(actors))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["[]", "actors._system True"]
+    assert done.stdout.splitlines() == ["['actors_runtime.parent', 'actors_runtime.parent.scriptless']",
+                                        "actors._system True"]
 
 
 def test_setup_cfg_lists_every_package_so_a_wheel_holds_every_module_and_the_dashboards_files():

@@ -141,9 +141,9 @@ def test_a_pool_whose_workers_die_while_booting_does_not_restart_them_in_a_loop(
     assert system._supervisor.pool.launcher is launcher
     start_process = launcher.start
 
-    def counted(label):
+    def counted(label, **options):
         starts.append(label)
-        return start_process(label)
+        return start_process(label, **options)
 
     launcher.start = counted
     try:
