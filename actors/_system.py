@@ -36,7 +36,7 @@ from actors_runtime.messages import AskBody, InboxKind, InboxMessage, check_mode
 from actors_runtime.parent.activation import ensure_active
 from actors_runtime.parent.children import Child
 from actors_runtime.parent.inbox import Inbox
-from actors_runtime.parent.lanes import await_reply
+from actors_runtime.parent.lanes import Lane
 from actors_runtime.parent.launcher import Launcher
 from actors_runtime.parent.placing import placer_for
 from actors_runtime.parent.pool import Pool
@@ -403,14 +403,13 @@ class ActorSystem:
             ActorFailed: the actor is marked failed (an ask pending when it is marked
                 failed gets this error too, instead of waiting out its timeout).
         """
+        self._check_open()
         future: Future[Any] = self._new_future()
-        self._send_ask(target, question, mode, future)
+        self._send_ask(self._address(target), question, mode, future)
         return future
 
-    def _send_ask(self, target: ActorRef | str, question: Any, mode: str, future: "Future[Any]") -> Address:
-        """Send an ask whose reply resolves ``future``; returns where it went."""
-        self._check_open()
-        address = self._address(target)
+    def _send_ask(self, address: Address, question: Any, mode: str, future: "Future[Any]") -> None:
+        """Send an ask whose reply resolves ``future``."""
         placer = self._placer
         if placer is not None and address.system_id == self.name and placer.pool_of(address.name) is not None:
             failed = placer.failed_error(address.name)  # its host's records say
@@ -427,7 +426,6 @@ class ActorSystem:
             raise
         ensure_active(self._supervisor, address)
         future.msg_id = message.id  # type: ignore[attr-defined]
-        return address
 
     def ask(self, target: ActorRef | str, question: Any, *, timeout: float | None = 30.0,
             mode: str = "query") -> Any:
@@ -441,11 +439,22 @@ class ActorSystem:
             ActorFailed: the handler raised (with the remote traceback).
             Cancelled: the handler was cancelled.
         """
+        self._check_open()
+        address = self._address(target)
         deadline = None if timeout is None else time.monotonic() + timeout
         future: Future[Any] = Future()  # resolved here or by the thread that reads the reply; no callbacks
-        address = self._send_ask(target, question, mode, future)
-        if address.system_id == self.name:
-            await_reply(self._supervisor, address.name, future, deadline)
+        # Taken before the ask leaves: a quick answer is then never the monitor's to read.
+        local = address.system_id == self.name
+        lane = Lane.take(self._supervisor, address.name) if local else None
+        try:
+            self._send_ask(address, question, mode, future)
+            if lane is None and local:  # its worker started for this ask
+                lane = Lane.take(self._supervisor, address.name)
+            if lane is not None:
+                lane.wait(future, deadline)
+        finally:
+            if lane is not None:
+                lane.release()
         try:
             return future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TimeoutError:

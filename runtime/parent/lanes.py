@@ -4,8 +4,8 @@ A reply to the parent's ask comes back on the worker's pipe. Read by the monitor
 thread, it costs a third wake-up on the ask's path (worker -> monitor -> the asking
 thread's lock). A blocking ``ask`` that finds the pipe free reads it itself instead::
 
-    ask:      deliver -> take the child's ``reader`` lock (never waiting for it)
-              -> disarm the pipe in the monitor's epoll -> poll(pipe, sentinel, waker)
+    ask:      take the child's ``reader`` lock (never waiting for it) -> disarm the
+              pipe in the monitor's epoll -> deliver -> poll(pipe, sentinel, waker)
               -> read until the future is done -> release the lock -> re-arm
     monitor:  its epoll (one-shot) reports a pipe -> take the lock (never waiting)
               -> read one event -> release -> re-arm; lock held: skip (the holder re-arms)
@@ -167,58 +167,66 @@ def _waker() -> _Waker:
     return waker
 
 
-def await_reply(sup: "Supervisor", actor_id: str, future: "Future[Any]", deadline: float | None) -> None:
-    """Read ``actor_id``'s pipe in this thread until ``future`` is done, if nobody
-    else reads it; return at once when another thread does, at ``deadline``
-    (monotonic seconds; None: none), when the worker dies, or when the future is
-    resolved elsewhere. The caller then waits on ``future`` as it would have anyway."""
-    child = sup.children.get(actor_id)
-    if child is None or not child.conn_open:
-        return
-    reader = child.reader
-    if not reader.acquire(blocking=False):
-        return
-    conn = None
-    try:
+class Lane:
+    """A child's pipe taken by an asking thread (``take``): it reads the pipe until its
+    future is done, then gives it back (``release``, always)."""
+
+    __slots__ = ("_sup", "_child", "_conn", "_fd", "_sentinel")
+
+    def __init__(self, sup: "Supervisor", child: Child, conn: Any, sentinel: int) -> None:
+        self._sup, self._child, self._conn, self._sentinel = sup, child, conn, sentinel
+        self._fd = conn.fileno()
+        sup.lanes.disarm(self._fd)
+
+    @classmethod
+    def take(cls, sup: "Supervisor", actor_id: str) -> "Lane | None":
+        """``actor_id``'s pipe, if its worker runs and nobody else reads the pipe now."""
+        child = sup.children.get(actor_id)
+        if child is None or not child.conn_open or not child.reader.acquire(blocking=False):
+            return None
         # Holding the lock: the pipe cannot be closed under us (``_child_exited`` takes it).
         conn, process = child.conn, child.process
-        if not child.conn_open or conn is None or process is None or future.done():
-            conn = None
+        if not child.conn_open or conn is None or process is None:
+            child.reader.release()
+            return None
+        return cls(sup, child, conn, process.sentinel)
+
+    def wait(self, future: "Future[Any]", deadline: float | None) -> None:
+        """Read the pipe until ``future`` is done; return sooner at ``deadline``
+        (monotonic seconds; None: none), when the worker dies, or when the future is
+        resolved elsewhere. The caller then waits on ``future`` as it would have anyway."""
+        sup, child, conn, fd, sentinel = self._sup, self._child, self._conn, self._fd, self._sentinel
+        if not child.conn_open:
             return
-        fd = conn.fileno()
-        sup.lanes.disarm(fd)
-        _read_until(sup, child, conn, fd, process.sentinel, future, deadline)
-    finally:
-        reader.release()
-        if conn is not None and child.conn_open and child.conn is conn:
-            sup.lanes.arm(fd)  # after the release: a monitor woken by it can take the lock
+        waker = _waker()
+        waker.watch(future)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(sentinel, select.POLLIN)
+            poller.register(waker.fd, select.POLLIN)
+            while not future.done():
+                if deadline is None:
+                    wait = -1
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    wait = math.ceil(remaining * 1000)
+                ready = [ready_fd for ready_fd, _ in poller.poll(wait)]
+                if fd in ready:
+                    read_one(sup, child, conn)
+                    if not child.conn_open:
+                        return
+                elif waker.fd in ready:
+                    waker.clear()
+                elif sentinel in ready:
+                    return  # died with nothing left to read: the monitor takes it from here
+        finally:
+            waker.future = None
 
-
-def _read_until(sup: "Supervisor", child: Child, conn: Any, fd: int, sentinel: int,
-                future: "Future[Any]", deadline: float | None) -> None:
-    waker = _waker()
-    waker.watch(future)
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(sentinel, select.POLLIN)
-        poller.register(waker.fd, select.POLLIN)
-        while not future.done():
-            if deadline is None:
-                wait = -1
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                wait = math.ceil(remaining * 1000)
-            ready = [ready_fd for ready_fd, _ in poller.poll(wait)]
-            if fd in ready:
-                read_one(sup, child, conn)
-                if not child.conn_open:
-                    return
-            elif waker.fd in ready:
-                waker.clear()
-            elif sentinel in ready:
-                return  # died with nothing left to read: the monitor takes it from here
-    finally:
-        waker.future = None
+    def release(self) -> None:
+        child = self._child
+        child.reader.release()
+        if child.conn_open and child.conn is self._conn:
+            self._sup.lanes.arm(self._fd)  # after the release: a monitor woken by it can take the lock

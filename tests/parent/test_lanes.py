@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections import Counter
 
 import lane_actors
@@ -159,3 +160,25 @@ def test_a_closed_pipe_leaves_the_epoll_and_a_new_one_on_its_number_is_registere
             second_writer.close()
     finally:
         lanes.close()
+
+
+def test_an_asker_reading_the_pipe_wakes_when_another_thread_resolves_its_future(system):
+    from concurrent.futures import Future
+
+    system.spawn(lane_actors.Gated, name="gated")
+    supervisor = system._supervisor
+    lane = lanes_module.Lane.take(supervisor, "gated")
+    assert lane is not None
+    assert lanes_module.Lane.take(supervisor, "gated") is None  # one reader at a time
+    future: Future[object] = Future()
+    waiting = threading.Thread(target=lane.wait, args=(future, time.monotonic() + 60))
+    waiting.start()
+    try:
+        future.set_result("from elsewhere")  # as the inbox, a failure or a shutdown would
+        waiting.join(30)
+        assert not waiting.is_alive()  # woken by its waker, long before its deadline
+    finally:
+        lane.release()
+    again = lanes_module.Lane.take(supervisor, "gated")
+    assert again is not None
+    again.release()
