@@ -82,7 +82,10 @@ class Lanes:
         for fd, conn in live.items():
             if fd not in registered:
                 registered[fd] = conn
-                self._epoll.register(fd, ARMED)
+                try:
+                    self._epoll.register(fd, ARMED)
+                except FileExistsError:  # a duplicate of a closed pipe's descriptor kept it there
+                    self._epoll.modify(fd, ARMED)
 
     def ready(self) -> list[Any]:
         """The registered pipes the epoll reports (each disarmed by the report)."""
@@ -98,7 +101,7 @@ class Lanes:
     def _modify(self, fd: int, events: int) -> None:
         try:
             self._epoll.modify(fd, events)
-        except OSError:  # not registered yet (the monitor arms it when it does), or closed
+        except (OSError, ValueError):  # not registered yet (the monitor arms it then), closed, or shut down
             pass
 
     def close(self) -> None:
