@@ -453,7 +453,10 @@ def _sender(session_id: str, role: str | None, system_id: str | None) -> AgentRe
 
 
 def _str_or_none(*values: object) -> bool:
-    return all(value is None or isinstance(value, str) for value in values)
+    for value in values:  # a loop, not all() over a generator: called for every message read
+        if value is not None and not isinstance(value, str):
+            return False
+    return True
 
 
 def _nests_deeper(text: bytes | str, doc: Any, limit: int) -> bool:

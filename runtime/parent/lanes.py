@@ -141,6 +141,18 @@ class _Waker:
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.ident = threading.get_ident()
         self.future: Future[Any] | None = None
+        self._polled: tuple[int, int] = (-1, -1)
+        self._poller = select.poll()
+
+    def poller(self, fd: int, sentinel: int) -> Any:
+        """A poll object over ``fd``, ``sentinel`` and this waker (kept for the next
+        ask of the same actor: a thread tends to ask one actor again and again)."""
+        if self._polled != (fd, sentinel):
+            poller = self._poller = select.poll()
+            for each in (fd, sentinel, self.fd):
+                poller.register(each, select.POLLIN)
+            self._polled = (fd, sentinel)
+        return self._poller
 
     def watch(self, future: "Future[Any]") -> None:
         self.future = future
@@ -204,10 +216,7 @@ class Lane:
         waker = _waker()
         waker.watch(future)
         try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(sentinel, select.POLLIN)
-            poller.register(waker.fd, select.POLLIN)
+            poller = waker.poller(fd, sentinel)
             while not future.done():
                 if deadline is None:
                     wait = -1
