@@ -852,3 +852,19 @@ def test_a_ring_from_another_program_makes_the_reader_list_again(tmp_path: Path)
         assert [d.id for d in reader.drain()] == ["dropped"]
     finally:
         reader.close()
+
+
+def test_a_page_of_rings_read_at_once_makes_the_reader_list_again(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    try:
+        assert reader.drain() == []  # listed just now
+        listed = _count_listings(monkeypatch)
+        fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"\x01" * 4096)  # all a pipe holds once its user has too many pipes
+        os.close(fd)
+        assert reader.drain() == []
+        assert sorted(listed) == ["log", "new"]
+    finally:
+        reader.close()

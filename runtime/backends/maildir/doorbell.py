@@ -40,6 +40,8 @@ _BELL_FLAGS = os.O_RDWR | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
 KNOWN_SEGMENT = b"\x01"
 #: Any other ring: the reader lists ``new/`` and ``log/`` again.
 ANY = b"\0"
+#: The least a pipe holds (a page): this many rings read at once may have filled it.
+_SMALLEST_PIPE = 4096
 
 
 def make_fifo(path: str) -> None:
@@ -101,10 +103,12 @@ class Doorbell:
         try:
             while True:
                 data = os.read(self.fd, PIPE_CAPACITY)
-                full = len(data) == PIPE_CAPACITY  # a ring may have found it full and been dropped
-                ours = bool(data) and not full and not data.strip(KNOWN_SEGMENT)
+                # A ring may have found the pipe full and been dropped. A pipe holds
+                # 64 KiB, or a page once its user has too many (pipe-user-pages-soft).
+                maybe_full = len(data) >= _SMALLEST_PIPE
+                ours = bool(data) and not maybe_full and not data.strip(KNOWN_SEGMENT)
                 known = ours if known is None else known and ours
-                if not full:
+                if len(data) < PIPE_CAPACITY:
                     break
         except BlockingIOError:
             pass
