@@ -36,6 +36,7 @@ from actors_runtime.messages import AskBody, InboxKind, InboxMessage, check_mode
 from actors_runtime.parent.activation import ensure_active
 from actors_runtime.parent.children import Child
 from actors_runtime.parent.inbox import Inbox
+from actors_runtime.parent.lanes import Lane
 from actors_runtime.parent.launcher import Launcher
 from actors_runtime.parent.placed import placement, resume_on_host
 from actors_runtime.parent.placing import placer_for
@@ -404,7 +405,12 @@ class ActorSystem:
                 failed gets this error too, instead of waiting out its timeout).
         """
         self._check_open()
-        address = self._address(target)
+        future: Future[Any] = self._new_future()
+        self._send_ask(self._address(target), question, mode, future)
+        return future
+
+    def _send_ask(self, address: Address, question: Any, mode: str, future: "Future[Any]") -> None:
+        """Send an ask whose reply resolves ``future``."""
         placer = self._placer
         if placer is not None and address.system_id == self.name and placer.pool_of(address.name) is not None:
             failed = placer.failed_error(address.name)  # its host's records say
@@ -413,7 +419,6 @@ class ActorSystem:
         if failed is not None:
             raise failed
         message = self._message(InboxKind.ASK, AskBody(encode(question), check_mode(mode)).to_body())
-        future: Future[Any] = self._new_future()
         self._inbox.expect(message.id, future, address.name)
         try:
             self._backend.deliver(address, [message], block_timeout=0.0)
@@ -422,25 +427,42 @@ class ActorSystem:
             raise
         ensure_active(self._supervisor, address)
         future.msg_id = message.id  # type: ignore[attr-defined]
-        return future
 
     def ask(self, target: ActorRef | str, question: Any, *, timeout: float | None = 30.0,
             mode: str = "query") -> Any:
         """Ask an actor and wait for the answer.
+
+        The asking thread reads the reply off the worker's pipe itself when no other
+        thread does (``lanes``): one wake-up fewer than a reply the monitor reads.
 
         Raises:
             AskTimeout: no answer within ``timeout`` (a later answer is dropped).
             ActorFailed: the handler raised (with the remote traceback).
             Cancelled: the handler was cancelled.
         """
-        future = self.ask_async(target, question, mode=mode)
+        self._check_open()
+        address = self._address(target)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        future: Future[Any] = Future()  # resolved here or by the thread that reads the reply; no callbacks
+        # Taken before the ask leaves: a quick answer is then never the monitor's to read.
+        local = address.system_id == self.name
+        lane = Lane.take(self._supervisor, address.name) if local else None
         try:
-            return future.result(timeout)
+            self._send_ask(address, question, mode, future)
+            if lane is None and local:  # its worker started for this ask
+                lane = Lane.take(self._supervisor, address.name)
+            if lane is not None:
+                lane.wait(future, deadline)
+        finally:
+            if lane is not None:
+                lane.release()
+        try:
+            return future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             self._inbox.forget(future.msg_id)  # type: ignore[attr-defined]
             if future.done():
                 return future.result()
-            raise AskTimeout(self._address(target).name, timeout) from None
+            raise AskTimeout(address.name, timeout) from None
 
     # -- control -------------------------------------------------------------------------------
 

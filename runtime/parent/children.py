@@ -25,6 +25,8 @@ class Child:
         self.process: Any = None
         self.conn: Any = None
         self.conn_open = False
+        #: Held by whoever reads ``conn`` (the monitor, or an asker; see ``lanes``).
+        self.reader = threading.Lock()
         self.exit_reason: str | None = None
         #: When its last worker said its timers are next due (unix seconds; see ``wakes``).
         self.wake_at: float | None = None

@@ -12,14 +12,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import control
 from ..errors import ActorNotFound, SpawnError, StoreError
 from ..records import FAILED, IDLE, RESTARTING, STARTING, STOPPED
 from ..threads import start_thread
 from ..worker.pausing import PAUSED_EXIT
 from .activation import ensure_active, sweep_cold
 from .children import Child
-from .launcher import TERMINATE_GRACE, describe_exit, readable, receive
+from .lanes import read_one
+from .launcher import TERMINATE_GRACE, describe_exit, readable
 from .restart_policy import judge
 from .resume import paused_exit
 from .starting import launch, settle_failed_start
@@ -62,18 +62,23 @@ def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
     now = sup.clock()
     wall = time.monotonic()
     timeout = max(0.0, min(next_sweep - wall, (due - now) if due is not None else next_sweep - wall))
-    ready = readable([sup.wakeup.fd, *sentinels, *conns], timeout)
+    lanes = sup.lanes
+    lanes.sync(conns)
+    ready = readable([sup.wakeup.fd, lanes.fd, *sentinels], timeout)
     # Pipes first: an "exit" event must be read before the death is judged.
-    for conn in [obj for obj in ready if obj in conns]:
-        child = conns[conn]
-        if child.conn is not conn or not child.conn_open:
-            continue
-        event = receive(conn, sup.on_reply)
-        if event is None:
-            child.conn_open = False
-        elif event.kind == control.EXIT:
-            child.exit_reason = event.text("reason")
-            child.wake_at = _wake_at(event)
+    if lanes.fd in ready:
+        for conn in lanes.ready():
+            owner = conns.get(conn)
+            if owner is None or owner.conn is not conn or not owner.conn_open:
+                continue
+            if not owner.reader.acquire(blocking=False):
+                continue  # an asker reads it, and re-arms it when it is done
+            try:
+                read_one(sup, owner, conn)
+            finally:
+                owner.reader.release()
+            if owner.conn_open:
+                lanes.arm(conn.fileno())
     for obj in ready:
         if obj == sup.wakeup.fd:
             sup.wakeup.clear()
@@ -89,15 +94,13 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
     process = child.process
     process.join(TERMINATE_GRACE)
     code = process.exitcode
-    if child.conn_open:  # pick up a last "exit" event still in the pipe
-        while child.conn.poll():
-            event = receive(child.conn, sup.on_reply)
-            if event is None:
-                break
-            if event.kind == control.EXIT:
-                child.exit_reason = event.text("reason")
-                child.wake_at = _wake_at(event)
-    child.conn.close()
+    with child.reader:  # an asker reading the pipe lets go at once: it polls the sentinel too
+        if child.conn_open:  # pick up a last "exit" event still in the pipe
+            while child.conn.poll():
+                read_one(sup, child, child.conn)
+                if not child.conn_open:
+                    break
+        child.conn.close()
     # A worker that died without withdrawing leaves a record that looks alive until
     # its lease runs out; it is dead now, so take it away (only if it is its own).
     sup.backend.fabric.withdraw(child.actor_id, pid=process.pid)
@@ -137,14 +140,6 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
         ensure_active(sup, address)
     elif wake_at is not None and clean and child.status in (IDLE, STOPPED) and not sup.closing:
         sup.wakes.schedule(child.actor_id, wake_at)  # its timers bring it back
-
-
-def _wake_at(event: control.Event) -> float | None:
-    """The "wake_at" of an EXIT event (unix seconds), if it carries a usable one."""
-    value = event.fields.get("wake_at")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return None
 
 
 def _has_waiting(sup: "Supervisor", address: Any) -> bool:

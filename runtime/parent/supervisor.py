@@ -36,6 +36,7 @@ from .activation import ensure_active, known_child
 from .capacity import Capacity
 from .children import Child
 from .importable import unavailable_here
+from .lanes import Lanes
 from .launcher import Launcher, kill, send, stop_process
 from .passivation import SupervisorFleet, holds_slot
 from .pool import Pool
@@ -99,6 +100,8 @@ class Supervisor:
         self.closing = False
         self.closed = False
         self.wakeup = WakeUp()
+        #: The monitor's epoll over the children's pipes, which askers borrow (see ``lanes``).
+        self.lanes = Lanes()
         self.recorder = Recorder(self._write_records, f"actors-record-{system_id}")
         self._monitor_thread: threading.Thread | None = None
         #: Slots for warm actors: every start takes one (see ``capacity``).
@@ -368,4 +371,5 @@ class Supervisor:
         self.recorder.close()
         if self._monitor_thread is None or not self._monitor_thread.is_alive():
             self.wakeup.close()
+            self.lanes.close()
 

@@ -754,3 +754,117 @@ def test_a_new_senders_segment_made_right_after_a_drain_is_read_by_the_next(tmp_
     second = MaildirMailbox(root, durability="process", create=False)
     second.deliver([message("m2")])  # a new segment, very likely in the same clock tick
     assert [d.id for d in reader.drain()] == ["m2"]
+
+
+# -- rings for known segments ---------------------------------------------------------------
+
+def _count_listings(monkeypatch) -> list[str]:
+    listed: list[str] = []
+    real = reading._Listing.names
+
+    def names(self):
+        listed.append(os.path.basename(self.path))
+        return real(self)
+
+    monkeypatch.setattr(reading._Listing, "names", names)
+    return listed
+
+
+def test_a_drain_woken_only_by_rings_for_known_segments_lists_nothing(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    sender = MaildirMailbox(root, durability="process", create=False)
+    try:
+        listed = _count_listings(monkeypatch)
+        sender.deliver([message("m1")])  # its segment's first ring: the reader lists log/
+        assert [d.id for d in reader.drain()] == ["m1"]
+        assert sorted(listed) == ["log", "new"]
+        sender.deliver([message("m2")])
+        sender.deliver([message("m3")])
+        assert [d.id for d in reader.drain()] == ["m2", "m3"]
+        assert sorted(listed) == ["log", "new"]  # no listing for rings that name a known segment
+        newcomer = MaildirMailbox(root, durability="process", create=False)
+        newcomer.deliver([message("n1")])  # a new segment: its ring makes the reader list again
+        sender.deliver([message("m4")])
+        assert sorted(d.id for d in reader.drain()) == ["m4", "n1"]
+        assert sorted(listed) == ["log", "log", "new", "new"]
+        newcomer.close()
+    finally:
+        sender.close()
+        reader.close()
+
+
+def test_a_file_dropped_without_a_ring_is_found_within_the_listing_interval(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    sender = MaildirMailbox(root, durability="process", create=False)
+    try:
+        sender.deliver([message("m1")])
+        assert [d.id for d in reader.drain()] == ["m1"]
+        drop_file(reader, message("dropped"))  # by another program, which does not ring
+        sender.deliver([message("m2")])
+        assert [d.id for d in reader.drain()] == ["m2"]  # rings for a known segment only
+        monkeypatch.setattr(reading, "LIST_AT_LEAST_EVERY", 0.0)  # the interval has passed
+        sender.deliver([message("m3")])
+        assert sorted(d.id for d in reader.drain()) == ["dropped", "m3"]
+    finally:
+        sender.close()
+        reader.close()
+
+
+def test_a_bell_found_full_makes_the_reader_list_again(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    sender = MaildirMailbox(root, durability="process", create=False)
+    try:
+        sender.deliver([message("m1")])
+        assert [d.id for d in reader.drain()] == ["m1"]
+        listed = _count_listings(monkeypatch)
+        fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
+        try:  # a pipe full of "known segment" rings: a ring for a new one may have been dropped
+            while True:
+                os.write(fd, b"\x01" * 4096)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+        assert reader.drain() == []
+        assert sorted(listed) == ["log", "new"]
+        assert reader.wait(0) is False  # and the bell is empty again
+    finally:
+        sender.close()
+        reader.close()
+
+
+def test_a_ring_from_another_program_makes_the_reader_list_again(tmp_path: Path) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    try:
+        assert reader.drain() == []  # listed just now
+        drop_file(reader, message("dropped"))
+        fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"\x01x")  # not all "known segment": list
+        os.close(fd)
+        assert [d.id for d in reader.drain()] == ["dropped"]
+    finally:
+        reader.close()
+
+
+def test_a_page_of_rings_read_at_once_makes_the_reader_list_again(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="process")
+    reader.claim()
+    try:
+        assert reader.drain() == []  # listed just now
+        listed = _count_listings(monkeypatch)
+        fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"\x01" * 4096)  # all a pipe holds once its user has too many pipes
+        os.close(fd)
+        assert reader.drain() == []
+        assert sorted(listed) == ["log", "new"]
+    finally:
+        reader.close()

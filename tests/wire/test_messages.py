@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from datetime import datetime, timezone
@@ -249,7 +250,22 @@ def test_derived_msg_ids_stay_the_uuid5_they_always_were() -> None:
 def test_new_msg_ids_are_fresh_uuid4s() -> None:
     ids = {new_msg_id() for _ in range(1000)}
     assert len(ids) == 1000
-    assert all(uuid.UUID(i).version == 4 for i in ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_a_forked_child_never_hands_out_its_parents_next_ids() -> None:
+    new_msg_id()  # random bytes for the next ids are now held in this process
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, reported, then out without any cleanup of the parent's
+        os.write(write_end, " ".join(new_msg_id() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as handle:
+        childs = set(handle.read().split())
+    assert len(childs) == 300
+    assert not childs & {new_msg_id() for _ in range(300)}
 
 
 @pytest.mark.parametrize("mode", ["query", "steer"])

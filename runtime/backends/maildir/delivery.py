@@ -22,7 +22,7 @@ from ...errors import InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
 from ...threads import reset_after_fork
-from .doorbell import Ringer
+from .doorbell import ANY, KNOWN_SEGMENT, Ringer
 from .file_delivery import deliver_files, writes_files
 from .inspection import waiting
 from .layout import MailboxPaths
@@ -71,6 +71,8 @@ class Sender:
         self.files = writes_files(paths)
         self._durability = durability
         self._ringer = Ringer(paths.bell)
+        #: The segment this handle last rang for: a ring for it again is ``KNOWN_SEGMENT``.
+        self._announced = ""
         # Upper bound of what waits, as far as this handle knows; only re-counted (a
         # scan) when it reaches max_pending. Messages reserved and not yet appended
         # are in it and in _in_flight (a scan cannot see them).
@@ -91,16 +93,18 @@ class Sender:
             return self._writer.path  # nothing to write (an empty record would stop the reader)
         if self.files:
             return self._send(data, block_timeout,
-                              lambda wires: deliver_files(self.paths, self._durability, messages, wires))
-        return self._send(data, block_timeout, self._writer.append)
+                              lambda wires: deliver_files(self.paths, self._durability, messages, wires), None)
+        return self._send(data, block_timeout, self._writer.append, str)
 
     def deliver_unflushed(self, message: InboxMessage, block_timeout: float | None) -> Unflushed:
         """Append without the flush: readable and crash-safe at once, on disk once the
         returned ``Unflushed.flush()`` returned (call it once)."""
-        return self._send([checked_wire(message)], block_timeout, self._writer.write)
+        return self._send([checked_wire(message)], block_timeout, self._writer.write, _segment_of)
 
-    def _send(self, data: list[bytes], block_timeout: float | None, write: Callable[[list[bytes]], T]) -> T:
-        """Reserve room, ``write`` (append, or write without the flush), ring."""
+    def _send(self, data: list[bytes], block_timeout: float | None, write: Callable[[list[bytes]], T],
+              segment_of: Callable[[T], str] | None) -> T:
+        """Reserve room, ``write`` (append, or write without the flush), ring
+        (``segment_of``: the segment a write went to; None: not a segment)."""
         count = len(data)
         self._make_room(block_timeout, count)
         try:
@@ -113,7 +117,11 @@ class Sender:
             raise
         with self._lock:
             self._in_flight -= count  # now counted by a scan of the log
-            self._ringer.ring()
+            segment = segment_of(written) if segment_of is not None else ""
+            # Its file existed before the first ring for it, so the reader that took
+            # that ring listed it: later rings for it can say so (see ``doorbell``).
+            self._ringer.ring(KNOWN_SEGMENT if segment and segment == self._announced else ANY)
+            self._announced = segment
         return written
 
     def _make_room(self, block_timeout: float | None, count: int) -> None:
@@ -138,10 +146,14 @@ class Sender:
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
         with self._lock:
-            self._ringer.ring()
+            self._ringer.ring(ANY)
 
     def close(self) -> None:
         """Seal this handle's log (the reader deletes it once all is acked)."""
         with self._lock:
             self._ringer.close()
         self._writer.close()
+
+
+def _segment_of(written: Unflushed) -> str:
+    return written.path

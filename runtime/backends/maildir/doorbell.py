@@ -8,6 +8,14 @@ of its own (``wake``: a stop request from another thread or a signal handler). A
 idle actor costs no CPU. (inotify would do too, but it is capped at 128 instances
 per user on these machines.)
 
+A ring is one byte. ``KNOWN_SEGMENT`` says "appended to the segment I rang for last
+time": the reader listed ``log/`` after that first ring, so it knows the segment, and
+a drain woken only by such rings reads the segments it knows without listing ``new/``
+and ``log/`` (two ``stat``s and their bookkeeping per drain; the reader still lists
+them at least once a second, for files other programs drop without ringing). Every
+other byte (``ANY``: a new segment, a Maildir file, another program's ring) makes it
+list again, and so does a pipe found full (a ring may have been dropped).
+
 The bell is opened without following a symlink: a ring writes to it, and a symlink
 planted at its name must not take that write out of the home. The reader replaces
 anything at the bell's name that is not a FIFO.
@@ -21,13 +29,19 @@ import os
 import stat
 
 from ...errors import StoreError
-from ...wakeup import WakeUp, drain_fd, wait_readable
+from ...wakeup import PIPE_CAPACITY, WakeUp, wait_readable
 from .durable import FILE_MODE, NOFOLLOW
 
 log = logging.getLogger(__name__)
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BELL_FLAGS = os.O_RDWR | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
+#: A ring for a record appended to the segment the sender rang for before.
+KNOWN_SEGMENT = b"\x01"
+#: Any other ring: the reader lists ``new/`` and ``log/`` again.
+ANY = b"\0"
+#: The least a pipe holds (a page): this many rings read at once may have filled it.
+_SMALLEST_PIPE = 4096
 
 
 def make_fifo(path: str) -> None:
@@ -80,9 +94,25 @@ class Doorbell:
         self.fd = open_bell(fifo_path)
         self._wakeup = WakeUp()
 
-    def clear(self) -> None:
-        """Swallow pending rings. Call *before* listing, so a later ring is not lost."""
-        drain_fd(self.fd)
+    def clear(self) -> bool:
+        """Swallow pending rings. Call *before* listing, so a later ring is not lost.
+
+        Returns whether there were rings and every one was ``KNOWN_SEGMENT`` (the
+        reader need not list; see the module docstring)."""
+        known = None
+        try:
+            while True:
+                data = os.read(self.fd, PIPE_CAPACITY)
+                # A ring may have found the pipe full and been dropped. A pipe holds
+                # 64 KiB, or a page once its user has too many (pipe-user-pages-soft).
+                maybe_full = len(data) >= _SMALLEST_PIPE
+                ours = bool(data) and not maybe_full and not data.strip(KNOWN_SEGMENT)
+                known = ours if known is None else known and ours
+                if len(data) < PIPE_CAPACITY:
+                    break
+        except BlockingIOError:
+            pass
+        return bool(known)
 
     def wait(self, timeout: float | None) -> bool:
         """Block until rung, woken or ``timeout`` passes; returns whether it was rung or
@@ -111,8 +141,9 @@ class Ringer:
         self.path = fifo_path
         self._fd = -1
 
-    def ring(self) -> None:
-        """Wake the reader if one waits. Never blocks, never fails."""
+    def ring(self, what: bytes = ANY) -> None:
+        """Wake the reader if one waits (``what``: ``ANY`` or ``KNOWN_SEGMENT``). Never
+        blocks, never fails."""
         for _ in range(2):
             if self._fd < 0:
                 try:
@@ -120,7 +151,7 @@ class Ringer:
                 except OSError:  # ENXIO: no reader; ENOENT: no bell (a foreign mailbox); ELOOP: a symlink
                     return
             try:
-                os.write(self._fd, b"\0")
+                os.write(self._fd, what)
                 return
             except BlockingIOError:  # the pipe is full: a wake-up is already pending
                 return

@@ -141,8 +141,8 @@ class MaildirMailbox:
         return self._reader.recover()
 
     def drain(self, limit: int | None = None) -> list[Delivered]:
-        self._bell().clear()  # before listing: a ring that comes later is not lost
-        return self._reader.drain(limit)
+        known = self._bell().clear()  # before listing: a ring that comes later is not lost
+        return self._reader.drain(limit, known_only=known)
 
     def take(self, kinds: Iterable[str]) -> list[Delivered]:
         self._bell().clear()

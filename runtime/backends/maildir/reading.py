@@ -21,6 +21,7 @@ import errno
 import fcntl
 import heapq
 import logging
+import math
 import os
 import threading
 import time
@@ -48,6 +49,10 @@ OPEN_SEGMENTS = 64
 #: worker's batch (256) this bounds what a power loss can redeliver well inside the
 #: AdmittedSet's 4,096 ids.
 FLUSH_ACKS_EVERY = 1024
+#: Seconds a reader woken only by rings for segments it knows (see ``doorbell``) may
+#: go without listing ``new/`` and ``log/``: files other programs drop without a ring
+#: wait no longer than this under a steady stream of such rings.
+LIST_AT_LEAST_EVERY = 1.0
 #: A directory whose ctime is this recent (ns) may change again without its ctime
 #: moving: the kernel stamps it from a clock that ticks every few milliseconds.
 _CTIME_SETTLE_NS = 50_000_000
@@ -136,6 +141,7 @@ class Reader:
         self._log_listing = _Listing(paths.log)
         self._claim_fd = -1
         self._unflushed_acks = 0
+        self._listed_at = -math.inf  # monotonic time new/ and log/ were last listed
         self._lock = threading.Lock()
         reset_after_fork(self, _lock=threading.Lock)
 
@@ -200,15 +206,17 @@ class Reader:
                 recovered.append(delivered)
         return recovered + self.drain()
 
-    def drain(self, limit: int | None = None) -> list[Delivered]:
+    def drain(self, limit: int | None = None, known_only: bool = False) -> list[Delivered]:
         """Hand out waiting messages (at most ``limit``), each sender's in order.
 
         Maildir files are claimed by renaming them ``new/ -> cur/`` (a file another
         reader claimed first is skipped); unparsable input goes to ``corrupt/``.
         Handed-out messages stay pending until acked, so a crash loses none of them.
+        With ``known_only`` (the doorbell said only known segments grew) ``new/`` and
+        ``log/`` are not listed, unless ``LIST_AT_LEAST_EVERY`` has passed since they were.
         """
         with self._lock:
-            cut = self._fill(limit)
+            cut = self._fill(limit, known_only)
             count = len(self._queue) if limit is None else min(limit, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
             handed = set()
@@ -320,7 +328,7 @@ class Reader:
 
     # -- filling the queue ------------------------------------------------------------
 
-    def _fill(self, limit: int | None) -> bool:
+    def _fill(self, limit: int | None, known_only: bool = False) -> bool:
         """Queue what waits: claimed Maildir files and new records of every segment,
         merged by creation time (each sender's messages stay in the order sent, and a
         message sent before another sender's is handled first).
@@ -330,7 +338,11 @@ class Reader:
         room = None if limit is None else limit - len(self._queue)
         if room is not None and room <= 0:
             return True
-        names = sorted(n for n in self._new_listing.names() if n[0] != ".")
+        now = time.monotonic()
+        listing = not known_only or now - self._listed_at >= LIST_AT_LEAST_EVERY
+        if listing:
+            self._listed_at = now
+        names = sorted(n for n in self._new_listing.names() if n[0] != ".") if listing else []
         cut = room is not None and len(names) > room
         files = []
         for name in names[:room] if cut else names:
@@ -346,8 +358,8 @@ class Reader:
             if delivered is not None:
                 files.append(delivered)
         sources = [files] if files else []
-        self._open_new_segments()
-        now = time.monotonic()
+        if listing:
+            self._open_new_segments()
         held: set[str] = set()  # processes whose older segment still has unread messages
         for path, reader in list(self._segments.items()):
             if reader.writer in held:
