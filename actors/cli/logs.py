@@ -63,17 +63,30 @@ def logs(env: Env, actor_id: str, follow: bool, lines: int | None) -> None:
         if handle is not None:
             handle.close()
         return
-    stop = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if shared is not None:
-            follow_log(shared, cursor, stop)
-        else:
-            assert path is not None
-            follow_file(path, handle, stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        try:
+            if shared is not None:
+                follow_log(shared, cursor, threading.Event())
+            else:
+                assert path is not None
+                follow_file(path, handle, threading.Event())
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    except _Stopped:
+        pass
+
+
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM while following: ends the command with exit 0."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    # Raise rather than set an Event: the handler runs on the main thread between
+    # two of its bytecodes, possibly while that thread holds the Event's own lock
+    # inside Event.wait, and setting it there would wait for that lock forever.
+    raise _Stopped
 
 
 def _print_kept(path: str, lines: int | None) -> BinaryIO | None:
