@@ -208,6 +208,21 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """$XDG_RUNTIME_DIR under the session's tmp dir: the Redis in-flight markers' pages
+    (runtime/backends/redis/inflight.py) go there, not to /dev/shm."""
+    path = tmp_path_factory.mktemp("xdg-runtime")
+    path.chmod(0o700)
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session (tests keep apart by their project keys);

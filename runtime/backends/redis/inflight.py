@@ -16,7 +16,7 @@ activation where the page is::
     worker, clean close   page cleared -> the page unlinked and the key deleted
 
 The page is ``<dir>/<hash of server and key>.inflight`` in a directory of this user
-on ``/dev/shm`` (or the temp dir), so every process of the machine (the parent's
+in ``$XDG_RUNTIME_DIR``, else on ``/dev/shm`` (or the temp dir), so every process of the machine (the parent's
 supervisor, the next activation, the CLI) finds it from the key alone.
 
 Failure modes: a crash is counted against its message only by a reader on the same
@@ -49,14 +49,16 @@ log = logging.getLogger(__name__)
 
 #: What the key holds while the id is kept in a page on machine ``<name>``.
 PAGE_PREFIX = "@page:"
-#: Where the pages go: a tmpfs when there is one (the page cache holds them anyway).
+#: Where the pages go, after the user's runtime directory ($XDG_RUNTIME_DIR) when
+#: set: a tmpfs when there is one (the page cache holds them anyway).
 PAGE_ROOTS = ("/dev/shm", tempfile.gettempdir())
 
 
 @functools.cache
 def _page_dir() -> str | None:
     """This user's page directory (mode 0700, owned by us, not a link), or None."""
-    for root in PAGE_ROOTS:
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    for root in ((runtime_dir,) if runtime_dir else ()) + PAGE_ROOTS:
         path = os.path.join(root, f"durable-actors-{os.getuid()}")
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
