@@ -128,3 +128,29 @@ def test_a_burst_of_tells_to_more_actors_than_fit_is_handled_once_each_within_th
         sampler.check(2)
         for i, name in enumerate(names):
             assert states[name]["seen"] == {str(seq): 1 for seq in range(i, 60, len(names))}
+
+
+def test_an_idle_victim_gives_its_slot_to_the_start_before_its_worker_has_exited(home, project, tmp_path):
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    with ActorSystem(home=home, project=project, durability="process", max_active=1) as system:
+        leaving = system.spawn(capacity_actors.SlowToLeave, name="leaving")
+        leaving.tell({"hold_stop": str(hold)})
+        leaving.tell({"seq": 1})
+        assert leaving.ask("state", timeout=30)["seen"] == {"1": 1}
+        leaving_pid = system.pid_of(leaving)
+        capacity = system._supervisor.capacity
+        with Sampler(system) as sampler:
+            target = system.spawn(capacity_actors.Tally, name="target")  # passivates the idle one
+            # The target started and answers while the victim's worker is still in on_stop.
+            assert target.ask("state", timeout=30)["seen"] == {}
+            assert (hold / "stopping").exists() and os.path.exists(f"/proc/{leaving_pid}")
+            assert capacity.warm() == ["target"] and capacity.leaving() == ["leaving"]
+            leaving.tell({"seq": 2})  # for the actor on its way out: handled by its next worker
+            (hold / "go").touch()
+            assert leaving.ask("state", timeout=30)["seen"] == {"1": 1, "2": 1}
+            assert system.pid_of(leaving) not in (None, leaving_pid)
+            assert system.pid_of(target) is None  # made room for it in turn
+        sampler.check(1)
+        assert capacity.leaving() == [] or capacity.leaving() == ["target"]
+        assert all(c.restarts == 0 for c in system.children())
