@@ -185,8 +185,9 @@ class Capacity:
             return sorted(self._warm.leaving)
 
     def holds(self, actor_id: str) -> bool:
+        """Whether ``actor_id`` holds a slot (one leaving does not)."""
         with self._cond:
-            return actor_id in self._warm
+            return actor_id in self._warm and actor_id not in self._warm.leaving
 
     def touch(self, actor_id: str) -> None:
         """A message was delivered to ``actor_id``: it is now the most recently used."""
