@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from actors_runtime.backends.maildir import cached_docs as cached_docs_module
 from actors_runtime.backends.maildir import indices as indices_module
 from actors_runtime.backends.maildir.cached_docs import GEN_KEY
+from actors_runtime.backends.maildir.json_docs import dump
 from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.backends.maildir.store import MaildirStore
 from actors_runtime.errors import StoreError
@@ -84,8 +86,34 @@ def test_a_failed_write_holds_nothing_and_the_next_read_parses_the_file(layout, 
 
     with monkeypatch.context() as patched:
         patched.setattr("actors_runtime.backends.maildir.cached_docs.write_json", broken)
+        patched.setattr("actors_runtime.backends.maildir.cached_docs.write_bytes", broken)
         with pytest.raises(StoreError):
             store.record_children("sys", [ChildEntry(id="b", actor_class="m:B")])
     parses.clear()
     assert [e.id for e in store.list_children("sys")] == ["a"]  # what the file holds
     assert parses
+
+
+def test_children_written_entry_by_entry_are_the_bytes_a_whole_encoding_makes(layout, monkeypatch):
+    store = MaildirStore(layout, "process")
+    store.record_children("sys", [ChildEntry(id=f"a{i}", actor_class="m:A", labels=["é", '"q"']) for i in range(5)])
+    encoded: list[Any] = []
+    real = cached_docs_module._dump
+
+    def counting(doc: Any) -> bytes:
+        encoded.append(doc)
+        return real(doc)
+
+    monkeypatch.setattr(cached_docs_module, "_dump", counting)
+    store.record_children("sys", [ChildEntry(id="a2", actor_class="m:A", status="running"),
+                                  ChildEntry(id="a-new", actor_class="m:B")])
+    assert sorted(doc["id"] for doc in encoded) == ["a-new", "a2"]  # only what changed
+    with open(layout.children_json("sys"), "rb") as handle:
+        data = handle.read()
+    assert data.rstrip() == dump(json.loads(data))  # (a rewrite in place pads with blanks)
+    assert [e.id for e in MaildirStore(layout, "process").list_children("sys")] == [
+        "a-new", "a0", "a1", "a2", "a3", "a4"]
+    assert store.remove_child("sys", "a0")
+    with open(layout.children_json("sys"), "rb") as handle:
+        data = handle.read()
+    assert data.rstrip() == dump(json.loads(data))  # (a rewrite in place pads with blanks) and b'"a0"' not in data

@@ -149,7 +149,7 @@ class Indices:
         children = self._scan_system(system_id)
         try:
             with self._locked():
-                self._write(path, {"version": 1, "children": children})
+                self._docs.write_children(path, children)
         except StoreError as exc:
             log.warning("%s: using the rebuilt list unwritten: %s", path, exc)
         return children
@@ -176,7 +176,7 @@ class Indices:
                 doc = entry.to_dict()
                 write_json(self.layout.actor_file(system_id, entry.id, SUPERVISION), doc, self.durability)
                 children[entry.id] = doc
-            self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+            self._docs.write_children(self.layout.children_json(system_id), children)
             index = self.read_index()
             missing = [entry.id for entry in entries if index["child_lookup"].get(entry.id) != system_id]
             if missing or system_id not in index["roots"]:
@@ -220,7 +220,7 @@ class Indices:
         with self._locked():
             children = dict(self._read_children(system_id))
             present = children.pop(actor_id, None) is not None
-            self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+            self._docs.write_children(self.layout.children_json(system_id), children)
             index = self.read_index()
             index = dict(index, child_lookup=dict(index["child_lookup"]))
             present = index["child_lookup"].pop(actor_id, None) is not None or present
@@ -238,7 +238,7 @@ class Indices:
         with self._locked():
             index, systems = self._scan()
             for system_id, children in systems.items():
-                self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+                self._docs.write_children(self.layout.children_json(system_id), children)
             self._write(self.layout.index, index)
         return index
 
