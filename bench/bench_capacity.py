@@ -13,7 +13,11 @@
 3. Measured: messages/s (answered asks / wall time), ask p50/p99, peak RSS of the
    fleet = the system's process + every live descendant (workers, pool, fork
    server), VmRSS from ``/proc/<pid>/status`` summed, sampled every 0.25 s; the most
-   workers alive at once; activations seen (distinct (actor, worker pid) answers).
+   workers alive at once; activations seen (distinct (actor, worker pid) answers);
+   the fleet's CPU time over the drive (the system's process, and every descendant's
+   own and reaped children's: a worker that exited was reaped by the fork server)
+   per activation, which a busy machine inflates much less than the wall clock; the
+   load average before and after.
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ def _descendants(root: int) -> list[int]:
         found.extend(kids)
         frontier.extend(kids)
     return found
+
+
+def _cpu_s(pid: int, reaped: bool) -> float:
+    """CPU seconds of ``pid`` (user + system), with its reaped children's if ``reaped``."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        fields = handle.read().decode(errors="replace").rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if reaped else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def fleet_cpu_s() -> float:
+    """CPU seconds used so far by this process and its live descendants, with what
+    each descendant reaped (workers are the fork server's children)."""
+    total = _cpu_s(os.getpid(), reaped=False)
+    for pid in _descendants(os.getpid()):
+        try:
+            total += _cpu_s(pid, reaped=True)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 class FleetSampler:
@@ -165,18 +189,22 @@ def run_capacity(cfg: dict[str, Any], row: Callable[..., dict[str, Any]]) -> lis
 
         with FleetSampler() as sampler:
             threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+            load_before, cpu_before = os.getloadavg(), fleet_cpu_s()
             began = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - began
+            load_after, cpu = os.getloadavg(), fleet_cpu_s() - cpu_before
         warm_at_end = len(system._supervisor.capacity.warm())
     answered = len(latencies)
     n = f"{actors} actors, {answered} asks"
     extra = dict(max_active=max_active, zipf_s=s, clients=clients, enrol_s=enrol_s,
                  activations=len(seen), distinct_actors=len({name for name, _ in seen}),
-                 most_processes=sampler.most_children, warm_at_end=warm_at_end, elapsed_s=elapsed)
+                 most_processes=sampler.most_children, warm_at_end=warm_at_end, elapsed_s=elapsed,
+                 fleet_cpu_s=cpu, cpu_ms_per_activation=cpu * 1000 / max(1, len(seen)),
+                 loadavg_before=[round(x, 2) for x in load_before], loadavg_after=[round(x, 2) for x in load_after])
     return [
         row("capacity", "process", "messages/s", "msg/s", answered / elapsed, None, n, **extra),
         row("capacity", "process", "ask p99", "ms", percentile(latencies, 99), None, n,

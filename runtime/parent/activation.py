@@ -2,7 +2,8 @@
 
 A tell to a known actor with no worker starts one: an actor of this system is
 started here; one of another system of the project is that system's business, and
-it is asked through its inbox. Every ``COLD_SWEEP_INTERVAL`` the monitor also looks
+it is asked through its inbox. Every ``COLD_SWEEP_INTERVAL`` (or less often, see
+``monitor.SWEEP_SHARE``) a thread of the supervisor also looks
 for actors of this system with messages waiting and no worker.
 
 Three kinds of actor are left as they are: one marked failed (a spawn, or ``revive``
@@ -44,10 +45,10 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
     actor_id = address.actor_id
     if sup.route is not None and sup.route(address):
         return  # placed on a host of a pool: the placement activates it (see ``placing``)
+    child = find_child(sup, address)
+    if child is None:
+        return
     with sup.lock:
-        child = child_of(sup, address)
-        if child is None:
-            return
         if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
             sup.capacity.touch(actor_id)  # a message for it: recently used (see ``capacity``)
             return
@@ -113,9 +114,27 @@ def child_of(sup: "Supervisor", address: Address) -> Child | None:
     return child
 
 
+def find_child(sup: "Supervisor", address: Address) -> Child | None:
+    """``child_of`` for a caller that does not hold ``sup.lock``: the records of an
+    actor this run has not met yet are read outside the lock (the monitor, every
+    reply and every other sender need it meanwhile); the first of two concurrent
+    finders to come back is kept."""
+    with sup.lock:
+        child = sup.children.get(address.name)
+        if child is not None or address.name in sup.unstartable:
+            return child
+    found = known_child(sup, address)
+    with sup.lock:
+        child = sup.children.get(address.name)
+        if child is None and found is not None and address.name not in sup.unstartable:
+            child = sup.children[address.name] = found
+        return child
+
+
 def known_child(sup: "Supervisor", address: Address) -> Child | None:
     """A child for an actor of this system that this run has not started, from its
-    records (hold ``sup.lock``): None if there is nothing to start it with, or if this
+    records (it reads files: better without ``sup.lock``, see ``find_child``), not
+    kept yet: None if there is nothing to start it with, or if this
     process cannot import its class (remembered, and said once). One its last run
     marked failed is known as failed, with the recorded reason: messages do not
     bring it back; a spawn or ``actors restart`` does. One whose session records a
@@ -126,7 +145,8 @@ def known_child(sup: "Supervisor", address: Address) -> Child | None:
         return None
     reason = unavailable_here(spec.actor_class)
     if reason is not None:
-        sup.unstartable[actor_id] = reason
+        with sup.lock:
+            sup.unstartable[actor_id] = reason
         say_once(actor_id, address, reason)
         return None
     child = Child(spec)

@@ -7,7 +7,8 @@ least recently used idle one.
                                   | full: candidates(LRU order, fleet.is_idle)
                                   |   the least recently used idle actor -> fleet.passivate
                                   |   (a polite stop: it finishes its message, commits, exits)
-                                  | wait (condition, deadline) until release(victim)
+                                  |   an idle victim is leaving: its slot passes on at once
+                                  | else wait (condition, deadline) until release(victim)
     a message for a warm actor touch(id): it becomes the most recently used
     its worker exits           release(id): a slot frees, waiters wake
       (idle, stop, passivated, failed)
@@ -19,8 +20,20 @@ message, or messages waiting for it), a waiter looks again every
 ``RECHECK_INTERVAL`` (or at once when a slot frees) for ``PREEMPT_AFTER`` seconds by
 the injected clock; after that it passivates the least recently used busy actor too,
 which still ends only between two messages (its backlog stays in its mailbox and
-activates it again). So the bound is never exceeded, and a cold actor is never
-starved by a set of hot ones.
+activates it again). A cold actor is never starved by a set of hot ones.
+
+The bound, exactly: at most ``limit`` actors hold a slot. An actor that was idle
+when it was asked to go ("leaving") holds none: its worker handles nothing more
+(the worker loop looks for a stop before every batch; only a batch it had already
+drained when the stop arrived, a message that raced the idleness check, is
+finished), and its process lingers only while it commits and exits (tens of
+milliseconds). So the target starts while the victim exits, not after. At most
+``max_leaving(limit)`` victims are leaving at once; beyond that a start waits for an
+exit, as it does for a busy victim, which keeps its slot until it is gone. Worker
+processes alive at once: at most ``limit + max_leaving(limit)``. One transient
+more: a leaving victim whose worker dies on its way out and is restarted (its
+restart policy) counts again at once, and the set is over by one until the next
+start makes room.
 
 Nothing here knows how actors run: a ``Fleet`` says whether an actor is idle and
 passivates one. The supervisor is the first fleet (``passivation``); a host that
@@ -42,6 +55,14 @@ RECHECK_INTERVAL = 0.05
 #: Seconds (by the capacity's clock) a waiter waits for an idle actor before it
 #: passivates the least recently used busy one (between two of its messages).
 PREEMPT_AFTER = 1.0
+#: Share of ``limit`` that idle victims on their way out may add to the worker
+#: processes alive at once (at least one): their slots pass on before they exit.
+LEAVING_SHARE = 0.125
+
+
+def max_leaving(limit: int) -> int:
+    """How many idle victims may be leaving at once (see the module docstring)."""
+    return max(1, int(limit * LEAVING_SHARE))
 
 
 class Fleet(Protocol):
@@ -80,9 +101,15 @@ class WarmSet:
     def __init__(self) -> None:
         self.last_used: OrderedDict[str, float] = OrderedDict()
         self.passivating: set[str] = set()
+        #: Those of ``passivating`` that were idle when asked: they hold no slot.
+        self.leaving: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.last_used)
+
+    def held(self) -> int:
+        """Slots taken: warm actors less those leaving."""
+        return len(self.last_used) - len(self.leaving)
 
     def __contains__(self, actor_id: object) -> bool:
         return actor_id in self.last_used
@@ -97,8 +124,13 @@ class WarmSet:
             self.admit(actor_id, now)
 
     def release(self, actor_id: str) -> bool:
-        """Free the actor's slot; returns whether it held one."""
+        """Forget the actor; returns whether that freed a slot (False if it was not
+        warm, or was leaving: its slot was passed on already)."""
         self.passivating.discard(actor_id)
+        if actor_id in self.leaving:
+            self.leaving.discard(actor_id)
+            self.last_used.pop(actor_id, None)
+            return False
         return self.last_used.pop(actor_id, None) is not None
 
     def order(self) -> list[str]:
@@ -143,13 +175,19 @@ class Capacity:
         return self.limit is not None
 
     def warm(self) -> list[str]:
-        """Actors holding a slot, least recently used first."""
+        """Actors holding a slot, least recently used first (not those leaving)."""
         with self._cond:
-            return list(self._warm.last_used)
+            return [a for a in self._warm.last_used if a not in self._warm.leaving]
+
+    def leaving(self) -> list[str]:
+        """Idle victims asked to go whose workers have not exited yet (no slot)."""
+        with self._cond:
+            return sorted(self._warm.leaving)
 
     def holds(self, actor_id: str) -> bool:
+        """Whether ``actor_id`` holds a slot (one leaving does not)."""
         with self._cond:
-            return actor_id in self._warm
+            return actor_id in self._warm and actor_id not in self._warm.leaving
 
     def touch(self, actor_id: str) -> None:
         """A message was delivered to ``actor_id``: it is now the most recently used."""
@@ -171,7 +209,11 @@ class Capacity:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            if actor_id in self._warm:
+            if actor_id in self._warm.leaving:
+                # Its last worker is gone and its slot was passed on when it was asked
+                # to go: the new worker needs a slot of its own.
+                self._warm.release(actor_id)
+            elif actor_id in self._warm:
                 # Its last worker is gone (callers start one only then) and the slot was
                 # not given back yet: the new worker keeps it. If that worker had been
                 # passivated, the waiter that asked for it must look for another victim.
@@ -190,12 +232,14 @@ class Capacity:
                         return False
                     seen = self._changes
                     position = self._queue.index(actor_id)
-                    free = self.limit - len(self._warm)
+                    free = self.limit - self._warm.held()
                     if position < free:  # those ahead of it have room too
                         self._queue.remove(actor_id)
                         self._warm.admit(actor_id, self.clock())
                         return True
-                    short = position + 1 - free - len(self._warm.passivating)
+                    # Busy victims free their slots when they exit; idle ones already did.
+                    coming = len(self._warm.passivating) - len(self._warm.leaving)
+                    short = position + 1 - free - coming
                 found = self._make_room(since) if short > 0 else True
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -215,21 +259,38 @@ class Capacity:
                 self._cond.notify_all()  # the next waiter may move up
 
     def _make_room(self, since: float) -> bool:
-        """Passivate one more actor; returns whether one was asked to go."""
+        """Passivate one more actor; returns whether one was asked to go. An idle
+        one gives up its slot at once, while ``max_leaving`` allows (see the module
+        docstring); waiters are woken to take it."""
+        assert self.limit is not None
+        idle: dict[str, bool] = {}
+
+        def is_idle(actor_id: str) -> bool:
+            idle[actor_id] = self.fleet.is_idle(actor_id)
+            return idle[actor_id]
+
         with self._picking:
             with self._cond:
                 order = self._warm.order()
                 preempt = self.clock() - since >= self.preempt_after
-            for victim in candidates(order, self.fleet.is_idle, preempt):
+            for victim in candidates(order, is_idle, preempt):
                 with self._cond:
                     if victim not in self._warm or victim in self._warm.passivating:
                         continue  # released meanwhile
                     self._warm.passivating.add(victim)
+                    leaves = idle.get(victim, False) and len(self._warm.leaving) < max_leaving(self.limit)
+                    if leaves:  # before the stop is sent: its exit may come at once
+                        self._warm.leaving.add(victim)
                 if self.fleet.passivate(victim):
                     log.debug("system %s: passivating actor %s to make room", self.name, victim)
+                    if leaves:
+                        with self._cond:
+                            self._changes += 1
+                            self._cond.notify_all()
                     return True
                 with self._cond:
                     self._warm.passivating.discard(victim)
+                    self._warm.leaving.discard(victim)
             return False
 
     def release(self, actor_id: str) -> None:
@@ -243,12 +304,15 @@ class Capacity:
 
     def kept(self, actor_id: str) -> None:
         """``actor_id``'s worker left but it keeps its slot (it restarts after a
-        crash): if it was being passivated, that room is not coming."""
+        crash): if it was being passivated, that room is not coming. One that was
+        leaving counts again: the set is over by one until a start makes room (see
+        the module docstring)."""
         if self.limit is None:
             return
         with self._cond:
             if actor_id in self._warm.passivating:
                 self._warm.passivating.discard(actor_id)
+                self._warm.leaving.discard(actor_id)
                 self._changes += 1
                 self._cond.notify_all()
 

@@ -1,8 +1,14 @@
-"""The monitor thread: one wait on every child's sentinel and pipe, and a wake-up pipe.
+"""The monitor thread: one wait on every child's sentinel and pipe, and a wake-up pipe;
+and the sweeper thread, which runs the cold sweep (``activation.sweep_cold``).
 
 A death is noticed at once; the restart policy decides what follows. Supervision
 must outlive any one mistake: an iteration that raises is logged and the loop goes
-on. Nothing here sleeps: the wait's timeout is the next due restart or sweep.
+on. Nothing here sleeps: the wait's timeout is the next due restart. The cold sweep
+reads the mailbox of every cold actor this run knows, which with thousands of them
+takes a good part of a second: it runs on a thread of its own, so it never holds up
+the handling of an exit, and comes round every ``COLD_SWEEP_INTERVAL`` seconds or,
+when a sweep takes long, seldom enough that it uses at most ``SWEEP_SHARE`` of a
+core.
 """
 
 from __future__ import annotations
@@ -29,27 +35,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The most of one core the cold sweep may use: a sweep that took ``t`` seconds is
+#: followed by a pause of at least ``t / SWEEP_SHARE - t``.
+SWEEP_SHARE = 0.05
+
 
 def start_monitor(sup: "Supervisor") -> threading.Thread:
     return start_thread(_monitor, f"actors-monitor-{sup.system_id}", sup)
 
 
-def _monitor(sup: "Supervisor") -> None:
-    from .supervisor import COLD_SWEEP_INTERVAL
+def start_sweeper(sup: "Supervisor") -> threading.Thread:
+    return start_thread(_sweeper, f"actors-sweep-{sup.system_id}", sup)
 
-    next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
+
+def _monitor(sup: "Supervisor") -> None:
     while not sup.closed:
         try:
-            if _monitor_once(sup, next_sweep):
-                next_sweep = time.monotonic() + COLD_SWEEP_INTERVAL
-                sweep_cold(sup)
+            _monitor_once(sup)
         except Exception:
             log.exception("system %s: supervision error (continuing)", sup.system_id)
 
 
-def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
-    """One wait on every sentinel, pipe and the wake-up pipe; then the due work.
-    Returns whether a sweep is due."""
+def _sweeper(sup: "Supervisor") -> None:
+    from .supervisor import COLD_SWEEP_INTERVAL
+
+    pause = COLD_SWEEP_INTERVAL
+    while not sup.ending.wait(pause):
+        began = time.monotonic()
+        try:
+            sweep_cold(sup)
+        except Exception:
+            log.exception("system %s: cold sweep error (continuing)", sup.system_id)
+        took = time.monotonic() - began
+        pause = max(COLD_SWEEP_INTERVAL, took / SWEEP_SHARE - took)
+
+
+def _monitor_once(sup: "Supervisor") -> None:
+    """One wait on every sentinel, pipe and the wake-up pipe; then the due work."""
+    from .supervisor import COLD_SWEEP_INTERVAL
+
     with sup.lock:
         sentinels: dict[int, tuple[Child, Any]] = {}
         conns: dict[Any, Child] = {}
@@ -59,9 +83,9 @@ def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
                 if child.conn_open:
                     conns[child.conn] = child
         due = min((t for t, _ in sup.restarts_due), default=None)
-    now = sup.clock()
-    wall = time.monotonic()
-    timeout = max(0.0, min(next_sweep - wall, (due - now) if due is not None else next_sweep - wall))
+    # A restart is due by the supervisor's clock (a test's may be fake): look again
+    # at least every COLD_SWEEP_INTERVAL of real time while one is pending.
+    timeout = None if due is None else min(COLD_SWEEP_INTERVAL, max(0.0, due - sup.clock()))
     lanes = sup.lanes
     lanes.sync(conns)
     ready = readable([sup.wakeup.fd, lanes.fd, *sentinels], timeout)
@@ -87,7 +111,6 @@ def _monitor_once(sup: "Supervisor", next_sweep: float) -> bool:
             if child.process is process:  # not already handled
                 _child_exited(sup, child)
     _run_due_restarts(sup)
-    return time.monotonic() >= next_sweep
 
 
 def _child_exited(sup: "Supervisor", child: Child) -> None:
@@ -130,7 +153,10 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
             on_death(sup, child, code, reason, in_flight)
     if killed:  # a deliberate kill is no evidence that the message it interrupted is poison
         _forget_inflight(sup, address)
-    sup.record(child)  # stored before anyone waiting on `exited` looks
+    # Stored before anyone waiting on `exited` looks; nobody asked for a passivation
+    # (a stop meanwhile leaves it stopped), and under churn waiting for each record
+    # would hold up every other exit behind the index writes.
+    sup.record(child, wait=not (passivated and child.status == IDLE))
     child.exited.set()
     if child.status == FAILED:
         sup.on_failed(child, child.last_error)

@@ -4,7 +4,7 @@ Workers are started, have imported the runtime and the modules of the actor clas
 the system spawned (or was told to preload), and wait for a spec on their pipe. A
 spawn takes one and only hands over a spec. The backend prepares actors' storage
 ahead too (``Backend.prepare``). Both are refilled by one background thread once
-spawns pause.
+spawns pause, or at once when the pool is empty.
 """
 
 from __future__ import annotations
@@ -88,7 +88,12 @@ class Pool:
             self._wanted.clear()
             while not self._closed:  # debounce: wait for a quiet REFILL_DELAY
                 quiet_for = time.monotonic() - self._last_take
-                if quiet_for >= REFILL_DELAY:
+                with self._lock:
+                    empty = not self._idle
+                # An empty pool has nothing left to serve a burst from: under continuous
+                # starts (activations with max_active) quiet never comes, and every
+                # start would be a cold one. Start the next worker now.
+                if quiet_for >= REFILL_DELAY or empty:
                     break
                 self._wanted.wait(REFILL_DELAY - quiet_for)
                 self._wanted.clear()

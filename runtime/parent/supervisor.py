@@ -32,7 +32,7 @@ from ..messages import AgentRef
 from ..records import FAILED, RESTARTING, STARTING, STOPPED, ChildEntry
 from ..spec import ProvisionSpec
 from ..wakeup import WakeUp
-from .activation import ensure_active, known_child
+from .activation import ensure_active, find_child
 from .capacity import Capacity
 from .children import Child
 from .importable import unavailable_here
@@ -104,6 +104,9 @@ class Supervisor:
         self.lanes = Lanes()
         self.recorder = Recorder(self._write_records, f"actors-record-{system_id}")
         self._monitor_thread: threading.Thread | None = None
+        self._sweeper_thread: threading.Thread | None = None
+        #: Set when shutdown begins: ends the cold sweeper's wait.
+        self.ending = threading.Event()
         #: Slots for warm actors: every start takes one (see ``capacity``).
         self.capacity = Capacity(max_active, SupervisorFleet(self), clock=clock, name=system_id)
         #: Cold actors to activate when their timers come due (see ``wakes``).
@@ -111,9 +114,10 @@ class Supervisor:
                            f"actors-wakes-{system_id}")
 
     def start(self) -> None:
-        from .monitor import start_monitor
+        from .monitor import start_monitor, start_sweeper
 
         self._monitor_thread = start_monitor(self)
+        self._sweeper_thread = start_sweeper(self)
         self.pool.start()
         self.wakes.start(lambda: scan_sessions(self))
 
@@ -253,12 +257,8 @@ class Supervisor:
         failed, by this run or, as its records say, by an earlier one."""
         if address.system_id != self.system_id or address.actor_id is None:
             return None
+        child = find_child(self, address)  # what activating it would find
         with self.lock:
-            child = self.children.get(address.actor_id)
-            if child is None and address.actor_id not in self.unstartable:
-                child = known_child(self, address)  # what activating it would find
-                if child is not None:
-                    self.children[address.actor_id] = child
             return child.failed_error() if child is not None and child.status == FAILED else None
 
     def snapshot(self) -> list[Child]:
@@ -339,6 +339,7 @@ class Supervisor:
         with self.lock:
             self.closing = True
             children = sorted(self.children.values(), key=lambda c: -c.depth)
+        self.ending.set()
         self.wakes.close()
         self.capacity.close()
         self.pool.close()
@@ -368,6 +369,8 @@ class Supervisor:
         self.wake()
         if self._monitor_thread is not None:
             self._monitor_thread.join(TERMINATE_GRACE)
+        if self._sweeper_thread is not None:
+            self._sweeper_thread.join(TERMINATE_GRACE)
         self.recorder.close()
         if self._monitor_thread is None or not self._monitor_thread.is_alive():
             self.wakeup.close()

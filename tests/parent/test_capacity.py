@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from actors_runtime.parent.capacity import Capacity, WarmSet, candidates
+from actors_runtime.parent.capacity import Capacity, WarmSet, candidates, max_leaving
 from conftest import wait_until
 
 
@@ -82,20 +82,56 @@ def test_without_a_limit_every_start_is_granted_at_once_and_nothing_is_tracked(c
     assert capacity.warm() == [] and fleet.passivated == []
 
 
-def test_a_full_set_passivates_its_least_recently_used_idle_actor_and_the_start_waits_for_its_exit(clock):
+def test_a_full_set_passivates_its_least_recently_used_idle_actor_and_the_start_goes_ahead_while_it_exits(clock):
     fleet = FakeFleet()
     capacity = Capacity(2, fleet, clock=clock)
     assert capacity.acquire("a", 0.0) and capacity.acquire("b", 0.0)
     clock.advance(1)
     capacity.touch("a")  # a message for a: b is now the least recently used
     waiting = _acquire_in_thread(capacity, "c")
-    wait_until(lambda: fleet.passivated == ["b"])
-    assert "granted" not in waiting  # b has not exited yet: still two warm
-    assert capacity.warm() == ["b", "a"]  # least recently used first
-    capacity.release("b")  # its worker exited
     waiting["thread"].join(10)
-    assert waiting["granted"] is True
-    assert capacity.warm() == ["a", "c"]
+    # b was idle: it handles nothing more, so its slot passed on before it exited.
+    assert fleet.passivated == ["b"] and waiting["granted"] is True
+    assert capacity.warm() == ["a", "c"] and capacity.leaving() == ["b"]
+    capacity.release("b")  # its worker exited: no slot comes free, it had given its own
+    assert capacity.warm() == ["a", "c"] and capacity.leaving() == []
+    again = _acquire_in_thread(capacity, "d")
+    again["thread"].join(10)
+    assert fleet.passivated == ["b", "a"] and again["granted"] is True
+    assert capacity.warm() == ["c", "d"]
+
+
+def test_beyond_max_leaving_an_idle_victim_keeps_its_slot_until_it_exits(clock):
+    assert max_leaving(2) == 1 and max_leaving(64) == 8
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    first = _acquire_in_thread(capacity, "x")
+    first["thread"].join(10)
+    assert first["granted"] is True and capacity.leaving() == ["a"]
+    second = _acquire_in_thread(capacity, "y")  # a has not exited: one leaving is the most
+    wait_until(lambda: fleet.passivated == ["a", "b"])
+    assert "granted" not in second and capacity.leaving() == ["a"]
+    assert sorted(capacity.warm()) == ["b", "x"]
+    capacity.release("b")  # b kept its slot: its exit frees it
+    second["thread"].join(10)
+    assert second["granted"] is True and sorted(capacity.warm()) == ["x", "y"]
+    capacity.release("a")
+    assert capacity.leaving() == []
+
+
+def test_a_busy_victim_keeps_its_slot_until_it_exits(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(1, fleet, clock=clock, preempt_after=0.0)
+    capacity.acquire("a", 0.0)
+    fleet.busy.add("a")
+    waiting = _acquire_in_thread(capacity, "b")
+    wait_until(lambda: fleet.passivated == ["a"])
+    assert "granted" not in waiting and capacity.warm() == ["a"] and capacity.leaving() == []
+    capacity.release("a")
+    waiting["thread"].join(10)
+    assert waiting["granted"] is True and capacity.warm() == ["b"]
 
 
 def test_a_busy_actor_is_passed_over_for_an_idle_one_even_if_it_was_used_longer_ago(clock):
@@ -191,15 +227,16 @@ def test_closing_wakes_every_waiter_with_no_slot(clock):
     assert waiting["granted"] is False
 
 
-def test_a_passivated_actor_activated_again_before_its_release_keeps_the_slot_and_the_waiter_picks_another(clock):
+def test_a_busy_victim_activated_again_before_its_release_keeps_the_slot_and_the_waiter_picks_another(clock):
     # The monitor marks a passivated worker's exit and a message activates the actor
     # again before the exit's release reaches the capacity: the slot passes on to the
     # new worker, and the start that passivated it must not wait for a release that
     # will never come.
     fleet = FakeFleet()
-    capacity = Capacity(2, fleet, clock=clock)
+    capacity = Capacity(2, fleet, clock=clock, preempt_after=0.0)
     capacity.acquire("a", 0.0)
     capacity.acquire("b", 0.0)
+    fleet.busy.update({"a", "b"})  # busy victims keep their slots until they exit
     waiting = _acquire_in_thread(capacity, "c")
     wait_until(lambda: fleet.passivated == ["a"])
     assert capacity.acquire("a", 0.0) is True  # a's worker exited; a message brought it back
@@ -209,11 +246,24 @@ def test_a_passivated_actor_activated_again_before_its_release_keeps_the_slot_an
     assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
 
 
-def test_a_passivated_actor_that_died_and_restarts_keeps_its_slot_and_the_waiter_picks_another(clock):
+def test_a_leaving_actor_activated_again_before_its_release_needs_a_slot_of_its_own(clock):
     fleet = FakeFleet()
     capacity = Capacity(2, fleet, clock=clock)
     capacity.acquire("a", 0.0)
     capacity.acquire("b", 0.0)
+    assert capacity.acquire("c", 1.0) is True  # a left, idle: its slot went to c
+    assert capacity.leaving() == ["a"]
+    assert capacity.acquire("a", 1.0) is True  # its worker exited; a message brought it back
+    assert fleet.passivated == ["a", "b"] and sorted(capacity.warm()) == ["a", "c"]
+    assert capacity.leaving() == ["b"]
+
+
+def test_a_passivated_busy_actor_that_died_and_restarts_keeps_its_slot_and_the_waiter_picks_another(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock, preempt_after=0.0)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    fleet.busy.update({"a", "b"})
     waiting = _acquire_in_thread(capacity, "c")
     wait_until(lambda: fleet.passivated == ["a"])
     fleet.refuse.add("a")  # restarting: no worker to ask until it is back
@@ -222,3 +272,18 @@ def test_a_passivated_actor_that_died_and_restarts_keeps_its_slot_and_the_waiter
     capacity.release("b")
     waiting["thread"].join(10)
     assert waiting["granted"] is True and sorted(capacity.warm()) == ["a", "c"]
+
+
+def test_a_leaving_actor_that_died_and_restarts_counts_again_and_the_next_start_makes_room_for_it(clock):
+    fleet = FakeFleet()
+    capacity = Capacity(2, fleet, clock=clock)
+    capacity.acquire("a", 0.0)
+    capacity.acquire("b", 0.0)
+    assert capacity.acquire("c", 1.0) is True and capacity.leaving() == ["a"]
+    capacity.kept("a")  # its worker crashed on the way out and restarts: over by one
+    assert sorted(capacity.warm()) == ["a", "b", "c"] and capacity.leaving() == []
+    capacity.release("b")  # back at the limit: nothing to make room for
+    assert sorted(capacity.warm()) == ["a", "c"]
+    fleet.refuse.add("a")
+    assert capacity.acquire("d", 1.0) is True
+    assert fleet.passivated == ["a", "c"] and sorted(capacity.warm()) == ["a", "d"]

@@ -33,3 +33,24 @@ class Tally(Actor):
 
     def on_ask(self, question, msg):
         return self.state
+
+
+class SlowToLeave(Tally):
+    """A ``Tally`` whose ``on_stop`` (once told ``{"hold_stop": DIR}``) writes
+    ``DIR/stopping`` and waits until ``DIR/go`` exists: a worker on its way out."""
+
+    def on_task(self, body, msg):
+        if "hold_stop" in body:
+            self.state["hold_stop"] = body["hold_stop"]
+            return
+        super().on_task(body, msg)
+
+    def on_stop(self):
+        hold = self.state.get("hold_stop")
+        if hold is None:
+            return
+        with open(os.path.join(hold, "stopping"), "w") as handle:
+            handle.write(str(os.getpid()))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(hold, "go")) and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -26,6 +26,7 @@ from ...durability import Durability
 from ...errors import StoreError
 from ...ids import check_id, is_valid_id
 from ...records import SUPERVISION_FIELDS, ChildEntry, child_entry_from_doc
+from .cached_docs import CachedDocs
 from .durable import FILE_MODE, is_real_dir
 from .json_docs import DamagedDocument, read_json, write_json
 from .layout import SESSION, SUPERVISION, ProjectLayout
@@ -80,6 +81,8 @@ class Indices:
         self.durability = durability
         self._lock: FileLock | None = None  # made on first use: a FileLock costs ~50-400 us
         self._lock_made = threading.Lock()
+        #: What this process last wrote of each cache: read again without parsing.
+        self._docs = CachedDocs(durability)
 
     def _locked(self) -> "_LockGuard":
         """The index lock (re-entrant in one thread: a repair inside ``record`` takes it again)."""
@@ -88,16 +91,21 @@ class Indices:
                 self._lock = FileLock(self.layout.index_lock, timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         return _LockGuard(self._lock, self.layout.index)
 
-    def _write(self, path: str, doc: Any) -> None:
-        write_json(path, doc, self.durability)
+    def _write(self, path: str, doc: dict[str, Any]) -> None:
+        self._docs.write(path, doc)
 
     def read_index(self) -> dict[str, Any]:
         """``{"version", "roots", "child_lookup"}``: empty if there is none yet, rebuilt
         from the sessions if it is damaged.
 
+        The document is shared (see ``cached_docs``): copy it before changing it.
+
         Raises:
             StoreError: it cannot be read (or rebuilt) for a reason other than its contents.
         """
+        held = self._docs.get(self.layout.index)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
         try:
             doc = read_json(self.layout.index)
         except DamagedDocument as exc:
@@ -118,8 +126,12 @@ class Indices:
             return self._scan()[0]
 
     def _read_children(self, system_id: str) -> Children:
-        """The entries of ``children.json`` (checked), rebuilt from the sessions if damaged."""
+        """The entries of ``children.json`` (checked), rebuilt from the sessions if damaged.
+        Shared (see ``cached_docs``): copy before changing."""
         path = self.layout.children_json(system_id)
+        held = self._docs.get(path)
+        if held is not None:
+            return held["children"]  # type: ignore[no-any-return]
         try:
             doc = read_json(path)
         except DamagedDocument as exc:
@@ -138,7 +150,7 @@ class Indices:
         children = self._scan_system(system_id)
         try:
             with self._locked():
-                self._write(path, {"version": 1, "children": children})
+                self._docs.write_children(path, children)
         except StoreError as exc:
             log.warning("%s: using the rebuilt list unwritten: %s", path, exc)
         return children
@@ -160,21 +172,19 @@ class Indices:
             check_id(entry.id)
             entry.updated_at = entry.updated_at or now
         with self._locked():
-            children = self._read_children(system_id)
+            children = dict(self._read_children(system_id))
             for entry in entries:
                 doc = entry.to_dict()
-                self._write(self.layout.actor_file(system_id, entry.id, SUPERVISION), doc)
+                write_json(self.layout.actor_file(system_id, entry.id, SUPERVISION), doc, self.durability)
                 children[entry.id] = doc
-            self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+            self._docs.write_children(self.layout.children_json(system_id), children)
             index = self.read_index()
-            lookup = index["child_lookup"]
-            missing = [entry.id for entry in entries if lookup.get(entry.id) != system_id]
+            missing = [entry.id for entry in entries if index["child_lookup"].get(entry.id) != system_id]
             if missing or system_id not in index["roots"]:
-                if system_id not in index["roots"]:
-                    index["roots"].append(system_id)
-                    index["roots"].sort()
+                index = dict(index, roots=sorted({*index["roots"], system_id}),
+                             child_lookup=dict(index["child_lookup"]))
                 for actor_id in missing:
-                    lookup[actor_id] = system_id
+                    index["child_lookup"][actor_id] = system_id
                 self._write(self.layout.index, index)
 
     def list_children(self, system_id: str) -> list[ChildEntry]:
@@ -209,10 +219,11 @@ class Indices:
         """Drop a child from both caches (its files stay). Returns whether it was listed."""
         check_id(actor_id)
         with self._locked():
-            children = self._read_children(system_id)
+            children = dict(self._read_children(system_id))
             present = children.pop(actor_id, None) is not None
-            self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+            self._docs.write_children(self.layout.children_json(system_id), children)
             index = self.read_index()
+            index = dict(index, child_lookup=dict(index["child_lookup"]))
             present = index["child_lookup"].pop(actor_id, None) is not None or present
             self._write(self.layout.index, index)
         return present
@@ -228,7 +239,7 @@ class Indices:
         with self._locked():
             index, systems = self._scan()
             for system_id, children in systems.items():
-                self._write(self.layout.children_json(system_id), {"version": 1, "children": children})
+                self._docs.write_children(self.layout.children_json(system_id), children)
             self._write(self.layout.index, index)
         return index
 

@@ -63,10 +63,19 @@ def write_json(path: str, doc: Any, durability: Durability) -> None:
     Raises:
         StoreError: it cannot be written, or its directory is a symlink or a file.
     """
+    write_bytes(path, dump(doc), durability)
+
+
+def write_bytes(path: str, data: bytes, durability: Durability) -> None:
+    """``write_json`` for a document already encoded (as ``dump`` encodes it).
+
+    Raises:
+        StoreError: as ``write_json``.
+    """
     directory = os.path.dirname(path)
     if not is_real_dir(directory):  # the lstat os.path.isdir would have made
         try:
             make_dirs(directory)
         except OSError as exc:
             raise StoreError(path, f"write failed: {exc.strerror or exc}") from exc
-    Rewriter(path, durability).write(dump(doc))
+    Rewriter(path, durability).write(data)
