@@ -74,8 +74,10 @@ class ActorSystem:
         project: the project directory (default: the current directory); its path
             picks the project key, so each checkout has its own actors.
         name: this system's id within the project (its actors live under it).
-        backend: "maildir" (files under ``home``; the default and, for now, the
-            only backend a system runs on).
+        backend: "maildir" (files under ``home``; the default), or a Redis server:
+            ``"redis://HOST:PORT/DB"`` or ``"unix:///PATH/redis.sock"`` (the extra
+            ``durable-actors[redis]``; see the guide's "Running on Redis"). The
+            in-process "memory" backend is refused: it serves one process only.
         durability: "machine" (fsync; survives power loss) or "process" (no fsync;
             survives any process crash).
         pool_size: workers kept started and imported, for fast spawns.
