@@ -207,3 +207,39 @@ def test_an_actor_restarted_after_a_lost_exchange_activates_from_the_newest_comm
         system.stop(ref)
         assert json.loads(read_bytes(path))["state"]["count"] == 51
         assert ref.ask("count", timeout=20) == 51
+
+
+def _commit_until_stopped(path: str, returned, stop) -> None:
+    session = SessionFile(path, "process")
+    n = 0
+    while not stop.is_set():
+        n += 1
+        session.write(_body(n))
+        returned.value = n  # this commit returned: no read that starts after this may be older
+
+
+def test_a_reader_racing_a_busy_committer_never_goes_back_to_an_older_commit(tmp_path):
+    path = str(tmp_path / "session.json")
+    SessionFile(path, "process").write(_body(0))
+    context = multiprocessing.get_context("fork")
+    returned, stop = context.Value("q", 0, lock=False), context.Event()
+    writer = context.Process(target=_commit_until_stopped, args=(path, returned, stop))
+    writer.start()
+    try:
+        wait_until(lambda: returned.value > 10, timeout=30)
+        seen = 0
+        for _ in range(5000):
+            floor = max(seen, returned.value)
+            doc, number, _ = read_session(path)
+            # Not older than a commit that returned, nor than one read before (the
+            # spare can show a commit before the exchange that makes it the newest).
+            assert number >= floor, f"read commit {number} after commit {floor}"
+            assert doc["state"]["n"] == number - 1  # the document is that commit's own text
+            seen = number
+        assert seen > 20  # the writer really committed while we read
+    finally:
+        stop.set()
+        writer.join(10)
+        if writer.is_alive():
+            writer.kill()
+            writer.join()

@@ -401,13 +401,21 @@ def read_bytes(path: str) -> bytes:
             followed (``ELOOP``): nothing in the home is read from outside it; and a
             FIFO reads as empty rather than blocking (``O_NONBLOCK``, a no-op on files).
     """
+    return read_file(path, inode=False)[0]
+
+
+def read_file(path: str, inode: bool = True) -> tuple[bytes, int]:
+    """``read_bytes``, and the inode number of the file read (0 unless ``inode``):
+    whether ``path`` still leads to that file afterwards tells a reader of two names
+    that an exchange moved them meanwhile (``session_file.read_session``)."""
     fd = os.open(path, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
     try:
+        number = os.fstat(fd).st_ino if inode else 0
         chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                return b"".join(chunks)
+                return b"".join(chunks), number
             chunks.append(chunk)
     finally:
         os.close(fd)

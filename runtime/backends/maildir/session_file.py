@@ -43,18 +43,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zlib
 from typing import Any
 
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
-from .durable import Rewriter, exchange, fsync_dir, read_bytes
+from .durable import Rewriter, exchange, fsync_dir, read_file
 from .json_docs import TORN_READ_RETRIES, DamagedDocument, read_json
 
 log = logging.getLogger(__name__)
 
 #: Ends every sealed session text: ``,"commit":<n>,"crc":<CRC-32 of all before it>}``.
 _CRC_KEY = b',"crc":'
+#: Reads of both names again when an exchange moved them while they were read.
+EXCHANGE_RETRIES = 20
 
 
 def seal(body: bytes, number: int) -> bytes:
@@ -78,9 +81,10 @@ def _sealed_number(data: bytes) -> int | None:
     return number if zlib.crc32(text[:at]) == crc else -1
 
 
-def _read_sealed(path: str) -> tuple[Any, int | None]:
-    """A session file's document and commit number (None: no seal; (None, None): no
-    file). A torn text is read again, as ``read_json`` does.
+def _read_sealed(path: str) -> tuple[Any, int | None, int]:
+    """A session file's document, commit number (None: no seal; (None, None): no
+    file) and the inode it was read from (0 when unsealed). A torn text is read
+    again, as ``read_json`` does.
 
     Raises:
         DamagedDocument: it is torn read after read, or no document.
@@ -88,24 +92,31 @@ def _read_sealed(path: str) -> tuple[Any, int | None]:
     """
     for _ in range(TORN_READ_RETRIES + 1):
         try:
-            data = read_bytes(path)
+            data, inode = read_file(path)
         except FileNotFoundError:
-            return None, None
+            return None, None, 0
         except OSError:
-            return read_json(path), None  # its errors, worded once
+            return read_json(path), None, 0  # its errors, worded once
         number = _sealed_number(data)
         if number is None:
-            return read_json(path), None
+            return read_json(path), None, 0
         if number >= 0:
             try:
-                return json.loads(data), number
+                return json.loads(data), number, inode
             except (ValueError, RecursionError) as exc:  # sealed, yet not JSON: not torn, damaged
                 raise DamagedDocument(path, f"cannot read: {exc}") from exc
     raise DamagedDocument(path, "cannot read: its checksum does not match (a torn write)")
 
 
 def read_session(path: str) -> tuple[Any, int, bool]:
-    """The newest committed session document at ``path`` or its spare.
+    """The newest committed session document at ``path`` or its spare: never older
+    than the last commit that returned before this call.
+
+    The two names are read one after the other, and the writer may exchange them in
+    between: both reads then lead to one file, the older commit, and the newer one is
+    missed. So the read is made again until ``path`` still leads to the file read
+    there once the spare was read too (at most ``EXCHANGE_RETRIES`` times; a writer
+    that commits faster than that for so long gets the last whole commit read).
 
     Returns:
         (document or None, its commit number (0 without a seal), whether it came
@@ -115,19 +126,31 @@ def read_session(path: str) -> tuple[Any, int, bool]:
         DamagedDocument: ``session.json`` is damaged and the spare holds no commit.
         StoreError: a file cannot be read.
     """
+    for _ in range(EXCHANGE_RETRIES):
+        found = _read_both(path)
+        if found is not None:
+            return found
+    return _read_both(path, settled=False)  # type: ignore[return-value]
+
+
+def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
+    """One read of ``path`` and its spare; None if an exchange moved the names
+    meanwhile (when ``settled``)."""
     try:
-        doc, number = _read_sealed(path)
+        doc, number, inode = _read_sealed(path)
         damage = None
     except DamagedDocument as exc:
-        doc, number, damage = None, -1, exc
+        doc, number, inode, damage = None, -1, 0, exc
     if number is None:
         # Unsealed, or no file: a first commit is renamed into place and the directory
         # flushed before it returns, so a spare without a session.json is no commit.
         return doc, 0, False
     try:
-        spare, spare_number = _read_sealed(Rewriter(path).spare)
+        spare, spare_number, _ = _read_sealed(Rewriter(path).spare)
     except StoreError:  # a torn or foreign spare is no commit
         spare, spare_number = None, None
+    if settled and inode and not _still_at(path, inode):
+        return None
     if spare is not None and spare_number is not None and spare_number > number:
         if damage is not None:
             log.warning("%s: %s; the commit before it, in its spare, is taken", path, damage)
@@ -135,6 +158,13 @@ def read_session(path: str) -> tuple[Any, int, bool]:
     if damage is not None:
         raise damage
     return doc, number, False
+
+
+def _still_at(path: str, inode: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == inode
+    except OSError:
+        return False
 
 
 class SessionFile:
