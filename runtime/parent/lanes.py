@@ -92,6 +92,21 @@ class Lanes:
         registered = self._registered
         return [registered[fd] for fd, _ in self._epoll.poll(0) if fd in registered]
 
+    def forget(self, conn: Any) -> None:
+        """Take ``conn`` out of the epoll before it is closed (monitor thread): a pipe
+        still open in another process (a process the worker forked) would otherwise
+        stay registered under its number, which a new pipe may then reuse."""
+        try:
+            fd = conn.fileno()
+        except OSError:  # closed already
+            return
+        if self._registered.get(fd) is conn:
+            del self._registered[fd]
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+
     def arm(self, fd: int) -> None:
         self._modify(fd, ARMED)
 
@@ -204,7 +219,14 @@ class Lane:
         if not child.conn_open or conn is None or process is None:
             child.reader.release()
             return None
-        return cls(sup, child, conn, process.sentinel)
+        try:
+            return cls(sup, child, conn, process.sentinel)
+        except OSError:  # closed meanwhile: the monitor has it, the asker waits on its future
+            child.reader.release()
+            return None
+        except BaseException:
+            child.reader.release()
+            raise
 
     def wait(self, future: "Future[Any]", deadline: float | None) -> None:
         """Read the pipe until ``future`` is done; return sooner at ``deadline``
@@ -227,7 +249,11 @@ class Lane:
                     wait = math.ceil(remaining * 1000)
                 ready = [ready_fd for ready_fd, _ in poller.poll(wait)]
                 if fd in ready:
-                    read_one(sup, child, conn)
+                    try:
+                        read_one(sup, child, conn)
+                    except BaseException:
+                        _break(child, conn)
+                        raise
                     if not child.conn_open:
                         return
                 elif waker.fd in ready:
@@ -242,3 +268,19 @@ class Lane:
         child.reader.release()
         if child.conn_open and child.conn is self._conn:
             self._sup.lanes.arm(self._fd)  # after the release: a monitor woken by it can take the lock
+
+
+def _break(child: Child, conn: Any) -> None:
+    """A read of ``child``'s pipe was cut short (KeyboardInterrupt on the asking
+    thread, which is usually the main one): the rest of an event may be in the pipe, so
+    no one can read it in step again. It is given up and its worker killed (held by the
+    reader lock, so nobody reads it meanwhile); supervision restarts the worker like any
+    that died, and what it had not acknowledged is delivered again."""
+    if child.conn is conn:
+        child.conn_open = False
+        process = child.process
+        if process is not None:
+            try:
+                process.kill()
+            except (OSError, ValueError):
+                pass

@@ -98,7 +98,10 @@ def _monitor_once(sup: "Supervisor") -> None:
             if not owner.reader.acquire(blocking=False):
                 continue  # an asker reads it, and re-arms it when it is done
             try:
-                read_one(sup, owner, conn)
+                # The report may be stale: an asker can have taken the lock after the
+                # report and read everything there was. Never block on an empty pipe.
+                if owner.conn_open and conn.poll():
+                    read_one(sup, owner, conn)
             finally:
                 owner.reader.release()
             if owner.conn_open:
@@ -123,6 +126,10 @@ def _child_exited(sup: "Supervisor", child: Child) -> None:
                 read_one(sup, child, child.conn)
                 if not child.conn_open:
                     break
+        # Closed under the lock and marked closed first: an asker that takes the lock
+        # next finds it closed, never a closed pipe that still says it is open.
+        child.conn_open = False
+        sup.lanes.forget(child.conn)
         child.conn.close()
     # A worker that died without withdrawing leaves a record that looks alive until
     # its lease runs out; it is dead now, so take it away (only if it is its own).

@@ -182,3 +182,92 @@ def test_an_asker_reading_the_pipe_wakes_when_another_thread_resolves_its_future
     again = lanes_module.Lane.take(supervisor, "gated")
     assert again is not None
     again.release()
+
+
+def test_a_stale_report_of_a_pipe_an_asker_read_empty_never_blocks_the_monitor(system, monkeypatch):
+    gated = system.spawn(lane_actors.Gated, name="gated")
+    other = system.spawn(lane_actors.Gated, name="other")
+    assert gated.ask({"echo": 0}, timeout=20) == 0 and other.ask({"echo": 0}, timeout=20) == 0
+    reported, resume = threading.Event(), threading.Event()
+    original = lanes_module.Lanes.ready
+
+    def ready_then_preempted(self):
+        found = original(self)
+        if found and not reported.is_set():
+            reported.set()
+            resume.wait(20)  # the monitor is preempted right after the report
+        return found
+
+    monkeypatch.setattr(lanes_module.Lanes, "ready", ready_then_preempted)
+    first = gated.ask_async({"echo": 1})
+    assert reported.wait(20)  # its reply is in the pipe, reported to the monitor
+    assert gated.ask({"echo": 2}, timeout=20) == 2  # this asker read both replies meanwhile
+    assert first.result(20) == 1
+    resume.set()
+    # The monitor goes on to a pipe that is empty now; it must not wait on it.
+    assert other.ask_async({"echo": 3}).result(20) == 3
+
+
+def test_an_ask_while_a_dead_worker_s_pipe_is_being_closed_is_answered_by_its_next_worker(system, tmp_path,
+                                                                                         monkeypatch):
+    forker = system.spawn(lane_actors.Forker, name="forker")
+    release = str(tmp_path / "release")
+    held_by = forker.ask({"fork": release}, timeout=20)  # keeps the worker's end of the pipe open
+    closing, go_on = threading.Event(), threading.Event()
+    original = monitor_module._inflight_id
+
+    def slow_inflight_id(sup, address):
+        closing.set()  # the pipe is closed now; the death is being judged
+        go_on.wait(20)
+        return original(sup, address)
+
+    monkeypatch.setattr(monitor_module, "_inflight_id", slow_inflight_id)
+    try:
+        original_take = lanes_module.Lane.take.__func__
+
+        def take_then_go_on(cls, sup, actor_id):
+            lane = original_take(cls, sup, actor_id)
+            if closing.is_set():
+                go_on.set()  # the ask looked for the pipe while the death was being judged
+            return lane
+
+        monkeypatch.setattr(lanes_module.Lane, "take", classmethod(take_then_go_on))
+        os.kill(system.pid_of(forker), signal.SIGKILL)
+        assert closing.wait(20)
+        assert forker.ask({"echo": "still here"}, timeout=30) == "still here"
+        assert forker.ask({"echo": "and again"}, timeout=20) == "and again"
+    finally:
+        go_on.set()
+        open(release, "w").close()
+        wait_until(lambda: not os.path.exists(f"/proc/{held_by}") or _zombie(held_by), timeout=20)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_an_asker_interrupted_while_reading_a_reply_leaves_a_worker_that_answers_again(system, monkeypatch):
+    gated = system.spawn(lane_actors.Gated, name="gated")
+    assert gated.ask({"echo": 0}, timeout=20) == 0
+    pid = system.pid_of(gated)
+    original = lanes_module.read_one
+    interrupted: list[bool] = []
+
+    def cut_short(sup, child, conn):
+        if not interrupted and threading.current_thread() is threading.main_thread():
+            interrupted.append(True)
+            os.read(conn.fileno(), 4)  # the reply's length is read ...
+            raise KeyboardInterrupt  # ... and Ctrl-C lands before its body is
+        return original(sup, child, conn)
+
+    monkeypatch.setattr(lanes_module, "read_one", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        gated.ask({"echo": 1}, timeout=20)
+    # The pipe was given up and its worker killed; supervision starts a new one.
+    wait_until(lambda: system.pid_of(gated) not in (None, pid), timeout=20)
+    assert gated.ask({"echo": 2}, timeout=20) == 2
+    assert gated.ask({"echo": 3}, timeout=20) == 3

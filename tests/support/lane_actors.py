@@ -31,3 +31,19 @@ class Gated(Actor):
             pass
         wait_for_file(question["go"])
         return "late"
+
+
+class Forker(Actor):
+    """``{"fork": path}``: forks a process that keeps the worker's pipe open (as a
+    process an actor starts does) until ``path`` exists, and answers its pid."""
+
+    def on_ask(self, question, msg):
+        if "fork" in question:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the forked process
+                try:
+                    wait_for_file(question["fork"])
+                finally:
+                    os._exit(0)
+            return pid
+        return question.get("echo")
