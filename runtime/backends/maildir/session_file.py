@@ -200,7 +200,10 @@ class SessionFile:
         """Commit ``body`` (a JSON object without its closing brace) atomically.
 
         Raises:
-            StoreError: the write failed; the last commit is still the newest whole one.
+            StoreError: the write failed. As after a crash at that point, readers then
+                find the last commit, or this one if it was written whole before the
+                failure (a commit is atomic, never torn; its messages, if it was made,
+                are dropped as repeats when they come again).
         """
         if self._number is None:  # never write over the newest text
             try:
