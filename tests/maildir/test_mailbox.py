@@ -770,73 +770,67 @@ def _count_listings(monkeypatch) -> list[str]:
     return listed
 
 
-def test_a_drain_woken_only_by_rings_for_known_segments_lists_nothing(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def reader_and_sender(tmp_path: Path) -> Iterator[tuple[MaildirMailbox, MaildirMailbox]]:
+    """A mailbox's claimed reader and a sender to it (both closed afterwards)."""
     root = tmp_path / "mailbox"
     reader = MaildirMailbox(root, durability="process")
     reader.claim()
     sender = MaildirMailbox(root, durability="process", create=False)
     try:
-        listed = _count_listings(monkeypatch)
-        sender.deliver([message("m1")])  # its segment's first ring: the reader lists log/
-        assert [d.id for d in reader.drain()] == ["m1"]
-        assert sorted(listed) == ["log", "new"]
-        sender.deliver([message("m2")])
-        sender.deliver([message("m3")])
-        assert [d.id for d in reader.drain()] == ["m2", "m3"]
-        assert sorted(listed) == ["log", "new"]  # no listing for rings that name a known segment
-        newcomer = MaildirMailbox(root, durability="process", create=False)
-        newcomer.deliver([message("n1")])  # a new segment: its ring makes the reader list again
-        sender.deliver([message("m4")])
-        assert sorted(d.id for d in reader.drain()) == ["m4", "n1"]
-        assert sorted(listed) == ["log", "log", "new", "new"]
-        newcomer.close()
+        yield reader, sender
     finally:
         sender.close()
         reader.close()
 
 
-def test_a_file_dropped_without_a_ring_is_found_within_the_listing_interval(tmp_path: Path, monkeypatch) -> None:
-    root = tmp_path / "mailbox"
-    reader = MaildirMailbox(root, durability="process")
-    reader.claim()
-    sender = MaildirMailbox(root, durability="process", create=False)
-    try:
-        sender.deliver([message("m1")])
-        assert [d.id for d in reader.drain()] == ["m1"]
-        drop_file(reader, message("dropped"))  # by another program, which does not ring
-        sender.deliver([message("m2")])
-        assert [d.id for d in reader.drain()] == ["m2"]  # rings for a known segment only
-        monkeypatch.setattr(reading, "LIST_AT_LEAST_EVERY", 0.0)  # the interval has passed
-        sender.deliver([message("m3")])
-        assert sorted(d.id for d in reader.drain()) == ["dropped", "m3"]
-    finally:
-        sender.close()
-        reader.close()
+def test_a_drain_woken_only_by_rings_for_known_segments_lists_nothing(reader_and_sender, monkeypatch) -> None:
+    reader, sender = reader_and_sender
+    root = reader.root
+    listed = _count_listings(monkeypatch)
+    sender.deliver([message("m1")])  # its segment's first ring: the reader lists log/
+    assert [d.id for d in reader.drain()] == ["m1"]
+    assert sorted(listed) == ["log", "new"]
+    sender.deliver([message("m2")])
+    sender.deliver([message("m3")])
+    assert [d.id for d in reader.drain()] == ["m2", "m3"]
+    assert sorted(listed) == ["log", "new"]  # no listing for rings that name a known segment
+    newcomer = MaildirMailbox(root, durability="process", create=False)
+    newcomer.deliver([message("n1")])  # a new segment: its ring makes the reader list again
+    sender.deliver([message("m4")])
+    assert sorted(d.id for d in reader.drain()) == ["m4", "n1"]
+    assert sorted(listed) == ["log", "log", "new", "new"]
+    newcomer.close()
 
 
-def test_a_bell_found_full_makes_the_reader_list_again(tmp_path: Path, monkeypatch) -> None:
-    root = tmp_path / "mailbox"
-    reader = MaildirMailbox(root, durability="process")
-    reader.claim()
-    sender = MaildirMailbox(root, durability="process", create=False)
-    try:
-        sender.deliver([message("m1")])
-        assert [d.id for d in reader.drain()] == ["m1"]
-        listed = _count_listings(monkeypatch)
-        fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
-        try:  # a pipe full of "known segment" rings: a ring for a new one may have been dropped
-            while True:
-                os.write(fd, b"\x01" * 4096)
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
-        assert reader.drain() == []
-        assert sorted(listed) == ["log", "new"]
-        assert reader.wait(0) is False  # and the bell is empty again
+def test_a_file_dropped_without_a_ring_is_found_within_the_listing_interval(reader_and_sender, monkeypatch) -> None:
+    reader, sender = reader_and_sender
+    sender.deliver([message("m1")])
+    assert [d.id for d in reader.drain()] == ["m1"]
+    drop_file(reader, message("dropped"))  # by another program, which does not ring
+    sender.deliver([message("m2")])
+    assert [d.id for d in reader.drain()] == ["m2"]  # rings for a known segment only
+    monkeypatch.setattr(reading, "LIST_AT_LEAST_EVERY", 0.0)  # the interval has passed
+    sender.deliver([message("m3")])
+    assert sorted(d.id for d in reader.drain()) == ["dropped", "m3"]
+
+
+def test_a_bell_found_full_makes_the_reader_list_again(reader_and_sender, monkeypatch) -> None:
+    reader, sender = reader_and_sender
+    sender.deliver([message("m1")])
+    assert [d.id for d in reader.drain()] == ["m1"]
+    listed = _count_listings(monkeypatch)
+    fd = os.open(reader.paths.bell, os.O_WRONLY | os.O_NONBLOCK)
+    try:  # a pipe full of "known segment" rings: a ring for a new one may have been dropped
+        while True:
+            os.write(fd, b"\x01" * 4096)
+    except BlockingIOError:
+        pass
     finally:
-        sender.close()
-        reader.close()
+        os.close(fd)
+    assert reader.drain() == []
+    assert sorted(listed) == ["log", "new"]
+    assert reader.wait(0) is False  # and the bell is empty again
 
 
 def test_a_ring_from_another_program_makes_the_reader_list_again(tmp_path: Path) -> None:
