@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 
 import crash_actors
 import poison_actors
@@ -18,6 +17,7 @@ from actors_runtime.backends.base import CommitsAndAcks
 from actors_runtime.backends.redis import RedisBackend
 from actors_runtime.messages import AgentRef, InboxMessage
 from conftest import support_env, wait_until
+from paused_reader import paused_reader
 
 from actors import ActorSystem
 
@@ -108,17 +108,7 @@ def test_the_next_batch_handed_out_by_the_commit_keeps_its_order_and_survives_it
 
 #: A reader that claims with a one-second lease, takes both messages, then waits for
 #: the test before it tries to commit and ack them in one step.
-PAUSED_READER = textwrap.dedent("""
-    import json, sys
-    from actors_runtime.admitted import AdmittedSet
-    from actors_runtime.backends.redis import RedisBackend
-    from actors_runtime.errors import StoreError
-    backend = RedisBackend(sys.argv[1], sys.argv[2], "process", reader_lease=1.0)
-    box = backend.mailbox(backend.address("main", "actor"))
-    box.claim(5)
-    batch = box.recover()
-    print("handed", len(batch), flush=True)
-    sys.stdin.readline()
+PAUSED_READER = paused_reader("""
     try:
         retired = box.commit_and_ack(backend.store.session("main", "actor"), json.dumps({"by": "stale"}), "{}",
                                      [d.id for d in batch], AdmittedSet(), "[]", batch)
@@ -127,7 +117,6 @@ PAUSED_READER = textwrap.dedent("""
         outcome = {"refused": str(exc)}
     print(json.dumps(outcome), flush=True)
 """)
-
 
 def test_a_stale_epoch_refuses_the_combined_commit_and_ack_and_acks_nothing(redis_server):
     backend = RedisBackend(redis_server.url, "combined-00000003", "process", reader_lease=1.0)

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 
 import pytest
@@ -17,23 +16,14 @@ from actors_runtime.backends.redis import RedisBackend
 from actors_runtime.errors import StoreError
 from actors_runtime.messages import AgentRef, InboxMessage
 from conftest import support_env, wait_until
+from paused_reader import paused_reader
 from redis_server import RedisServer
 
 SENDER = AgentRef("sender", None, "main")
 
 #: The paused reader: claims with a one-second lease, takes the message, then waits
 #: for the test before it tries to commit and ack.
-PAUSED_READER = textwrap.dedent("""
-    import json, sys
-    from actors_runtime.admitted import AdmittedSet
-    from actors_runtime.backends.redis import RedisBackend
-    from actors_runtime.errors import StoreError
-    backend = RedisBackend(sys.argv[1], sys.argv[2], "process", reader_lease=1.0)
-    box = backend.mailbox(backend.address("main", "actor"))
-    box.claim(5)
-    batch = box.recover()
-    print("handed", len(batch), flush=True)
-    sys.stdin.readline()
+PAUSED_READER = paused_reader("""
     outcome = {}
     try:
         backend.store.session("main", "actor").commit(json.dumps({"by": "stale"}), "{}", [batch[0].id],
@@ -48,7 +38,6 @@ PAUSED_READER = textwrap.dedent("""
     print(json.dumps(outcome), flush=True)
     sys.exit(3 if "STALE" in outcome["commit"] else 0)
 """)
-
 
 def test_a_reader_paused_past_its_lease_cannot_commit_or_ack_after_its_successor_claimed(redis_server, project):
     backend = RedisBackend(redis_server.url, "fencing-00000001", "process", reader_lease=1.0)
