@@ -38,6 +38,15 @@ def open_system(redis_server, home: Path, project: Path) -> ActorSystem:
     return ActorSystem(home=home, project=project, durability="process", backend=redis_server.url)
 
 
+def fail_placed(system: ActorSystem, hosts: Hosts, redis_server, home: Path, project: Path, cure: Path):
+    """Place "fragile" on the pool and have it marked failed: its message kills its
+    worker until ``cure`` exists, and with restart="never" it fails at once."""
+    ref = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
+    ref.tell({"exit_unless": str(cure)})
+    wait_until(lambda: status(redis_server, home, project, "fragile") == "failed", 30)
+    return ref
+
+
 def actors_cli(redis_server, home: Path, project: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), "--backend",
                                     redis_server.url, *args])
@@ -52,9 +61,7 @@ def test_actors_restart_starts_a_failed_placed_actor_on_its_host_with_and_withou
     hosts.start("h1")
     cure = tmp_path / "cure"
     with open_system(redis_server, home, project) as system:
-        ref = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
-        ref.tell({"exit_unless": str(cure)})  # kills its worker: with restart="never", failed at once
-        wait_until(lambda: status(redis_server, home, project, "fragile") == "failed", 30)
+        fail_placed(system, hosts, redis_server, home, project, cure)
 
         # Its system runs: the host that owns it starts it; the message kills it again.
         again = actors_cli(redis_server, home, project, "restart", "fragile")
@@ -80,9 +87,7 @@ def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
     hosts.start("h1")
     cure = tmp_path / "cure"
     with open_system(redis_server, home, project) as system:
-        ref = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
-        ref.tell({"exit_unless": str(cure)})
-        wait_until(lambda: status(redis_server, home, project, "fragile") == "failed", 30)
+        fail_placed(system, hosts, redis_server, home, project, cure)
         cure.touch()
         again = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
         assert again.ask("count", timeout=30) == 1
@@ -93,9 +98,7 @@ def test_a_restart_request_to_the_placing_system_is_passed_on_to_the_host(
     hosts.start("h1")
     cure = tmp_path / "cure"
     with open_system(redis_server, home, project) as system:
-        ref = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
-        ref.tell({"exit_unless": str(cure)})
-        wait_until(lambda: status(redis_server, home, project, "fragile") == "failed", 30)
+        ref = fail_placed(system, hosts, redis_server, home, project, cure)
         cure.touch()
         # What an older CLI (or any program) sends: the system's own restart tool.
         ask_system(system._backend, CLI_SENDER, ref.address, RESTART_TOOL)
