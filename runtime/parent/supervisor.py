@@ -133,10 +133,13 @@ class Supervisor:
         With ``wait`` true, returns once they are stored; otherwise they are written
         soon, together with other records, with the child's facts as they are then.
         """
-        if not holds_slot(child):  # every change of a child's status is recorded
-            self.capacity.release(child.actor_id)
-        elif child.status == RESTARTING:  # died while passivated: it keeps its slot
-            self.capacity.kept(child.actor_id)
+        # Under the lock its status changes under: an activation that makes it warm
+        # again between the look and the release would have its new slot freed.
+        with self.lock:
+            if not holds_slot(child):  # every change of a child's status is recorded
+                self.capacity.release(child.actor_id)
+            elif child.status == RESTARTING:  # died while passivated: it keeps its slot
+                self.capacity.kept(child.actor_id)
         self.recorder.record(child.actor_id, child, wait)
 
     def _write_records(self, children: list[Child]) -> None:

@@ -287,3 +287,35 @@ def test_a_leaving_actor_that_died_and_restarts_counts_again_and_the_next_start_
     fleet.refuse.add("a")
     assert capacity.acquire("d", 1.0) is True
     assert fleet.passivated == ["a", "c"] and sorted(capacity.warm()) == ["a", "d"]
+
+
+def test_recording_a_cold_actor_never_frees_the_slot_an_activation_took_meanwhile(clock, monkeypatch):
+    from types import SimpleNamespace
+
+    from actors_runtime.parent import supervisor as supervisor_module
+    from actors_runtime.records import IDLE, STARTING
+
+    capacity = Capacity(2, FakeFleet(), clock=clock)
+    sup = SimpleNamespace(lock=threading.RLock(), capacity=capacity, recorder=SimpleNamespace(record=lambda *_: None))
+    child = SimpleNamespace(actor_id="a", status=IDLE, alive=False)
+    activated = threading.Event()
+
+    def activate() -> None:  # what an activation does: the status under the lock, then a slot
+        with sup.lock:
+            child.status = STARTING
+        assert capacity.acquire("a", 5.0)
+        activated.set()
+
+    original = supervisor_module.holds_slot
+    activation = threading.Thread(target=activate, daemon=True)
+
+    def looked_then_activated(c):
+        held = original(c)  # cold: it holds no slot ...
+        activation.start()  # ... and an activation comes in right after the look
+        activated.wait(1.0)  # it gets as far as it can before the release (not at all: the lock)
+        return held
+
+    monkeypatch.setattr(supervisor_module, "holds_slot", looked_then_activated)
+    supervisor_module.Supervisor.record(sup, child)
+    activation.join(10)
+    assert activated.is_set() and capacity.holds("a")  # the slot the activation took is still its own
