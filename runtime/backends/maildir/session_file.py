@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import zlib
 from typing import Any
 
@@ -113,10 +112,12 @@ def read_session(path: str) -> tuple[Any, int, bool]:
     than the last commit that returned before this call.
 
     The two names are read one after the other, and the writer may exchange them in
-    between: both reads then lead to one file, the older commit, and the newer one is
-    missed. So the read is made again until ``path`` still leads to the file read
-    there once the spare was read too (at most ``EXCHANGE_RETRIES`` times; a writer
-    that commits faster than that for so long gets the last whole commit read).
+    between: both reads can then lead to one file, the older commit, and the newer
+    one is missed. So the read is made again until the two reads were of the two
+    files (at most ``EXCHANGE_RETRIES`` times; a writer that commits faster than that
+    for so long gets the last whole commit read). That is enough: a file is only ever
+    rewritten with a newer commit, and a torn read is refused, so whatever is read
+    of each file is at least what any earlier read found there.
 
     Returns:
         (document or None, its commit number (0 without a seal), whether it came
@@ -134,8 +135,8 @@ def read_session(path: str) -> tuple[Any, int, bool]:
 
 
 def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
-    """One read of ``path`` and its spare; None if an exchange moved the names
-    meanwhile (when ``settled``)."""
+    """One read of ``path`` and its spare; None if both led to one file (when
+    ``settled``)."""
     try:
         doc, number, inode = _read_sealed(path)
         damage = None
@@ -146,10 +147,10 @@ def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
         # flushed before it returns, so a spare without a session.json is no commit.
         return doc, 0, False
     try:
-        spare, spare_number, _ = _read_sealed(Rewriter(path).spare)
+        spare, spare_number, spare_inode = _read_sealed(Rewriter(path).spare)
     except StoreError:  # a torn or foreign spare is no commit
-        spare, spare_number = None, None
-    if settled and inode and not _still_at(path, inode):
+        spare, spare_number, spare_inode = None, None, 0
+    if settled and inode and spare_inode == inode:
         return None
     if spare is not None and spare_number is not None and spare_number > number:
         if damage is not None:
@@ -159,12 +160,6 @@ def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
         raise damage
     return doc, number, False
 
-
-def _still_at(path: str, inode: int) -> bool:
-    try:
-        return os.stat(path, follow_symlinks=False).st_ino == inode
-    except OSError:
-        return False
 
 
 class SessionFile:
