@@ -96,8 +96,10 @@ class ActorSystem:
             its message, commits and exits, and stays cold (status "idle") until its
             next message. Spawned and activated actors count alike; while every warm
             actor is busy a start waits, and after a second passivates the least
-            recently used busy one between two of its messages. The bound is never
-            exceeded; a spawn that finds no room within its timeout raises
+            recently used busy one between two of its messages. At most N actors
+            hold a slot; an idle one passivated gives its slot up at once, while
+            its worker still exits, so up to N + N/8 workers can be alive for a
+            moment. A spawn that finds no room within its timeout raises
             ``SpawnError`` and leaves the actor cold. See the guide's "Capacity".
 
     Raises:
