@@ -15,6 +15,7 @@ import pytest
 from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.parent import worker_logs
 from click.testing import CliRunner
+from following import follow_until_signal
 from logging_actors import Chatty
 
 from actors import ActorSystem
@@ -121,20 +122,10 @@ def test_actors_logs_follow_prints_new_lines_until_a_signal(home: Path, project:
         wait_until(lambda: log_file(chatty).exists() and "before" in log_file(chatty).read_text(), timeout=20)
         env = support_env()
         env.pop("ACTORS_HOME", None)
-        process = subprocess.Popen([sys.executable, "-m", "actors.cli", "--home", str(home), "--project",
-                                    str(project), "logs", "chatty-6", "--follow"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=env, cwd=TESTS_DIR)
-        try:
-            assert process.stdout.readline().endswith("handling before\n")
-            chatty.tell({"word": "after"})
-            assert process.stdout.readline().endswith("handling after\n")  # the pipe's read has pytest's timeout
-            process.send_signal(signum)
-            out, err = process.communicate(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == EXIT_OK, err
+        code, out, err = follow_until_signal(
+            ["--home", str(home), "--project", str(project), "logs", "chatty-6", "--follow"], env, TESTS_DIR,
+            "handling before\n", lambda: chatty.tell({"word": "after"}), "handling after\n", signum)
+    assert code == EXIT_OK, err
     assert err == "" and out == ""
 
 

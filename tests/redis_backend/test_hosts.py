@@ -76,16 +76,6 @@ class Hosts:
 
 
 @pytest.fixture
-def hosts(redis_server, tmp_path: Path) -> Iterator[Hosts]:
-    pool = f"pool-{os.urandom(4).hex()}"  # pools are server-wide: one per test
-    group = Hosts(redis_server.url, pool, tmp_path)
-    try:
-        yield group
-    finally:
-        group.close()
-
-
-@pytest.fixture
 def placing(redis_server, home: Path, project: Path) -> Iterator[ActorSystem]:
     with ActorSystem(home=home, project=project, durability="process", backend=redis_server.url) as system:
         yield system

@@ -6,7 +6,6 @@ the host asked; no live host is one line."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from actors_runtime.control import RESTART_TOOL
@@ -23,15 +22,6 @@ from actors.cli.project import CLI_SENDER
 from .test_hosts import Hosts, ps_rows
 
 KILLER = "poison_actors:SelfKiller"
-
-
-@pytest.fixture
-def hosts(redis_server, tmp_path: Path) -> Iterator[Hosts]:
-    group = Hosts(redis_server.url, f"pool-{tmp_path.name[-12:].replace('_', '-')}", tmp_path)
-    try:
-        yield group
-    finally:
-        group.close()
 
 
 def open_system(redis_server, home: Path, project: Path) -> ActorSystem:

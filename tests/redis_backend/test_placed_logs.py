@@ -8,10 +8,7 @@ import logging
 import os
 import signal
 import stat
-import subprocess
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from actors_runtime.address import project_key
@@ -20,23 +17,13 @@ from actors_runtime.backends.redis.logs import LOG_LINES, RedisActorLog
 from actors_runtime.worker.log_stream import ActorLogHandler
 from click.testing import CliRunner, Result
 from conftest import TESTS_DIR, support_env, wait_until
+from following import follow_until_signal
 
 from actors import ActorSystem
 from actors.cli import cli
 from actors.cli.exit_codes import EXIT_OK
 
-from .test_hosts import Hosts
-
 CHATTY = "logging_actors:Chatty"
-
-
-@pytest.fixture
-def hosts(redis_server, tmp_path: Path) -> Iterator[Hosts]:
-    group = Hosts(redis_server.url, f"pool-{os.urandom(4).hex()}", tmp_path)
-    try:
-        yield group
-    finally:
-        group.close()
 
 
 def actors_cli(redis_server, home: Path, project: Path, *args: str) -> Result:
@@ -81,21 +68,11 @@ def test_actors_logs_follow_prints_a_placed_actors_new_lines_until_a_signal(
         chatty = system.spawn(CHATTY, "chatty", placement=f"pool:{hosts.pool}")
         chatty.tell({"word": "before"})
         wait_until(lambda: "before" in actors_cli(redis_server, home, project, "logs", "chatty").output, 30)
-        process = subprocess.Popen([sys.executable, "-m", "actors.cli", "--home", str(home), "--project",
-                                    str(project), "--backend", redis_server.url, "logs", "chatty", "--follow",
-                                    "-n", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=support_env(), cwd=TESTS_DIR)
-        try:
-            assert process.stdout.readline().endswith("handling before\n")
-            chatty.tell({"word": "after"})
-            assert process.stdout.readline().endswith("handling after\n")  # the pipe's read has pytest's timeout
-            process.send_signal(signum)
-            out, err = process.communicate(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == EXIT_OK, err
+        code, out, err = follow_until_signal(
+            ["--home", str(home), "--project", str(project), "--backend", redis_server.url, "logs", "chatty",
+             "--follow", "-n", "1"], support_env(), TESTS_DIR,
+            "handling before\n", lambda: chatty.tell({"word": "after"}), "handling after\n", signum)
+    assert code == EXIT_OK, err
     assert err == "" and out == ""
 
 
