@@ -219,6 +219,10 @@ class Placer:
         found = self.backend.store.child_entry(actor_id)
         if found is None or found[1].status != FAILED:
             return None
+        if self.backend.fabric.is_live(actor_id):
+            # Started again (a restart) and registered, its host's record not yet
+            # rewritten: a failed actor's host withdraws its record before marking it.
+            return None
         return ActorFailed(actor_id, "failed", f"the actor is marked failed on its host ({found[1].last_error}); "
                            "its messages wait in its mailbox until it is spawned again")
 
