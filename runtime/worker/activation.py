@@ -29,7 +29,7 @@ from ..control import ERROR, EXIT, EXIT_ACTIVATION_FAILED, EXIT_OK, READY
 from ..errors import ActorError, SpawnError, StoreError
 from ..records import PAUSED, RUNNING, AgentRecord, ChildEntry
 from ..spec import ProvisionSpec
-from . import loop
+from . import logs, loop
 from .cancellation import Cancellation
 from .handler import Context, Handler, import_class
 from .journal import StepJournal
@@ -316,6 +316,9 @@ class Worker:
             self.context.closed = True
         self.cancellation.close()
         self.mailbox.close()
+        # Lines still queued for the backend go before its connections close: a send
+        # cut off by the close was retried, and the server kept the line twice.
+        logs.close()
         if self._owns_backend:
             self.backend.close()
 
