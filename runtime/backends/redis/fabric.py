@@ -62,7 +62,7 @@ class RedisFabric:
     def renew(self, record: AgentRecord, lease: float) -> bool:
         key = self._keys.record(record.agent_id)
         text, ttl = self._doc(record, lease)
-        return bool(self._server.run(f"renew the record of {record.agent_id}", "fabric_renew",
+        return bool(self._server.run(f"renew the record of {record.agent_id}", "renew_record",
                                      [key, self._keys.fabric], [_token(record), text, ttl, record.agent_id]))
 
     def _parse(self, raw: Any) -> AgentRecord | None:

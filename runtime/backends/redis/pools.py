@@ -117,7 +117,7 @@ class PoolStore:
         record.lease_expires_at = self.clock() + lease
         text = json.dumps(asdict(record) | {"token": token}, separators=(",", ":"))
         ttl = max(1, int(lease * TTL_LEASES * 1000))
-        return bool(self.server.run(f"publish host {record.id} of pool {self.pool}", "host_renew",
+        return bool(self.server.run(f"publish host {record.id} of pool {self.pool}", "renew_record",
                                     [self.host_key(record.id), self.hosts_key], [token, text, ttl, record.id]))
 
     def withdraw_host(self, host_id: str, token: str) -> bool:

@@ -9,7 +9,7 @@ take, give back, ack, bury.
               first (only the lease holder runs it: the last owner's lease expired)
     drain     drain.lua: DEL bell + XREADGROUP > COUNT n (what ``take`` or
               ``give_back`` left queued here comes first)
-    ack       ack.lua: XACK + XDEL     bury: bury.lua (dead list, XACK, XDEL)
+    ack       ack.lua: XACK + XDEL     bury: set_aside.lua (dead list, XACK, XDEL)
     commit    commit_ack.lua: the session's commit and the batch's ack in one step,
               then (nothing queued here) the next batch handed out, as drain.lua does
 
@@ -171,7 +171,7 @@ class Reader:
                 found.append((entry_id, InboxMessage.from_wire(payload)))
             except (ValueError, TypeError, RecursionError) as exc:
                 log.error("mailbox %s: entry %s is not a message (%s); kept aside", self._name, entry_id, exc)
-                self._fenced("keep an unreadable entry aside", "corrupt",
+                self._fenced("keep an unreadable entry aside", "set_aside",
                              [self._keys.epoch, self._keys.stream, self._keys.corrupt], [entry_id, payload])
         return found
 
@@ -305,5 +305,5 @@ class Reader:
         entry_id = delivered.receipt[0]
         letter = json.dumps({"message": json.loads(delivered.message.to_wire()), "reason": reason,
                              "attempts": attempts, "dead_at": time.time()}, separators=(",", ":"))
-        self._fenced("bury", "bury", [self._keys.epoch, self._keys.stream, self._keys.dead], [entry_id, letter])
+        self._fenced("bury", "set_aside", [self._keys.epoch, self._keys.stream, self._keys.dead], [entry_id, letter])
         self._handed.pop(entry_id, None)

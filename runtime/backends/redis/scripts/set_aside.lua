@@ -1,5 +1,6 @@
--- Move a handed-out entry to the dead letters (with its reason), then retire it.
--- KEYS: epoch, stream, dead.  ARGV: epoch, group, entry id, dead letter JSON.
+-- Set a handed-out entry aside in a list (a dead letter with its reason, or an
+-- unreadable entry's raw payload), then retire it.
+-- KEYS: epoch, stream, list.  ARGV: epoch, group, entry id, what to keep.
 -- Returns 1, or 0 when the entry was not pending (already retired).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('STALE epoch ' .. ARGV[1] .. ': another reader took this mailbox over')

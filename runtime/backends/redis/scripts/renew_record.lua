@@ -1,6 +1,7 @@
--- Publish a lease record again unless another process's record took its place.
--- KEYS: record, fabric set.  ARGV: owner token, record JSON, ttl ms, id.
--- Returns 1 renewed, 0 another owner's.
+-- Publish or renew a lease record (an actor's in the fabric, a host's in its pool)
+-- unless another process's record took its name.
+-- KEYS: record, set of ids.  ARGV: owner token, record JSON, ttl ms, id.
+-- Returns 1 written, 0 the name is another live process's.
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, doc = pcall(cjson.decode, current)
