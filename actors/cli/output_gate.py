@@ -105,6 +105,9 @@ class OutputGate:
         self._lock = threading.Lock()
         self._at_line_start = True
         self._shown = False
+        #: Whether the program's output passed since the last ``line`` (so a last
+        #: summary equal to that line is still worth writing after it).
+        self.passed_since_line = False
         self._broken = False
         self._token = b"\0actors-gate-" + os.urandom(8).hex().encode() + b"\0"
         self._syncing = False
@@ -170,6 +173,7 @@ class OutputGate:
                 return False
             self._clear_status()
             self._emit(text.encode() + b"\n")
+            self.passed_since_line = False
             return True
 
     def close(self, final: str | None = None) -> None:
@@ -246,6 +250,7 @@ class OutputGate:
             self._clear_status()
             self._emit(data)
             self._at_line_start = data.endswith(b"\n")
+            self.passed_since_line = True
 
     def _clear_status(self) -> None:
         if self._shown:

@@ -219,7 +219,8 @@ class Progress:
         if self._thread is not None:
             self._thread.join()
         text = self.summary()
-        final = f"[actors] {text}" if text and (self.tty or text != self.last) else None
+        fresh = text != self.last or (self.gate is not None and self.gate.passed_since_line)
+        final = f"[actors] {text}" if text and (self.tty or fresh) else None
         if self.gate is not None:
             self.gate.close(final)
             return
