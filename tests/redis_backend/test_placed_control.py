@@ -72,6 +72,21 @@ def test_actors_restart_starts_a_failed_placed_actor_on_its_host_with_and_withou
         assert system.ask("fragile", "count", timeout=30) == 1  # the message it died on, handled once
 
 
+def test_actors_restart_no_wait_asks_the_placed_actors_host_and_returns_at_once(
+        hosts, redis_server, home, project, tmp_path):
+    hosts.start("h1")
+    cure = tmp_path / "cure"
+    with open_system(redis_server, home, project) as system:
+        fail_placed(system, hosts, redis_server, home, project, cure)
+    cure.touch()
+    asked = actors_cli(redis_server, home, project, "restart", "fragile", "--no-wait")
+    assert asked.exit_code == EXIT_OK, asked.output
+    assert asked.output.strip() == f"asked host h1 of pool '{hosts.pool}' to restart 'fragile'", asked.output
+    wait_until(lambda: status(redis_server, home, project, "fragile") == "running", 30)
+    with open_system(redis_server, home, project) as system:
+        assert system.ask("fragile", "count", timeout=30) == 1  # the message it died on, handled once
+
+
 def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
         hosts, redis_server, home, project, tmp_path):
     hosts.start("h1")
