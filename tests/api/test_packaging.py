@@ -90,21 +90,6 @@ def test_a_worker_imports_the_actor_api_without_the_parents_machinery():
                                         "actors._system True"]
 
 
-def test_the_fork_servers_preload_leaves_filelock_out():
-    # filelock registers fork hooks; imported in the fork server they ran in every
-    # worker forked from it (~0.6 ms of each cold spawn). Workers take no file lock on
-    # their way to their first message; the parent imports it when it locks.
-    code = ("import sys\n"
-            "from actors_runtime import tracing\n"
-            "from actors_runtime.parent.launcher import PRELOAD\n"
-            "for name in PRELOAD + tracing.preload_modules():\n"
-            "    __import__(name)\n"
-            "print('filelock' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False"]
-
-
 def test_setup_cfg_lists_every_package_so_a_wheel_holds_every_module_and_the_dashboards_files():
     import configparser
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sample_actors
-from conftest import support_env, wait_until
+from conftest import process_gone, support_env, wait_until
 
 from actors import ActorSystem
 
@@ -55,14 +55,6 @@ time.sleep(300)
 '''
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except FileNotFoundError:
-        return True
-
-
 def test_a_parent_killed_right_after_a_spawn_leaves_an_empty_segment_the_next_run_reads_past(
         tmp_path, home, project):
     script = tmp_path / "killed.py"
@@ -78,7 +70,7 @@ def test_a_parent_killed_right_after_a_spawn_leaves_an_empty_segment_the_next_ru
         parent.wait(30)
         if parent.stdout:
             parent.stdout.close()
-    wait_until(lambda: all(_gone(pid) for pid in workers), timeout=30)  # they see the pipe's EOF and stop
+    wait_until(lambda: all(process_gone(pid) for pid in workers), timeout=30)  # they see the pipe's EOF and stop
     with ActorSystem(home=home, project=project, durability="machine") as system:
         left = [name for name in _segments(system, "fresh") if f"-{parent.pid}-" in name]
         assert len(left) == 1  # what the killed parent opened for "fresh", unsealed
