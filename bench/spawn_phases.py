@@ -52,18 +52,22 @@ def _cpu_ns(pid: int | str) -> int:
     return total
 
 
-def _read_events(path: str) -> dict[int, list[tuple[int, str, str]]]:
-    events: dict[int, list[tuple[int, str, str]]] = {}
+#: One event of a worker's timeline: clock (ns), the worker's CPU so far (ns), event, detail.
+Event = tuple[int, int, str, str]
+
+
+def _read_events(path: str) -> dict[int, list[Event]]:
+    events: dict[int, list[Event]] = {}
     with open(path) as f:
         for line in f:
-            parts = line.rstrip("\n").split(" ", 3)
-            if len(parts) == 4:
-                events.setdefault(int(parts[0]), []).append((int(parts[1]), parts[2], parts[3]))
+            parts = line.rstrip("\n").split(" ", 4)
+            if len(parts) == 5:
+                events.setdefault(int(parts[0]), []).append((int(parts[1]), int(parts[2]), parts[3], parts[4]))
     return events
 
 
-def _first(events: list[tuple[int, str, str]], kind: str, contains: str = "") -> int | None:
-    for t, event, detail in events:
+def _first(events: list[Event], kind: str, contains: str = "") -> int | None:
+    for t, _, event, detail in events:
         if event == kind and contains in detail:
             return t
     return None
@@ -126,7 +130,7 @@ def run(n: int, durability: str, actor: str, probe_file: str) -> dict[str, Any]:
             "to ready": (sample["spawned"] - target) / ms if target else None,
             "first reply": (sample["reply"] - sample["spawned"]) / ms,
             "fork after launch call": (fork - sample["launch_call"]) / ms if fork and sample["launch_call"] else None,
-            "worker imports": sum(1 for _, event, _ in timeline if event == "import"),
+            "worker imports": sum(1 for _, _, event, _ in timeline if event == "import"),
         }
     return {"samples": samples}
 
@@ -144,10 +148,11 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_events(sample: dict[str, Any]) -> None:
     fork = _first(sample["events"], "fork") or sample["t0"]
-    print(f"\nworker {sample['pid']}: ms after fork (parent: spawn() at {(sample['t0'] - fork) / 1e6:+.2f}, "
-          f"ready read at {(sample['spawned'] - fork) / 1e6:+.2f}, reply at {(sample['reply'] - fork) / 1e6:+.2f})")
-    for t, event, detail in sample["events"]:
-        print(f"  {(t - fork) / 1e6:8.2f}  {event:18s} {detail[:110]}")
+    print(f"\nworker {sample['pid']}: ms after fork, and its CPU ms so far (parent: spawn() at "
+          f"{(sample['t0'] - fork) / 1e6:+.2f}, ready read at {(sample['spawned'] - fork) / 1e6:+.2f}, "
+          f"reply at {(sample['reply'] - fork) / 1e6:+.2f})")
+    for t, cpu, event, detail in sample["events"]:
+        print(f"  {(t - fork) / 1e6:8.2f} {cpu / 1e6:6.2f}  {event:18s} {detail[:100]}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,12 @@
 
 Imported by the fork server (``spawn_phases`` adds it to the server's preload list),
 it installs an audit hook and an after-fork hook there; every worker forked from the
-server then appends ``pid clock_ns event detail`` lines to the file named by
+server then appends ``pid clock_ns cpu_ns event detail`` lines to the file named by
 ``SPAWN_PROBE_FILE`` (``time.perf_counter_ns``: CLOCK_MONOTONIC, comparable with
-the parent's clock). Events: the fork itself and every audit event (imports, compiles, opens, renames,
-unpickling ...) but a few frequent ones. Each line is one ``os.write`` (a few us):
+the parent's clock; ``cpu_ns``: the worker's CPU so far, all its threads,
+``time.process_time_ns``: what the machine's load changes least). Events: the fork
+itself and every audit event (imports, compiles, opens, renames, unpickling ...) but
+a few frequent ones. Each line is one ``os.write`` (a few us):
 the timeline is the probe's, slightly slower than an unprobed start.
 """
 
@@ -40,7 +42,7 @@ def _emit(event: str, detail: str) -> None:
             return
         _fd = -2  # opening it is itself an "open" event: not again meanwhile
         _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(_fd, f"{os.getpid()} {time.perf_counter_ns()} {event} {detail}\n".encode())
+    os.write(_fd, f"{os.getpid()} {time.perf_counter_ns()} {time.process_time_ns()} {event} {detail}\n".encode())
 
 
 def _hook(event: str, args: tuple) -> None:

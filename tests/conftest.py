@@ -92,6 +92,15 @@ def descendants(root: int | None = None) -> set[int]:
     return found - SESSION_PROCESSES
 
 
+def process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie counts: only its reaping is left)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> object:
     """Return ``predicate()`` once truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

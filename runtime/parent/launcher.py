@@ -29,9 +29,10 @@ from . import scriptless, worker_logs
 #: descriptors out of the children, so a pipe's EOF reliably means the parent died.
 DEFAULT_START_METHOD = "forkserver"
 #: Modules imported once in the fork server, so each child starts with them loaded
-#: (``scriptless``: a child unpickles its process class from there).
+#: (``scriptless``: a child unpickles its process class from there; ``server_warmup``
+#: runs a worker's codecs there, so each child starts with them warm).
 PRELOAD = ["actors_runtime.worker.pipe_entry", "actors_runtime.backends.maildir", "actors",
-           "actors_runtime.parent.scriptless"]
+           "actors_runtime.parent.scriptless", "actors_runtime.worker.server_warmup"]
 #: Seconds a stopped child gets after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 2.0
 

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import control
-from ..errors import SpawnError
+from ..errors import ActorError, SpawnError
 from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, unguarded_reason
 from .children import Child
@@ -112,6 +112,7 @@ def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeo
     deadline = None if timeout is None else time.monotonic() + timeout
     send(conn, control.levels(parent_levels()))  # the worker logs what this process would
     send(conn, child.spec.to_wire())  # if it died already, the sentinel tells why
+    _open_sender(sup, child)
     error = ""
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -155,6 +156,20 @@ def _await_ready(sup: "Supervisor", child: Child, process: Any, conn: Any, timeo
     sup.pool.note_module(child.spec.actor_class.partition(":")[0])  # it imports
     if stop_now:  # stopped (or the system shut down) while it was starting
         send(conn, control.STOP)
+
+
+def _open_sender(sup: "Supervisor", child: Child) -> None:
+    """While the worker starts, open what this process's first message to it would
+    (the maildir backend's sender handle and segment): that message, usually the
+    caller's first ask right after ``spawn`` returns, then only writes. A failure
+    here is only a lost head start: the first delivery opens them, or reports why."""
+    open_sender = getattr(sup.backend, "open_sender", None)  # the maildir backend's
+    if open_sender is None:
+        return
+    try:
+        open_sender(sup.backend.address(sup.system_id, child.actor_id))
+    except (ActorError, OSError) as exc:
+        log.debug("actor %s: could not open its sender ahead of its first message: %s", child.actor_id, exc)
 
 
 def settle_failed_start(sup: "Supervisor", child: Child, exc: SpawnError,

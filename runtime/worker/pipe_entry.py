@@ -124,6 +124,15 @@ def _warm_up() -> None:
     ones (copy-on-write page faults, cold caches, the interpreter specialising its
     bytecode): decoding the spec took ~0.3 ms in a fresh worker, ~14 us once warm.
     """
+    warm_codecs()
+    _own_code()
+
+
+def warm_codecs() -> None:
+    """One pass through the codecs an activation and its first message use (the
+    spec, an ask and its reply, the admitted set, the lease record). Touches no file
+    or descriptor; run by pool workers while parked, and by the fork server
+    (``server_warmup``) so that every worker forked from it inherits them warm."""
     identity = Identity(child_id="warm-up", system_id="pool", project_key="pool-00000000")
     spec = ProvisionSpec(identity=identity, actor_class="pool:WarmUp", home=os.sep, project_dir=os.sep)
     spec = ProvisionSpec.from_wire(spec.to_wire())
@@ -138,7 +147,6 @@ def _warm_up() -> None:
     record = AgentRecord(agent_id="warm-up", role=None, labels=[], endpoint="", pid=os.getpid(),
                          started_at=time.time(), system_id="pool", actor_class=spec.actor_class)
     json.loads(json.dumps(dataclasses.asdict(record), separators=(",", ":")))
-    _own_code()
 
 
 def _own_code() -> None:

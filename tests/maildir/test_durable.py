@@ -156,6 +156,28 @@ def test_temp_names_are_hidden_unique_and_in_the_directory(tmp_path: Path) -> No
         assert os.path.basename(name).startswith(".")
 
 
+def test_a_forked_child_names_its_temp_files_with_its_own_pid_and_random_part(tmp_path: Path) -> None:
+    # The prefix is renewed by a fork hook: a child must not reuse its parent's names
+    # (the counter is inherited), and a sweep reads the pid from the name.
+    ours = os.path.basename(temp_name(str(tmp_path)))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its name, leave at once
+        os.write(write_end, os.path.basename(temp_name(str(tmp_path))).encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        theirs = os.read(read_end, 200).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    _, our_pid, our_random, _ = ours.split("-")
+    _, their_pid, their_random, _ = theirs.split("-")
+    assert (int(our_pid), int(their_pid)) == (os.getpid(), pid)
+    assert their_random != our_random and len(their_random) == 8
+    int(their_random, 16)  # hex digits
+
+
 @pytest.mark.parametrize("level", DURABILITY_LEVELS)
 def test_check_durability_accepts_both_levels(level: str) -> None:
     assert check_durability(level) == level

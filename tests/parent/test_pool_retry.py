@@ -7,18 +7,9 @@ import os
 import signal
 
 import sample_actors
-from conftest import wait_until
+from conftest import process_gone, wait_until
 
 from actors import ActorSystem
-
-
-def _gone(pid: int) -> bool:
-    """Whether ``pid`` has exited (a zombie counts: only its reaping is left)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except FileNotFoundError:
-        return True
 
 
 def test_a_spawn_that_takes_a_warm_worker_which_just_died_starts_the_actor_on_a_new_one(
@@ -34,7 +25,7 @@ def test_a_spawn_that_takes_a_warm_worker_which_just_died_starts_the_actor_on_a_
             if warm is not None:  # dies after checkout, before it is handed the spec
                 taken.append(warm[0])
                 os.kill(warm[0].pid, signal.SIGKILL)
-                wait_until(lambda: _gone(warm[0].pid))
+                wait_until(lambda: process_gone(warm[0].pid))
             return warm
 
         monkeypatch.setattr(pool, "take", take_one_that_dies)

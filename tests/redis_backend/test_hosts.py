@@ -22,7 +22,7 @@ from actors_runtime.hosts import Host
 from actors_runtime.records import AgentRecord
 from actors_runtime.spec import Identity, ProvisionSpec
 from click.testing import CliRunner
-from conftest import support_env, wait_until
+from conftest import process_gone, support_env, wait_until
 
 from actors import ActorSystem
 from actors.cli import cli
@@ -150,19 +150,11 @@ def test_sigterm_stops_a_hosts_workers_and_it_exits_0_and_its_actors_move_to_ano
     leaving.send_signal(signal.SIGTERM)
     assert leaving.wait(30) == 0, hosts.log("leaving")
     for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"worker {pid} outlived its host"
+        assert process_gone(pid), f"worker {pid} outlived its host"
     hosts.start("staying")
     for ref in refs:
         answer = placing.ask(ref, "where", timeout=30)
         assert (answer["host"], answer["count"]) == ("staying", 20)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except OSError:
-        return True
 
 
 def test_a_placement_needs_a_live_host_redis_and_no_secrets(hosts, placing, home, project):
@@ -198,7 +190,7 @@ def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_mess
     ref = placing.spawn(COUNTER, "sleepy", placement=f"pool:{hosts.pool}", idle_timeout=0.3)
     ref.tell({"k": 1})
     first = ref.ask("where")
-    wait_until(lambda: not os.path.exists(f"/proc/{first['pid']}") or _zombie(first["pid"]), 30)
+    wait_until(lambda: process_gone(first["pid"]), 30)
     ref.tell({"k": 2})
     again = ref.ask("where", timeout=30)
     assert (again["host"], again["count"]) == ("h1", 2) and again["pid"] != first["pid"]
@@ -206,11 +198,11 @@ def test_a_placed_actor_that_went_idle_is_activated_on_its_host_by_the_next_mess
     steady = placing.spawn(COUNTER, "steady", placement=f"pool:{hosts.pool}")
     pid = steady.ask("where")["pid"]
     placing.stop(steady, timeout=10)  # returns once its host confirmed the stop
-    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "stop returned before the worker exited"
+    assert process_gone(pid), "stop returned before the worker exited"
     steady.tell({"k": 1})
     pid = steady.ask("where", timeout=30)["pid"]  # a message started it again, on its host
     placing.kill(steady, timeout=10)
-    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), "kill returned before the worker died"
+    assert process_gone(pid), "kill returned before the worker died"
     assert steady.ask("where", timeout=30)["count"] == 1
 
 
@@ -332,7 +324,7 @@ def test_a_full_host_passivates_its_least_recently_used_idle_actor_to_wake_a_col
     sleepy = placing.spawn(COUNTER, "sleepy", placement=f"pool:{hosts.pool}", idle_timeout=0.3)
     sleepy.tell({"k": 1})
     first = sleepy.ask("where")
-    wait_until(lambda: not os.path.exists(f"/proc/{first['pid']}") or _zombie(first["pid"]), 30)
+    wait_until(lambda: process_gone(first["pid"]), 30)
     # Two warm actors fill the host; the cold one stays placed on it.
     older = placing.spawn(COUNTER, "older", placement=f"pool:{hosts.pool}")
     newer = placing.spawn(COUNTER, "newer", placement=f"pool:{hosts.pool}")
@@ -346,6 +338,6 @@ def test_a_full_host_passivates_its_least_recently_used_idle_actor_to_wake_a_col
     woken = sleepy.ask("where", timeout=30)
     assert (woken["host"], woken["count"]) == ("small", 2)
     # The least recently used idle actor made room (committed, then exited); the other kept its worker.
-    wait_until(lambda: not os.path.exists(f"/proc/{older_pid}") or _zombie(older_pid), 30)
-    assert os.path.exists(f"/proc/{newer_pid}") and not _zombie(newer_pid)
+    wait_until(lambda: process_gone(older_pid), 30)
+    assert not process_gone(newer_pid)
     assert older.ask("where", timeout=30)["count"] == 1  # its state kept; a message brings it back

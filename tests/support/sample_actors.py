@@ -180,3 +180,15 @@ class BadState(Actor):
 class DiesOnAsk(Actor):
     def on_ask(self, question, msg):
         os._exit(3)
+
+
+class ModulesLoaded(Actor):
+    """Answers which of the named modules its worker has imported, and whether the
+    fork server's codec warm-up ran (``server_warmup.WARMED``, None if not imported)."""
+
+    def on_ask(self, question, msg):
+        import sys
+
+        warmup = sys.modules.get("actors_runtime.worker.server_warmup")
+        return {"loaded": {name: name in sys.modules for name in question},
+                "warmed": getattr(warmup, "WARMED", None)}

@@ -194,6 +194,19 @@ class MaildirBackend:
             raise StoreError(root, f"cannot record the mailbox format: {exc.strerror or exc}") from exc
         self._router.forget(address)  # a cached handle writes the old way
 
+    def open_sender(self, address: Address) -> None:
+        """Open this process's sender handle for ``address`` and its segment, so that
+        the first message to an actor whose worker is starting only writes (its
+        system calls this while it waits for the worker). An empty segment is what a
+        sender leaves between opening a segment and its first append: readers skip
+        it, and the handle seals it when it closes.
+
+        Raises:
+            ActorNotFound: no mailbox there. StoreError: the segment cannot be made.
+        """
+        self._check_ours(address)
+        self._router.on(address, lambda box: box.open_segment())
+
     def _take_skeleton(self) -> str | None:
         with self._skeletons_lock:
             return self._skeletons.pop() if self._skeletons else None

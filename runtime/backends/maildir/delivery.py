@@ -143,6 +143,12 @@ class Sender:
                 raise MailboxFull(self.paths.root, current, self.max_pending)
             time.sleep(_FULL_RECHECK if remaining is None else min(_FULL_RECHECK, remaining))
 
+    def open_segment(self) -> None:
+        """Open the segment the next delivery appends to (see ``SegmentWriter.open_segment``);
+        a mailbox written as files has none."""
+        if not self.files:
+            self._writer.open_segment()
+
     def ring(self) -> None:
         """Wake the reader, if one waits. Never blocks, never fails."""
         with self._lock:

@@ -21,7 +21,6 @@ import itertools
 import logging
 import os
 import stat
-import uuid
 from typing import Any
 
 from ...durability import MACHINE, Durability
@@ -138,8 +137,10 @@ def write_file(path: str, data: bytes, durability: Durability = MACHINE) -> None
 
 
 def _new_temp_prefix() -> None:
+    # Runs in every forked worker at its start: four random bytes, not a uuid4 (the
+    # same eight random hex digits, at a fifth of a first call's cost there).
     global _temp_prefix
-    _temp_prefix = f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
+    _temp_prefix = f".tmp-{os.getpid()}-{os.urandom(4).hex()}-"
 
 
 _temp_prefix = ""

@@ -10,6 +10,11 @@ A cache is never a reason to refuse work: one that cannot be read as what it sho
 be (not JSON, nested too deep, the wrong shape, an id that is not an id) is rebuilt
 from the authorities with a logged warning, and used even if the rebuilt copy cannot
 be written. Only a failing disk or a busy lock is a ``StoreError``.
+
+``filelock`` is imported where a lock is first made, not with this module: the fork
+server imports this module (``launcher.PRELOAD``), and ``filelock`` registers fork
+hooks that cost every worker forked from there ~0.6 ms at its start (and the server
+each fork), while a worker takes no index lock on its way to its first message.
 """
 
 from __future__ import annotations
@@ -18,9 +23,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Iterator, Sequence
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ...durability import Durability
 from ...errors import StoreError
@@ -32,6 +35,9 @@ from .json_docs import DamagedDocument, read_json, write_json
 from .layout import SESSION, SUPERVISION, ProjectLayout
 from .session_file import read_session
 from .sessions import session_meta
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,8 @@ class Indices:
         """The index lock (re-entrant in one thread: a repair inside ``record`` takes it again)."""
         with self._lock_made:
             if self._lock is None:
+                from filelock import FileLock  # here, not at the top: see the module's docstring
+
                 self._lock = FileLock(self.layout.index_lock, timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         return _LockGuard(self._lock, self.layout.index)
 
@@ -308,6 +316,8 @@ class _LockGuard:
         self.lock, self.path = lock, path
 
     def __enter__(self) -> None:
+        from filelock import Timeout  # imported already: the lock is a FileLock
+
         try:
             self.lock.acquire()
         except Timeout as exc:

@@ -125,6 +125,10 @@ class MaildirMailbox:
         """Wake the reader, if one waits on the doorbell."""
         self._sender.ring()
 
+    def open_segment(self) -> None:
+        """Open this sender's segment now rather than at its first delivery."""
+        self._sender.open_segment()
+
     # -- the reader ---------------------------------------------------------------------
 
     def claim(self, timeout: float = 0.0) -> None:

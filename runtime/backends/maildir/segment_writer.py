@@ -213,6 +213,19 @@ class SegmentWriter:
         segment = self._segment
         return segment.path if segment is not None else ""
 
+    def open_segment(self) -> None:
+        """Open the segment the next append goes to, if none is open yet: the first
+        append then only writes (a new segment is a file made, locked and renamed into
+        place, and at "machine" a flush of the directory).
+
+        Raises:
+            StoreError: it cannot be made.
+        """
+        with self._lock:
+            segment = self._segment
+            if segment is None or segment.generation != _current_generation:
+                self._open()
+
     def append(self, payloads: list[bytes]) -> str:
         """Append messages in order with one write (and one flush at "machine").
 

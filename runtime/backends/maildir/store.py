@@ -6,9 +6,7 @@ import contextlib
 import os
 import shutil
 import time
-from typing import Any, Iterator, Sequence
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ...durability import Durability
 from ...errors import StoreError
@@ -20,6 +18,9 @@ from .indices import Indices
 from .json_docs import write_json
 from .layout import SESSION, ProjectLayout
 from .sessions import MaildirSession, load_session_doc
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 
 class _SystemLock:
@@ -61,6 +62,8 @@ class MaildirStore:
     # -- systems -------------------------------------------------------------------------
 
     def lock_system(self, system_id: str) -> _SystemLock:
+        from filelock import FileLock, Timeout  # not at import: a worker never locks a system (see ``indices``)
+
         system_dir = self.layout.system_dir(system_id)
         try:
             make_dirs(system_dir)
