@@ -15,6 +15,7 @@ from actors_runtime.backends.maildir.durable import read_bytes
 from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.backends.maildir.session_file import SessionFile, read_session
 from actors_runtime.backends.maildir.sessions import CHECKPOINT_EVERY, MaildirSession
+from actors_runtime.errors import StoreError
 from conftest import wait_until
 
 
@@ -171,3 +172,27 @@ def test_a_committer_killed_at_any_moment_leaves_its_last_flushed_commit_or_a_ne
         assert flushed.value <= _n(read_session(str(on_disk / "session.json"))[0]) <= newest
         assert _n(SessionFile(path, "machine").load()) == newest  # flushed, and put back at the name
         assert _n(json.loads(read_bytes(path))) == newest
+
+
+@pytest.mark.parametrize("failing", ["staged", "flushed"])
+def test_a_failed_write_over_a_staged_commit_leaves_that_commit_for_the_flush(tmp_path, monkeypatch, failing):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    session.write(_body(1))
+    session.write(_body(2))
+    session.write(_body(3), flush=False)
+    real = durable.overwrite
+
+    def torn(fd, data, old_size):  # half of it reaches the spare, then the disk fails
+        real(fd, data[:len(data) // 2], 0)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(durable, "overwrite", torn)
+    with pytest.raises(StoreError):
+        session.write(_body(4), flush=failing == "flushed")
+    monkeypatch.setattr(durable, "overwrite", real)
+    assert session.unflushed, "the staged commit 3 may be torn: it still needs its flush"
+    session.flush()  # written again, whole, and flushed
+    assert not session.unflushed and _n(read_session(path)[0]) == 3
+    _lose_the_spare(path)
+    assert _n(read_session(path)[0]) == 3

@@ -314,7 +314,7 @@ class Rewriter:
         Raises:
             StoreError: the write failed; the target keeps its previous contents.
         """
-        self._staged = None  # this text replaces it
+        staged, self._staged = self._staged, None  # this text replaces it
         if _renameat2 is None:
             atomic_write(self.path, data, self.durability)
             return
@@ -328,6 +328,8 @@ class Rewriter:
                 os.close(fd)
             self._swap(inode)
         except OSError as exc:
+            if exc.errno not in _NO_EXCHANGE:  # (else ``_failed`` writes ``data`` another way)
+                self._written_over(staged)
             self._failed(exc, data)
 
     def stage(self, data: bytes) -> None:
@@ -352,7 +354,7 @@ class Rewriter:
             finally:
                 os.close(fd)
         except OSError as exc:
-            self._staged = None
+            self._written_over(self._staged)
             raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
         self._staged = (inode, data)
 
@@ -371,6 +373,9 @@ class Rewriter:
         if self._staged is None:
             return
         inode, data = self._staged
+        if inode == _WRITTEN_OVER:
+            self.write(data)
+            return
         try:
             if self.durability == MACHINE:
                 fd = os.open(self.spare, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
@@ -398,9 +403,13 @@ class Rewriter:
             fsync_dir(self.directory)
             self._names_on_disk = (inode, os.lstat(self.spare).st_ino) if swapped else ()
 
+    def _written_over(self, staged: tuple[int, bytes] | None) -> None:
+        """A write into the spare failed: a text staged there may be torn, so the
+        flush writes it again (it is still the last commit its caller made)."""
+        self._staged = None if staged is None else (_WRITTEN_OVER, staged[1])
+
     def _failed(self, exc: OSError, data: bytes) -> None:
-        self._staged = None
-        if exc.errno in (errno.ENOSYS, errno.EINVAL):  # e.g. a file system without it
+        if exc.errno in _NO_EXCHANGE:  # e.g. a file system without it
             _disable_exchange()
             atomic_write(self.path, data, self.durability)
             return
@@ -461,6 +470,12 @@ class Rewriter:
             return False
         except OSError as exc:
             raise StoreError(self.path, f"cannot remove: {exc.strerror or exc}") from exc
+
+
+#: Errors of ``exchange`` that say this file system has no ``renameat2``.
+_NO_EXCHANGE = (errno.ENOSYS, errno.EINVAL)
+#: The inode of a staged text whose spare a failed write went over (``Rewriter._written_over``).
+_WRITTEN_OVER = -2
 
 
 def _disable_exchange() -> None:
