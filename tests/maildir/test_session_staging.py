@@ -5,9 +5,7 @@ written over meanwhile (runtime/backends/maildir/session_file.py)."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 
 import pytest
 from actors_runtime.backends.maildir import durable
@@ -16,7 +14,7 @@ from actors_runtime.backends.maildir.layout import ProjectLayout
 from actors_runtime.backends.maildir.session_file import SessionFile, read_session
 from actors_runtime.backends.maildir.sessions import CHECKPOINT_EVERY, MaildirSession
 from actors_runtime.errors import StoreError
-from conftest import wait_until
+from kill_plans import CONTEXT, run_then_kill
 
 
 def _body(n: int, pad: int = 0) -> bytes:
@@ -150,16 +148,9 @@ def _stage_forever(path: str, flushed, staged) -> None:
 @pytest.mark.timeout(60)
 def test_a_committer_killed_at_any_moment_leaves_its_last_flushed_commit_or_a_newer_whole_one(tmp_path):
     path = str(tmp_path / "session.json")
-    context = multiprocessing.get_context("forkserver")
     for _ in range(5):
-        flushed, staged = context.Value("q", 0), context.Value("q", 0)
-        process = context.Process(target=_stage_forever, args=(path, flushed, staged))
-        process.start()
-        try:
-            wait_until(lambda: flushed.value > 20, timeout=30)
-        finally:
-            os.kill(process.pid, signal.SIGKILL)
-            process.join()
+        flushed, staged = CONTEXT.Value("q", 0), CONTEXT.Value("q", 0)
+        run_then_kill(_stage_forever, (path, flushed, staged), lambda: flushed.value > 20)
         newest = _n(read_session(path)[0])
         # The process crash keeps every staged commit but one torn while written.
         assert flushed.value <= newest <= staged.value + 1

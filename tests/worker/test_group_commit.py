@@ -16,6 +16,7 @@ from actors_runtime.messages import AgentRef, AskBody, InboxMessage
 from actors_runtime.spec import Identity, Limits, ProvisionSpec
 from actors_runtime.worker import Worker
 from conftest import mailbox_dir, wait_until
+from kill_plans import stream_through_kills
 
 from actors import ActorSystem
 
@@ -31,16 +32,8 @@ def test_kills_after_a_staged_commit_and_after_its_flush_before_the_acks_lose_an
     plan_dir = tmp_path / "plan"
     plan_dir.mkdir()
     with ActorSystem(home=home, project=project, durability="machine") as system:
-        ref = system.spawn(group_commit_actors.StagedKillable, name="killable",
-                           secrets={"plan_dir": str(plan_dir), "kill_at": {"staged": 100, "flushed": 300}})
-        for seq in range(STREAM):
-            ref.tell({"n": 1, "seq": seq})
-        wait_until(lambda: ref.ask("count", timeout=10) >= STREAM and system.inspect(ref).pending == 0, timeout=60)
-        seqs = ref.ask("seqs", timeout=10)
-        assert sorted(seqs) == list(range(STREAM)), "a message was lost or applied twice"
-        assert ref.ask("count", timeout=10) == STREAM
-        assert sorted(p.name for p in plan_dir.iterdir()) == ["flushed.done", "staged.done"]
-        info = {c.name: c for c in system.children()}["killable"]
+        info = stream_through_kills(system, group_commit_actors.StagedKillable, plan_dir,
+                                    {"staged": 100, "flushed": 300}, STREAM)
         assert info.restarts == 2 and info.status == "running"
 
 
