@@ -128,7 +128,9 @@ def read_session(path: str) -> tuple[Any, int, bool]:
     files (at most ``EXCHANGE_RETRIES`` times; a writer that commits faster than that
     for so long gets the last whole commit read). That is enough: a file is only ever
     rewritten with a newer commit, and a torn read is refused, so whatever is read
-    of each file is at least what any earlier read found there.
+    of each file is at least what any earlier read found there. (A staged commit
+    being overwritten in the spare by the next one reads as torn until that write is
+    done: read after read, then as the last flushed commit, in the other file.)
 
     Returns:
         (document or None, its commit number (0 without a seal), whether it came
