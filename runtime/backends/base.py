@@ -278,6 +278,43 @@ class CommitsAndAcks(Protocol):
         ...
 
 
+@runtime_checkable
+class FlushesLater(Protocol):
+    """Optional for an ``ActorSession``: write a commit now and make it durable later,
+    so that one flush covers several commits (group commit at "machine"; see
+    ``runtime.worker.group_commit``).
+
+    A commit written this way survives a crash of the process (``load`` in the next
+    activation finds it, and makes it durable before it returns), and a power loss may
+    take it back to the last flushed commit. The caller acks nothing such a commit
+    covers, and releases nothing it produced, before ``flush`` returned. A session
+    without it flushes every commit (or, at "process", none).
+    """
+
+    def commit_unflushed(self, state_json: str, meta_json: str, new_ids: Sequence[str],
+                         admitted: Iterable[str], outbox_json: str = "[]") -> None:
+        """``ActorSession.commit``, made durable only by a later ``flush`` or ``commit``
+        (or by itself, when the backend must: then ``unflushed`` says False).
+
+        Raises:
+            StoreError: the commit failed; the previous one stands.
+        """
+        ...
+
+    @property
+    def unflushed(self) -> bool:
+        """Whether a commit written with ``commit_unflushed`` is not durable yet."""
+        ...
+
+    def flush(self) -> None:
+        """Make the last commit durable (nothing to do if it is).
+
+        Raises:
+            StoreError: the flush failed (the commit is still there for this process).
+        """
+        ...
+
+
 class Fabric(Protocol):
     """Leased records of live actors. Time comes from the backend's clock.
 

@@ -31,6 +31,7 @@ from ..records import PAUSED, RUNNING, AgentRecord, ChildEntry
 from ..spec import ProvisionSpec
 from . import logs, loop
 from .cancellation import Cancellation
+from .group_commit import GroupCommit
 from .handler import Context, Handler, import_class
 from .journal import StepJournal
 from .lease import Lease, Watchdog
@@ -93,6 +94,9 @@ class Worker:
         self.marker: InflightMarker = self.mailbox.inflight
         #: The mailbox, when it commits and acks in one step (see ``loop.process``).
         self.acker: CommitsAndAcks | None = self.mailbox if isinstance(self.mailbox, CommitsAndAcks) else None
+        #: Commits staged without their flush, and the acks that wait for it (``group_commit``).
+        self.group = GroupCommit(None if self.acker is not None else self.state.session, self.mailbox,
+                                 spec.durability)
         #: The pause this activation found or recorded (see ``pausing``): nothing runs.
         self.paused: Pause | None = None
 
@@ -267,13 +271,16 @@ class Worker:
         """Dispatch one batch, commit, ack (see ``loop.process``)."""
         loop.process(self, batch)
 
-    def commit(self, acking: Callable[[], list[Delivered]] | None = None) -> bool:
+    def commit(self, acking: Callable[[], list[Delivered]] | None = None, *, stage: bool = False) -> bool:
         """Commit state, admitted ids and the held messages (then owed; see ``gate``) in
         one atomic write, and drop the step records of the turns it covers.
 
         With ``acking`` (what to ack after this commit, asked for once the state
         encoded), a mailbox that can (``CommitsAndAcks``) acks it in the same write;
-        returns whether it did (if not, the caller acks after the commit).
+        returns whether it did (if not, the caller acks after the commit, through
+        ``group``). With ``stage``, a commit with nothing to release and no step
+        recorded is written without its flush where the session can (``group_commit``);
+        any other commit is flushed, and covers the staged ones before it.
 
         Raises:
             UnencodableState: the state is not JSON (nothing was written).
@@ -281,7 +288,10 @@ class Worker:
         """
         gate = self.outbox.gate
         acker = self.acker if acking is not None else None
-        self.state.commit(gate.outbox_json(), None if acker is None or acking is None else (acker, acking))
+        staged = self.group.session if stage and not gate.held and not self.journal.written else None
+        self.state.commit(gate.outbox_json(), None if acker is None or acking is None else (acker, acking),
+                          staged)
+        self.group.committed()
         gate.committed()
         self.journal.committed(self.state.admitted.__contains__)
         return acker is not None

@@ -7,9 +7,12 @@
     for each message:  state.admit(id) is False -> a repeat: skip
                        else dispatch (what the handler sends is delivered as it runs;
                        an answer to the parent goes back on the pipe)
-    state.commit()     state + admitted ids, one atomic write
+    state.commit()     state + admitted ids, one atomic write (at "machine", staged
+                       without its flush when the batch has nothing to release:
+                       ``group_commit``)
     mailbox.ack(...)   the batch, and the replies its handlers consumed (in the
-                       commit's own write where the mailbox can: ``CommitsAndAcks``)
+                       commit's own write where the mailbox can: ``CommitsAndAcks``;
+                       after the flush that covers the commit, when it was staged)
 
 Commit comes before ack (see ``state``): that order is what makes each message's
 effect on the state happen exactly once.
@@ -42,7 +45,7 @@ OWED_RETRY_INTERVAL = 0.05
 def run(worker: "Worker", batch: list[Delivered]) -> str:
     """Serve until stopped; returns why it stopped ("stop requested", "idle", ...)."""
     limits = worker.spec.limits
-    mailbox, outbox = worker.mailbox, worker.outbox
+    mailbox, outbox, group = worker.mailbox, worker.outbox, worker.group
     last_work = time.monotonic()
     while not worker.stop_requested:
         if not batch:
@@ -53,6 +56,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
             process(worker, batch)
             batch = []
             last_work = time.monotonic()
+            group.flush_if_due()  # messages keep coming: the staged commits wait no longer
             if mailbox.more_waiting or outbox.looked:
                 continue
             # Anything delivered since the drain rang the bell after the drain cleared
@@ -68,6 +72,7 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
         if limits.idle_timeout is not None:
             idle_left = limits.idle_timeout - (time.monotonic() - last_work)
             if idle_left <= 0:
+                group.flush()  # everything handled is acked before the mailbox is looked at
                 # Withdraw first, then look once more: a sender that delivered before
                 # the withdraw is seen here; one after it sees no live record and asks
                 # the system to activate us again.
@@ -78,8 +83,14 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
                     continue
                 return "idle"
             wait = min(wait, idle_left)
-        if not mailbox.wait(wait) and worker.state.uncommitted:
-            worker.state.commit()  # idle a while: store the ids (and counts) of deferred queries
+        window = group.left()
+        if window is not None:
+            wait = min(wait, window)  # staged commits: flushed if nothing comes meanwhile
+        if not mailbox.wait(wait):
+            if worker.state.uncommitted:
+                worker.state.commit()  # idle a while: store the ids (and counts) of deferred queries
+            group.flush()  # (that commit, if made, was flushed: this only acks)
+    group.flush()  # stop: acked before ``finish`` and the exit
     return worker.stop_reason or "stop requested"
 
 
@@ -135,17 +146,20 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
     if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer \
             and not outbox.gate.holds_tells and not worker.journal.written:
         state.hint = None  # describes the state only until it next changes
+        if outbox.gate.held:
+            worker.group.flush()  # the answers read the state staged commits left
         outbox.gate.pass_replies()  # answers to queries: a re-run would answer again
     else:
         try:
             # Where the mailbox can, the ack rides in the commit's own atomic write
             # (what is released below is listed in that commit's outbox either way).
-            acked_with_commit = worker.commit(acked)
+            # With nothing to release, the commit may be staged (``group_commit``).
+            acked_with_commit = worker.commit(acked, stage=True)
         except UnencodableState as exc:
             replay_singly(worker, since_commit, exc)
     outbox.release()
     if not acked_with_commit:
-        worker.mailbox.ack(acked())
+        worker.group.ack(acked())
 
 
 def apply(worker: "Worker", delivered: Delivered, since_commit: list[Delivered]) -> Turn:

@@ -14,7 +14,7 @@ import json
 from typing import Any, Callable
 
 from ..admitted import DEFAULT_CAPACITY, AdmittedSet
-from ..backends.base import ActorSession, CommitsAndAcks, Delivered
+from ..backends.base import ActorSession, CommitsAndAcks, Delivered, FlushesLater
 from ..errors import StoreError
 from ..observe.counters import COUNTERS_KEY, TurnCounters
 from .handler import Handler
@@ -134,11 +134,13 @@ class ActorState:
         return len(self.uncommitted) < QUERY_IDS_CARRIED and self._meta_json is not None \
             and not self.timers.changed
 
-    def commit(self, outbox_json: str = "[]", ack: AckWith | None = None) -> None:
+    def commit(self, outbox_json: str = "[]", ack: AckWith | None = None,
+               staged: FlushesLater | None = None) -> None:
         """Write state + meta + outbox + the ids admitted since the last commit, atomically.
 
         With ``ack`` (a mailbox that commits and acks in one step, and what to ack, asked
         for only once the state encoded), the batch is acked in the same atomic write.
+        With ``staged`` (the session), it is written without its flush (``group_commit``).
 
         Raises:
             UnencodableState: the state is not JSON (nothing was written).
@@ -161,7 +163,9 @@ class ActorState:
             self._meta_json = self._table_json.meta_json(self._rest_json, timers.reminders, timers.delayed)
         counters_json = self.counters.to_json()
         meta_json = TurnCounters.splice(self._meta_json, counters_json)
-        if ack is None:
+        if staged is not None:
+            staged.commit_unflushed(state_json, meta_json, self.uncommitted, self.admitted, outbox_json)
+        elif ack is None:
             self.session.commit(state_json, meta_json, self.uncommitted, self.admitted, outbox_json)
         else:
             mailbox, batch = ack

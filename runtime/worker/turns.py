@@ -99,6 +99,7 @@ def run_turn(worker: "Worker", delivered: Delivered, since_commit: list[Delivere
         log.warning("actor %s: handler failed on %s (%s: %s); retry %d of %d in %.2f s", worker.actor_id,
                     message.id, type(failure.exc).__name__, failure.exc, retry, limits.retries, delay)
         worker.outbox.release()  # what committed turns sent need not wait for this one
+        worker.group.flush()  # nor the acks of staged commits
         waited = wait(worker, delay)
         if waited is None:
             worker.state.roll_back({message.id})

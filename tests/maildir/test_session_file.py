@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 
 import pytest
 import sample_actors
@@ -16,6 +15,7 @@ from actors_runtime.backends.maildir.durable import exchange, read_bytes
 from actors_runtime.backends.maildir.json_docs import DamagedDocument, write_json
 from actors_runtime.backends.maildir.session_file import SessionFile, read_session, seal
 from conftest import open_project, wait_until
+from kill_plans import CONTEXT, run_then_kill
 
 from actors import ActorSystem
 
@@ -164,16 +164,9 @@ def _commit_forever(path: str, acked) -> None:
 @pytest.mark.timeout(60)
 def test_a_committer_killed_at_any_moment_loses_no_returned_commit_whichever_name_the_directory_kept(tmp_path):
     path = str(tmp_path / "session.json")
-    context = multiprocessing.get_context("forkserver")
     for _ in range(5):
-        acked = context.Value("q", 0)
-        process = context.Process(target=_commit_forever, args=(path, acked))
-        process.start()
-        try:
-            wait_until(lambda: acked.value > 20, timeout=30)
-        finally:
-            os.kill(process.pid, signal.SIGKILL)
-            process.join()
+        acked = CONTEXT.Value("q", 0)
+        run_then_kill(_commit_forever, (path, acked), lambda: acked.value > 20)
         newest = read_session(path)[0]["state"]["n"]
         assert newest in (acked.value, acked.value + 1)  # the next may have been written whole
         _lose_the_last_exchange(path)

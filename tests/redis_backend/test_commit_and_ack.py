@@ -17,6 +17,7 @@ from actors_runtime.backends.base import CommitsAndAcks
 from actors_runtime.backends.redis import RedisBackend
 from actors_runtime.messages import AgentRef, InboxMessage
 from conftest import support_env, wait_until
+from kill_plans import stream_through_kills
 from paused_reader import paused_reader
 
 from actors import ActorSystem
@@ -170,18 +171,8 @@ def test_kills_in_a_handler_before_and_after_the_combined_commit_and_ack_lose_no
     plan_dir.mkdir()
     kill_at = {"handle": 40, "before": 120, "after": 200}
     with ActorSystem(home=home, project=project, durability="process", backend=redis_server.url) as system:
-        ref = system.spawn(crash_actors.CommitAckKillable, name="killable",
-                           secrets={"plan_dir": str(plan_dir), "kill_at": kill_at})
-        for seq in range(STREAM):
-            ref.tell({"n": 1, "seq": seq})
-        wait_until(lambda: ref.ask("count", timeout=10) >= STREAM and system.inspect(ref).pending == 0, timeout=60)
-        seqs = ref.ask("seqs", timeout=10)
-        assert sorted(seqs) == list(range(STREAM)), "a message was lost or applied twice"
-        assert ref.ask("count", timeout=10) == STREAM
-        assert sorted(p.name for p in plan_dir.iterdir()) == ["after.done", "before.done", "handle.done"]
-        info = {c.name: c for c in system.children()}["killable"]
+        info = stream_through_kills(system, crash_actors.CommitAckKillable, plan_dir, kill_at, STREAM)
         assert info.restarts == 3 and info.status == "running"
-        assert system.dead_letters(ref) == []
 
 
 @pytest.mark.timeout(90)

@@ -114,8 +114,8 @@ class Relay(Actor):
         worker = self._context._worker  # the runtime object driving this actor
         original = worker.commit
 
-        def commit(*args):
-            acked = original(*args)
+        def commit(*args, **options):
+            acked = original(*args, **options)
             if self.state["relayed"] >= 1:
                 die_once(self.secrets["marker"])
             return acked

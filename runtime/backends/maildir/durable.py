@@ -51,6 +51,15 @@ def sync_data(fd: int) -> None:
     os.fdatasync(fd)
 
 
+def flush_file(path: str) -> None:
+    """Make the contents of the file at ``path`` durable (``sync_data`` by name)."""
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
+    try:
+        sync_data(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: str) -> None:
     """Make a directory's entries (a rename, a create) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -298,6 +307,7 @@ class Rewriter:
         #: needs no directory flush: either mapping leads a reader to the newer text.
         self.keep_names = keep_names
         self._names_on_disk: tuple[int, ...] = ()  # their inodes as of the last directory flush
+        self._staged: tuple[int, bytes] | None = None  # the spare's inode and text, once ``stage``d
 
     def write(self, data: bytes) -> None:
         """Replace the target's contents with ``data`` atomically.
@@ -305,6 +315,7 @@ class Rewriter:
         Raises:
             StoreError: the write failed; the target keeps its previous contents.
         """
+        staged, self._staged = self._staged, None  # this text replaces it
         if _renameat2 is None:
             atomic_write(self.path, data, self.durability)
             return
@@ -316,21 +327,94 @@ class Rewriter:
                     sync_data(fd)
             finally:
                 os.close(fd)
-            try:
-                exchange(self.spare, self.path)
-                swapped = self.keep_names
-            except FileNotFoundError:  # no target yet: the spare becomes it
-                os.rename(self.spare, self.path)
-                swapped = False
-            if self.durability == MACHINE and not (swapped and inode in self._names_on_disk):
-                fsync_dir(self.directory)
-                self._names_on_disk = (inode, os.lstat(self.spare).st_ino) if swapped else ()
+            self._swap(inode)
         except OSError as exc:
-            if exc.errno in (errno.ENOSYS, errno.EINVAL):  # e.g. a file system without it
-                _disable_exchange()
-                atomic_write(self.path, data, self.durability)
-                return
+            if exc.errno not in _NO_EXCHANGE:  # (else ``_failed`` writes ``data`` another way)
+                self._written_over(staged)
+            self._failed(exc, data)
+
+    def stage(self, data: bytes) -> None:
+        """Write ``data`` into the spare only: not flushed, not swapped in (for a
+        ``keep_names`` caller, who tells the newer text by its contents, and only over
+        a target that exists). ``flush_staged`` finishes the write; a ``write`` in
+        between replaces it. Until then a crash of this process loses nothing (the
+        text is in the spare, for a reader of both names), and a power loss may lose
+        it or tear it, never the target's text.
+
+        Raises:
+            StoreError: the write failed (the spare may be torn; the target is whole).
+        """
+        assert self.keep_names, "only a reader of both names finds a staged text"
+        if _renameat2 is None:
+            self.write(data)
+            return
+        try:
+            fd, size, inode = self._open_spare()
+            try:
+                overwrite(fd, data, size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._written_over(self._staged)
             raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
+        self._staged = (inode, data)
+
+    @property
+    def staged(self) -> bool:
+        """Whether a ``stage``d text waits for ``flush_staged``."""
+        return self._staged is not None
+
+    def flush_staged(self) -> None:
+        """Flush the staged text (at "machine") and swap it in: ``write``'s second half.
+
+        Raises:
+            StoreError: it failed; the staged text stays in the spare unflushed, the
+                target whole (a later ``write`` replaces both).
+        """
+        if self._staged is None:
+            return
+        inode, data = self._staged
+        if inode == _WRITTEN_OVER:
+            self.write(data)
+            return
+        try:
+            if self.durability == MACHINE:
+                fd = os.open(self.spare, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    if os.fstat(fd).st_ino != inode and inode >= 0:  # not ours any more: write it again
+                        self.write(data)
+                        return
+                    sync_data(fd)
+                finally:
+                    os.close(fd)
+            self._staged = None
+            self._swap(inode)
+        except OSError as exc:
+            self._failed(exc, data)
+
+    def _swap(self, inode: int) -> None:
+        """Swap the written spare (``inode``) in, flushing the directory when it must."""
+        try:
+            exchange(self.spare, self.path)
+            swapped = self.keep_names
+        except FileNotFoundError:  # no target yet: the spare becomes it
+            os.rename(self.spare, self.path)
+            swapped = False
+        if self.durability == MACHINE and not (swapped and inode in self._names_on_disk):
+            fsync_dir(self.directory)
+            self._names_on_disk = (inode, os.lstat(self.spare).st_ino) if swapped else ()
+
+    def _written_over(self, staged: tuple[int, bytes] | None) -> None:
+        """A write into the spare failed: a text staged there may be torn, so the
+        flush writes it again (it is still the last commit its caller made)."""
+        self._staged = None if staged is None else (_WRITTEN_OVER, staged[1])
+
+    def _failed(self, exc: OSError, data: bytes) -> None:
+        if exc.errno in _NO_EXCHANGE:  # e.g. a file system without it
+            _disable_exchange()
+            atomic_write(self.path, data, self.durability)
+            return
+        raise StoreError(self.path, f"write failed: {exc.strerror or exc}") from exc
 
     def _open_spare(self) -> tuple[int, int, int]:
         """The spare, open for writing, its size and its inode (-1 if made anew). Costs
@@ -387,6 +471,12 @@ class Rewriter:
             return False
         except OSError as exc:
             raise StoreError(self.path, f"cannot remove: {exc.strerror or exc}") from exc
+
+
+#: Errors of ``exchange`` that say this file system has no ``renameat2``.
+_NO_EXCHANGE = (errno.ENOSYS, errno.EINVAL)
+#: The inode of a staged text whose spare a failed write went over (``Rewriter._written_over``).
+_WRITTEN_OVER = -2
 
 
 def _disable_exchange() -> None:

@@ -7,6 +7,11 @@
                renameat2(EXCHANGE): session.json <-> spare   (no directory fsync)
     commit n+1 goes into inode Y (the spare now), n stays whole in X
 
+    staged (at "machine", a commit the worker may flush later: ``worker.group_commit``):
+    commit n+1 --overwrite--> spare (Y), no fdatasync, no exchange
+    commit n+2 --overwrite--> spare (Y) again: X keeps n, the last flushed commit
+    flush:     fdatasync(Y), renameat2(EXCHANGE)            <- n+2 is on disk
+
 The two names always lead to two inodes that hold the last two commits, each written
 whole and flushed before the next one begins. Which name leads to which inode is what
 the directory says, and after a power loss the directory may say either: the exchange
@@ -18,11 +23,17 @@ both names are on disk.
 
 Guarantees and failure modes:
 
-- A commit is durable once ``SessionFile.write`` returned (at "machine"): a power loss
+- A staged commit survives a crash of its process: the spare holds it whole, with a
+  higher commit number, and the next ``load`` flushes it before it swaps it in. A
+  power loss may lose it or tear it; then the other file, the last flushed commit,
+  is read (the worker acks nothing a staged commit covers before its flush).
+- A commit is durable once ``SessionFile.write`` returned (at "machine", unstaged): a power loss
   after it leaves the new text in one of the two inodes, whole, and the other one
   holds the commit before it, whole too.
 - A crash while the spare is written leaves it torn: its CRC fails (sector-sized
-  tears can make text that still parses) and the other file, the last commit, wins.
+  tears can make text that still parses) and the other file, the last commit, wins
+  (the last flushed one: a staged commit being overwritten is lost with the torn
+  text, and since nothing it covered was acked, its messages come again).
 - A crash after the write and before ``write`` returned may leave the new commit whole
   on disk; a reader then takes it. A commit is atomic, not undone: its messages come
   again and the ids it holds drop them.
@@ -48,7 +59,7 @@ from typing import Any
 
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
-from .durable import Rewriter, exchange, fsync_dir, read_file
+from .durable import Rewriter, exchange, flush_file, fsync_dir, read_file
 from .json_docs import TORN_READ_RETRIES, DamagedDocument, read_json
 
 log = logging.getLogger(__name__)
@@ -117,7 +128,9 @@ def read_session(path: str) -> tuple[Any, int, bool]:
     files (at most ``EXCHANGE_RETRIES`` times; a writer that commits faster than that
     for so long gets the last whole commit read). That is enough: a file is only ever
     rewritten with a newer commit, and a torn read is refused, so whatever is read
-    of each file is at least what any earlier read found there.
+    of each file is at least what any earlier read found there. (A staged commit
+    being overwritten in the spare by the next one reads as torn until that write is
+    done: read after read, then as the last flushed commit, in the other file.)
 
     Returns:
         (document or None, its commit number (0 without a seal), whether it came
@@ -180,9 +193,13 @@ class SessionFile:
         """
         doc, number, from_spare = read_session(self.path)
         if from_spare:
-            # The directory lost the last exchange: put the newest text back at the
-            # name, for every reader, and so that the next commit goes to the older one.
+            # The directory lost the last exchange, or the process that staged this
+            # commit died before flushing it: flush it (its messages may be acked from
+            # here on), then put it back at the name, for every reader, and so that
+            # the next commit goes to the older file.
             try:
+                if self.durability == MACHINE:
+                    flush_file(self._writer.spare)
                 exchange(self._writer.spare, self.path)
                 if self.durability == MACHINE:
                     fsync_dir(self._writer.directory)
@@ -191,8 +208,14 @@ class SessionFile:
         self._number = number
         return doc
 
-    def write(self, body: bytes) -> None:
+    def write(self, body: bytes, *, flush: bool = True) -> None:
         """Commit ``body`` (a JSON object without its closing brace) atomically.
+
+        Without ``flush`` (at "machine", over an earlier commit) the commit is staged
+        in the spare, unflushed and not swapped in: it survives a crash of this
+        process (a reader takes the higher commit number of the two files), and
+        ``flush`` makes it durable. Until then the other file keeps the last flushed
+        commit: staged commits overwrite one another in the spare, never it.
 
         Raises:
             StoreError: the write failed. As after a crash at that point, readers then
@@ -206,5 +229,22 @@ class SessionFile:
             except DamagedDocument:  # and no commit in the spare: this one replaces it
                 self._number = 0
         number = (self._number or 0) + 1
-        self._writer.write(seal(body, number))
+        if flush or self.durability != MACHINE or not self._number:
+            self._writer.write(seal(body, number))
+        else:
+            self._writer.stage(seal(body, number))
         self._number = number
+
+    @property
+    def unflushed(self) -> bool:
+        """Whether the last commit is staged and not flushed yet."""
+        return self._writer.staged
+
+    def flush(self) -> None:
+        """Make the staged commit durable and swap it in (nothing if none is staged).
+
+        Raises:
+            StoreError: it failed; the commit stays staged (a crash of this process
+                still finds it; a power loss may not).
+        """
+        self._writer.flush_staged()

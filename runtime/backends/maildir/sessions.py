@@ -3,7 +3,8 @@
 
 A commit rewrites ``session.json``'s spare in place and swaps it in, with one
 ``fdatasync`` and no directory flush (``session_file``): no inode is created or freed
-per commit. It carries only the ids admitted since the
+per commit. At "machine" a worker may stage a commit and flush it later
+(``commit_unflushed``, ``flush``: group commit). It carries only the ids admitted since the
 last checkpoint; past ``CHECKPOINT_EVERY`` of them the whole set is written to
 ``admitted.json`` and ``session.json`` starts afresh. ``admitted.json`` is written
 only after the ids in it were committed, so their union, read at activation, is
@@ -97,6 +98,24 @@ class MaildirSession:
 
     def commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
                admitted: Iterable[str], outbox_json: str = "[]") -> None:
+        self._commit(state_json, meta_json, new_ids, admitted, outbox_json, True)
+
+    def commit_unflushed(self, state_json: str, meta_json: str, new_ids: Sequence[str],
+                         admitted: Iterable[str], outbox_json: str = "[]") -> None:
+        """``commit`` staged, without its flush (``FlushesLater``; see ``session_file``).
+        A commit that brings a checkpoint of the ids is flushed first: ``admitted.json``
+        must never name an id whose commit a power loss could take back."""
+        self._commit(state_json, meta_json, new_ids, admitted, outbox_json, False)
+
+    @property
+    def unflushed(self) -> bool:
+        return self._session_file.unflushed
+
+    def flush(self) -> None:
+        self._session_file.flush()
+
+    def _commit(self, state_json: str, meta_json: str, new_ids: Sequence[str],
+                admitted: Iterable[str], outbox_json: str, flush: bool) -> None:
         if not self._dir_checked:  # once: the spawner or the mailbox usually made it
             directory = os.path.dirname(self.path)
             try:
@@ -112,13 +131,14 @@ class MaildirSession:
         outbox = "" if outbox_json == "[]" else f',"outbox":{outbox_json}'
         data = f'{{"state":{state_json},"admitted":[{",".join(pieces)}],"meta":{meta_json}{outbox}'.encode()
         try:
-            self._session_file.write(data)
+            self._session_file.write(data, flush=flush)
         except BaseException:
             del tail[committed:]  # not committed: the caller passes them again
             if added:
                 pieces.pop()
             raise
         if len(tail) >= CHECKPOINT_EVERY:
+            self._session_file.flush()
             self._admitted_writer.write(json.dumps({"ids": list(admitted)}).encode())
             self._tail, self._tail_json = [], []
 
