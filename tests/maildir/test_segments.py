@@ -68,10 +68,11 @@ def test_deliver_many_is_one_write_and_at_machine_one_flush(tmp_path, monkeypatc
     real_sync, real_write = segment_writer.sync_data, os.pwrite
     monkeypatch.setattr(segment_writer, "sync_data", lambda fd: (flushes.append(fd), real_sync(fd)))
     monkeypatch.setattr(segment_writer.os, "pwrite",
-                        lambda fd, data, at: (writes.append(len(data)), real_write(fd, data, at))[1])
+                        lambda fd, data, at: (writes.append(any(data)), real_write(fd, data, at))[1])
     path = box._sender.deliver([_message(n) for n in range(20)], 0.0)
     monkeypatch.undo()
-    assert path == box._sender._writer.path and len(writes) == 1  # all twenty in the one segment
+    # All twenty in the one segment with one write (and, crossing the zeros ahead, one more of zeros).
+    assert path == box._sender._writer.path and writes.count(True) == 1 and len(writes) <= 2
     assert len(flushes) == (1 if durability == "machine" else 0)
     assert [d.message.body for d in box.drain()] == ["first", *range(20)]
     box.close()

@@ -4,11 +4,12 @@ Data flow::
 
     sender process (one writer per mailbox handle)        the mailbox's one reader
     ----------------------------------------------        ------------------------
-    log/.tmp-X: header + zeros to 64 KiB, flock(SH) --rename--> log/<ns>-<pid>-<tag>.seg
+    log/.tmp-X: header + zeros to 4 KiB, flock(SH) --rename--> log/<ns>-<pid>-<tag>.seg
     write at the write position, over zeros:
         [len][crc32][message JSON]  (one pwrite; fdatasync at "machine")
     a record that crosses the zeros' end is followed
-        by zeros to the next 64 KiB boundary (same pwrite's flush)
+        by zeros to the next boundary (a multiple of the
+        file's size, at most 64 KiB; flushed with it)
                                          ... read from the cursor up to the first
                                              zero length word, handle, commit
                                          ack: cursor := first record not yet acked
@@ -27,9 +28,11 @@ Why in place (version 3): an append changes the file's size, so its ``fdatasync`
 also writes the inode. A record written over zeros the file already holds (written,
 not ``fallocate``d: an unwritten extent would make the write a metadata change) leaves
 size and blocks as they are, and its ``fdatasync`` writes only the data blocks. The
-zeros are written ahead in ``CHUNK`` steps, each with the record that crosses into it,
-so one flush in ``CHUNK`` bytes of records pays for the inode. A zero length word is
-"nothing written yet": a frame's length is never 0.
+zeros are written ahead by the record that crosses their end, to the next multiple of
+the file's size (4 KiB, 8, 16, ...) and then of ``CHUNK``: one flush in ``CHUNK`` bytes
+of records pays for the inode, and a sender that writes little holds one block, as an
+appended segment did. A zero length word is "nothing written yet": a frame's length is
+never 0.
 
 Guarantees:
 
@@ -88,7 +91,10 @@ VERSION = 3  # 1: cursors were byte offsets (never released); 2: appended, no ze
 VERSIONS_READ = (2, 3)
 #: The first version written in place: zeros past the records are "nothing yet".
 IN_PLACE = 3
-#: A writer extends its segment with zeros to a multiple of this (bytes).
+#: A new segment's size (header and zeros) in bytes; the zeros ahead then grow to the
+#: next multiple of the file's size, and past ``CHUNK`` to the next multiple of it.
+START_SIZE = 1 << 12
+#: The most zeros a writer writes ahead at a time (bytes).
 CHUNK = 64 << 10
 #: The header: magic, version, cursor, claimed (both message positions).
 HEADER = struct.Struct("<4sB3xQQ")

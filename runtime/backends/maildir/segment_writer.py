@@ -18,7 +18,18 @@ from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...threads import reset_after_fork, start_thread
 from .durable import FILE_MODE, NOFOLLOW, fsync_dir, make_dirs, sync_data, temp_name, unlink_quietly
-from .segment_format import CHUNK, HEADER, HEADER_SIZE, MAGIC, SEAL, SEGMENT_LIMIT, SUFFIX, VERSION, frame_batch
+from .segment_format import (
+    CHUNK,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    SEAL,
+    SEGMENT_LIMIT,
+    START_SIZE,
+    SUFFIX,
+    VERSION,
+    frame_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +70,7 @@ class _Segment:
         self.path = path
         self.generation = _current_generation
         self.size = HEADER_SIZE
-        self.allocated = CHUNK
+        self.allocated = START_SIZE
         self.flushed = HEADER_SIZE
         self.flushing = False  # a thread is in fdatasync on it, without the writer's lock
         self.owed = 0  # writes whose flush is still to come or under way
@@ -262,7 +273,8 @@ class SegmentWriter:
                 # records up to there are written in place, and their flushes write
                 # no inode. Written first, so a failure leaves no record behind (the
                 # record's own bytes fill the hole before them).
-                allocated = -(-end // CHUNK) * CHUNK
+                step = min(segment.allocated, CHUNK)
+                allocated = -(-end // step) * step
                 _write_at(segment.fd, bytes(allocated - end), end)
                 segment.allocated = allocated
             _write_at(segment.fd, data, segment.size)
@@ -402,7 +414,7 @@ class SegmentWriter:
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
         try:
             header = HEADER.pack(MAGIC, VERSION, HEADER_SIZE << 16, HEADER_SIZE << 16)
-            _write_at(fd, header + bytes(CHUNK - HEADER_SIZE), 0)  # the first records go over these zeros
+            _write_at(fd, header + bytes(START_SIZE - HEADER_SIZE), 0)  # the first records go over these zeros
             # Locked before it is visible: a reader that can lock it exclusively may
             # conclude this writer is gone and delete the segment.
             fcntl.flock(fd, fcntl.LOCK_SH)
