@@ -8,6 +8,11 @@ and handled: in the sending process (``fdatasync`` of the segments) and in the
 workers (the commit's ``fdatasync``, its ``renameat2`` exchange and any ``fsync`` of a
 directory).
 
+With ``perf`` at hand (tracepoints readable), also the block requests the sending
+process issued per tell, by kind (``block:block_rq_issue``: ``WS`` a synchronous data
+write, ``WSM`` a metadata one, the inode's): what a flush had to write, not how long
+it took.
+
 Usage::
 
     .venv/bin/python bench/flush_count.py [--n 1000] [--threads 1] [--actors 1] [--tmp-root DIR]
@@ -22,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -56,6 +62,31 @@ def _calls(tracer: subprocess.Popen[str]) -> dict[str, int]:
     return found
 
 
+def _record_blocks(pid: int, path: str) -> subprocess.Popen[str] | None:
+    """perf recording the block requests ``pid``'s threads issue, or None without perf."""
+    if shutil.which("perf") is None:
+        return None
+    recorder = subprocess.Popen(["perf", "record", "-q", "-e", "block:block_rq_issue", "-p", str(pid), "-o", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        recorder.wait(0.5)  # it exits at once when it cannot trace
+    except subprocess.TimeoutExpired:
+        return recorder
+    return None
+
+
+def _blocks(recorder: subprocess.Popen[str] | None, path: str) -> dict[str, int]:
+    if recorder is None:
+        return {}
+    recorder.send_signal(signal.SIGINT)
+    recorder.wait(60)
+    script = subprocess.run(["perf", "script", "-i", path], capture_output=True, text=True).stdout
+    found: dict[str, int] = {}
+    for match in re.finditer(r"block:block_rq_issue: \d+,\d+ (\w+) ", script):
+        found[match.group(1)] = found.get(match.group(1), 0) + 1
+    return found
+
+
 def count(n: int, threads: int, actors: int) -> dict[str, dict[str, float]]:
     """Calls per tell, in the sender and in the workers (see the module docstring)."""
     with common.temp_system(durability="machine") as system:
@@ -64,6 +95,8 @@ def count(n: int, threads: int, actors: int) -> dict[str, dict[str, float]]:
             ref.ask("count", timeout=30)
         workers = [pid for pid in map(system.pid_of, refs) if pid is not None]
         receivers = _trace(workers)
+        perf_data = tempfile.mktemp(prefix="flush-count-", suffix=".perf")
+        blocks = _record_blocks(os.getpid(), perf_data)
         sender = _trace([os.getpid()])  # last: with -f it would trace the other strace too
 
         def send(group: list[Any]) -> None:
@@ -79,8 +112,14 @@ def count(n: int, threads: int, actors: int) -> dict[str, dict[str, float]]:
         for ref in refs:
             common.wait_until(lambda ref=ref: ref.ask("count", timeout=60) >= n, 600, "all handled")
         sent, handled = _calls(sender), _calls(receivers)
+        requests = _blocks(blocks, perf_data)
+        if os.path.exists(perf_data):
+            os.unlink(perf_data)
     tells = n * actors
-    return {"sender": {k: v / tells for k, v in sent.items()}, "workers": {k: v / tells for k, v in handled.items()}}
+    found = {"sender": {k: v / tells for k, v in sent.items()}, "workers": {k: v / tells for k, v in handled.items()}}
+    if requests:
+        found["sender device requests"] = {k: v / tells for k, v in sorted(requests.items())}
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

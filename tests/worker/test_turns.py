@@ -200,17 +200,17 @@ def test_specs_with_wrong_types_are_still_refused_cleanly():
 def test_a_tell_many_that_fails_midway_sends_nothing(system, monkeypatch):
     counter = system.spawn(sample_actors.Counter, name="counter")
     assert counter.ask("count") == 0
-    real_write = os.write
+    real_write = os.pwrite
     # The system's cached sender handle to the counter; its segment was opened by the ask.
     segment_fd = system._backend._router.on(counter.address, lambda box: box._sender._writer._segment.fd)
 
-    def full_disk_after_half(fd, data):
+    def full_disk_after_half(fd, data, offset):
         if fd == segment_fd:  # the batch record: half of it lands, then ENOSPC
-            real_write(fd, bytes(data[: len(data) // 2]))
+            real_write(fd, bytes(data[: len(data) // 2]), offset)
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)  # every other write of this process, untouched
+        return real_write(fd, data, offset)  # every other write of this process, untouched
 
-    monkeypatch.setattr(segment_writer.os, "write", full_disk_after_half)
+    monkeypatch.setattr(segment_writer.os, "pwrite", full_disk_after_half)
     with pytest.raises(StoreError):
         counter.tell_many([{"n": 1}, {"n": 10}])
     monkeypatch.undo()

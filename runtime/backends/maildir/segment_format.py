@@ -1,26 +1,42 @@
-"""Per-sender append-only message logs ("segments") inside a mailbox's ``log/``.
+"""Per-sender message logs ("segments") inside a mailbox's ``log/``, written in place.
 
 Data flow::
 
     sender process (one writer per mailbox handle)        the mailbox's one reader
     ----------------------------------------------        ------------------------
-    log/.tmp-X: header, flock(SH) --rename--> log/<ns>-<pid>-<tag>.seg
-    append: [len][crc32][message JSON]  (one write; fdatasync at "machine")
-                                         ... read from the cursor, handle, commit
+    log/.tmp-X: header + zeros to 4 KiB, flock(SH) --rename--> log/<ns>-<pid>-<tag>.seg
+    write at the write position, over zeros:
+        [len][crc32][message JSON]  (one pwrite; fdatasync at "machine")
+    a record that crosses the zeros' end is followed
+        by zeros to the next boundary (a multiple of the
+        file's size, at most 64 KiB; flushed with it)
+                                         ... read from the cursor up to the first
+                                             zero length word, handle, commit
                                          ack: cursor := first record not yet acked
                                               (written into the header with the
                                               read position, for observers)
-    seal at 1 MiB, or on close: [0xFFFFFFFF][0]      sealed + all acked -> unlink
+    seal at 1 MiB, or on close: [0xFFFFFFFF][0] at the write position
+                                                          sealed + all acked -> unlink
 
 Why not a file per message: on this file system a message file costs a create or a
 claim rename, a publish rename, an open and a close for the sender, and a claim
-rename, an open, a read and an ack rename for the reader; an append costs one
-``write``, and the reader reads many records with one ``pread``. At durability
-"machine" an append needs one ``fdatasync`` and no directory fsync.
+rename, an open, a read and an ack rename for the reader; a record costs one
+``pwrite``, and the reader reads many records with one ``pread``. At durability
+"machine" a record needs one ``fdatasync`` and no directory fsync.
+
+Why in place (version 3): an append changes the file's size, so its ``fdatasync``
+also writes the inode. A record written over zeros the file already holds (written,
+not ``fallocate``d: an unwritten extent would make the write a metadata change) leaves
+size and blocks as they are, and its ``fdatasync`` writes only the data blocks. The
+zeros are written ahead by the record that crosses their end, to the next multiple of
+the file's size (4 KiB, 8, 16, ...) and then of ``CHUNK``: one flush in ``CHUNK`` bytes
+of records pays for the inode, and a sender that writes little holds one block, as an
+appended segment did. A zero length word is "nothing written yet": a frame's length is
+never 0.
 
 Guarantees:
 
-- A record is delivered once its ``write`` returned (and, at "machine", its
+- A record is delivered once its ``pwrite`` returned (and, at "machine", its
   ``fdatasync``): it survives any process crash (a power loss too at "machine").
 - One writer per segment, so records of one sender are read in the order sent; a
   process's segments are named so that the reader takes them oldest first.
@@ -30,12 +46,19 @@ Guarantees:
   AdmittedSet drops. That set holds 4,096 ids, so the mailbox bounds what can come
   again: at "machine" it flushes its cursors once ``FLUSH_ACKS_EVERY`` acks are not
   on disk, and before it deletes a segment.
-- A writer holds a shared ``flock`` on its segment for as long as it may append. A
+- A writer holds a shared ``flock`` on its segment for as long as it may write. A
   reader that can take the lock exclusively knows the writer is gone for good: it
   never reopens a segment. Only then is an incomplete record at the end a torn
-  write (moved to ``corrupt/``) rather than one still being copied in.
+  write (moved to ``corrupt/``) rather than one still being copied in, and only
+  then are bytes past a zero length word looked at: zeros there are the unwritten
+  rest of the segment (not damage), anything else is damage or a torn record.
+- The seal ends a segment where it is found, if nothing but zeros follows it (a
+  writer writes nothing after it; a seal followed by more is damage).
 - A segment is created under a hidden temp name, locked, and only then renamed into
   ``log/``: a reader never sees an unlocked segment of a live writer.
+
+Version 2 segments (appended, no zeros ahead: written by earlier builds) are still
+read and drained: their end is the file's size, and zeros in them are damage.
 """
 
 from __future__ import annotations
@@ -50,6 +73,9 @@ SUFFIX = ".seg"
 SEGMENT_LIMIT = 1 << 20
 #: Bytes read per ``pread`` when catching up.
 READ_CHUNK = 1 << 18
+#: Bytes of the first ``pread`` of a catch-up in a version 3 segment: up to ``CHUNK``
+#: zeros follow its records, which a read of ``READ_CHUNK`` would copy every time.
+FIRST_READ = 1 << 12
 #: A record longer than this is garbage (a torn length), not a message.
 MAX_RECORD = 64 << 20
 #: The longest message (encoded) a segment takes; ``deliver`` refuses longer ones.
@@ -59,8 +85,17 @@ WRITER_CHECK_INTERVAL = 1.0
 
 #: The first bytes of every segment.
 MAGIC = b"DAML"
-#: Segment format version.
-VERSION = 2  # 1: cursors were byte offsets (never released)
+#: Segment format version: the one written.
+VERSION = 3  # 1: cursors were byte offsets (never released); 2: appended, no zeros ahead
+#: The versions read.
+VERSIONS_READ = (2, 3)
+#: The first version written in place: zeros past the records are "nothing yet".
+IN_PLACE = 3
+#: A new segment's size (header and zeros) in bytes; the zeros ahead then grow to the
+#: next multiple of the file's size, and past ``CHUNK`` to the next multiple of it.
+START_SIZE = 1 << 12
+#: The most zeros a writer writes ahead at a time (bytes).
+CHUNK = 64 << 10
 #: The header: magic, version, cursor, claimed (both message positions).
 HEADER = struct.Struct("<4sB3xQQ")
 #: The two positions of the header, rewritten in place by the reader ...

@@ -15,8 +15,10 @@ from ...errors import StoreError
 from .durable import sync_data
 from .segment_format import (
     BATCH_FLAG,
+    FIRST_READ,
     HEADER,
     HEADER_SIZE,
+    IN_PLACE,
     MAGIC,
     MAX_RECORD,
     POSITIONS,
@@ -25,19 +27,19 @@ from .segment_format import (
     RECORD,
     SEAL,
     SEAL_LENGTH,
-    VERSION,
+    VERSIONS_READ,
     WRITER_CHECK_INTERVAL,
     Record,
     unpack_record,
     writer_of,
 )
-from .segment_repair import FIRST_POSITION, Damage, frame_end, header_problem, read_all, resync
+from .segment_repair import FIRST_POSITION, Damage, frame_end, header_problem, only_zeros, read_all, resync
 
 _buffers = threading.local()
 
 
-def read_chunk(fd: int, offset: int) -> bytes:
-    """Up to ``READ_CHUNK`` bytes of ``fd`` at ``offset``.
+def read_chunk(fd: int, offset: int, size: int = READ_CHUNK) -> bytes:
+    """Up to ``size`` (at most ``READ_CHUNK``) bytes of ``fd`` at ``offset``.
 
     They are read into a buffer each thread keeps, and only what was read is copied
     out. ``os.pread(fd, READ_CHUNK, offset)`` would allocate ``READ_CHUNK`` bytes for
@@ -52,9 +54,9 @@ def read_chunk(fd: int, offset: int) -> bytes:
     buffer = getattr(_buffers, "buffer", None)
     if buffer is None or len(buffer) != READ_CHUNK:
         buffer = _buffers.buffer = mmap.mmap(-1, READ_CHUNK, flags=mmap.MAP_PRIVATE)
-    size = os.preadv(fd, [buffer], offset)
     with memoryview(buffer) as view:
-        return bytes(view[:size])
+        count = os.preadv(fd, [view[:size]], offset)
+        return bytes(view[:count])
 
 
 class SegmentReader:
@@ -70,10 +72,15 @@ class SegmentReader:
     The descriptor is opened on demand and may be closed between uses (``close_fd``),
     so a mailbox with many quiet segments does not hold a descriptor for each. A
     segment deleted from outside counts as ended (``vanished``).
+
+    ``in_place`` (format version 3): the segment's records end at the first zero
+    length word, not at the file's end.
     """
 
-    def __init__(self, path: str, fd: int, cursor: int, claimed: int) -> None:
+    def __init__(self, path: str, fd: int, cursor: int, claimed: int, version: int = IN_PLACE) -> None:
         self.path = path
+        self.in_place = version >= IN_PLACE
+        self._unwritten = False  # the last parse stopped at a zero length word
         self.writer = writer_of(os.path.basename(path))
         self.fd = fd
         self.cursor = cursor  # a position: record offset << 16 | index in a batch
@@ -123,21 +130,22 @@ class SegmentReader:
             os.close(fd)
             raise StoreError(path, "not a segment (damaged header)")
         _, version, cursor, claimed = HEADER.unpack(header)
-        if version != VERSION:
+        if version not in VERSIONS_READ:
             os.close(fd)
-            raise StoreError(path, f"segment format {version}, this version reads {VERSION}")
+            raise StoreError(path, f"segment format {version}, this version reads "
+                                   f"{' and '.join(map(str, VERSIONS_READ))}")
         try:
             problem = header_problem(fd, cursor, claimed)
         except OSError as exc:
             os.close(fd)
             raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
         if problem is not None:
-            reader = cls(path, fd, FIRST_POSITION, FIRST_POSITION)
+            reader = cls(path, fd, FIRST_POSITION, FIRST_POSITION, version)
             reader.distrusted = problem
             reader._written = (cursor, claimed)  # rewritten at the first settle
             return reader
         cursor = max(cursor, FIRST_POSITION)
-        return cls(path, fd, cursor, max(claimed, cursor))
+        return cls(path, fd, cursor, max(claimed, cursor), version)
 
     @property
     def claimed_until(self) -> int:
@@ -168,21 +176,37 @@ class SegmentReader:
         (asked only when ``judge``) the segment is read once more, since the writer may
         have finished the record before it went; what still does not parse is torn: it
         is returned as damage and the segment has ended.
+
+        In a segment written in place, a zero length word ends what was written. Once
+        the writer is known to be gone, the segment has ended there if only zeros
+        follow; anything else past it is read by the rules above.
         """
         if not self.ensure_fd():
             return [], []
         self.last_read = now
         records: list[Record] = []
         damaged: list[Damage] = []
+        size = FIRST_READ if self.in_place else READ_CHUNK
         while not self.ended and (limit is None or len(records) < limit):
-            data = read_chunk(self.fd, self.read_pos)
+            data = read_chunk(self.fd, self.read_pos, size)
+            self._unwritten = False
             pos, whole = self._parse(data, records, limit)
             self.read_pos += pos
             if self.ended or (limit is not None and len(records) >= limit):
                 break
-            if pos > 0 and len(data) == READ_CHUNK:
+            if self._unwritten:
+                if not judge or not self.writer_gone(now):
+                    break  # nothing written past here yet
+                if only_zeros(read_all(self.fd, self.read_pos), 0):
+                    self.ended = True  # the writer is gone, and wrote nothing more
+                    break
+                # else bytes past the zeros: damage, or a torn record (below)
+            elif len(data) == size < READ_CHUNK:
+                size = READ_CHUNK  # more than a first read holds: read on in chunks
+                continue
+            elif pos > 0 and len(data) == READ_CHUNK:
                 continue  # a full chunk: more may follow it
-            if whole:
+            elif whole:
                 break  # the end of what was written
             if pos == 0 and self._read_long_record(data, records):
                 continue
@@ -196,6 +220,8 @@ class SegmentReader:
                 break
             if self._gone:
                 offset, rest = self.read_pos, self._read_rest()
+                if self.in_place:
+                    rest = rest.rstrip(b"\0")  # the zeros past it were never written over
                 if rest:
                     damaged.append(Damage(offset, rest, "a torn record"))
                 break
@@ -220,8 +246,11 @@ class SegmentReader:
             if pos + RECORD.size > size:
                 return pos, False
             length, crc = RECORD.unpack_from(data, pos)
+            if length == 0 and self.in_place:
+                self._unwritten = True  # a frame's length is never 0: nothing written yet
+                return pos, True
             if length == SEAL_LENGTH:
-                if crc != 0 or not self._at_end(base + pos + len(SEAL)):
+                if crc != 0 or not self._only_zeros_after(base + pos + len(SEAL)):
                     return pos, False  # a seal is the last thing a writer writes
                 self.ended = True
                 return pos, True
@@ -236,8 +265,9 @@ class SegmentReader:
             pos = end
         return pos, True
 
-    def _at_end(self, offset: int) -> bool:
-        return os.fstat(self.fd).st_size == offset
+    def _only_zeros_after(self, offset: int) -> bool:
+        # A version 2 segment ends at its seal; one written in place has zeros after it.
+        return os.fstat(self.fd).st_size == offset or only_zeros(read_all(self.fd, offset), 0)
 
     def _read_long_record(self, data: bytes, records: list[Record]) -> bool:
         """A record longer than one chunk: read it whole. Returns whether it was there."""
@@ -302,9 +332,12 @@ class SegmentReader:
         return True
 
     def has_unread(self) -> bool:
-        """Whether bytes past the read position wait (a cheap ``stat``)."""
+        """Whether bytes past the read position wait (a cheap ``stat``, or in a segment
+        written in place a ``pread`` of the length word there)."""
         if self.ended:
             return False
+        if self.in_place:
+            return self._written_at_read_pos()
         try:
             size = os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
         except FileNotFoundError:
@@ -313,6 +346,21 @@ class SegmentReader:
         if size == self.read_pos + len(SEAL):  # just the seal, or a first short record
             return self.ensure_fd() and os.pread(self.fd, len(SEAL), self.read_pos) != SEAL
         return size > self.read_pos
+
+    def _written_at_read_pos(self) -> bool:
+        """Whether a length word other than 0 or the seal's is at the read position
+        (the descriptor is opened for this alone if it is closed)."""
+        try:
+            fd = self.fd if self.fd >= 0 else _open_segment(self.path)
+        except FileNotFoundError:
+            self.vanished = self.ended = self._gone = True
+            return False
+        try:
+            word = os.pread(fd, len(SEAL), self.read_pos)
+        finally:
+            if fd != self.fd:
+                os.close(fd)
+        return any(word[:4]) and word != SEAL
 
     def ack(self, position: int) -> bool:
         """Retire one handed-out message; returns whether it was outstanding."""

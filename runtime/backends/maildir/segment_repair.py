@@ -15,11 +15,16 @@ mailbox; what cannot be read goes to ``corrupt/`` with a logged reason.
              or in between                         corrupt/, reading resumes there
              nothing whole follows              -> a tail: waited for while its writer lives,
                                                    torn once it is gone (segment_reader)
+             (version 3) a zero length word     -> nothing written yet while its writer lives;
+                                                   once it is gone, zeros to the end are the
+                                                   end, anything else past it is read by the
+                                                   rules above
 
 A "whole frame" is a record whose length is plausible and whose CRC-32 matches its
-payload (a batch's messages must also fill it exactly), or the seal as the last bytes
-of the file. A writer only appends, so bytes followed by a whole frame are final:
-skipping them is safe even while the writer lives.
+payload (a batch's messages must also fill it exactly), or the seal followed by nothing
+but zeros to the end of the file. A writer writes each record once, after the ones
+before it, so bytes followed by a whole frame are final: skipping them is safe even
+while the writer lives.
 
 The reader resynchronises (``resync``) and the header check walks the frames
 (``walk``) by the same rules, so a cursor a reader left after skipping damage is
@@ -86,14 +91,16 @@ class Damage(NamedTuple):
 def frame_end(data: bytes, pos: int) -> int | None:
     """Where the whole frame at ``pos`` ends, or None if none starts there.
 
-    ``data`` must run to the end of the file: the seal counts only as its last bytes
-    (a writer appends nothing after it; a seal followed by more is damage).
+    ``data`` must run to the end of the file: the seal counts only when nothing but
+    zeros follows it (a writer writes nothing after it; a seal followed by more is
+    damage).
     """
     if pos + RECORD.size > len(data):
         return None
     length, crc = RECORD.unpack_from(data, pos)
     if length == SEAL_LENGTH:
-        return pos + len(SEAL) if crc == 0 and pos + len(SEAL) == len(data) else None
+        sealed = pos + len(SEAL)
+        return sealed if crc == 0 and only_zeros(data, sealed) else None
     size = length & ~BATCH_FLAG
     end: int = pos + RECORD.size + size
     if not 0 < size <= MAX_RECORD or end > len(data):
@@ -104,6 +111,11 @@ def frame_end(data: bytes, pos: int) -> int | None:
     if length & BATCH_FLAG and batch_count(payload) is None:
         return None
     return end
+
+
+def only_zeros(data: bytes, start: int) -> bool:
+    """Whether ``data`` holds nothing but zeros from ``start`` on (or nothing)."""
+    return _NOT_ZERO.search(data, start) is None
 
 
 def batch_count(payload: bytes | memoryview) -> int | None:

@@ -18,7 +18,18 @@ from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...threads import reset_after_fork, start_thread
 from .durable import FILE_MODE, NOFOLLOW, fsync_dir, make_dirs, sync_data, temp_name, unlink_quietly
-from .segment_format import HEADER, HEADER_SIZE, MAGIC, SEAL, SEGMENT_LIMIT, SUFFIX, VERSION, frame_batch
+from .segment_format import (
+    CHUNK,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    SEAL,
+    SEGMENT_LIMIT,
+    START_SIZE,
+    SUFFIX,
+    VERSION,
+    frame_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +59,18 @@ _tags = itertools.count()
 
 
 class _Segment:
-    """A segment a writer appends to: its descriptor, and how much is written and
-    flushed. Its descriptor is closed only when no flush of it is under way."""
+    """A segment a writer writes to: its descriptor, where its records end (the next
+    one goes there), how far the file reaches (zeros past the records) and how much
+    is flushed. Its descriptor is closed only when no flush of it is under way."""
 
-    __slots__ = ("fd", "path", "generation", "size", "flushed", "flushing", "owed", "error", "seal")
+    __slots__ = ("fd", "path", "generation", "size", "allocated", "flushed", "flushing", "owed", "error", "seal")
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
         self.generation = _current_generation
         self.size = HEADER_SIZE
+        self.allocated = START_SIZE
         self.flushed = HEADER_SIZE
         self.flushing = False  # a thread is in fdatasync on it, without the writer's lock
         self.owed = 0  # writes whose flush is still to come or under way
@@ -266,16 +279,24 @@ class SegmentWriter:
         segment = self._segment
         if segment is None or segment.generation != _current_generation:
             segment = self._open()
+        end = segment.size + len(data)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(segment.fd, view):]
+            if segment.allocated < end < SEGMENT_LIMIT:
+                # Zeros ahead to the next boundary, flushed with this record: the
+                # records up to there are written in place, and their flushes write
+                # no inode. Written first, so a failure leaves no record behind (the
+                # record's own bytes fill the hole before them).
+                step = min(segment.allocated, CHUNK)
+                allocated = -(-end // step) * step
+                _write_at(segment.fd, bytes(allocated - end), end)
+                segment.allocated = allocated
+            _write_at(segment.fd, data, segment.size)
         except OSError as exc:
             segment.seal = False
             self._retire(segment)
             self._let_go_if_done(segment)
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
-        segment.size += len(data)
+        segment.size = end
         if segment.size >= SEGMENT_LIMIT:
             self._retire(segment)  # the next append starts a fresh segment
         if self.durability != MACHINE:
@@ -367,7 +388,8 @@ class SegmentWriter:
                 return
             if segment.seal:
                 try:
-                    os.write(segment.fd, SEAL)  # no flush: a lost seal only delays the delete
+                    # No flush: a lost seal only delays the delete.
+                    _write_at(segment.fd, SEAL, segment.size)
                 except OSError:
                     pass  # closing releases the lock, which tells the reader just as well
         # else: inherited across fork, the parent owns it (and no thread here flushes it)
@@ -400,12 +422,12 @@ class SegmentWriter:
                              f"{time.time_ns():020d}-{os.getpid()}-{_process_tag}-{next(_tags)}{SUFFIX}")
         try:
             make_dirs(self.log_dir)  # and refuse a symlink in its place: segments stay in the home
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC | NOFOLLOW,
-                         FILE_MODE)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | NOFOLLOW, FILE_MODE)
         except OSError as exc:
             raise StoreError(self.log_dir, f"deliver failed: {exc.strerror or exc}") from exc
         try:
-            os.write(fd, HEADER.pack(MAGIC, VERSION, HEADER_SIZE << 16, HEADER_SIZE << 16))
+            header = HEADER.pack(MAGIC, VERSION, HEADER_SIZE << 16, HEADER_SIZE << 16)
+            _write_at(fd, header + bytes(START_SIZE - HEADER_SIZE), 0)  # the first records go over these zeros
             # Locked before it is visible: a reader that can lock it exclusively may
             # conclude this writer is gone and delete the segment.
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -427,6 +449,14 @@ class SegmentWriter:
                 segment.seal = False
                 self._retire(segment)
                 self._let_go_if_done(segment)
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 #: Every writer of this process: their segments are sealed at interpreter exit.
