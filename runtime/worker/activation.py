@@ -53,7 +53,7 @@ class Worker:
         spec: the provisioning spec (validated here).
         backend: the backend to use (default: the one the spec names, opened here).
         clock: unix time for the lease and the timers (when reminders are due).
-        parent_lane: sends a reply's wire bytes to the parent over the control pipe;
+        parent_lane: sends a reply's frame (``control``) to the parent over the control pipe;
             returns whether it could (set by the pipe launcher).
         supervised: a system indexes this actor itself (the pipe launcher's); a
             worker started by hand adds itself to the index.

@@ -80,7 +80,7 @@ def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | Non
 def answer(worker: "Worker", message: InboxMessage, value: Any) -> None:
     """Hold the reply to an ask that was answered (it leaves with the commit)."""
     if message.kind == InboxKind.ASK:
-        worker.outbox.reply(message, ReplyBody(answer=value), derived_msg_id(message.id, -1))
+        worker.outbox.answer(message, value)
 
 
 def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
