@@ -164,6 +164,7 @@ class Worker:
         batch_size = self.spec.limits.batch_size
         self.mailbox.give_back(recovered[batch_size:])
         recovered = recovered[:batch_size]
+        self.state.hint = None  # on_start may change the state
         try:
             with self.cancellation.region():
                 handler.on_start()
@@ -292,6 +293,7 @@ class Worker:
         """Run ``on_stop``, commit, withdraw. Messages not handled stay in the mailbox.
         A paused activation never started its handler: it is only let go."""
         if self.handler is not None and self.paused is None:
+            self.state.hint = None  # on_stop may change the state
             try:
                 with self.cancellation.region():
                     self.handler.on_stop()
