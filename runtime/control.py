@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 #: Commands the parent sends.
 STOP = b"stop"
@@ -115,6 +115,9 @@ def _refuse_constant(name: str) -> Any:
 #: Answers are JSON proper, both ways: no NaN or Infinity (as the wire's codec).
 _ANSWER_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _ANSWER_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: Its C scanner (``decode`` adds two regular-expression matches for whitespace
+#: around it, which a frame never has; the type stubs do not name it).
+_ANSWER_SCAN: Callable[[str, int], tuple[Any, int]] = _ANSWER_DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def answer_frame(correlation_id: str, answer: Any) -> bytes | None:
@@ -146,7 +149,14 @@ def parse_answer(frame: bytes) -> tuple[str, Any]:
     end = 2 + frame[1]
     if len(frame) <= end:
         raise ValueError("an answer frame cut short")
-    return frame[2:end].decode(), _ANSWER_DECODER.decode(frame[end:].decode())
+    text = frame[end:].decode()
+    try:
+        answer, stop = _ANSWER_SCAN(text, 0)
+    except StopIteration:
+        stop = -1
+    if stop != len(text):  # not one JSON value and nothing else: the decoder says why
+        answer = _ANSWER_DECODER.decode(text)
+    return frame[2:end].decode(), answer
 
 
 def parse_event(raw: bytes) -> Event:

@@ -48,7 +48,7 @@ def test_an_answer_frame_carries_the_id_and_the_answer_and_refuses_what_is_not_j
     assert control.answer_frame("ask", float("nan")) is None  # nor is NaN
     assert control.answer_frame("x" * 256, 1) is None  # an id too long for its length byte
     assert control.parse_answer(control.answer_frame("x" * 255, 1)) == ("x" * 255, 1)
-    for bad in (b"", b"A", b"A\x05abc", b"R{}", b"A\x01xNaN", b"A\x01x[1"):
+    for bad in (b"", b"A", b"A\x05abc", b"R{}", b"A\x01xNaN", b"A\x01x[1", b"A\x01x1 2", b"A\x01x\"a"):
         with pytest.raises(ValueError):
             control.parse_answer(bad)
 
