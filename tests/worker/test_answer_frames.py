@@ -17,7 +17,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 from concurrent.futures import Future
 
 import answer_actors
@@ -32,6 +31,7 @@ from actors_runtime.parent.inbox import Inbox
 from actors_runtime.spec import Identity, ProvisionSpec
 from actors_runtime.worker import Worker, loop
 from actors_runtime.worker.pipe_entry import ParentLane, pipe_main
+from asking import ask_from_threads
 from conftest import wait_until
 
 from actors._codec import type_tag
@@ -258,23 +258,9 @@ def test_a_query_whose_worker_died_after_answering_and_before_its_ack_is_answere
 
 def test_answer_frames_interleaved_with_log_records_each_reach_their_reader(system, caplog):
     gated = system.spawn(lane_actors.Gated, name="gated")
-    errors: list[BaseException] = []
-    answers: dict[int, list[object]] = {}
-
-    def asker(n):
-        try:
-            answers[n] = [gated.ask({"log": f"{n}-{i}"} if i % 2 else {"echo": [n, i]}, timeout=20)
-                          for i in range(40)]
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
     with caplog.at_level(logging.WARNING, logger="lanes"):
-        threads = [threading.Thread(target=asker, args=(n,)) for n in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert not errors
+        answers = ask_from_threads(gated, lambda n: [{"log": f"{n}-{i}"} if i % 2 else {"echo": [n, i]}
+                                                     for i in range(40)], threads=3)
         logged = {record.getMessage() for record in caplog.records if record.name == "lanes"}
     for n in range(3):
         assert answers[n] == [f"{n}-{i}" if i % 2 else [n, i] for i in range(40)]
