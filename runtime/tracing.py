@@ -106,14 +106,8 @@ def makes_spans() -> bool:
     provider set). When it does not, ``passed_on`` gives what it returns for a
     message sent from a turn, without the message: a sender may then leave the
     message unbuilt until it is needed, outside the turn."""
-    otel = _otel
-    if otel is None:
-        return False
-    if otel is _UNRESOLVED:
-        otel = _resolve()
-        if otel is None:
-            return False
-    return not otel._noop()
+    otel = _resolve() if _otel is _UNRESOLVED else _otel
+    return otel is not None and not otel._noop()
 
 
 def passed_on(inherited: str | None) -> str | None:
