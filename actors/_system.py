@@ -168,7 +168,7 @@ class ActorSystem:
             pool = Pool(launcher, self._backend, self.name, pool_size, spawn_timeout, tuple(preload))
             self._supervisor = Supervisor(self._backend, self.name, launcher, pool,
                                           RestartPolicy(restart_limit, restart_window), spawn_timeout,
-                                          self._child_failed, self._inbox.resolve_wire,
+                                          self._child_failed, self._inbox.resolve_frame,
                                           max_active=self.max_active)
             # Actors placed on hosts of a pool are activated there, never here.
             self._placer = placer_for(self._supervisor)

@@ -24,9 +24,11 @@ Steps (parent = the asking process, worker = the actor's process):
 - ``turn``       ``deliver`` + ``drain`` + ``loop.process`` of the ask (admit, marker, turn,
                  answer, release of the reply on a pipe, ack) + the reply read off the pipe
                  (so it never fills): the turn is this less ``drain`` and ``pipe``
-- ``reply``      worker: building the reply (derived id, create, traceparent, ``to_wire``)
+- ``reply``      worker: holding the answer (``Outbox.answer``: its pipe frame); a tree from
+                 before that change: building the reply (derived id, create, traceparent, ``to_wire``)
 - ``pipe``       both: ``send_bytes`` of the reply + ``recv_bytes`` on the other end
-- ``resolve``    parent: ``Inbox.resolve_wire`` (decode the reply, resolve the Future)
+- ``resolve``    parent: ``Inbox.resolve_frame`` (decode the reply, resolve the Future;
+                 ``resolve_wire`` in a tree from before it)
 """
 
 from __future__ import annotations
@@ -57,7 +59,12 @@ def _setup(root: str) -> dict[str, Any]:
     worker = Worker(spec)
     worker.activate()
     lane_end, parent_end = Pipe(duplex=True)
-    worker.outbox.gate.parent_lane = lambda wire: lane_end.send_bytes(b"R" + wire) or True
+    from actors_runtime import control
+
+    if hasattr(control, "ANSWER_PREFIX"):  # the lane takes whole frames
+        worker.outbox.gate.parent_lane = lambda frame: lane_end.send_bytes(frame) or True
+    else:  # a tree from before the compact answer: the lane adds the prefix
+        worker.outbox.gate.parent_lane = lambda wire: lane_end.send_bytes(b"R" + wire) or True
     return {"worker": worker, "parent_end": parent_end, "lane_end": lane_end}
 
 
@@ -111,18 +118,30 @@ def _run_step(root: str, step: str, n: int, prepare: int) -> None:
         message.traceparent = tracing.outgoing(message, ask.traceparent)
         return message.to_wire()
 
-    steps["reply"] = reply
     reply_wire = reply()
-    steps["pipe"] = lambda: (lane_end.send_bytes(b"R" + reply_wire), parent_end.recv_bytes())
+    frame = b"R" + reply_wire
+    compact = hasattr(Inbox, "resolve_frame")
+    if compact:  # the answer is held as its pipe frame (the turn's own path: ``Outbox.answer``)
+        held = worker.outbox.gate.held
+
+        def reply() -> bytes:  # noqa: F811
+            worker.outbox.answer(ask, 0)
+            return held.pop().frame
+
+        frame = reply()
+    steps["reply"] = reply
+    steps["pipe"] = lambda: (lane_end.send_bytes(frame), parent_end.recv_bytes())
     from concurrent.futures import Future
 
     inbox = Inbox(backend, address.system_inbox, lambda answer: answer, lambda message: None)
-    reply_message = InboxMessage.from_wire(reply_wire)
-    correlation = reply_message.correlation_id or ""
+    correlation = ask.id
 
     def resolve() -> None:
         inbox.expect(correlation, Future(), "counter")
-        inbox.resolve_wire(reply_wire)
+        if compact:
+            inbox.resolve_frame(frame)
+        else:
+            inbox.resolve_wire(reply_wire)
 
     steps["resolve"] = resolve
     run = steps[step]

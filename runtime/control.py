@@ -8,6 +8,8 @@
                        STOP | CANCEL                           (then, any time)
     worker -> parent   an event: a JSON object {"event": ...}  (PRELOADED, READY, ERROR, EXIT)
                        REPLY_PREFIX + a reply's wire bytes     (answers to the parent's asks)
+                       ANSWER_PREFIX + id length (one byte) + the ask's id + the answer's JSON
+                                                               (the same, compact: ``answer_frame``)
                        LOG_PREFIX + a log record as JSON       (see ``worker.logs``)
 
 EOF on the pipe, either way, means the other side is gone: a worker stops cleanly,
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 #: Commands the parent sends.
 STOP = b"stop"
@@ -33,6 +35,9 @@ PRELOAD_PREFIX = b"I"
 #: First byte of a reply sent to the parent over the pipe (events are JSON objects,
 #: so they start with "{").
 REPLY_PREFIX = b"R"
+#: First byte of an answer to one of the parent's asks in the pipe's own form
+#: (``answer_frame``): what the asker needs, without the message around it.
+ANSWER_PREFIX = b"A"
 
 #: First byte of the parent's logging levels, sent just before the spec: a JSON
 #: object {logger name ("" = root): level}.
@@ -101,6 +106,57 @@ def preload(modules: list[str]) -> bytes:
 def levels(mapping: dict[str, int]) -> bytes:
     """The logging-levels message for a worker."""
     return LEVELS_PREFIX + json.dumps(mapping).encode()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+#: Answers are JSON proper, both ways: no NaN or Infinity (as the wire's codec).
+_ANSWER_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_ANSWER_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+#: Its C scanner (``decode`` adds two regular-expression matches for whitespace
+#: around it, which a frame never has; the type stubs do not name it).
+_ANSWER_SCAN: Callable[[str, int], tuple[Any, int]] = _ANSWER_DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def answer_frame(correlation_id: str, answer: Any) -> bytes | None:
+    """The pipe frame of ``answer`` to the ask ``correlation_id``, or ``None`` if it
+    has no such frame (the answer is not JSON, or the id is longer than 255 bytes):
+    the reply then goes as a whole message (``REPLY_PREFIX``).
+
+    A reply message is ~300 bytes of envelope the asker throws away (ids, sender,
+    time, trace context); this is the one byte, the id and the answer."""
+    asked = correlation_id.encode()
+    if len(asked) > 255:
+        return None
+    try:
+        text = _ANSWER_ENCODER.encode(answer)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return b"".join((ANSWER_PREFIX, bytes((len(asked),)), asked, text.encode()))
+
+
+def parse_answer(frame: bytes) -> tuple[str, Any]:
+    """``(correlation id, answer)`` of an ``answer_frame``.
+
+    Raises:
+        ValueError: not such a frame, or its answer is not JSON (RecursionError: nested
+            deeper than the interpreter allows).
+    """
+    if frame[:1] != ANSWER_PREFIX or len(frame) < 2:
+        raise ValueError("not an answer frame")
+    end = 2 + frame[1]
+    if len(frame) <= end:
+        raise ValueError("an answer frame cut short")
+    text = frame[end:].decode()
+    try:
+        answer, stop = _ANSWER_SCAN(text, 0)
+    except StopIteration:
+        stop = -1
+    if stop != len(text):  # not one JSON value and nothing else: the decoder says why
+        answer = _ANSWER_DECODER.decode(text)
+    return frame[2:end].decode(), answer
 
 
 def parse_event(raw: bytes) -> Event:

@@ -101,6 +101,26 @@ def outgoing(message: InboxMessage, inherited: str | None) -> str | None:
     return otel.send(message, inherited)  # type: ignore[no-any-return]
 
 
+def makes_spans() -> bool:
+    """Whether ``outgoing`` makes a span per message (OpenTelemetry with a tracer
+    provider set). When it does not, ``passed_on`` gives what it returns for a
+    message sent from a turn, without the message: a sender may then leave the
+    message unbuilt until it is needed, outside the turn."""
+    otel = _resolve() if _otel is _UNRESOLVED else _otel
+    return otel is not None and not otel._noop()
+
+
+def passed_on(inherited: str | None) -> str | None:
+    """What ``outgoing`` returns, when it makes no span (``makes_spans`` is false),
+    for a message sent from the turn on a message carrying ``inherited``: that
+    context, which the turn made the current one (written anew when it parses)."""
+    otel = _resolve() if _otel is _UNRESOLVED else _otel
+    if otel is None:
+        return inherited
+    parsed = parse_traceparent(inherited)
+    return inherited if parsed is None else format_traceparent(*parsed)
+
+
 def begin_turn(actor_id: str, message: InboxMessage) -> Any:
     """Start the span of a turn (kind consumer) on ``message`` and make it current;
     returns what ``end_turn`` takes (``None`` without OpenTelemetry)."""

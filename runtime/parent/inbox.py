@@ -6,7 +6,7 @@
     inbox thread: drain the system's mailbox -> replies resolve their futures,
                   mcp_request messages go to the host-tool server; ack
 
-Replies to asks usually come back on a worker's pipe instead (``resolve_wire``):
+Replies to asks usually come back on a worker's pipe instead (``resolve_frame``):
 the question waits only in this process's memory, so a durable write would buy
 nothing there. A reply that comes after its ask gave up is dropped.
 """
@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from .. import control
 from ..address import Address
 from ..backends.base import Backend
 from ..messages import InboxKind, InboxMessage, ReplyError
@@ -74,30 +75,37 @@ class Inbox:
 
     def resolve(self, message: InboxMessage) -> None:
         """Hand a reply to the future waiting for it (a late one is dropped)."""
-        with self._lock:
-            entry = self._pending.pop(message.correlation_id or "", None)
-        if entry is None:
-            log.debug("system %s: late reply %s dropped", self.address.system_id, message.correlation_id)
-            return
-        future, who = entry
         body = message.body if isinstance(message.body, dict) else {}
-        try:
-            if body.get("error"):
-                future.set_exception(error_from_reply(ReplyError.from_dict(body["error"]), who))
-            else:
-                future.set_result(self._decode(body.get("answer")))
-        except Exception as exc:  # an answer this process cannot decode still ends the wait
-            if not future.done():
-                future.set_exception(exc)
+        self._settle(message.correlation_id or "", body.get("answer"), body.get("error"))
 
-    def resolve_wire(self, wire: bytes) -> None:
-        """A reply that came back on a worker's pipe."""
+    def resolve_frame(self, frame: bytes) -> None:
+        """A reply that came back on a worker's pipe: an answer in the pipe's own form
+        (``control.ANSWER_PREFIX``), or a whole reply message (``REPLY_PREFIX``)."""
         try:
-            message = InboxMessage.from_wire(wire)
+            if frame[:1] == control.ANSWER_PREFIX:
+                self._settle(*control.parse_answer(frame), None)
+                return
+            message = InboxMessage.from_wire(frame[1:])
         except (ValueError, RecursionError):
             log.warning("system %s: unreadable reply on a child's pipe dropped", self.address.system_id)
             return
         self.resolve(message)
+
+    def _settle(self, correlation_id: str, answer: Any, error: Any) -> None:
+        with self._lock:
+            entry = self._pending.pop(correlation_id, None)
+        if entry is None:
+            log.debug("system %s: late reply %s dropped", self.address.system_id, correlation_id)
+            return
+        future, who = entry
+        try:
+            if error:
+                future.set_exception(error_from_reply(ReplyError.from_dict(error), who))
+            else:
+                future.set_result(self._decode(answer))
+        except Exception as exc:  # an answer this process cannot decode still ends the wait
+            if not future.done():
+                future.set_exception(exc)
 
     def fail_for(self, who: str, error: BaseException) -> None:
         """Fail every ask waiting for ``who`` (it was marked failed)."""

@@ -90,16 +90,18 @@ class Launcher:
 
 def receive(conn: Any, on_reply: Callable[[bytes], None]) -> control.Event | None:
     """The next event on a worker's pipe (``None`` at EOF). A reply sent back on the
-    pipe goes to ``on_reply`` (its wire bytes), a log record to this process's logging
-    (``worker_logs``); both read as ``control.NO_EVENT``."""
+    pipe goes to ``on_reply`` (its frame, either form: ``control.REPLY_PREFIX`` or
+    ``ANSWER_PREFIX``), a log record to this process's logging (``worker_logs``);
+    both read as ``control.NO_EVENT``."""
     try:
         raw = conn.recv_bytes()
     except (EOFError, OSError):
         return None
-    if raw[:1] == control.REPLY_PREFIX:
-        on_reply(raw[1:])
+    head = raw[:1]
+    if head == control.ANSWER_PREFIX or head == control.REPLY_PREFIX:
+        on_reply(raw)
         return control.NO_EVENT
-    if raw[:1] == control.LOG_PREFIX:
+    if head == control.LOG_PREFIX:
         worker_logs.handle(raw[1:])
         return control.NO_EVENT
     return control.parse_event(raw)

@@ -64,7 +64,8 @@ class Supervisor:
         spawn_timeout: seconds a start waits for registration by default.
         on_failed: called (on the monitor thread) as ``on_failed(child, reason)`` when
             an actor is marked failed; it must not block.
-        on_reply: gets the wire bytes of a reply that came back on a worker's pipe.
+        on_reply: gets the frame of a reply that came back on a worker's pipe
+            (``control.REPLY_PREFIX`` or ``ANSWER_PREFIX``).
         clock: monotonic seconds, for restart timing and the capacity's last-use
             times (a test's fake clock).
         max_active: the most actors with a worker at once (None: no limit; see

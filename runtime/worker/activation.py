@@ -54,7 +54,7 @@ class Worker:
         spec: the provisioning spec (validated here).
         backend: the backend to use (default: the one the spec names, opened here).
         clock: unix time for the lease and the timers (when reminders are due).
-        parent_lane: sends a reply's wire bytes to the parent over the control pipe;
+        parent_lane: sends a reply's frame (``control``) to the parent over the control pipe;
             returns whether it could (set by the pipe launcher).
         supervised: a system indexes this actor itself (the pipe launcher's); a
             worker started by hand adds itself to the index.
@@ -168,6 +168,7 @@ class Worker:
         batch_size = self.spec.limits.batch_size
         self.mailbox.give_back(recovered[batch_size:])
         recovered = recovered[:batch_size]
+        self.state.hint = None  # on_start may change the state
         try:
             with self.cancellation.region():
                 handler.on_start()
@@ -302,6 +303,7 @@ class Worker:
         """Run ``on_stop``, commit, withdraw. Messages not handled stay in the mailbox.
         A paused activation never started its handler: it is only let go."""
         if self.handler is not None and self.paused is None:
+            self.state.hint = None  # on_stop may change the state
             try:
                 with self.cancellation.region():
                     self.handler.on_stop()

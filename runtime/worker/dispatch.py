@@ -51,8 +51,10 @@ def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | Non
     assert handler is not None
     outbox.begin(message)
     worker.journal.begin(message.id)
-    state.hint = None
-    saved = state.snapshot_json() if is_query(message) else None
+    # A query restores the state from its text afterwards; that text is known already
+    # when a query (or a commit) left the state and nothing ran since (``hint``).
+    hint, state.hint = state.hint, None  # the handler may change the state
+    saved = (hint if hint is not None else state.snapshot_json()) if is_query(message) else None
     try:
         try:
             if watchdog is not None:
@@ -80,7 +82,7 @@ def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | Non
 def answer(worker: "Worker", message: InboxMessage, value: Any) -> None:
     """Hold the reply to an ask that was answered (it leaves with the commit)."""
     if message.kind == InboxKind.ASK:
-        worker.outbox.reply(message, ReplyBody(answer=value), derived_msg_id(message.id, -1))
+        worker.outbox.answer(message, value)
 
 
 def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
@@ -108,6 +110,7 @@ def settle(worker: "Worker", message: InboxMessage, failure: Failure) -> None:
 def on_failure(worker: "Worker", exc: BaseException, message: InboxMessage) -> None:
     assert worker.handler is not None
     record_failure(worker.state, exc, message.id)  # in the meta: a rolled-back state keeps it
+    worker.state.hint = None  # on_failure may change the state
     try:
         worker.handler.on_failure(exc, message)
     except Exception:

@@ -15,6 +15,11 @@ receivers drop the ones they already had (their AdmittedSet). To keep that windo
 inside the receivers' AdmittedSet, the worker commits once more before it waits
 idle whenever tells went out since its last commit (``stale``).
 
+An answer to an ask of the system that started the worker (its parent, waiting on
+the worker's pipe) is held as the pipe's compact frame alone (``HeldAnswer``): its
+message and wire bytes are made only if something needs them (the pipe failed and it
+goes through the system's inbox, or a commit lists it in its outbox).
+
 Questions a handler waits for (``ask``, host calls, spawns) are not held: the
 handler could not go on without their answers. They are steps instead: the request
 leaves at once with an id derived from the turn, and a re-run of the turn finds the
@@ -25,22 +30,70 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
+from .. import control, tracing
 from ..address import Address
 from ..backends.base import Backend
 from ..errors import ActorNotFound, MailboxFull, StoreError
-from ..messages import InboxKind, InboxMessage
+from ..messages import AgentRef, InboxKind, InboxMessage, ReplyBody, derived_msg_id
 
 log = logging.getLogger(__name__)
 
 
-class Held(NamedTuple):
+class Held:
     """A message a turn sent, and where to."""
 
-    target: Address
-    message: InboxMessage
-    wire: bytes
+    __slots__ = ("target", "kind", "_message", "_wire")
+
+    def __init__(self, target: Address, message: InboxMessage | None, wire: bytes | None,
+                 kind: str | None = None) -> None:
+        self.target = target
+        self._message = message
+        self._wire = wire
+        self.kind: str = message.kind if message is not None else kind or ""
+
+    @property
+    def message(self) -> InboxMessage:
+        assert self._message is not None
+        return self._message
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = self.message.to_wire()
+        return self._wire
+
+    @property
+    def frame(self) -> bytes:
+        """The reply's frame on the parent's pipe (for replies only)."""
+        return control.REPLY_PREFIX + self.wire
+
+
+class HeldAnswer(Held):
+    """An answer to the parent's ask ``asked``, held as its pipe frame
+    (``control.answer_frame``); the reply message is built from it only when asked
+    for: the message the handler's turn would have built (its trace context is the
+    ask's, ``tracing.passed_on``: only made when no span is), stamped when it is built."""
+
+    __slots__ = ("_frame", "_sender", "_asked", "_inherited")
+
+    def __init__(self, target: Address, frame: bytes, sender: AgentRef, asked: InboxMessage) -> None:
+        super().__init__(target, None, None, InboxKind.REPLY)
+        self._frame, self._sender, self._asked, self._inherited = frame, sender, asked.id, asked.traceparent
+
+    @property
+    def frame(self) -> bytes:
+        return self._frame
+
+    @property
+    def message(self) -> InboxMessage:
+        if self._message is None:
+            _, answer = control.parse_answer(self._frame)
+            self._message = InboxMessage.create(self._sender, InboxKind.REPLY, ReplyBody(answer=answer).to_body(),
+                                                msg_id=derived_msg_id(self._asked, -1), correlation_id=self._asked,
+                                                traceparent=tracing.passed_on(self._inherited))
+        return self._message
 
 
 class OutputGate:
@@ -64,6 +117,9 @@ class OutputGate:
     def hold(self, target: Address, message: InboxMessage, wire: bytes) -> None:
         self.held.append(Held(target, message, wire))
 
+    def hold_answer(self, held: HeldAnswer) -> None:
+        self.held.append(held)
+
     @property
     def mark(self) -> int:
         """Where the running turn's messages begin (for ``drop``)."""
@@ -76,7 +132,7 @@ class OutputGate:
     @property
     def holds_tells(self) -> bool:
         """Whether anything but replies waits for the commit (then it must be durable)."""
-        return any(h.message.kind != InboxKind.REPLY for h in self.held)
+        return any(h.kind != InboxKind.REPLY for h in self.held)
 
     def outbox_json(self) -> str:
         """The committed outbox for the commit being written: owed, then held."""
@@ -139,7 +195,7 @@ class OutputGate:
                     log.error("actor %s: message %s (%s) to %s not delivered: %s", self.actor_id,
                               held.message.id, held.message.kind, target.name, exc)
                 continue
-            if any(held.message.kind != InboxKind.REPLY for held in run):
+            if any(held.kind != InboxKind.REPLY for held in run):
                 self.stale = True
         self.owed = kept
         return not kept
@@ -149,9 +205,9 @@ class OutputGate:
         # question waits in that process's memory only. If the pipe is gone, the
         # mailbox below still delivers it.
         if run[0].target == self.parent_inbox and self.parent_lane is not None and \
-                run[0].message.kind == InboxKind.REPLY:
+                run[0].kind == InboxKind.REPLY:
             lane = self.parent_lane
-            run = [held for held in run if held.message.kind != InboxKind.REPLY or not lane(held.wire)]
+            run = [held for held in run if held.kind != InboxKind.REPLY or not lane(held.frame)]
             if not run:
                 return
         self.backend.deliver(run[0].target, [held.message for held in run], block_timeout=0.0)

@@ -145,7 +145,6 @@ def process(worker: "Worker", batch: list[Delivered]) -> None:
     acked_with_commit = False
     if all(is_query(d.message) for d in applied) and not outbox.consumed and state.can_defer \
             and not outbox.gate.holds_tells and not worker.journal.written:
-        state.hint = None  # describes the state only until it next changes
         if outbox.gate.held:
             worker.group.flush()  # the answers read the state staged commits left
         outbox.gate.pass_replies()  # answers to queries: a re-run would answer again

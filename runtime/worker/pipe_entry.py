@@ -98,11 +98,12 @@ class ParentLane:
             except (OSError, ValueError):
                 return False
 
-    def reply(self, wire: bytes) -> bool:
-        """Send a reply to one of the parent's asks; returns whether it could."""
+    def reply(self, frame: bytes) -> bool:
+        """Send a reply to one of the parent's asks (its frame: ``control``); returns
+        whether it could."""
         with self.lock:
             try:
-                self.conn.send_bytes(control.REPLY_PREFIX + wire)
+                self.conn.send_bytes(frame)
                 return True
             except (OSError, ValueError):
                 return False

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .. import foreign, tracing
+from .. import control, foreign, tracing
 from ..address import Address
 from ..backends.base import Backend, Delivered, Mailbox
 from ..control import ACTIVATE_TOOL
@@ -30,7 +30,7 @@ from ..messages import (
 )
 from .cancellation import Cancellation
 from .fanout import ReplyPump
-from .gate import Held, OutputGate
+from .gate import Held, HeldAnswer, OutputGate
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,9 @@ class Outbox:
         self.cancellation = cancellation
         self.sweep_interval = sweep_interval
         #: Holds what turns send until they commit. Its ``parent_lane`` sends a reply's
-        #: wire bytes to the parent over the control pipe and returns whether it could
-        #: (None: no pipe, replies go through the system's inbox).
+        #: frame (``control.REPLY_PREFIX`` or ``ANSWER_PREFIX``) to the parent over the
+        #: control pipe and returns whether it could (None: no pipe, replies go through
+        #: the system's inbox).
         self.gate = OutputGate(backend, address.name, self.parent_inbox, parent_lane, self._run_delivered)
         #: The message being handled (its id seeds the ids of what the handler sends).
         self.current: InboxMessage | None = None
@@ -161,7 +162,7 @@ class Outbox:
 
     def _run_delivered(self, run: list[Held]) -> None:
         """Messages the gate delivered to one target: one activation request will do."""
-        waking = next((held for held in run if held.message.kind in WAKING_KINDS), None)
+        waking = next((held for held in run if held.kind in WAKING_KINDS), None)
         if waking is not None:
             self._delivered(waking.target, waking.message)
 
@@ -191,6 +192,23 @@ class Outbox:
         else:
             target = self.address.reply_address(message.sender)
         self.gate.hold(target, reply, wire)
+
+    def answer(self, message: InboxMessage, value: Any) -> None:
+        """Hold the answer to an ask for the commit (see ``reply``).
+
+        An answer to the system that started this worker, which waits on the pipe for
+        it, is held as the pipe's compact frame (``gate.HeldAnswer``): its reply
+        message is built only should the pipe fail (or a commit list it). So is not an
+        answer that is not JSON, nor one whose send span a tracer records (the span
+        belongs to the turn, which ends before the release)."""
+        sender, parent = message.sender, self.parent_inbox
+        if self.gate.parent_lane is not None and sender.system_id == parent.system_id \
+                and sender.session_id == parent.system_id and not tracing.makes_spans():
+            frame = control.answer_frame(message.id, value)
+            if frame is not None:
+                self.gate.hold_answer(HeldAnswer(parent, frame, self.sender, message))
+                return
+        self.reply(message, ReplyBody(answer=value), derived_msg_id(message.id, -1))
 
     def _foreign_target(self, sender: AgentRef, reply: InboxMessage) -> Address | None:
         """Where a reply to a sender that names no system goes, with its body in the

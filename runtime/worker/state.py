@@ -43,7 +43,9 @@ class ActorState:
         self.admitted = AdmittedSet(DEFAULT_CAPACITY)
         self.uncommitted: list[str] = []  # admitted since the last commit
         #: The current state's JSON, when it is known to be exactly that (a query
-        #: restored it): the next commit need not encode it again.
+        #: restored it): the next commit need not encode it again, nor the next query
+        #: save it. Whatever runs handler code forgets it first (a turn, on_start,
+        #: on_stop, on_failure).
         self.hint: str | None = None
         self._committed_json = "{}"
         self._meta_json: str | None = None
@@ -78,6 +80,7 @@ class ActorState:
         self.timers.load(self.meta, str(self.meta.get("id", "")))
         handler.restore_state(state)
         self.handler = handler
+        self.hint = None
 
     def admit(self, msg_id: str) -> bool:
         """Whether ``msg_id`` is new (then it is admitted); False for a repeat."""

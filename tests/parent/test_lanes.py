@@ -23,6 +23,7 @@ import lane_actors
 import pytest
 from actors_runtime.parent import lanes as lanes_module
 from actors_runtime.parent import monitor as monitor_module
+from asking import ask_from_threads
 from conftest import wait_until
 
 from actors import AskTimeout
@@ -46,21 +47,7 @@ def reads(monkeypatch):
 
 def test_concurrent_askers_each_get_their_own_answer(system, reads):
     gated = system.spawn(lane_actors.Gated, name="gated")
-    answers: dict[int, list[object]] = {}
-    errors: list[BaseException] = []
-
-    def asker(n):
-        try:
-            answers[n] = [gated.ask({"echo": [n, i]}, timeout=20) for i in range(60)]
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=asker, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    answers = ask_from_threads(gated, lambda n: [{"echo": [n, i]} for i in range(60)], threads=4)
     for n in range(4):
         assert answers[n] == [[n, i] for i in range(60)]
     assert reads["asker"] > 0  # the askers read replies themselves, their own and each other's

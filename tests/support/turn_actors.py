@@ -12,8 +12,9 @@ from actors import Actor
 
 class HoldBeforeHandler(Actor):
     """Told {"hold": dir}: the next query ask, once ``dir/arm`` exists, stops in the
-    runtime's pre-handler snapshot (after the message was claimed for handling) until
-    a cancel has been requested; ``dir/holding`` says it got there."""
+    runtime's pre-handler snapshot (after the message was claimed for handling; taken
+    when no query left the state's text since the last turn) until a cancel has been
+    requested; ``dir/holding`` says it got there."""
 
     def on_task(self, body, msg):
         self._hold = body["hold"]

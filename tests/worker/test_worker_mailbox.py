@@ -81,6 +81,38 @@ def test_on_stop_changes_are_committed_after_a_batch_of_queries(home):
         assert json.load(handle)["state"] == {"stops": 1, "tasks": 1}
 
 
+def test_queries_in_a_row_answer_from_the_state_each_time_whatever_ran_between_them(home):
+    spec = ProvisionSpec(identity=Identity(child_id="counter", system_id="main", project_key="proj-12345678"),
+                         actor_class="sample_actors:Counter", home=str(home), durability="process").validate()
+    worker = Worker(spec)
+    worker.activate()
+    sender = MaildirMailbox(worker.mailbox.root, durability="process")
+
+    def bump() -> None:  # a query that changes the state while answering: the change is discarded
+        sender.deliver([InboxMessage.create(SYSTEM, "ask", AskBody("bump", "query").to_body())])
+        worker.process(worker.mailbox.drain())
+
+    try:
+        sender.deliver([InboxMessage.create(SYSTEM, "task", {"n": 3})])
+        worker.process(worker.mailbox.drain())  # committed: the state's text is known
+        for _ in range(3):  # each batch one query: the state it restores is the text saved before it
+            bump()
+            assert worker.handler.state == {"count": 3}
+        sender.deliver([InboxMessage.create(SYSTEM, "task", {"n": 1})])
+        worker.process(worker.mailbox.drain())
+        bump()
+        assert worker.handler.state == {"count": 4}
+        sender.deliver([InboxMessage.create(SYSTEM, "ask", AskBody("bump", "steer").to_body())])
+        worker.process(worker.mailbox.drain())  # a turn that keeps its change, between queries
+        bump()
+        assert worker.handler.state == {"count": 5}
+    finally:
+        sender.close()
+        worker.finish()
+    with open(_session_file(worker), "rb") as handle:
+        assert json.load(handle)["state"] == {"count": 5}
+
+
 def test_a_query_that_consumed_a_reply_is_committed(home):
     worker = _worker(home, "PeerAsker")
     worker.activate()
