@@ -14,13 +14,18 @@ from conftest import wait_until
 
 
 def stream_through_kills(system: Any, actor_class: type, plan_dir: Any, kill_at: dict[str, int],
-                         stream: int) -> Any:
+                         stream: int, ask_every: int = 0) -> Any:
     """Spawn ``actor_class`` with the plan, tell it ``stream`` messages, wait until all
     are handled and none waits, and check each was applied once and every planned
-    point fired; returns the actor's entry in ``system.children()``."""
+    point fired; returns the actor's entry in ``system.children()``. With
+    ``ask_every``, a query follows every that many tells and is waited for: the
+    worker then takes the stream in batches of at most that many, whatever the speed
+    of the sender (a planned point that needs small batches fires)."""
     ref = system.spawn(actor_class, name="killable", secrets={"plan_dir": str(plan_dir), "kill_at": kill_at})
     for seq in range(stream):
         ref.tell({"n": 1, "seq": seq})
+        if ask_every and seq % ask_every == ask_every - 1:
+            ref.ask("count", timeout=30)
     wait_until(lambda: ref.ask("count", timeout=10) >= stream and system.inspect(ref).pending == 0, timeout=60)
     seqs = ref.ask("seqs", timeout=10)
     assert sorted(seqs) == list(range(stream)), "a message was lost or applied twice"

@@ -33,7 +33,7 @@ def test_kills_after_a_staged_commit_and_after_its_flush_before_the_acks_lose_an
     plan_dir.mkdir()
     with ActorSystem(home=home, project=project, durability="machine") as system:
         info = stream_through_kills(system, group_commit_actors.StagedKillable, plan_dir,
-                                    {"staged": 100, "flushed": 300}, STREAM)
+                                    {"staged": 100, "flushed": 300}, STREAM, ask_every=10)
         assert info.restarts == 2 and info.status == "running"
 
 
