@@ -224,6 +224,17 @@ def test_a_created_message_keeps_its_name_through_the_wire() -> None:
     assert InboxMessage.from_wire(message.to_wire()).file_name() == message.file_name()
 
 
+def test_create_puts_each_argument_in_its_field() -> None:
+    sender = AgentRef("alice", "planner", "sys")
+    message = InboxMessage.create(sender, InboxKind.REPLY, {"n": 1}, msg_id="m-1", correlation_id="c-1",
+                                  deliver_at=12.5, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    assert (message.id, message.sender, message.kind, message.body) == ("m-1", sender, "reply", {"n": 1})
+    assert (message.correlation_id, message.deliver_at, message.reminder) == ("c-1", 12.5, None)
+    assert message.traceparent == "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    assert message.file_name() == InboxMessage.from_wire(message.to_wire()).file_name()  # created_ns and created_at agree
+    assert type(message.kind) is str and message.created_at.endswith("Z")
+
+
 def test_create_stamps_now_and_keeps_created_at_and_created_ns_consistent() -> None:
     before = time.time_ns() // 1000 * 1000
     message = InboxMessage.create(AgentRef("alice"), InboxKind.TASK, [1, 2])
