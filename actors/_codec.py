@@ -23,6 +23,9 @@ TYPED = "__typed__"
 REF = "__actor_ref__"
 
 _SCALARS = (str, int, float, bool, type(None))
+#: The exact types a flat payload's values may have to be taken as they are (a float
+#: is checked for NaN and infinities, a subclass of any of them goes the whole way).
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 #: Payloads nest this deep at most (lists, dicts, dataclasses): deep enough for any
 #: real document, and shallow enough that every reader (JSON decoders, ``decode``)
@@ -48,6 +51,13 @@ def encode(value: Any) -> Any:
         InvalidSpec: a value cannot be sent (not JSON-able, not a dataclass, not a ref,
             a float that is NaN or infinite), or it nests deeper than ``MAX_NESTING`` levels (a circular one does too).
     """
+    if type(value) is dict:  # most payloads: string keys to scalars, copied as they are
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _PLAIN
+                                        and (type(item) is not float or not math.isfinite(item))):
+                break
+        else:
+            return dict(value)
     return _encode(value, 0)
 
 

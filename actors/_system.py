@@ -341,8 +341,13 @@ class ActorSystem:
             InvalidSpec: the payload cannot be sent; a negative or NaN delay, a naive
                 datetime, or both. SystemShutDown: the system is shut down.
         """
-        if delay is None and at is None:
-            return self.tell_many(target, [payload], block_timeout=block_timeout)[0]
+        if delay is None and at is None:  # tell_many of one, without its lists
+            self._check_open()
+            address = self._address(target)
+            message = self._message(InboxKind.TASK, encode(payload))
+            self._backend.deliver(address, (message,), block_timeout=block_timeout)
+            ensure_active(self._supervisor, address)
+            return message.id
         when = deliver_at(delay, at, time.time())
         self._check_open()
         address = self._address(target)

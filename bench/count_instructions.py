@@ -17,6 +17,10 @@ Rows:
   delivering is counted by a run that only delivers, and subtracted).
 - ``ask``: a system asks one Counter ``n`` times (``--trace-children=yes``); the
   parent's and the worker's instructions per ask, apart.
+- ``tell``: the tell row of ``bench/run.py`` at "process": a system tells one Counter
+  ``n`` small payloads, then asks until it has counted them all; the parent's and the
+  worker's instructions per tell, apart (the worker's batches depend on timing, so
+  its figure moves a little from run to run).
 
 It runs the code of the interpreter's ``actors`` (``PYTHONPATH`` picks another tree:
 see docs/benchmarks.md for the before/after method).
@@ -70,6 +74,20 @@ def _asks(root: str, n: int) -> None:
             counter.ask("count", timeout=60)
 
 
+def _tells(root: str, n: int) -> None:
+    from bench_actors import Counter
+
+    from actors import ActorSystem
+
+    with ActorSystem(home=root, project=root, durability="process") as system:
+        counter = system.spawn(Counter, name="counter")
+        counter.ask("count", timeout=60)
+        for i in range(n):
+            counter.tell({"n": 1, "i": i})
+        while counter.ask("count", timeout=600) < n:
+            pass
+
+
 def _callgrind(args: list[str], out_dir: str, children: bool) -> tuple[int, list[int]]:
     """Run this script's ``args`` under callgrind; the instructions of this script's
     process, and of each other process it started (largest first)."""
@@ -101,14 +119,17 @@ def _per_message(root: str, out_dir: str, extra: int, base: int) -> dict[str, An
 
     delivered = (worker_run(base + extra, False) - worker_run(base, False)) / extra
     handled = (worker_run(base + extra, True) - worker_run(base, True)) / extra
-    ask_runs = []
-    for n in (base, base + extra):
-        with tempfile.TemporaryDirectory(dir=root) as home:
-            ask_runs.append(_callgrind(["--_asks", home, str(n)], out_dir, True))
-    parent = [own for own, _ in ask_runs]
-    worker = [others[0] for _, others in ask_runs]  # the busiest child: the actor's worker
-    return {"worker_tell": round(handled - delivered), "deliver": round(delivered),
-            "ask_parent": round((parent[1] - parent[0]) / extra), "ask_worker": round((worker[1] - worker[0]) / extra)}
+    result = {"worker_tell": round(handled - delivered), "deliver": round(delivered)}
+    for row, flag in (("ask", "--_asks"), ("tell", "--_tells")):
+        runs = []
+        for n in (base, base + extra):
+            with tempfile.TemporaryDirectory(dir=root) as home:
+                runs.append(_callgrind([flag, home, str(n)], out_dir, True))
+        parent = [own for own, _ in runs]
+        worker = [others[0] for _, others in runs]  # the busiest child: the actor's worker
+        result[f"{row}_parent"] = round((parent[1] - parent[0]) / extra)
+        result[f"{row}_worker"] = round((worker[1] - worker[0]) / extra)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     parser.add_argument("--_worker", nargs=3, dest="worker_args", help=argparse.SUPPRESS)
     parser.add_argument("--_asks", nargs=2, dest="ask_args", help=argparse.SUPPRESS)
+    parser.add_argument("--_tells", nargs=2, dest="tell_args", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_args:
         home, n, process = args.worker_args
@@ -125,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.ask_args:
         _asks(args.ask_args[0], int(args.ask_args[1]))
+        return 0
+    if args.tell_args:
+        _tells(args.tell_args[0], int(args.tell_args[1]))
         return 0
     import actors
 

@@ -306,22 +306,41 @@ class InboxMessage(JsonMixin):
     ) -> "InboxMessage":
         """A new message stamped now (fresh random id unless ``msg_id`` is given)."""
         stamp_us = _next_stamp_us()
-        return cls(
-            id=msg_id or new_msg_id(),
-            sender=sender,
-            kind=str(kind),
-            body=body,
-            created_at=_rfc3339_from_us(stamp_us),
-            correlation_id=correlation_id,
-            created_ns=stamp_us * 1000,
-            deliver_at=deliver_at,
-            traceparent=traceparent,
-        )
+        # Positional, in field order (id, sender, kind, body, created_at, correlation_id,
+        # created_ns, deliver_at, reminder, traceparent): half the cost of keywords.
+        return cls(msg_id or new_msg_id(), sender, str(kind), body, _rfc3339_from_us(stamp_us), correlation_id,
+                   stamp_us * 1000, deliver_at, None, traceparent)
 
     # -- the hot-path codec ---------------------------------------------------------
 
     def to_wire(self) -> bytes:
-        """Encode as the JSON above (the same document as ``to_json``; ``traceparent`` only when set)."""
+        """Encode as the JSON above (the same document as ``to_json``; ``traceparent`` only when set).
+
+        The bytes are those of ``wire_doc()`` encoded compactly. A message without
+        timer fields (every tell, ask and reply) is written without building that
+        document: the envelope is joined from its escaped strings and the sender's
+        part, encoded once per sender (see ``_sender_json``), around the body.
+        """
+        msg_id, kind, created_at = self.id, self.kind, self.created_at
+        correlation_id, traceparent = self.correlation_id, self.traceparent
+        if (self.deliver_at is None and self.reminder is None and type(msg_id) is str and type(kind) is str
+                and type(created_at) is str and (correlation_id is None or type(correlation_id) is str)
+                and (traceparent is None or type(traceparent) is str)):
+            try:
+                body = "".join(_ENCODE_VALUE(self.body, 0))
+            except RecursionError:
+                pass  # circular, or too deep: the whole way below says which, as it always did
+            else:
+                text = (f'{{"id":{_ESCAPE(msg_id)},"from":{_sender_json(self.sender)},"kind":{_ESCAPE(kind)},'
+                        f'"body":{body},"created_at":{_ESCAPE(created_at)},"correlation_id":'
+                        f'{"null" if correlation_id is None else _ESCAPE(correlation_id)}')
+                if traceparent is not None:
+                    return f'{text},"traceparent":{_ESCAPE(traceparent)}}}'.encode()
+                return f"{text}}}".encode()
+        return _ENCODER.encode(self.wire_doc()).encode()
+
+    def wire_doc(self) -> dict[str, Any]:
+        """The message as the JSON document ``to_wire`` encodes (keys in wire order)."""
         sender = self.sender
         doc: dict[str, Any] = {
             "id": self.id,
@@ -341,7 +360,7 @@ class InboxMessage(JsonMixin):
             doc["reminder"] = self.reminder.to_doc()
         if self.traceparent is not None:
             doc["traceparent"] = self.traceparent
-        return _ENCODER.encode(doc).encode()
+        return doc
 
     @classmethod
     def from_wire(cls, data: bytes | str) -> "InboxMessage":
@@ -385,14 +404,8 @@ class InboxMessage(JsonMixin):
         # would fail far from here, in the middle of a merge or a reply.
         if not isinstance(created_at, str) or not _str_or_none(correlation_id, role, system_id):
             raise ValueError("message fields created_at, correlation_id, role, system_id have the wrong types")
-        message = cls(
-            id=msg_id,
-            sender=_sender(session_id, role, system_id),
-            kind=kind,
-            body=doc.get("body"),
-            created_at=created_at,
-            correlation_id=correlation_id,
-        )
+        message = cls(msg_id, _sender(session_id, role, system_id), kind, doc.get("body"), created_at,
+                      correlation_id)  # positional, in field order, as in ``create``
         if len(doc) > 6:  # fields added later (or unknown ones): an ordinary message has six
             traceparent = doc.get("traceparent")
             if isinstance(traceparent, str) and len(traceparent) <= MAX_TRACEPARENT:
@@ -423,6 +436,20 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 _SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 #: The wire's encoder (``json.dumps`` with these separators builds one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+#: A JSON string's text, as the encoder writes it (``ensure_ascii``).
+_ESCAPE: Callable[[str], str] = json.encoder.encode_basestring_ascii
+#: The C encoder behind ``_ENCODER``, made once: ``_ENCODER.encode`` makes one per call.
+#: It keeps no record of the containers it is in (``check_circular``'s markers would be
+#: one dict shared by every thread): a circular value ends in ``RecursionError``, and
+#: ``to_wire`` then takes the whole way, which names it as ``ValueError``.
+_ENCODE_VALUE: Callable[[Any, int], list[str]] = (
+    json.encoder.c_make_encoder(None, _ENCODER.default, _ESCAPE, None, ":", ",", False, False, True)  # type: ignore[attr-defined]
+    if json.encoder.c_make_encoder is not None  # type: ignore[attr-defined]
+    else lambda value, _level: [_ENCODER.encode(value)])
+#: The ``"from"`` object of each sender seen by ``to_wire``, by the sender's identity
+#: (the entry keeps the sender alive, so its id is not reused while it is here;
+#: cleared when it grows).
+_SENDER_JSON: dict[int, tuple[AgentRef, str]] = {}
 #: Senders seen by ``from_wire``: a reader meets the same few again and again, and an
 #: ``AgentRef`` is frozen, so one object can stand for each (cleared when it grows).
 _SENDERS: dict[tuple[str, str | None, str | None], AgentRef] = {}
@@ -440,6 +467,18 @@ def _decode_document(text: str) -> Any:
         if end == len(text):
             return doc
     return _DECODER.decode(text)  # its own errors for what the scanner refused, and whitespace
+
+
+def _sender_json(sender: AgentRef) -> str:
+    """The wire's ``"from"`` object of ``sender``, encoded once per sender object."""
+    entry = _SENDER_JSON.get(id(sender))
+    if entry is not None and entry[0] is sender:
+        return entry[1]
+    text = _ENCODER.encode({"session_id": sender.session_id, "role": sender.role, "system_id": sender.system_id})
+    if len(_SENDER_JSON) >= _SENDERS_MAX:
+        _SENDER_JSON.clear()
+    _SENDER_JSON[id(sender)] = (sender, text)
+    return text
 
 
 def _sender(session_id: str, role: str | None, system_id: str | None) -> AgentRef:

@@ -241,9 +241,10 @@ class _Otel:
     def send(self, message: InboxMessage, inherited: str | None) -> str | None:
         try:
             if self._noop():  # the no-op tracer's "span" is the current one, or the remote parent
-                current = self.trace.get_current_span().get_span_context()
-                if current.is_valid:
-                    return format_traceparent(current.trace_id, current.span_id, int(current.trace_flags))
+                if self.context.get_current():  # an empty context (most sends) has no span to look up
+                    current = self.trace.get_current_span().get_span_context()
+                    if current.is_valid:
+                        return format_traceparent(current.trace_id, current.span_id, int(current.trace_flags))
                 parsed = parse_traceparent(inherited)
                 return inherited if parsed is None else format_traceparent(*parsed)
             current = self.trace.get_current_span().get_span_context()

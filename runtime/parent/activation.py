@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A child in one of these states is not started for a message: it is on its way up,
+#: or left as it is (see the module docstring).
+_LEFT_AS_IS = frozenset({STARTING, RESTARTING, FAILED, PAUSED})
+
 
 def ensure_active(sup: "Supervisor", address: Address) -> None:
     """Activate a known actor that has no running worker (see the module docstring)."""
@@ -45,12 +49,17 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
     actor_id = address.actor_id
     if sup.route is not None and sup.route(address):
         return  # placed on a host of a pool: the placement activates it (see ``placing``)
+    with sup.lock:  # the common case, a running worker, under one hold of the lock
+        child = sup.children.get(address.name)
+        if child is not None and (child.alive or child.status in _LEFT_AS_IS):
+            sup.capacity.touch(actor_id)  # a message for it: recently used (see ``capacity``)
+            return
     child = find_child(sup, address)
     if child is None:
         return
     with sup.lock:
-        if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
-            sup.capacity.touch(actor_id)  # a message for it: recently used (see ``capacity``)
+        if child.alive or child.status in _LEFT_AS_IS:
+            sup.capacity.touch(actor_id)
             return
     if served_elsewhere(sup, actor_id):
         with sup.lock:
@@ -58,7 +67,7 @@ def ensure_active(sup: "Supervisor", address: Address) -> None:
                 child.status = IDLE  # the cold sweep looks again, and starts it once that worker is gone
         return
     with sup.lock:
-        if child.alive or child.status in (STARTING, RESTARTING, FAILED, PAUSED):
+        if child.alive or child.status in _LEFT_AS_IS:
             return
         child.status = STARTING
         child.stop_requested = False

@@ -145,8 +145,10 @@ def test_with_the_api_and_no_provider_the_fast_path_passes_on_what_the_no_op_tra
     outer = trace.NonRecordingSpan(trace.SpanContext(0x1234, 0x5678, is_remote=False,
                                                      trace_flags=trace.TraceFlags(1)))
     for inherited in (None, TRACEPARENT, later, "not a traceparent"):
-        for current in (None, outer):
-            token = None if current is None else context.attach(trace.set_span_in_context(current))
+        # Nothing current; a span; a context that holds something, but no span.
+        for current, attached in ((None, None), (outer, trace.set_span_in_context(outer)),
+                                  (None, context.set_value("not-a-span", 1))):
+            token = None if attached is None else context.attach(attached)
             try:
                 message = InboxMessage.create(AgentRef("a"), InboxKind.TASK, {}, traceparent=inherited)
                 assert fast.send(message, inherited) == slow.send(message, inherited), (inherited, current)

@@ -86,6 +86,44 @@ def test_the_fast_codec_and_dataclasses_json_agree(message: InboxMessage) -> Non
 
 @HYPOTHESIS
 @given(messages)
+def test_to_wire_is_the_wire_document_encoded_compactly_byte_for_byte(message: InboxMessage) -> None:
+    assert message.to_wire() == json.dumps(message.wire_doc(), separators=(",", ":")).encode()
+
+
+def test_to_wire_encodes_each_sender_as_it_is_now_even_when_a_new_sender_takes_an_old_ones_place() -> None:
+    # The sender's part is kept by the sender object's identity: a sender made after
+    # another was collected may get its id, and must not get its text.
+    for i in range(3000):
+        sender = AgentRef(f"s{i}", None if i % 2 else f"r{i}", f"sys{i % 7}")
+        message = InboxMessage.create(sender, InboxKind.TASK, {"i": i})
+        assert json.loads(message.to_wire())["from"] == {"session_id": f"s{i}", "role": None if i % 2 else f"r{i}",
+                                                         "system_id": f"sys{i % 7}"}
+        del sender, message
+
+
+def test_to_wire_of_fields_of_other_types_encodes_them_as_the_document_does() -> None:
+    message = InboxMessage.create(AgentRef("a"), InboxKind.TASK, [1.5, "é", None, True])
+    message.kind = InboxKind.ASK  # a str subclass: the document's way
+    message.correlation_id = 7  # type: ignore[assignment]  # a careless caller
+    assert message.to_wire() == json.dumps(message.wire_doc(), separators=(",", ":")).encode()
+    assert json.loads(message.to_wire())["correlation_id"] == 7
+
+
+def test_to_wire_refuses_a_circular_body_with_value_error_and_a_foreign_object_with_type_error() -> None:
+    body: list[Any] = []
+    body.append(body)
+    message = InboxMessage.create(AgentRef("a"), InboxKind.TASK, body)
+    with pytest.raises(ValueError, match="Circular"):
+        message.to_wire()
+    message.body = {"x": object()}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        message.to_wire()
+    message.body = {"n": 1}
+    assert json.loads(message.to_wire())["body"] == {"n": 1}
+
+
+@HYPOTHESIS
+@given(messages)
 def test_file_name_is_the_same_after_a_wire_round_trip(message: InboxMessage) -> None:
     assert InboxMessage.from_wire(message.to_wire()).file_name() == message.file_name()
 
@@ -184,6 +222,17 @@ def test_a_read_message_is_named_from_its_created_at() -> None:
 def test_a_created_message_keeps_its_name_through_the_wire() -> None:
     message = InboxMessage.create(AgentRef("alice"), InboxKind.TASK, {"n": 1})
     assert InboxMessage.from_wire(message.to_wire()).file_name() == message.file_name()
+
+
+def test_create_puts_each_argument_in_its_field() -> None:
+    sender = AgentRef("alice", "planner", "sys")
+    message = InboxMessage.create(sender, InboxKind.REPLY, {"n": 1}, msg_id="m-1", correlation_id="c-1",
+                                  deliver_at=12.5, traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    assert (message.id, message.sender, message.kind, message.body) == ("m-1", sender, "reply", {"n": 1})
+    assert (message.correlation_id, message.deliver_at, message.reminder) == ("c-1", 12.5, None)
+    assert message.traceparent == "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    assert message.file_name() == InboxMessage.from_wire(message.to_wire()).file_name()  # created_ns and created_at agree
+    assert type(message.kind) is str and message.created_at.endswith("Z")
 
 
 def test_create_stamps_now_and_keeps_created_at_and_created_ns_consistent() -> None:

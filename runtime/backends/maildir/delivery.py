@@ -13,6 +13,7 @@ again adds a second copy, which the receiver's AdmittedSet drops.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable, Sequence, TypeVar
@@ -128,7 +129,7 @@ class Sender:
         """Reserve room for ``count`` messages in this handle's estimate of what waits."""
         if count > self.max_pending:  # can never fit, however long we wait
             raise MailboxFull(self.paths.root, waiting(self.paths), self.max_pending)
-        deadline = None if block_timeout is None else time.monotonic() + block_timeout
+        deadline = 0.0  # taken when the room is first found short: most sends never need it
         while True:
             with self._lock:
                 if self._pending_bound is None or self._pending_bound + count > self.max_pending:
@@ -138,10 +139,12 @@ class Sender:
                     self._pending_bound += count
                     self._in_flight += count
                     return
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            now = time.monotonic()
+            if not deadline:
+                deadline = math.inf if block_timeout is None else now + block_timeout
+            if deadline <= now:
                 raise MailboxFull(self.paths.root, current, self.max_pending)
-            time.sleep(_FULL_RECHECK if remaining is None else min(_FULL_RECHECK, remaining))
+            time.sleep(min(_FULL_RECHECK, deadline - now))
 
     def open_segment(self) -> None:
         """Open the segment the next delivery appends to (see ``SegmentWriter.open_segment``);
