@@ -10,10 +10,10 @@ import os
 
 import pytest
 import sample_actors
-from actors_runtime.backends.maildir import durable
+from actors_runtime.backends.maildir import durable, session_file
 from actors_runtime.backends.maildir.durable import exchange, read_bytes
 from actors_runtime.backends.maildir.json_docs import DamagedDocument, write_json
-from actors_runtime.backends.maildir.session_file import SessionFile, read_session, seal
+from actors_runtime.backends.maildir.session_file import EXCHANGE_RETRIES, SessionFile, read_session, seal
 from conftest import open_project, wait_until
 from kill_plans import CONTEXT, run_then_kill
 
@@ -236,3 +236,69 @@ def test_a_reader_racing_a_busy_committer_never_goes_back_to_an_older_commit(tmp
         if writer.is_alive():
             writer.kill()
             writer.join()
+
+
+def _opens_with(monkeypatch, before_spare):
+    """Opens by ``read_session`` counted by name; ``before_spare`` runs before each open
+    of the spare, between the two opens (where a writer's exchange may fall)."""
+    opened: list[str] = []
+    real = session_file.open_for_reading
+
+    def open_for_reading(name):
+        if name.endswith(".spare"):
+            before_spare()
+        opened.append(os.path.basename(name))
+        return real(name)
+
+    monkeypatch.setattr(session_file, "open_for_reading", open_for_reading)
+    return opened
+
+
+def test_an_exchange_between_the_two_opens_is_seen_and_the_newest_commit_read(tmp_path, monkeypatch):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "machine")
+    for n in range(1, 4):
+        session.write(_body(n))  # session.json: commit 3; the spare: commit 2
+    commits = iter([4])
+    # The writer commits (into the spare, then the exchange) after session.json was
+    # opened: both names now lead to commit 3's file, and a reader of the two open
+    # files would miss commit 4, which returned before the read was made.
+    opened = _opens_with(monkeypatch, lambda: [session.write(_body(n)) for n in commits])
+    doc, number, from_spare = read_session(path)
+    assert (doc["state"]["n"], number, from_spare) == (4, 4, False)
+    assert opened == ["session.json", ".session.json.spare"] * 2  # opened again, once
+
+
+def test_commits_after_both_opens_are_read_in_the_files_held_open(tmp_path, monkeypatch):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "process")
+    for n in range(1, 4):
+        session.write(_body(n))
+    opened = _opens_with(monkeypatch, lambda: None)
+    real_read = session_file.read_open
+    reads: list[int] = []
+
+    def read_open(fd):
+        reads.append(fd)
+        if len(reads) == 1:  # between the two reads the writer commits twice: both files rewritten
+            session.write(_body(4))
+            session.write(_body(5))
+        return real_read(fd)
+
+    monkeypatch.setattr(session_file, "read_open", read_open)
+    doc, number, _ = read_session(path)
+    assert (doc["state"]["n"], number) == (5, 5)
+    assert opened == ["session.json", ".session.json.spare"]  # no open made again
+    assert len(reads) == 2
+
+
+def test_names_that_keep_leading_to_one_file_give_one_of_the_last_two_commits(tmp_path, monkeypatch):
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, "process")
+    for n in range(1, 4):
+        session.write(_body(n))
+    # Every open of the spare comes after an exchange: both names always lead to one file.
+    opened = _opens_with(monkeypatch, lambda: exchange(_spare(path), path))
+    doc, number, from_spare = read_session(path)
+    assert number in (2, 3) and doc["state"]["n"] == number and not from_spare
+    assert len(opened) == 2 * (EXCHANGE_RETRIES + 1)  # bounded

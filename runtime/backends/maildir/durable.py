@@ -485,31 +485,51 @@ def _disable_exchange() -> None:
 
 
 def read_bytes(path: str) -> bytes:
-    """Read a whole file with one ``os.read`` loop (cheaper than ``open()``).
+    """Read a whole file with one ``os.pread`` loop (cheaper than ``open()``).
 
     Raises:
-        OSError: as ``os.open`` and ``os.read`` do. A symlink at ``path`` is not
+        OSError: as ``os.open`` and ``os.pread`` do. A symlink at ``path`` is not
             followed (``ELOOP``): nothing in the home is read from outside it; and a
             FIFO reads as empty rather than blocking (``O_NONBLOCK``, a no-op on files).
     """
-    return read_file(path, inode=False)[0]
-
-
-def read_file(path: str, inode: bool = True) -> tuple[bytes, int]:
-    """``read_bytes``, and the inode number of the file read (0 unless ``inode``):
-    whether ``path`` still leads to that file afterwards tells a reader of two names
-    that an exchange moved them meanwhile (``session_file.read_session``)."""
-    fd = os.open(path, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
+    fd = open_for_reading(path)
     try:
-        number = os.fstat(fd).st_ino if inode else 0
-        chunks: list[bytes] = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks), number
-            chunks.append(chunk)
+        return read_open(fd)
     finally:
         os.close(fd)
+
+
+def open_for_reading(path: str) -> int:
+    """``path`` open for reading as ``read_bytes`` opens it (no symlink followed, no
+    FIFO waited for): a reader of two names holds both files before it reads either
+    (``session_file.read_session``).
+
+    Raises:
+        OSError: as ``os.open`` does.
+    """
+    return os.open(path, os.O_RDONLY | _CLOEXEC | NOFOLLOW | os.O_NONBLOCK)
+
+
+def read_open(fd: int) -> bytes:
+    """All of an open file from its start (``pread``: a torn read can be made again).
+    A FIFO reads as empty.
+
+    Raises:
+        OSError: as ``os.pread`` does (``EISDIR`` for a directory).
+    """
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        try:
+            chunk = os.pread(fd, 1 << 16, offset)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            return b""  # a FIFO (or a socket) at a file's name: nothing of ours
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
 
 
 def unlink_quietly(path: str) -> None:

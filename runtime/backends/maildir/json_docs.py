@@ -45,10 +45,16 @@ def read_json(path: str) -> Any:
             if attempt == TORN_READ_RETRIES:
                 raise DamagedDocument(path, f"cannot read: {exc}") from exc
         except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EMLINK):
-                raise DamagedDocument(path, "cannot read: a symlink is in its place (not followed)") from exc
-            raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+            raise read_error(path, exc) from exc
     raise AssertionError("unreachable")
+
+
+def read_error(path: str, exc: OSError) -> StoreError:
+    """What a failed open or read of the document at ``path`` is: a symlink in its
+    place (never followed: it could lead out of the home) is damage, the rest an error."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):
+        return DamagedDocument(path, "cannot read: a symlink is in its place (not followed)")
+    return StoreError(path, f"cannot read: {exc.strerror or exc}")
 
 
 def dump(doc: Any) -> bytes:

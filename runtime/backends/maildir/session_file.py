@@ -54,19 +54,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zlib
 from typing import Any
 
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
-from .durable import Rewriter, exchange, flush_file, fsync_dir, read_file
-from .json_docs import TORN_READ_RETRIES, DamagedDocument, read_json
+from .durable import Rewriter, exchange, flush_file, fsync_dir, open_for_reading, read_open
+from .json_docs import TORN_READ_RETRIES, DamagedDocument, read_error
 
 log = logging.getLogger(__name__)
 
 #: Ends every sealed session text: ``,"commit":<n>,"crc":<CRC-32 of all before it>}``.
 _CRC_KEY = b',"crc":'
-#: Reads of both names again when an exchange moved them while they were read.
+#: Opens of both names again when an exchange moved them between the two opens.
 EXCHANGE_RETRIES = 20
 
 
@@ -91,46 +92,32 @@ def _sealed_number(data: bytes) -> int | None:
     return number if zlib.crc32(text[:at]) == crc else -1
 
 
-def _read_sealed(path: str) -> tuple[Any, int | None, int]:
-    """A session file's document, commit number (None: no seal; (None, None): no
-    file) and the inode it was read from (0 when unsealed). A torn text is read
-    again, as ``read_json`` does.
-
-    Raises:
-        DamagedDocument: it is torn read after read, or no document.
-        StoreError: it cannot be read.
-    """
-    for _ in range(TORN_READ_RETRIES + 1):
-        try:
-            data, inode = read_file(path)
-        except FileNotFoundError:
-            return None, None, 0
-        except OSError:
-            return read_json(path), None, 0  # its errors, worded once
-        number = _sealed_number(data)
-        if number is None:
-            return read_json(path), None, 0
-        if number >= 0:
-            try:
-                return json.loads(data), number, inode
-            except (ValueError, RecursionError) as exc:  # sealed, yet not JSON: not torn, damaged
-                raise DamagedDocument(path, f"cannot read: {exc}") from exc
-    raise DamagedDocument(path, "cannot read: its checksum does not match (a torn write)")
-
-
 def read_session(path: str) -> tuple[Any, int, bool]:
     """The newest committed session document at ``path`` or its spare: never older
-    than the last commit that returned before this call.
+    than the last commit that returned before this call (but for a staged one, below).
 
-    The two names are read one after the other, and the writer may exchange them in
-    between: both reads can then lead to one file, the older commit, and the newer
-    one is missed. So the read is made again until the two reads were of the two
-    files (at most ``EXCHANGE_RETRIES`` times; a writer that commits faster than that
-    for so long gets the last whole commit read). That is enough: a file is only ever
-    rewritten with a newer commit, and a torn read is refused, so whatever is read
-    of each file is at least what any earlier read found there. (A staged commit
-    being overwritten in the spare by the next one reads as torn until that write is
-    done: read after read, then as the last flushed commit, in the other file.)
+    Both names are opened before either is read. The writer may exchange them between
+    the two opens: both then lead to one file, maybe the older commit, and the opens
+    are made again (a window of two ``open`` calls, not of two reads). Once the two
+    open files are two inodes, they are the two the writer rewrites (it makes no new
+    one while both names exist), and whatever happens to the names from then on, what
+    is read of each held file is no older than what it held when this call began:
+
+    - the newest commit that returned before the call is whole in one of the two
+      files then (a commit goes into the file that does not hold the last one, and
+      returns after its exchange);
+    - each file is only ever rewritten in place with a newer commit;
+    - a read that meets a rewrite is torn, its CRC fails, and it is refused and made
+      again (``TORN_READ_RETRIES`` times; then that file counts as damaged).
+
+    So the higher of the two commit numbers read is at least that commit. A staged
+    commit is the exception the module docstring names: the next one is written over
+    it in the spare, and while that write goes on it reads as torn, read after read,
+    then as the last flushed commit, in the other file.
+
+    If the names still led to one file after ``EXCHANGE_RETRIES`` opens (a writer
+    exchanging them as fast as this process opens), that one file is read as
+    ``session.json``: a whole commit, one of the last two, maybe not the newest.
 
     Returns:
         (document or None, its commit number (0 without a seal), whether it came
@@ -140,32 +127,86 @@ def read_session(path: str) -> tuple[Any, int, bool]:
         DamagedDocument: ``session.json`` is damaged and the spare holds no commit.
         StoreError: a file cannot be read.
     """
-    for _ in range(EXCHANGE_RETRIES):
-        found = _read_both(path)
-        if found is not None:
-            return found
-    return _read_both(path, settled=False)  # type: ignore[return-value]
-
-
-def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
-    """One read of ``path`` and its spare; None if both led to one file (when
-    ``settled``)."""
+    spare_path = Rewriter(path).spare
+    for attempt in range(EXCHANGE_RETRIES + 1):
+        held = _open_both(path, spare_path, settled=attempt < EXCHANGE_RETRIES)
+        if held is not None:
+            break
+    else:
+        raise AssertionError("unreachable: the last attempt is not settled")
+    fd, spare_fd = held
     try:
-        doc, number, inode = _read_sealed(path)
-        damage = None
-    except DamagedDocument as exc:
-        doc, number, inode, damage = None, -1, 0, exc
+        return _read_held(path, fd, spare_path, spare_fd)
+    finally:
+        for each in (fd, spare_fd):
+            if isinstance(each, int):
+                os.close(each)
+
+
+#: What ``_open_both`` holds of ``session.json``: its file open, the error that
+#: makes it damaged, or None (no such file).
+_Held = tuple[int | DamagedDocument | None, int | None]
+
+
+def _open_both(path: str, spare_path: str, settled: bool) -> _Held | None:
+    """``session.json`` and its spare, both open (the spare None if it cannot be: it is
+    no commit then); None if both names led to one file (when ``settled``).
+
+    Raises:
+        StoreError: ``session.json`` cannot be opened (but for damage, which is held).
+    """
+    try:
+        fd: int | DamagedDocument = open_for_reading(path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        error = read_error(path, exc)
+        if not isinstance(error, DamagedDocument):
+            raise error from exc
+        fd = error
+    try:
+        spare_fd: int | None = open_for_reading(spare_path)
+    except OSError:
+        spare_fd = None
+    try:
+        if isinstance(fd, int) and spare_fd is not None and os.fstat(fd).st_ino == os.fstat(spare_fd).st_ino:
+            os.close(spare_fd)  # an exchange fell between the two opens
+            spare_fd = None
+            if settled:
+                os.close(fd)
+                return None
+    except OSError as exc:
+        for each in (fd, spare_fd):
+            if isinstance(each, int):
+                os.close(each)
+        raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+    return fd, spare_fd
+
+
+def _read_held(path: str, fd: int | DamagedDocument | None, spare_path: str,
+               spare_fd: int | None) -> tuple[Any, int, bool]:
+    """``read_session``'s choice between the two files held open."""
+    if fd is None:
+        return None, 0, False
+    damage = fd if isinstance(fd, DamagedDocument) else None
+    doc: Any = None
+    number: int | None = -1
+    if isinstance(fd, int):
+        try:
+            doc, number = _read_sealed(fd, path)
+        except DamagedDocument as exc:
+            damage = exc
     if number is None:
-        # Unsealed, or no file: a first commit is renamed into place and the directory
-        # flushed before it returns, so a spare without a session.json is no commit.
+        # Unsealed: taken as it is. (A spare without a session.json is no commit: a
+        # first commit is renamed into place and the directory flushed before it returns.)
         return doc, 0, False
-    try:
-        spare, spare_number, spare_inode = _read_sealed(Rewriter(path).spare)
-    except StoreError:  # a torn or foreign spare is no commit
-        spare, spare_number, spare_inode = None, None, 0
-    if settled and inode and spare_inode == inode:
-        return None
-    if spare is not None and spare_number is not None and spare_number > number:
+    spare, spare_number = None, None
+    if spare_fd is not None:
+        try:
+            spare, spare_number = _read_sealed(spare_fd, spare_path)
+        except StoreError:  # a torn or foreign spare is no commit
+            pass
+    if spare_number is not None and spare_number > number:
         if damage is not None:
             log.warning("%s: %s; the commit before it, in its spare, is taken", path, damage)
         return spare, spare_number, True
@@ -173,6 +214,35 @@ def _read_both(path: str, settled: bool = True) -> tuple[Any, int, bool] | None:
         raise damage
     return doc, number, False
 
+
+def _read_sealed(fd: int, path: str) -> tuple[Any, int | None]:
+    """The document in the open session file ``fd`` and its commit number (None: no
+    seal). A torn text is read again, as ``read_json`` reads one.
+
+    Raises:
+        DamagedDocument: it is torn read after read, or no document.
+        StoreError: it cannot be read.
+    """
+    for attempt in range(TORN_READ_RETRIES + 1):
+        try:
+            data = read_open(fd)
+        except OSError as exc:
+            raise read_error(path, exc) from exc
+        number = _sealed_number(data)
+        if number == -1:
+            continue
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            if number is not None:  # sealed, yet not JSON: not torn, damaged
+                raise DamagedDocument(path, f"cannot read: {exc}") from exc
+            if attempt == TORN_READ_RETRIES:
+                raise DamagedDocument(path, f"cannot read: {exc}") from exc
+            continue
+        if doc is None:  # else it would read as no document at all: a lost session
+            raise DamagedDocument(path, "cannot read: it holds null, not a document")
+        return doc, number
+    raise DamagedDocument(path, "cannot read: its checksum does not match (a torn write)")
 
 
 class SessionFile:
