@@ -121,10 +121,13 @@ def test_a_delayed_tell_is_durable_at_once_and_handled_not_before_its_time(syste
 def test_a_delayed_tell_activates_a_cold_actor_which_keeps_it_and_is_woken_for_it(system):
     ref = system.spawn(timer_actors.Ticker, name="cold", idle_timeout=0.2)
     wait_until(lambda: system.inspect(ref).status == "idle", 10)
-    system.tell(ref, {"late": 1}, delay=1.0)
+    due = time.time() + 2.0
+    system.tell(ref, {"late": 1}, delay=2.0)
     wait_until(lambda: committed(ref)[1].get("delayed"), 10)  # kept in its session
     wait_until(lambda: system.inspect(ref).status == "idle", 10)
-    assert committed(ref)[0]["told"] == []
+    told = committed(ref)[0]["told"]
+    if time.time() < due:  # read before it was due (a loaded machine may get here later)
+        assert told == []
     wait_until(lambda: committed(ref)[0]["told"] == [{"late": 1}], 10)
 
 
