@@ -11,7 +11,7 @@ import struct
 import time
 
 import pytest
-from actors_runtime.backends.maildir import reading, segment_reader, segment_writer
+from actors_runtime.backends.maildir import reading, segment_reader, segment_repair, segment_writer
 from actors_runtime.backends.maildir.mailbox import MaildirMailbox
 from actors_runtime.backends.maildir.segment_format import (
     CHUNK,
@@ -187,6 +187,59 @@ def test_zeros_before_a_whole_record_of_a_live_writer_are_waited_for_not_skipped
     assert _drain_all(box) == ["b"]  # the writer went: what follows the zeros is read
     (kept,) = os.listdir(box.paths.corrupt)  # the zeros, as bytes that are not records
     assert _segments(box) == []
+
+
+class _FinishedAfterFirstRead:
+    """``read_all`` that lets the writer finish a record right after the first read of
+    the segment's rest: what a reader sees when its read caught a record's first page
+    before the copy ended and, pages later, the next record whole (the writer finished
+    the first before it began the next)."""
+
+    def __init__(self, module, path: str, record: bytes, at: int) -> None:
+        self.original, self.path, self.record, self.at, self.reads = module.read_all, path, record, at, 0
+
+    def __call__(self, fd: int, start: int) -> bytes:
+        data = self.original(fd, start)
+        self.reads += 1
+        if self.reads == 1:
+            with open(self.path, "r+b") as handle:
+                handle.seek(self.at)
+                handle.write(self.record)
+        return data
+
+
+def _caught_mid_copy(box) -> tuple[str, bytes, int, bytes]:
+    """A live writer's segment as a read caught it: "a" whole, "b" half copied in
+    (its first 1,500 bytes, then zeros), "n" after it whole."""
+    first, record, last = frame(_wire("a")), frame(_wire("b" * 3000)), frame(_wire("n"))
+    caught = record[:1500] + bytes(len(record) - 1500)
+    path = _put(box, _in_place([first, caught, last]))
+    return path, record, HEADER_SIZE + len(first), last
+
+
+def test_a_record_caught_mid_copy_with_a_whole_one_after_it_is_read_not_skipped(box, monkeypatch,
+                                                                                 writers_checked_at_once):
+    path, record, at, _ = _caught_mid_copy(box)
+    monkeypatch.setattr(segment_reader, "read_all", _FinishedAfterFirstRead(segment_reader, path, record, at))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # its writer still lives
+        assert _drain_all(box) == ["a", "b" * 3000, "n"]
+        assert os.listdir(box.paths.corrupt) == []
+    finally:
+        os.close(fd)
+
+
+def test_a_cursor_at_a_record_caught_mid_copy_is_trusted_once_a_second_read_finds_it_whole(box, monkeypatch):
+    path, record, at, _ = _caught_mid_copy(box)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        cursor = at << 16
+        assert "not where a record starts" in str(segment_repair.header_problem(fd, cursor, cursor))
+        monkeypatch.setattr(segment_repair, "read_all", _FinishedAfterFirstRead(segment_repair, path, record, at))
+        assert segment_repair.header_problem(fd, cursor, cursor) is None
+    finally:
+        os.close(fd)
 
 
 def test_a_seal_before_a_zero_tail_ends_the_segment_while_its_writer_holds_the_lock(box):

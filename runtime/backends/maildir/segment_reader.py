@@ -298,6 +298,18 @@ class SegmentReader:
         found = resync(rest, 0)
         if found is None:
             return None
+        if self.in_place and not self._gone:
+            # Written in place, the bytes of a record still being copied in are in the
+            # file with zeros after them, not cut off by its size: one read can catch the
+            # first page of a record before its copy ended and, pages later, the next
+            # record whole. The writer finished the first before it began the next, so
+            # a read made after this one finds it whole.
+            rest = read_all(self.fd, self.read_pos)
+            if frame_end(rest, 0) is not None:
+                return Damage(self.read_pos, b"", "")
+            found = resync(rest, 0)
+            if found is None:  # cannot be: bytes written in place are never taken back
+                return None
         skip, reason = found
         offset = self.read_pos
         self.read_pos += skip

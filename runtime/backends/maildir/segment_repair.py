@@ -237,7 +237,17 @@ def header_problem(fd: int, cursor: int, claimed: int) -> str | None:
             return f"its {name} (byte {position >> 16}) is outside the segment's {size} bytes"
     if claimed < cursor:
         return f"its claimed position ({claimed:#x}) is before its cursor ({cursor:#x})"
-    data = read_all(fd, 0)
+    problem = _positions_problem(read_all(fd, 0), cursor, claimed)
+    if problem is not None:
+        # A segment written in place can be read while a record is still being copied
+        # in, its first page there and a later record already whole (see
+        # ``SegmentReader._skip_damage``): only what a second read confirms counts.
+        problem = _positions_problem(read_all(fd, 0), cursor, claimed)
+    return problem
+
+
+def _positions_problem(data: bytes, cursor: int, claimed: int) -> str | None:
+    """``header_problem``'s check of where the positions are, in the segment's bytes."""
     # Only where the positions are matters: a walk to the furthest of them finds the
     # same frames there as a walk of the whole segment (it starts at the same place
     # and follows the same rules), without checksumming the unread records after them.
