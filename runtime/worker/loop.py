@@ -88,7 +88,9 @@ def run(worker: "Worker", batch: list[Delivered]) -> str:
             wait = min(wait, window)  # staged commits: flushed if nothing comes meanwhile
         if not mailbox.wait(wait):
             if worker.state.uncommitted:
-                worker.state.commit()  # idle a while: store the ids (and counts) of deferred queries
+                # Idle a while: store the ids (and counts) of deferred queries, with the
+                # outbox (tells still waiting for room stay listed in it).
+                worker.commit()
             group.flush()  # (that commit, if made, was flushed: this only acks)
     group.flush()  # stop: acked before ``finish`` and the exit
     return worker.stop_reason or "stop requested"

@@ -55,3 +55,20 @@ class FailsOnRestart(Counter):
         while not os.path.exists(os.path.join(directory, "go")) and time.monotonic() < deadline:
             time.sleep(0.005)
         raise RuntimeError("cannot restart")
+
+
+class SlowSink(Actor):
+    """Keeps what it is told (asked "got", answers the list); asked {"sleep": s},
+    stays that long in its handler (its message taken, not yet acked)."""
+
+    def on_start(self):
+        self.state.setdefault("got", [])
+
+    def on_task(self, body, msg):
+        self.state["got"].append(body)
+
+    def on_ask(self, question, msg):
+        if isinstance(question, dict) and "sleep" in question:
+            time.sleep(question["sleep"])
+            return "slept"
+        return self.state["got"]

@@ -279,3 +279,28 @@ def test_a_live_writers_old_temp_is_kept_and_a_dead_ones_is_swept(tmp_path):
     if not durable.temp_owner_alive(dead.name):
         box.recover()
         assert mine.exists() and not dead.exists()
+
+
+def _session(ref):
+    backend = open_project(ref.address)
+    try:
+        return backend.store.load_session("main", ref.name)
+    finally:
+        backend.close()
+
+
+def test_a_tell_waiting_for_room_stays_in_the_commit_that_stores_deferred_query_ids(system):
+    sink = system.spawn(turn_actors.SlowSink, name="sink", max_pending=1)
+    busy = sink.ask_async({"sleep": 4}, mode="steer")  # in its handler
+    wait_until(lambda: system.inspect(sink).claimed == 1, 10)
+    sink.tell({"fill": 1})  # waits behind it: the sink's room is full
+    forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
+    forwarder.tell({"reply_to": sink, "value": 1})  # committed, then owed: the sink has no room
+    wait_until(lambda: _session(forwarder) is not None and _session(forwarder).outbox, 10)
+    forwarder.ask("ref")  # a query alone in its batch: its id is committed once the worker idles a while
+    wait_until(lambda: len(_session(forwarder).admitted) >= 2, 10)
+    owed = [entry["to"]["name"] for entry in _session(forwarder).outbox]
+    assert owed == ["sink"], "the idle commit dropped the tell still waiting for room"
+    os.kill(system.pid_of(forwarder), signal.SIGKILL)  # its next worker owes it again, from that commit
+    assert busy.result(30) == "slept"  # room again
+    wait_until(lambda: _session(sink).state["got"] == [{"fill": 1}, {"n": 1}], 20)
