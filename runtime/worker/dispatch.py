@@ -52,7 +52,7 @@ def attempt(worker: "Worker", message: InboxMessage) -> tuple[Any, Failure | Non
     outbox.begin(message)
     worker.journal.begin(message.id)
     # A query restores the state from its text afterwards; that text is known already
-    # when a query (or a commit) left the state and nothing ran since (``hint``).
+    # when a query left the state and nothing ran since (``hint``).
     hint, state.hint = state.hint, None  # the handler may change the state
     saved = (hint if hint is not None else state.snapshot_json()) if is_query(message) else None
     try:
