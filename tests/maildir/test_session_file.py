@@ -28,6 +28,15 @@ def _spare(path: str) -> str:
     return durable.Rewriter(path).spare
 
 
+def _committed(tmp_path, last: int, durability: str = "machine") -> tuple[str, SessionFile]:
+    """A session file with commits 1 to ``last`` made (the spare holds ``last - 1``)."""
+    path = str(tmp_path / "session.json")
+    session = SessionFile(path, durability)
+    for n in range(1, last + 1):
+        session.write(_body(n))
+    return path, session
+
+
 def _lose_the_last_exchange(path: str) -> None:
     """What a power loss may leave: the directory as it was before the last exchange."""
     exchange(_spare(path), path)
@@ -75,10 +84,7 @@ def test_at_process_a_commit_flushes_nothing(tmp_path, flushes):
 
 
 def test_the_newest_whole_commit_wins_whichever_name_the_directory_kept(tmp_path):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "machine")
-    for n in range(1, 6):
-        session.write(_body(n))
+    path, session = _committed(tmp_path, 5)
     _lose_the_last_exchange(path)
     assert json.loads(read_bytes(path))["state"]["n"] == 4  # the name leads to the older text
     doc, number, from_spare = read_session(path)
@@ -96,11 +102,7 @@ def test_the_newest_whole_commit_wins_whichever_name_the_directory_kept(tmp_path
 
 
 def test_a_torn_commit_is_never_taken_even_when_it_parses(tmp_path):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "machine")
-    session.write(_body(1))
-    session.write(_body(2))
-    session.write(_body(3))  # the spare now holds commit 2
+    path, session = _committed(tmp_path, 3)  # the spare now holds commit 2
     old = read_bytes(_spare(path))
     new = seal(_body(7), 4)
     assert len(old) == len(new)
@@ -129,10 +131,7 @@ def test_a_damaged_session_without_a_commit_in_its_spare_is_reported(tmp_path):
 
 
 def test_an_unsealed_document_counts_at_session_json_and_never_at_the_spare(tmp_path):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "machine")
-    session.write(_body(1))
-    session.write(_body(2))
+    path, _ = _committed(tmp_path, 2)
     write_json(path, {"state": {"n": 40}}, "machine")  # an older home's text, or one written by hand
     assert read_session(path) == ({"state": {"n": 40}}, 0, False)
     assert SessionFile(path, "machine").load() == {"state": {"n": 40}}
@@ -144,10 +143,7 @@ def test_an_unsealed_document_counts_at_session_json_and_never_at_the_spare(tmp_
 
 
 def test_a_spare_without_session_json_is_no_commit(tmp_path):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "machine")
-    session.write(_body(1))
-    session.write(_body(2))
+    path, _ = _committed(tmp_path, 2)
     os.unlink(path)  # a first commit is flushed into its name before it returns
     assert read_session(path) == (None, 0, False)
 
@@ -255,10 +251,7 @@ def _opens_with(monkeypatch, before_spare):
 
 
 def test_an_exchange_between_the_two_opens_is_seen_and_the_newest_commit_read(tmp_path, monkeypatch):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "machine")
-    for n in range(1, 4):
-        session.write(_body(n))  # session.json: commit 3; the spare: commit 2
+    path, session = _committed(tmp_path, 3)  # session.json: commit 3; the spare: commit 2
     commits = iter([4])
     # The writer commits (into the spare, then the exchange) after session.json was
     # opened: both names now lead to commit 3's file, and a reader of the two open
@@ -270,10 +263,7 @@ def test_an_exchange_between_the_two_opens_is_seen_and_the_newest_commit_read(tm
 
 
 def test_commits_after_both_opens_are_read_in_the_files_held_open(tmp_path, monkeypatch):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "process")
-    for n in range(1, 4):
-        session.write(_body(n))
+    path, session = _committed(tmp_path, 3, "process")
     opened = _opens_with(monkeypatch, lambda: None)
     real_read = session_file.read_open
     reads: list[int] = []
@@ -293,10 +283,7 @@ def test_commits_after_both_opens_are_read_in_the_files_held_open(tmp_path, monk
 
 
 def test_names_that_keep_leading_to_one_file_give_one_of_the_last_two_commits(tmp_path, monkeypatch):
-    path = str(tmp_path / "session.json")
-    session = SessionFile(path, "process")
-    for n in range(1, 4):
-        session.write(_body(n))
+    path, session = _committed(tmp_path, 3, "process")
     # Every open of the spare comes after an exchange: both names always lead to one file.
     opened = _opens_with(monkeypatch, lambda: exchange(_spare(path), path))
     doc, number, from_spare = read_session(path)

@@ -5,9 +5,6 @@ loses nothing and applies nothing twice."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 
 import crash_actors
 import poison_actors
@@ -16,9 +13,9 @@ from actors_runtime.admitted import AdmittedSet
 from actors_runtime.backends.base import CommitsAndAcks
 from actors_runtime.backends.redis import RedisBackend
 from actors_runtime.messages import AgentRef, InboxMessage
-from conftest import support_env, wait_until
+from conftest import wait_until
 from kill_plans import stream_through_kills
-from paused_reader import paused_reader
+from paused_reader import paused_past_lease, paused_reader
 
 from actors import ActorSystem
 
@@ -126,29 +123,16 @@ def test_a_stale_epoch_refuses_the_combined_commit_and_ack_and_acks_nothing(redi
     sent = _messages(2)
     backend.deliver(address, sent)
     successor = backend.mailbox(address)
-    with subprocess.Popen([sys.executable, "-c", PAUSED_READER, redis_server.url, "combined-00000003"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=support_env()) as first:
-        try:
-            assert first.stdout is not None and first.stdin is not None
-            assert first.stdout.readline().split() == ["handed", "2"]
-            first.send_signal(signal.SIGSTOP)  # paused past its lease: it cannot renew
-            successor.claim(30)
-            again = successor.recover()
-            assert [d.id for d in again] == [m.id for m in sent]
-            # The successor commits the first message only: the second stays handed out.
-            session = backend.store.session("main", "actor")
-            assert successor.commit_and_ack(session, json.dumps({"by": "successor"}), "{}", [again[0].id],
-                                            AdmittedSet(), "[]", again[:1]) == 1
-            first.send_signal(signal.SIGCONT)
-            first.stdin.write("go\n")
-            first.stdin.flush()
-            outcome = json.loads(first.stdout.readline())
-            assert first.wait(30) == 0
-        finally:
-            if first.poll() is None:
-                first.send_signal(signal.SIGCONT)
-                first.kill()
-                first.wait(10)
+    with paused_past_lease(PAUSED_READER, redis_server.url, "combined-00000003", handed=2) as first:
+        successor.claim(30)
+        again = successor.recover()
+        assert [d.id for d in again] == [m.id for m in sent]
+        # The successor commits the first message only: the second stays handed out.
+        session = backend.store.session("main", "actor")
+        assert successor.commit_and_ack(session, json.dumps({"by": "successor"}), "{}", [again[0].id],
+                                        AdmittedSet(), "[]", again[:1]) == 1
+        outcome, code = first.resume()
+        assert code == 0
     try:
         assert "STALE epoch" in outcome.get("refused", ""), f"the stale commit+ack was not refused: {outcome}"
         doc = backend.store.load_session("main", "actor")

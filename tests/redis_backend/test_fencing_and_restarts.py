@@ -4,9 +4,6 @@ successor's epoch, and a server restarted mid-stream loses nothing acknowledged.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -15,8 +12,8 @@ from actors_runtime.backends import open_backend
 from actors_runtime.backends.redis import RedisBackend
 from actors_runtime.errors import StoreError
 from actors_runtime.messages import AgentRef, InboxMessage
-from conftest import support_env, wait_until
-from paused_reader import paused_reader
+from conftest import wait_until
+from paused_reader import paused_past_lease, paused_reader
 from redis_server import RedisServer
 
 SENDER = AgentRef("sender", None, "main")
@@ -46,29 +43,18 @@ def test_a_reader_paused_past_its_lease_cannot_commit_or_ack_after_its_successor
     message = InboxMessage.create(SENDER, "task", {"n": 1})
     backend.deliver(address, [message])
     successor = backend.mailbox(address)
-    with subprocess.Popen([sys.executable, "-c", PAUSED_READER, redis_server.url, "fencing-00000001"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=support_env()) as first:
-        try:
-            assert first.stdout is not None and first.stdin is not None
-            assert first.stdout.readline().split() == ["handed", "1"]
-            first.send_signal(signal.SIGSTOP)  # paused past its lease: it cannot renew
+    try:
+        with paused_past_lease(PAUSED_READER, redis_server.url, "fencing-00000001", handed=1) as first:
             successor.claim(30)  # once the paused reader's lease has run out
             [again] = successor.recover()
             assert again.id == message.id, "the successor did not take over the paused reader's message"
             backend.store.session("main", "actor").commit(json.dumps({"by": "successor"}), "{}", [again.id],
                                                           AdmittedSet())
             assert successor.ack([again]) == 1
-            first.send_signal(signal.SIGCONT)
-            first.stdin.write("go\n")
-            first.stdin.flush()
-            outcome = json.loads(first.stdout.readline())
-            assert first.wait(30) == 3
-        finally:
-            if first.poll() is None:
-                first.send_signal(signal.SIGCONT)
-                first.kill()
-                first.wait(10)
-            successor.close()
+            outcome, code = first.resume()
+            assert code == 3
+    finally:
+        successor.close()
     assert "STALE epoch" in outcome["commit"], f"the stale commit was not refused: {outcome}"
     assert "STALE epoch" in str(outcome["ack"]), f"the stale ack was not refused: {outcome}"
     doc = backend.store.load_session("main", "actor")

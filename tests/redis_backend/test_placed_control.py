@@ -5,6 +5,7 @@ the host asked; no live host is one line."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,22 @@ def fail_placed(system: ActorSystem, hosts: Hosts, redis_server, home: Path, pro
     return ref
 
 
+@contextlib.contextmanager
+def failed_on_host(hosts: Hosts, redis_server, home: Path, project: Path, tmp_path: Path):
+    """Host h1 started and "fragile" failed on it (``fail_placed``), under its running
+    system; yields (system, ref, cure)."""
+    hosts.start("h1")
+    cure = tmp_path / "cure"
+    with open_system(redis_server, home, project) as system:
+        yield system, fail_placed(system, hosts, redis_server, home, project, cure), cure
+
+
+def handled_once(redis_server, home: Path, project: Path) -> None:
+    """The actor "fragile" runs again and handled the message it died on once."""
+    with open_system(redis_server, home, project) as system:
+        assert system.ask("fragile", "count", timeout=30) == 1
+
+
 def actors_cli(redis_server, home: Path, project: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--home", str(home), "--project", str(project), "--backend",
                                     redis_server.url, *args])
@@ -48,11 +65,7 @@ def status(redis_server, home: Path, project: Path, actor_id: str) -> str:
 
 def test_actors_restart_starts_a_failed_placed_actor_on_its_host_with_and_without_its_system(
         hosts, redis_server, home, project, tmp_path):
-    hosts.start("h1")
-    cure = tmp_path / "cure"
-    with open_system(redis_server, home, project) as system:
-        fail_placed(system, hosts, redis_server, home, project, cure)
-
+    with failed_on_host(hosts, redis_server, home, project, tmp_path) as (_, _, cure):
         # Its system runs: the host that owns it starts it; the message kills it again.
         again = actors_cli(redis_server, home, project, "restart", "fragile")
         assert again.exit_code == EXIT_FAILED, again.output
@@ -68,31 +81,23 @@ def test_actors_restart_starts_a_failed_placed_actor_on_its_host_with_and_withou
 
     again = actors_cli(redis_server, home, project, "restart", "fragile")
     assert again.exit_code == EXIT_OK and "is running" in again.output, again.output
-    with open_system(redis_server, home, project) as system:
-        assert system.ask("fragile", "count", timeout=30) == 1  # the message it died on, handled once
+    handled_once(redis_server, home, project)
 
 
 def test_actors_restart_no_wait_asks_the_placed_actors_host_and_returns_at_once(
         hosts, redis_server, home, project, tmp_path):
-    hosts.start("h1")
-    cure = tmp_path / "cure"
-    with open_system(redis_server, home, project) as system:
-        fail_placed(system, hosts, redis_server, home, project, cure)
-    cure.touch()
-    asked = actors_cli(redis_server, home, project, "restart", "fragile", "--no-wait")
-    assert asked.exit_code == EXIT_OK, asked.output
-    assert asked.output.strip() == f"asked host h1 of pool '{hosts.pool}' to restart 'fragile'", asked.output
-    wait_until(lambda: status(redis_server, home, project, "fragile") == "running", 30)
-    with open_system(redis_server, home, project) as system:
-        assert system.ask("fragile", "count", timeout=30) == 1  # the message it died on, handled once
+    with failed_on_host(hosts, redis_server, home, project, tmp_path) as (_, _, cure):
+        cure.touch()
+        asked = actors_cli(redis_server, home, project, "restart", "fragile", "--no-wait")
+        assert asked.exit_code == EXIT_OK, asked.output
+        assert asked.output.strip() == f"asked host h1 of pool '{hosts.pool}' to restart 'fragile'", asked.output
+        wait_until(lambda: status(redis_server, home, project, "fragile") == "running", 30)
+    handled_once(redis_server, home, project)
 
 
 def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
         hosts, redis_server, home, project, tmp_path):
-    hosts.start("h1")
-    cure = tmp_path / "cure"
-    with open_system(redis_server, home, project) as system:
-        fail_placed(system, hosts, redis_server, home, project, cure)
+    with failed_on_host(hosts, redis_server, home, project, tmp_path) as (system, _, cure):
         cure.touch()
         again = system.spawn(KILLER, "fragile", placement=f"pool:{hosts.pool}", restart="never")
         assert again.ask("count", timeout=30) == 1
@@ -100,10 +105,7 @@ def test_spawning_a_failed_placed_actor_again_by_name_restarts_it_on_its_host(
 
 def test_a_restart_request_to_the_placing_system_is_passed_on_to_the_host(
         hosts, redis_server, home, project, tmp_path):
-    hosts.start("h1")
-    cure = tmp_path / "cure"
-    with open_system(redis_server, home, project) as system:
-        ref = fail_placed(system, hosts, redis_server, home, project, cure)
+    with failed_on_host(hosts, redis_server, home, project, tmp_path) as (system, ref, cure):
         cure.touch()
         # What an older CLI (or any program) sends: the system's own restart tool.
         ask_system(system._backend, CLI_SENDER, ref.address, RESTART_TOOL)

@@ -58,8 +58,9 @@ class FailsOnRestart(Counter):
 
 
 class SlowSink(Actor):
-    """Keeps what it is told (asked "got", answers the list); asked {"sleep": s},
-    stays that long in its handler (its message taken, not yet acked)."""
+    """Keeps what it is told (asked "got", answers the list); asked {"hold": dir}, stays
+    in its handler (its message taken, not yet acked) until ``dir/go`` exists (at most
+    30 s)."""
 
     def on_start(self):
         self.state.setdefault("got", [])
@@ -68,7 +69,9 @@ class SlowSink(Actor):
         self.state["got"].append(body)
 
     def on_ask(self, question, msg):
-        if isinstance(question, dict) and "sleep" in question:
-            time.sleep(question["sleep"])
-            return "slept"
+        if isinstance(question, dict) and "hold" in question:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join(question["hold"], "go")) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return "held"
         return self.state["got"]

@@ -289,9 +289,9 @@ def _session(ref):
         backend.close()
 
 
-def test_a_tell_waiting_for_room_stays_in_the_commit_that_stores_deferred_query_ids(system):
+def test_a_tell_waiting_for_room_stays_in_the_commit_that_stores_deferred_query_ids(system, tmp_path):
     sink = system.spawn(turn_actors.SlowSink, name="sink", max_pending=1)
-    busy = sink.ask_async({"sleep": 4}, mode="steer")  # in its handler
+    busy = sink.ask_async({"hold": str(tmp_path)}, mode="steer")  # in its handler until we let it go
     wait_until(lambda: system.inspect(sink).claimed == 1, 10)
     sink.tell({"fill": 1})  # waits behind it: the sink's room is full
     forwarder = system.spawn(sample_actors.Forwarder, name="forwarder")
@@ -302,5 +302,6 @@ def test_a_tell_waiting_for_room_stays_in_the_commit_that_stores_deferred_query_
     owed = [entry["to"]["name"] for entry in _session(forwarder).outbox]
     assert owed == ["sink"], "the idle commit dropped the tell still waiting for room"
     os.kill(system.pid_of(forwarder), signal.SIGKILL)  # its next worker owes it again, from that commit
-    assert busy.result(30) == "slept"  # room again
+    (tmp_path / "go").touch()
+    assert busy.result(30) == "held"  # room again
     wait_until(lambda: _session(sink).state["got"] == [{"fill": 1}, {"n": 1}], 20)
