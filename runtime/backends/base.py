@@ -315,6 +315,19 @@ class FlushesLater(Protocol):
         ...
 
 
+@runtime_checkable
+class PollsBeforeSleeping(Protocol):
+    """Optional for a ``Mailbox``: a ``wait`` that polls for a little while before it
+    blocks, while messages have been coming at least that often (``runtime.spinning``).
+    The worker asks for it for its own mailbox; a handle never asked never polls.
+    A backend whose wait is not woken by another process (memory) has no use for it.
+    """
+
+    def poll_before_sleeping(self, seconds: float) -> None:
+        """From now on poll for up to ``seconds`` (0: never) before blocking in ``wait``."""
+        ...
+
+
 class Fabric(Protocol):
     """Leased records of live actors. Time comes from the backend's clock.
 

@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import control
+from ..spinning import Spin, budget
 from .children import Child
 from .launcher import receive
 
@@ -46,6 +47,16 @@ if TYPE_CHECKING:
 ARMED = select.EPOLLIN | select.EPOLLONESHOT
 #: A pipe an asker reads: nothing reported (a hang-up at most once).
 DISARMED = select.EPOLLONESHOT
+
+
+#: How long (microseconds) an asking thread polls the pipe before it sleeps, while
+#: answers came that soon (``runtime.spinning``; ``ACTORS_SPIN_US`` sets it).
+POLL_US = 300
+_POLL_BUDGET = budget(POLL_US)
+#: Held by the asking thread that polls (one per process: a second one would poll
+#: for CPU the workers need).
+_POLLING = threading.Lock()
+_clock = time.perf_counter
 
 
 class Lanes:
@@ -158,6 +169,8 @@ class _Waker:
         self.future: Future[Any] | None = None
         self._polled: tuple[int, int] = (-1, -1)
         self._poller = select.poll()
+        #: This thread's polling for answers before it sleeps; one thread polls at a time.
+        self.spin = Spin(_POLL_BUDGET, _POLLING)
 
     def poller(self, fd: int, sentinel: int) -> Any:
         """A poll object over ``fd``, ``sentinel`` and this waker (kept for the next
@@ -237,6 +250,7 @@ class Lane:
             return
         waker = _waker()
         waker.watch(future)
+        spin, start = waker.spin, _clock()
         try:
             poller = waker.poller(fd, sentinel)
             while not future.done():
@@ -247,7 +261,12 @@ class Lane:
                     if remaining <= 0:
                         return
                     wait = math.ceil(remaining * 1000)
-                ready = [ready_fd for ready_fd, _ in poller.poll(wait)]
+                ready = None
+                if spin.wanted():  # the answer is often due soon (``runtime.spinning``)
+                    ready = spin.poll(lambda: poller.poll(0), None if wait < 0 else remaining)
+                if not ready:
+                    ready = poller.poll(wait)
+                ready = [ready_fd for ready_fd, _ in ready]
                 if fd in ready:
                     try:
                         read_one(sup, child, conn)
@@ -262,6 +281,7 @@ class Lane:
                     return  # died with nothing left to read: the monitor takes it from here
         finally:
             waker.future = None
+            spin.waited(_clock() - start)
 
     def release(self) -> None:
         child = self._child

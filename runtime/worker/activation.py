@@ -23,8 +23,9 @@ import threading
 import time
 from typing import Any, Callable
 
+from .. import spinning
 from ..backends import open_backend
-from ..backends.base import Backend, CommitsAndAcks, Delivered, InflightMarker
+from ..backends.base import Backend, CommitsAndAcks, Delivered, InflightMarker, PollsBeforeSleeping
 from ..control import ERROR, EXIT, EXIT_ACTIVATION_FAILED, EXIT_OK, READY
 from ..errors import ActorError, SpawnError, StoreError
 from ..records import PAUSED, RUNNING, AgentRecord, ChildEntry
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 #: Seconds an activation waits for another process (a worker whose system died,
 #: finishing its message) to let go of the actor's mailbox.
 CLAIM_TIMEOUT = 5.0
+#: How long (microseconds) the worker polls its mailbox before it sleeps, while
+#: messages come at least that often (``runtime.spinning``; ``ACTORS_SPIN_US`` sets it).
+POLL_US = 200
 
 
 class Worker:
@@ -74,6 +78,8 @@ class Worker:
                                                clock=clock)
         self.address = self.backend.address(ident.system_id, ident.child_id)
         self.mailbox = self.backend.mailbox(self.address, create=True, max_pending=spec.limits.max_pending)
+        if isinstance(self.mailbox, PollsBeforeSleeping):  # the next message is often due soon
+            self.mailbox.poll_before_sleeping(spinning.budget(POLL_US))
         self.state = ActorState(self.backend.store.session(ident.system_id, ident.child_id))
         self.cancellation = Cancellation(self.actor_id)
         self.outbox = Outbox(self.backend, self.address, ident.role, self.mailbox, self.cancellation,

@@ -27,8 +27,10 @@ import errno
 import logging
 import os
 import stat
+import time
 
 from ...errors import StoreError
+from ...spinning import Spin
 from ...wakeup import PIPE_CAPACITY, WakeUp, wait_readable
 from .durable import FILE_MODE, NOFOLLOW
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BELL_FLAGS = os.O_RDWR | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
+_clock = time.perf_counter
 #: A ring for a record appended to the segment the sender rang for before.
 KNOWN_SEGMENT = b"\x01"
 #: Any other ring: the reader lists ``new/`` and ``log/`` again.
@@ -88,11 +91,13 @@ def open_bell(path: str) -> int:
 class Doorbell:
     """The reader's side: the FIFO to ``select`` on, and a wake-up pipe."""
 
-    def __init__(self, fifo_path: str) -> None:
+    def __init__(self, fifo_path: str, spin_budget: float = 0.0) -> None:
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF (which
         # would make select() spin) when senders come and go.
         self.fd = open_bell(fifo_path)
         self._wakeup = WakeUp()
+        #: Polling before ``wait`` sleeps (budget 0: none; the worker's mailbox polls).
+        self.spin = Spin(spin_budget)
 
     def clear(self) -> bool:
         """Swallow pending rings. Call *before* listing, so a later ring is not lost.
@@ -116,8 +121,20 @@ class Doorbell:
 
     def wait(self, timeout: float | None) -> bool:
         """Block until rung, woken or ``timeout`` passes; returns whether it was rung or
-        woken. A wake-up is consumed; a ring stays until ``clear``."""
-        readable = wait_readable([self.fd, self._wakeup.fd], timeout)
+        woken. A wake-up is consumed; a ring stays until ``clear``.
+
+        While the rings before came quickly, it polls for up to ``spin.budget`` first
+        (``runtime.spinning``): a reader that is not asleep when the ring comes spares
+        the sender the wake-up and itself the time to be scheduled back."""
+        fds = [self.fd, self._wakeup.fd]
+        spin = self.spin
+        start = _clock()
+        readable = None
+        if spin.wanted():
+            readable = spin.poll(lambda: wait_readable(fds, 0), timeout)
+        if not readable:
+            readable = wait_readable(fds, timeout)
+        spin.waited(_clock() - start)
         if self._wakeup.fd in readable:
             self._wakeup.clear()
         return bool(readable)

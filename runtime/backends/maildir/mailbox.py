@@ -33,6 +33,7 @@ from typing import Iterable, Iterator, Sequence
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...messages import InboxMessage
+from ...spinning import Spin
 from ...threads import done_future
 from ..base import DeadLetter, Delivered, InflightMarker
 from .dead_letters import read_dead_letters, write_dead_letter
@@ -92,6 +93,7 @@ class MaildirMailbox:
         self._reader = Reader(paths, durability)
         self._flusher = flusher
         self._doorbell: Doorbell | None = None  # the reader's, opened on first use
+        self._spin_budget = 0.0  # polling before the doorbell's wait sleeps (the worker's)
         self._marker: MmapMarker | None = None
 
     @property
@@ -137,8 +139,14 @@ class MaildirMailbox:
 
     def _bell(self) -> Doorbell:
         if self._doorbell is None:
-            self._doorbell = Doorbell(self.paths.bell)
+            self._doorbell = Doorbell(self.paths.bell, self._spin_budget)
         return self._doorbell
+
+    def poll_before_sleeping(self, seconds: float) -> None:
+        """``PollsBeforeSleeping``: the doorbell's wait polls first (``Doorbell.wait``)."""
+        self._spin_budget = seconds
+        if self._doorbell is not None:
+            self._doorbell.spin = Spin(seconds)
 
     def recover(self) -> list[Delivered]:
         self._bell().clear()

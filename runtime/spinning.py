@@ -1,0 +1,113 @@
+"""Polling for a little while before sleeping, where what is waited for is due soon.
+
+A process that sleeps in ``poll``/``select`` and is woken by another process's
+write pays for the wake-up twice: the writer's system call wakes the sleeper (in a
+virtual machine, an idle virtual CPU has to be woken too), and the sleeper runs
+again only once it was scheduled back. Measured on the 2-core virtual machine of
+docs/benchmarks.md ("Polling before sleeping"), the two wake-ups of an ask cost more
+than the rest of its round trip together. A waiter that polls (non-blocking) for a
+few hundred microseconds before it sleeps is still running when the answer, or the
+next message, arrives: nobody has to be woken.
+
+Polling burns CPU, so a ``Spin`` polls only where it pays:
+
+- when the waits before this one typically ended within its budget (an average of
+  the recent waits, each counted at most at four budgets: a pause costs a quick
+  rhythm one wait without polling, and a quiet actor stops polling after one);
+- with the CPU given up between polls (``sched_yield``: another runnable process
+  on this CPU goes first), and not again for ``BACK_OFF`` seconds once a poll found
+  its thread held off the CPU for half of its time (a busy machine: its cores are
+  better spent on the work than on waiting for it);
+- for one thread at a time where polls share a ``token`` (the parent's askers: each
+  thread has its own ``Spin``, and one of them polls at a time).
+
+``ACTORS_SPIN_US`` in the environment sets the budget in microseconds for every
+waiter of the process (and of the workers it starts); ``0`` turns polling off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+#: The environment variable that sets every budget (microseconds; 0: never poll).
+ENV = "ACTORS_SPIN_US"
+#: Seconds a ``Spin`` does not poll after a poll found its CPU taken by others.
+BACK_OFF = 0.1
+#: How much of a poll's time its thread must have run; less means a busy machine.
+MIN_CPU_SHARE = 0.5
+#: The weight of the latest wait in the running average of waits.
+WEIGHT = 0.25
+#: A wait counts at most this many budgets in the average.
+CAP = 4.0
+
+_clock = time.perf_counter
+_cpu_clock = time.thread_time
+
+
+def budget(default_us: float) -> float:
+    """The polling budget in seconds: ``ACTORS_SPIN_US`` if set (a number of
+    microseconds, at least 0; anything else is ignored), else ``default_us``."""
+    raw = os.environ.get(ENV, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if value >= 0 and value == value and value != float("inf"):
+            return value / 1e6
+    return default_us / 1e6
+
+
+class Spin:
+    """When to poll before a blocking wait, and the polling (see the module docstring).
+
+    Use: ``if spin.wanted(): found = spin.poll(check, limit)``; then, whichever way the
+    wait ended, ``spin.waited(seconds)`` with how long it took from its start.
+    """
+
+    __slots__ = ("budget", "_typical", "_quiet_until", "_token")
+
+    def __init__(self, budget: float, token: threading.Lock | None = None) -> None:
+        self.budget = budget
+        self._typical = 0.0  # the running average of waits (seconds)
+        self._quiet_until = 0.0
+        self._token = token
+
+    def wanted(self) -> bool:
+        """Whether a wait starting now should poll first."""
+        return 0 < self.budget and self._typical <= self.budget and _clock() >= self._quiet_until
+
+    def poll(self, check: Callable[[], T], limit: float | None = None) -> T | None:
+        """Call ``check`` (which must not block) until it returns something true, for at
+        most the budget (or ``limit`` seconds, if shorter); its last result, or None when
+        another thread holds the ``token``."""
+        token = self._token
+        if token is not None and not token.acquire(blocking=False):
+            return None
+        try:
+            start, cpu_start = _clock(), _cpu_clock()
+            deadline = start + (self.budget if limit is None else max(0.0, min(self.budget, limit)))
+            while True:
+                found = check()
+                if found:
+                    return found
+                now = _clock()
+                if now >= deadline:
+                    break
+                os.sched_yield()
+            if _cpu_clock() - cpu_start < (now - start) * MIN_CPU_SHARE:
+                self._quiet_until = now + BACK_OFF
+            return found
+        finally:
+            if token is not None:
+                token.release()
+
+    def waited(self, seconds: float) -> None:
+        """Count a wait that took ``seconds`` from its start (polling included)."""
+        if self.budget > 0:
+            self._typical += (min(seconds, CAP * self.budget) - self._typical) * WEIGHT
