@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 from actors_runtime.backends.base import Delivered
-from actors_runtime.backends.maildir import delivery, reading
+from actors_runtime.backends.maildir import delivery, reading, segment_writer
 from actors_runtime.backends.maildir.dead_letters import read_dead_letters
 from actors_runtime.backends.maildir.mailbox import MaildirMailbox
 from actors_runtime.backends.maildir.quarantine import STALE_TEMP_AGE
@@ -491,6 +491,32 @@ def test_a_delivery_rings_the_doorbell(tmp_path: Path) -> None:
         assert woke == [True]
         assert [d.id for d in reader.drain()] == ["m1"]  # drain clears the bell first
         assert reader.wait(0.05) is False, "the drain swallowed the ring"
+    finally:
+        sender.close()
+        reader.close()
+
+
+def test_at_machine_a_delivery_rings_before_its_flush_and_returns_after_it(tmp_path: Path, monkeypatch) -> None:
+    """The reader can take the records while the sender's flush runs; the sender still
+    returns only once they are on disk."""
+    root = tmp_path / "mailbox"
+    reader = MaildirMailbox(root, durability="machine")
+    reader.claim()
+    sender = MaildirMailbox(root, durability="machine", create=False)
+    seen_at_flush: list[tuple[bool, list[str]]] = []
+    original = segment_writer.sync_data
+
+    def flush(fd: int) -> None:
+        seen_at_flush.append((reader.wait(0), [d.id for d in reader.drain()]))  # rung, and readable
+        original(fd)
+
+    try:
+        sender.deliver([message("m0")])  # the segment exists (its first flush: the directory too)
+        reader.ack(reader.drain())
+        monkeypatch.setattr(segment_writer, "sync_data", flush)
+        assert reader.wait(0) is False
+        sender.deliver([message("m1"), message("m2")])
+        assert seen_at_flush == [(True, ["m1", "m2"])]
     finally:
         sender.close()
         reader.close()

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable, Sequence, TypeVar
 
-from ...durability import Durability
+from ...durability import MACHINE, Durability
 from ...errors import InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
@@ -85,6 +85,11 @@ class Sender:
     def deliver(self, messages: Sequence[InboxMessage], block_timeout: float | None) -> str:
         """Append in order with one write and one flush; returns the segment's path.
 
+        At "machine" the reader is rung between the write and the flush: the records
+        are readable from the write on (a reader woken by another ring could take them
+        then anyway), so the reader handles them while the flush runs, and the caller
+        still returns only once they are on disk.
+
         Raises:
             MailboxFull, InvalidSpec, StoreError: see ``Mailbox.deliver``; a write
                 that fails after whole records were written delivered those.
@@ -95,6 +100,8 @@ class Sender:
         if self.files:
             return self._send(data, block_timeout,
                               lambda wires: deliver_files(self.paths, self._durability, messages, wires), None)
+        if self._durability == MACHINE:
+            return self._send(data, block_timeout, self._writer.write, _segment_of).flush()
         return self._send(data, block_timeout, self._writer.append, str)
 
     def deliver_unflushed(self, message: InboxMessage, block_timeout: float | None) -> Unflushed:
