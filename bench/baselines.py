@@ -41,6 +41,24 @@ def _echo_child(conn: Any) -> None:
         conn.send(message)
 
 
+def _polled_recv(conn: Any, poll_s: float) -> Any:
+    """``conn.recv()``, polling for up to ``poll_s`` seconds before it blocks."""
+    until = time.perf_counter() + poll_s
+    while not conn.poll(0) and time.perf_counter() < until:
+        pass
+    return conn.recv()
+
+
+def _polling_echo_child(conn: Any, poll_s: float) -> None:
+    """``_echo_child`` that polls for the next message before it sleeps."""
+    conn.send("ready")
+    while True:
+        message = _polled_recv(conn, poll_s)
+        if message is None:
+            return
+        conn.send(message)
+
+
 def _idle_child(conn: Any) -> None:
     """Block on the pipe until EOF (an idle consumer)."""
     try:
@@ -65,10 +83,10 @@ def _resume_child(conn: Any) -> None:
 
 
 @contextlib.contextmanager
-def _child(target: Any, context: Any = None) -> Iterator[tuple[Any, Any]]:
+def _child(target: Any, context: Any = None, args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, Any]]:
     ctx = context or _ctx
     parent, child = ctx.Pipe(duplex=True)
-    process = ctx.Process(target=target, args=(child,), daemon=True)
+    process = ctx.Process(target=target, args=(child, *args), daemon=True)
     process.start()
     child.close()
     try:
@@ -98,15 +116,18 @@ def tell(n: int) -> float:
     return n / elapsed
 
 
-def ask(n: int, warmup: int = 50) -> list[float]:
-    """Round-trip times (µs) of ``n`` request/response pairs over one Pipe."""
+def ask(n: int, warmup: int = 50, poll_us: float = 0) -> list[float]:
+    """Round-trip times (µs) of ``n`` request/response pairs over one Pipe; with
+    ``poll_us``, both sides poll for that long before they sleep (as the actors'
+    ask does, ``runtime.spinning``), which shows the floor of that way of waiting."""
     times = []
-    with _child(_echo_child) as (_, conn):
+    poll_s = poll_us / 1e6
+    with _child(_polling_echo_child if poll_s else _echo_child, args=(poll_s,) if poll_s else ()) as (_, conn):
         conn.recv()  # ready
         for i in range(warmup + n):
             start = time.perf_counter_ns()
             conn.send({"q": "count?", "i": i})
-            conn.recv()
+            _polled_recv(conn, poll_s)
             if i >= warmup:
                 times.append((time.perf_counter_ns() - start) / 1000.0)
         conn.send(None)

@@ -237,7 +237,9 @@ def _stream(durability: str, n: int, how: str, batch: int) -> tuple[float, float
 
 
 def bench_ask(cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sequential asks from this process to one idle actor; per-ask wall time."""
+    """Sequential asks from this process to one idle actor; per-ask wall time, and the
+    CPU time per ask of this process and of the worker (polling before sleeping spends
+    CPU for the time it saves: this says how much)."""
     rows = []
     for durability in DURABILITIES:
         n = cfg["ask_n"][durability]
@@ -245,14 +247,26 @@ def bench_ask(cfg: dict[str, Any]) -> list[dict[str, Any]]:
         times = []
         with temp_system(durability=durability) as system:
             ref = system.spawn(Counter, name="ask")
+            pid = system.pid_of(ref)
             for i in range(cfg["ask_warmup"] + n):
+                if i == cfg["ask_warmup"]:
+                    worker_before, parent_before = cpu_ticks(pid), os.times()
                 start = time.perf_counter_ns()
                 ref.ask("count", timeout=30)
                 if i >= cfg["ask_warmup"]:
                     times.append((time.perf_counter_ns() - start) / 1000.0)
+            worker_us = (cpu_ticks(pid) - worker_before) / CLK_TCK * 1e6 / n
+            parent_after = os.times()
+            parent_us = (parent_after.user + parent_after.system - parent_before.user - parent_before.system) * 1e6 / n
         for metric, q in (("p50", 50), ("p99", 99)):
             rows.append(_row("ask", durability, metric, "us", percentile(times, q), percentile(pipe, q), n,
                              mean_us=sum(times) / len(times), max_us=max(times)))
+        rows.append(_row("ask", durability, "cpu/ask", "us", parent_us + worker_us, None, n,
+                         parent_us=parent_us, worker_us=worker_us))
+    # The Pipe waiting as the ask waits: the floor of that strategy, for comparison.
+    polled = baselines.ask(cfg["ask_n"]["process"], cfg["ask_warmup"], poll_us=300)
+    rows.append(_row("ask", "-", "Pipe p50, polling 300 us", "us", percentile(polled, 50), None,
+                     cfg["ask_n"]["process"]))
     return rows
 
 
