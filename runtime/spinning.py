@@ -16,13 +16,15 @@ Polling burns CPU, so a ``Spin`` polls only where it pays:
   rhythm one wait without polling, and a quiet actor stops polling after one);
 - with the CPU given up between polls (``sched_yield``: another runnable process
   on this CPU goes first), and not again for ``BACK_OFF`` seconds once a poll found
-  its thread held off the CPU for half of its time (a busy machine: its cores are
-  better spent on the work than on waiting for it);
-- for one thread at a time where polls share a ``token`` (the parent's askers: each
+  its thread held off the CPU for half of its time, whether or not it found what it
+  waited for (a busy machine, or other threads of the process wanting the GIL: their
+  work comes before the waiting);
+- on one thread at a time where polls share a ``Token`` (the parent's askers: each
   thread has its own ``Spin``, and one of them polls at a time).
 
 ``ACTORS_SPIN_US`` in the environment sets the budget in microseconds for every
-waiter of the process (and of the workers it starts); ``0`` turns polling off.
+waiter of the process (and of the workers it starts), read when the waiter is made
+(set it before a system starts); ``0`` turns polling off.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import threading
 import time
 from typing import Callable, TypeVar
 
+from .threads import reset_after_fork
+
 T = TypeVar("T")
 
 #: The environment variable that sets every budget (microseconds; 0: never poll).
@@ -40,6 +44,8 @@ ENV = "ACTORS_SPIN_US"
 BACK_OFF = 0.1
 #: How much of a poll's time its thread must have run; less means a busy machine.
 MIN_CPU_SHARE = 0.5
+#: A poll shorter than this (seconds) says nothing about the machine (clock ticks).
+NOTICED = 50e-6
 #: The weight of the latest wait in the running average of waits.
 WEIGHT = 0.25
 #: A wait counts at most this many budgets in the average.
@@ -63,6 +69,15 @@ def budget(default_us: float) -> float:
     return default_us / 1e6
 
 
+class Token:
+    """Lets one thread at a time poll among the ``Spin``s that share it (made afresh in
+    a forked child: a thread polling at the fork does not live on there)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        reset_after_fork(self, lock=threading.Lock)
+
+
 class Spin:
     """When to poll before a blocking wait, and the polling (see the module docstring).
 
@@ -72,7 +87,7 @@ class Spin:
 
     __slots__ = ("budget", "_typical", "_quiet_until", "_token")
 
-    def __init__(self, budget: float, token: threading.Lock | None = None) -> None:
+    def __init__(self, budget: float, token: Token | None = None) -> None:
         self.budget = budget
         self._typical = 0.0  # the running average of waits (seconds)
         self._quiet_until = 0.0
@@ -80,32 +95,32 @@ class Spin:
 
     def wanted(self) -> bool:
         """Whether a wait starting now should poll first."""
-        return 0 < self.budget and self._typical <= self.budget and _clock() >= self._quiet_until
+        return 0 < self.budget and self._typical < self.budget and _clock() >= self._quiet_until
 
     def poll(self, check: Callable[[], T], limit: float | None = None) -> T | None:
         """Call ``check`` (which must not block) until it returns something true, for at
         most the budget (or ``limit`` seconds, if shorter); its last result, or None when
         another thread holds the ``token``."""
-        token = self._token
-        if token is not None and not token.acquire(blocking=False):
-            return None
+        lock = None
         try:
+            if self._token is not None:
+                if not self._token.lock.acquire(blocking=False):
+                    return None
+                lock = self._token.lock
             start, cpu_start = _clock(), _cpu_clock()
             deadline = start + (self.budget if limit is None else max(0.0, min(self.budget, limit)))
             while True:
                 found = check()
-                if found:
-                    return found
                 now = _clock()
-                if now >= deadline:
+                if found or now >= deadline:
                     break
                 os.sched_yield()
-            if _cpu_clock() - cpu_start < (now - start) * MIN_CPU_SHARE:
+            if now - start > NOTICED and _cpu_clock() - cpu_start < (now - start) * MIN_CPU_SHARE:
                 self._quiet_until = now + BACK_OFF
             return found
         finally:
-            if token is not None:
-                token.release()
+            if lock is not None:
+                lock.release()
 
     def waited(self, seconds: float) -> None:
         """Count a wait that took ``seconds`` from its start (polling included)."""

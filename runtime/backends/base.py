@@ -324,7 +324,8 @@ class PollsBeforeSleeping(Protocol):
     """
 
     def poll_before_sleeping(self, seconds: float) -> None:
-        """From now on poll for up to ``seconds`` (0: never) before blocking in ``wait``."""
+        """From now on a ``wait`` on the calling thread polls for up to ``seconds``
+        (0: never) before it blocks; waits on other threads do not poll."""
         ...
 
 

@@ -36,7 +36,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .. import control
-from ..spinning import Spin, budget
+from ..spinning import Spin, Token, budget
 from .children import Child
 from .launcher import receive
 
@@ -52,10 +52,9 @@ DISARMED = select.EPOLLONESHOT
 #: How long (microseconds) an asking thread polls the pipe before it sleeps, while
 #: answers came that soon (``runtime.spinning``; ``ACTORS_SPIN_US`` sets it).
 POLL_US = 300
-_POLL_BUDGET = budget(POLL_US)
 #: Held by the asking thread that polls (one per process: a second one would poll
 #: for CPU the workers need).
-_POLLING = threading.Lock()
+_POLLING = Token()
 _clock = time.perf_counter
 
 
@@ -170,7 +169,7 @@ class _Waker:
         self._polled: tuple[int, int] = (-1, -1)
         self._poller = select.poll()
         #: This thread's polling for answers before it sleeps; one thread polls at a time.
-        self.spin = Spin(_POLL_BUDGET, _POLLING)
+        self.spin = Spin(budget(POLL_US), _POLLING)
 
     def poller(self, fd: int, sentinel: int) -> Any:
         """A poll object over ``fd``, ``sentinel`` and this waker (kept for the next
@@ -263,7 +262,9 @@ class Lane:
                     wait = math.ceil(remaining * 1000)
                 ready = None
                 if spin.wanted():  # the answer is often due soon (``runtime.spinning``)
-                    ready = spin.poll(lambda: poller.poll(0), None if wait < 0 else remaining)
+                    ready = spin.poll(lambda: poller.poll(0), None if deadline is None else remaining)
+                    if not ready and deadline is not None:
+                        wait = max(0, math.ceil((deadline - time.monotonic()) * 1000))
                 if not ready:
                     ready = poller.poll(wait)
                 ready = [ready_fd for ready_fd, _ in ready]

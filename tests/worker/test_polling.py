@@ -91,8 +91,16 @@ def test_a_poll_held_off_the_cpu_backs_off(monkeypatch):
     assert spin.wanted()
 
 
+def test_a_poll_that_found_its_answer_after_being_held_off_the_cpu_backs_off_too(monkeypatch):
+    monkeypatch.setattr(spinning, "_cpu_clock", lambda: 0.0)
+    spin = Spin(1.0)
+    start = time.perf_counter()
+    assert spin.poll(lambda: ["late"] if time.perf_counter() - start > 0.001 else [])
+    assert not spin.wanted()
+
+
 def test_one_thread_polls_at_a_time_where_polls_share_a_token():
-    token = threading.Lock()
+    token = spinning.Token()
     first, second = Spin(5.0, token), Spin(5.0, token)
     inside, leave = threading.Event(), threading.Event()
     calls = []
@@ -121,7 +129,8 @@ def _ring_later(bell_path: str, delay: float) -> None:
 def test_a_doorbell_that_polls_finds_a_ring_from_another_process_without_sleeping(tmp_path, monkeypatch):
     path = str(tmp_path / ".bell")
     make_fifo(path)
-    bell = Doorbell(path, 5.0)  # a budget that cannot run out before the ring
+    bell = Doorbell(path)
+    bell.poll_before_sleeping(5.0, threading.get_ident())  # a budget that cannot run out before the ring
     calls = []
     original = doorbell_module.wait_readable
 
@@ -140,15 +149,23 @@ def test_a_doorbell_that_polls_finds_a_ring_from_another_process_without_sleepin
     assert calls and set(calls) == {0}  # only polls: it never slept
 
 
-def test_a_doorbell_that_does_not_poll_sleeps_at_once(tmp_path, monkeypatch):
+def test_a_doorbell_sleeps_at_once_unless_asked_to_poll_on_the_waiting_thread(tmp_path, monkeypatch):
     path = str(tmp_path / ".bell")
     make_fifo(path)
     bell = Doorbell(path)
     calls = []
     monkeypatch.setattr(doorbell_module, "wait_readable", lambda fds, timeout: calls.append(timeout) or [])
     assert not bell.wait(0.01)
-    bell.close()
     assert calls == [0.01]
+    calls.clear()
+    bell.poll_before_sleeping(0.001, threading.get_ident() + 1)  # another thread's waits poll
+    assert not bell.wait(0.01)
+    assert calls == [0.01]
+    calls.clear()
+    bell.poll_before_sleeping(0.001, threading.get_ident())
+    assert not bell.wait(0.01)
+    bell.close()
+    assert calls[0] == 0 and 0 <= calls[-1] <= 0.009  # polled, then slept what was left of the timeout
 
 
 def test_a_worker_polls_its_mailbox_with_the_budget_of_its_environment(tmp_path, monkeypatch):
@@ -170,7 +187,16 @@ def test_a_worker_polls_its_mailbox_with_the_budget_of_its_environment(tmp_path,
     assert worker_budget() == 0.0
 
 
+def _ask_from_a_new_thread(ask):
+    """``ask()`` on a thread of its own (its waker, and so its polling, is new); its result."""
+    result: list[object] = []
+    asker = threading.Thread(target=lambda: result.append(ask()))
+    asker.start()
+    return asker, result
+
+
 def test_asks_from_a_polling_thread_are_answered(system, monkeypatch):
+    monkeypatch.delenv(spinning.ENV, raising=False)
     polls = []
     original = Spin.poll
 
@@ -180,20 +206,33 @@ def test_asks_from_a_polling_thread_are_answered(system, monkeypatch):
 
     monkeypatch.setattr(Spin, "poll", counted)
     gated = system.spawn(lane_actors.Gated, name="gated")
-    assert [gated.ask({"echo": i}, timeout=30) for i in range(50)] == list(range(50))
+    asker, result = _ask_from_a_new_thread(lambda: [gated.ask({"echo": i}, timeout=30) for i in range(50)])
+    asker.join(60)
+    assert result == [list(range(50))]
     assert polls  # the asker polled its pipe before it slept
 
 
 def test_a_worker_killed_while_its_asker_polls_ends_the_poll(system, tmp_path, monkeypatch):
     # A budget that cannot run out: only the worker's death (its sentinel) ends the poll.
-    monkeypatch.setattr(lanes_module, "_POLL_BUDGET", 60.0)
+    monkeypatch.delenv(spinning.ENV, raising=False)
+    monkeypatch.setattr(lanes_module, "POLL_US", 60e6)
+    polling = []
+    original = Spin.poll
+
+    def tracked(self, check, limit=None):
+        polling.append(1)
+        try:
+            return original(self, check, limit)
+        finally:
+            polling.pop()
+
+    monkeypatch.setattr(Spin, "poll", tracked)
     gated = system.spawn(lane_actors.Gated, name="gated")
     pid = system.pid_of(gated)
     hold, go = str(tmp_path / "hold"), str(tmp_path / "go")
-    result: list[object] = []
-    asker = threading.Thread(target=lambda: result.append(gated.ask({"hold": hold, "go": go}, timeout=30)))
-    asker.start()  # a new thread: its waker takes the budget above
-    wait_until(lambda: os.path.exists(hold))
+    asker, result = _ask_from_a_new_thread(lambda: gated.ask({"hold": hold, "go": go}, timeout=30))
+    wait_until(lambda: os.path.exists(hold) and polling)  # the handler holds; the asker polls
     os.kill(pid, signal.SIGKILL)
     asker.join(40)
     assert result == ["again"]  # the redelivered question, answered by the restarted worker
+    assert not polling

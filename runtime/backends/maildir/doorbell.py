@@ -27,6 +27,7 @@ import errno
 import logging
 import os
 import stat
+import threading
 import time
 
 from ...errors import StoreError
@@ -91,13 +92,14 @@ def open_bell(path: str) -> int:
 class Doorbell:
     """The reader's side: the FIFO to ``select`` on, and a wake-up pipe."""
 
-    def __init__(self, fifo_path: str, spin_budget: float = 0.0) -> None:
+    def __init__(self, fifo_path: str) -> None:
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF (which
         # would make select() spin) when senders come and go.
         self.fd = open_bell(fifo_path)
         self._wakeup = WakeUp()
-        #: Polling before ``wait`` sleeps (budget 0: none; the worker's mailbox polls).
-        self.spin = Spin(spin_budget)
+        #: Polling before ``wait`` sleeps (``poll_before_sleeping``: the worker's mailbox).
+        self.spin = Spin(0.0)
+        self._polling_thread = -1
 
     def clear(self) -> bool:
         """Swallow pending rings. Call *before* listing, so a later ring is not lost.
@@ -123,18 +125,29 @@ class Doorbell:
         """Block until rung, woken or ``timeout`` passes; returns whether it was rung or
         woken. A wake-up is consumed; a ring stays until ``clear``.
 
-        While the rings before came quickly, it polls for up to ``spin.budget`` first
-        (``runtime.spinning``): a reader that is not asleep when the ring comes spares
-        the sender the wake-up and itself the time to be scheduled back."""
+        On the thread named by ``poll_before_sleeping``, while the rings before
+        came quickly, it polls for up to ``spin.budget`` first (``runtime.spinning``):
+        a reader that is not asleep when the ring comes spares the sender the wake-up
+        and itself the time to be scheduled back."""
         fds = [self.fd, self._wakeup.fd]
         spin = self.spin
+        if self._polling_thread != threading.get_ident() or not spin.wanted():
+            return self._end_wait(wait_readable(fds, timeout))
         start = _clock()
-        readable = None
-        if spin.wanted():
-            readable = spin.poll(lambda: wait_readable(fds, 0), timeout)
+        readable = spin.poll(lambda: wait_readable(fds, 0), timeout)
         if not readable:
-            readable = wait_readable(fds, timeout)
+            readable = wait_readable(fds, None if timeout is None else max(0.0, timeout - (_clock() - start)))
         spin.waited(_clock() - start)
+        return self._end_wait(readable)
+
+    def poll_before_sleeping(self, budget: float, thread: int) -> None:
+        """Poll for up to ``budget`` seconds before sleeping, in waits of ``thread``
+        only (another thread of the process, e.g. one waiting for replies while a
+        handler runs, would take the handler's GIL while it polls)."""
+        self.spin = Spin(budget)
+        self._polling_thread = thread
+
+    def _end_wait(self, readable: list[int]) -> bool:
         if self._wakeup.fd in readable:
             self._wakeup.clear()
         return bool(readable)

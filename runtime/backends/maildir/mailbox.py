@@ -27,13 +27,13 @@ other programs (``new/.tmp-*`` then a rename) are delivered too.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future
 from typing import Iterable, Iterator, Sequence
 
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...messages import InboxMessage
-from ...spinning import Spin
 from ...threads import done_future
 from ..base import DeadLetter, Delivered, InflightMarker
 from .dead_letters import read_dead_letters, write_dead_letter
@@ -93,7 +93,7 @@ class MaildirMailbox:
         self._reader = Reader(paths, durability)
         self._flusher = flusher
         self._doorbell: Doorbell | None = None  # the reader's, opened on first use
-        self._spin_budget = 0.0  # polling before the doorbell's wait sleeps (the worker's)
+        self._polling: tuple[float, int] | None = None  # budget and thread (the worker's)
         self._marker: MmapMarker | None = None
 
     @property
@@ -139,14 +139,16 @@ class MaildirMailbox:
 
     def _bell(self) -> Doorbell:
         if self._doorbell is None:
-            self._doorbell = Doorbell(self.paths.bell, self._spin_budget)
+            self._doorbell = Doorbell(self.paths.bell)
+            if self._polling is not None:
+                self._doorbell.poll_before_sleeping(*self._polling)
         return self._doorbell
 
     def poll_before_sleeping(self, seconds: float) -> None:
-        """``PollsBeforeSleeping``: the doorbell's wait polls first (``Doorbell.wait``)."""
-        self._spin_budget = seconds
+        """``PollsBeforeSleeping``: waits of the calling thread poll first (``Doorbell.wait``)."""
+        self._polling = (seconds, threading.get_ident())
         if self._doorbell is not None:
-            self._doorbell.spin = Spin(seconds)
+            self._doorbell.poll_before_sleeping(*self._polling)
 
     def recover(self) -> list[Delivered]:
         self._bell().clear()
