@@ -15,9 +15,9 @@ Polling burns CPU, so a ``Spin`` polls only where it pays:
   the recent waits, each counted at most at four budgets: a pause costs a quick
   rhythm one wait without polling, and a quiet actor stops polling after one);
 - with the CPU given up between polls (``sched_yield``: another runnable process
-  on this CPU goes first), and not again for ``BACK_OFF`` seconds once a poll found
-  its thread held off the CPU for half of its time, whether or not it found what it
-  waited for (a busy machine, or other threads of the process wanting the GIL: their
+  on this CPU goes first), and not again for ``BACK_OFF`` seconds once two polls in
+  a row found their thread held off the CPU for half of their time, whether or not
+  they found what they waited for (a busy machine, or other threads of the process wanting the GIL: their
   work comes before the waiting);
 - on one thread at a time where polls share a ``Token`` (the parent's askers: each
   thread has its own ``Spin``, and one of them polls at a time).
@@ -41,9 +41,11 @@ T = TypeVar("T")
 #: The environment variable that sets every budget (microseconds; 0: never poll).
 ENV = "ACTORS_SPIN_US"
 #: Seconds a ``Spin`` does not poll after a poll found its CPU taken by others.
-BACK_OFF = 0.1
-#: How much of a poll's time its thread must have run; less means a busy machine.
+BACK_OFF = 0.02
+#: How much of a poll's time its thread must have run; less, ``STRIKES`` polls in a
+#: row, means a busy machine.
 MIN_CPU_SHARE = 0.5
+STRIKES = 2
 #: A poll shorter than this (seconds) says nothing about the machine (clock ticks).
 NOTICED = 50e-6
 #: The weight of the latest wait in the running average of waits.
@@ -85,12 +87,13 @@ class Spin:
     wait ended, ``spin.waited(seconds)`` with how long it took from its start.
     """
 
-    __slots__ = ("budget", "_typical", "_quiet_until", "_token")
+    __slots__ = ("budget", "_typical", "_quiet_until", "_strikes", "_token")
 
     def __init__(self, budget: float, token: Token | None = None) -> None:
         self.budget = budget
         self._typical = 0.0  # the running average of waits (seconds)
         self._quiet_until = 0.0
+        self._strikes = 0  # polls in a row held off the CPU
         self._token = token
 
     def wanted(self) -> bool:
@@ -115,8 +118,14 @@ class Spin:
                 if found or now >= deadline:
                     break
                 os.sched_yield()
-            if now - start > NOTICED and _cpu_clock() - cpu_start < (now - start) * MIN_CPU_SHARE:
-                self._quiet_until = now + BACK_OFF
+            if now - start > NOTICED:
+                if _cpu_clock() - cpu_start >= (now - start) * MIN_CPU_SHARE:
+                    self._strikes = 0
+                else:  # once may be an interrupt; twice running, others want the CPU
+                    self._strikes += 1
+                    if self._strikes >= STRIKES:
+                        self._strikes = 0
+                        self._quiet_until = now + BACK_OFF
             return found
         finally:
             if lock is not None:

@@ -130,14 +130,13 @@ class Doorbell:
         a reader that is not asleep when the ring comes spares the sender the wake-up
         and itself the time to be scheduled back."""
         fds = [self.fd, self._wakeup.fd]
-        spin = self.spin
-        if self._polling_thread != threading.get_ident() or not spin.wanted():
+        if self._polling_thread != threading.get_ident():
             return self._end_wait(wait_readable(fds, timeout))
-        start = _clock()
-        readable = spin.poll(lambda: wait_readable(fds, 0), timeout)
+        spin, start = self.spin, _clock()
+        readable = spin.poll(lambda: wait_readable(fds, 0), timeout) if spin.wanted() else None
         if not readable:
             readable = wait_readable(fds, None if timeout is None else max(0.0, timeout - (_clock() - start)))
-        spin.waited(_clock() - start)
+        spin.waited(_clock() - start)  # polled or not: how soon rings come decides the next
         return self._end_wait(readable)
 
     def poll_before_sleeping(self, budget: float, thread: int) -> None:
