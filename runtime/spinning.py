@@ -19,6 +19,9 @@ Polling burns CPU, so a ``Spin`` polls only where it pays:
   a row found their thread held off the CPU for half of their time, whether or not
   they found what they waited for (a busy machine, or other threads of the process wanting the GIL: their
   work comes before the waiting);
+- while the machine has a CPU to spare: no more threads runnable than it has CPUs
+  (``/proc/loadavg``, read at most every ``LOAD_EVERY`` seconds; polling threads
+  count, so many actors told at once poll no more than the cores allow);
 - on one thread at a time where polls share a ``Token`` (the parent's askers: each
   thread has its own ``Spin``, and one of them polls at a time).
 
@@ -32,7 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from .threads import reset_after_fork
 
@@ -53,8 +56,33 @@ WEIGHT = 0.25
 #: A wait counts at most this many budgets in the average.
 CAP = 4.0
 
+#: Seconds an answer of ``cpu_to_spare`` is kept.
+LOAD_EVERY = 0.002
+#: Where Linux says how many threads are runnable now ("... running/total ...").
+LOADAVG = "/proc/loadavg"
+
 _clock = time.perf_counter
 _cpu_clock = time.thread_time
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_load: list[Any] = [-1, -1.0, True]  # /proc/loadavg's descriptor, when read, the answer
+
+
+def cpu_to_spare() -> bool:
+    """Whether no more threads are runnable on this machine than it has CPUs (the one
+    asking included). True where that cannot be read."""
+    now = _clock()
+    if now - _load[1] < LOAD_EVERY:
+        return bool(_load[2])
+    _load[1] = now
+    try:
+        if _load[0] < 0:
+            _load[0] = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
+        running = int(os.pread(_load[0], 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        _load[2] = True
+    else:
+        _load[2] = running <= _CPUS
+    return bool(_load[2])
 
 
 def budget(default_us: float) -> float:
@@ -98,7 +126,8 @@ class Spin:
 
     def wanted(self) -> bool:
         """Whether a wait starting now should poll first."""
-        return 0 < self.budget and self._typical < self.budget and _clock() >= self._quiet_until
+        return 0 < self.budget and self._typical < self.budget and _clock() >= self._quiet_until \
+            and cpu_to_spare()
 
     def poll(self, check: Callable[[], T], limit: float | None = None) -> T | None:
         """Call ``check`` (which must not block) until it returns something true, for at
