@@ -17,8 +17,8 @@ Polling burns CPU, so a ``Spin`` polls only where it pays:
 - with the CPU given up between polls (``sched_yield``: another runnable process
   on this CPU goes first), and not again for ``BACK_OFF`` seconds once two polls in
   a row found their thread held off the CPU for half of their time, whether or not
-  they found what they waited for (a busy machine, or other threads of the process wanting the GIL: their
-  work comes before the waiting);
+  they found what they waited for (a busy machine, or other threads of the process
+  wanting the GIL: their work comes before the waiting);
 - while the machine has a CPU to spare: no more threads runnable than it has CPUs
   (``/proc/loadavg``, read at most every ``LOAD_EVERY`` seconds; polling threads
   count, so many actors told at once poll no more than the cores allow);
@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from .threads import reset_after_fork
 
@@ -49,7 +49,8 @@ BACK_OFF = 0.02
 #: row, means a busy machine.
 MIN_CPU_SHARE = 0.5
 STRIKES = 2
-#: A poll shorter than this (seconds) says nothing about the machine (clock ticks).
+#: A poll shorter than this (seconds) is not judged: too short for its CPU share to
+#: say anything about the machine.
 NOTICED = 50e-6
 #: The weight of the latest wait in the running average of waits.
 WEIGHT = 0.25
@@ -64,25 +65,34 @@ LOADAVG = "/proc/loadavg"
 _clock = time.perf_counter
 _cpu_clock = time.thread_time
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-_load: list[Any] = [-1, -1.0, True]  # /proc/loadavg's descriptor, when read, the answer
+
+
+class _Load:
+    """The last answer of ``cpu_to_spare``, when it was read, and ``/proc/loadavg``
+    kept open (a ``pread`` at 0 reads it afresh; a forked child may share it)."""
+
+    fd = -1
+    read_at = -1.0
+    spare = True
 
 
 def cpu_to_spare() -> bool:
     """Whether no more threads are runnable on this machine than it has CPUs (the one
-    asking included). True where that cannot be read."""
+    asking included); read at most every ``LOAD_EVERY`` seconds. True where that
+    cannot be read."""
     now = _clock()
-    if now - _load[1] < LOAD_EVERY:
-        return bool(_load[2])
-    _load[1] = now
+    if now - _Load.read_at < LOAD_EVERY:
+        return _Load.spare
+    _Load.read_at = now
     try:
-        if _load[0] < 0:
-            _load[0] = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
-        running = int(os.pread(_load[0], 128, 0).split()[3].split(b"/")[0])
+        if _Load.fd < 0:
+            _Load.fd = os.open(LOADAVG, os.O_RDONLY | os.O_CLOEXEC)
+        running = int(os.pread(_Load.fd, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
-        _load[2] = True
+        _Load.spare = True
     else:
-        _load[2] = running <= _CPUS
-    return bool(_load[2])
+        _Load.spare = running <= _CPUS
+    return _Load.spare
 
 
 def budget(default_us: float) -> float:

@@ -2,9 +2,10 @@
 that a poll finds what a sleep would have (a ring, an answer, a worker's death).
 
 The clocks of ``spinning`` are replaced where a test needs a machine that is busy (no
-CPU time passes for the polling thread) or a budget that cannot run out; everything
-else runs for real: a doorbell rung by another process, a worker asked by a thread
-that polls its pipe.
+CPU time passes for the polling thread), and the machine's load (``cpu_to_spare``)
+is read from a file the test writes, or taken as light, so that a loaded machine
+running the suite decides nothing here; everything else runs for real: a doorbell
+rung by another process, a worker asked by a thread that polls its pipe.
 """
 
 from __future__ import annotations
@@ -24,6 +25,44 @@ from actors_runtime.parent import lanes as lanes_module
 from actors_runtime.spinning import Spin
 from actors_runtime.worker import activation
 from conftest import wait_until
+
+_CPU_TO_SPARE = spinning.cpu_to_spare
+
+
+@pytest.fixture(autouse=True)
+def a_cpu_to_spare(monkeypatch):
+    """The machine's load decides whether a wait polls; these tests are about the rest
+    (the load's own test reads a file it writes)."""
+    monkeypatch.setattr(spinning, "cpu_to_spare", lambda: True)
+
+
+def test_a_wait_polls_only_while_the_machine_has_a_cpu_to_spare(tmp_path, monkeypatch):
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(spinning, "_CPUS", 2)
+    monkeypatch.setattr(spinning._Load, "fd", -1)  # restored after the test: the process's own
+
+    def spare(text: str | None) -> bool:
+        """``cpu_to_spare`` of a /proc/loadavg that reads ``text`` (None: missing), read afresh."""
+        if spinning._Load.fd >= 0:
+            os.close(spinning._Load.fd)
+            spinning._Load.fd = -1
+        monkeypatch.setattr(spinning, "LOADAVG", str(loadavg if text is not None else tmp_path / "missing"))
+        if text is not None:
+            loadavg.write_text(text)
+        monkeypatch.setattr(spinning._Load, "read_at", -1.0)
+        return _CPU_TO_SPARE()
+
+    try:
+        assert spare("0.50 0.40 0.30 2/180 4242\n")  # this thread and one more: 2 CPUs hold them
+        assert not spare("3.10 2.40 1.30 3/180 4242\n")
+        assert spare("garbage\n") and spare(None)  # unreadable: polling is not refused for it
+        assert not spare("0.50 0.40 0.30 9/180 4242\n")
+        monkeypatch.setattr(spinning, "cpu_to_spare", _CPU_TO_SPARE)
+        assert not Spin(1.0).wanted()  # a busy machine: no polling, however short the waits
+    finally:
+        if spinning._Load.fd >= 0:
+            os.close(spinning._Load.fd)
+        monkeypatch.setattr(spinning._Load, "read_at", -1.0)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
