@@ -174,3 +174,32 @@ class Spin:
         """Count a wait that took ``seconds`` from its start (polling included)."""
         if self.budget > 0:
             self._typical += (min(seconds, CAP * self.budget) - self._typical) * WEIGHT
+
+
+class PolledWait:
+    """A reader's blocking wait that polls first on one thread (``PollsBeforeSleeping``:
+    the worker's loop thread; another thread of the process, e.g. one waiting for
+    replies while a handler runs, would take the handler's GIL while it polled)."""
+
+    __slots__ = ("spin", "_thread")
+
+    def __init__(self) -> None:
+        self.spin = Spin(0.0)
+        self._thread = -1
+
+    def poll_from(self, budget: float, thread: int) -> None:
+        """Poll for up to ``budget`` seconds in waits of ``thread`` from now on."""
+        self.spin = Spin(budget)
+        self._thread = thread
+
+    def wait(self, poll: Callable[[], T], block: Callable[[float | None], T], timeout: float | None) -> T:
+        """``block(timeout)``; on the polling thread, while waits end soon, ``poll()``
+        first (non-blocking), and then ``block`` only for what is left of ``timeout``."""
+        if self._thread != threading.get_ident():
+            return block(timeout)
+        spin, start = self.spin, _clock()
+        found = spin.poll(poll, timeout) if spin.wanted() else None
+        if not found:
+            found = block(None if timeout is None else max(0.0, timeout - (_clock() - start)))
+        spin.waited(_clock() - start)  # polled or not: how soon waits end decides the next
+        return found

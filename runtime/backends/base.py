@@ -320,7 +320,8 @@ class PollsBeforeSleeping(Protocol):
     """Optional for a ``Mailbox``: a ``wait`` that polls for a little while before it
     blocks, while messages have been coming at least that often (``runtime.spinning``).
     The worker asks for it for its own mailbox; a handle never asked never polls.
-    A backend whose wait is not woken by another process (memory) has no use for it.
+    Maildir polls its doorbell, Redis the reply to its bell's BLPOP; a backend whose
+    wait is not woken by another process (memory) has no use for it.
     """
 
     def poll_before_sleeping(self, seconds: float) -> None:

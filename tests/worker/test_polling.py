@@ -19,10 +19,12 @@ import time
 import lane_actors
 import pytest
 from actors_runtime import spinning
+from actors_runtime.backends import open_backend
 from actors_runtime.backends.maildir import doorbell as doorbell_module
 from actors_runtime.backends.maildir.doorbell import Doorbell, Ringer, make_fifo
+from actors_runtime.messages import AgentRef, InboxMessage
 from actors_runtime.parent import lanes as lanes_module
-from actors_runtime.spinning import Spin
+from actors_runtime.spinning import PolledWait, Spin
 from actors_runtime.worker import activation
 from conftest import wait_until
 
@@ -172,7 +174,7 @@ def test_a_doorbell_that_polls_finds_a_ring_from_another_process_without_sleepin
     path = str(tmp_path / ".bell")
     make_fifo(path)
     bell = Doorbell(path)
-    bell.poll_before_sleeping(5.0, threading.get_ident())  # a budget that cannot run out before the ring
+    bell.waiting.poll_from(5.0, threading.get_ident())  # a budget that cannot run out before the ring
     calls = []
     original = doorbell_module.wait_readable
 
@@ -200,14 +202,53 @@ def test_a_doorbell_sleeps_at_once_unless_asked_to_poll_on_the_waiting_thread(tm
     assert not bell.wait(0.01)
     assert calls == [0.01]
     calls.clear()
-    bell.poll_before_sleeping(0.001, threading.get_ident() + 1)  # another thread's waits poll
+    bell.waiting.poll_from(0.001, threading.get_ident() + 1)  # another thread's waits poll
     assert not bell.wait(0.01)
     assert calls == [0.01]
     calls.clear()
-    bell.poll_before_sleeping(0.001, threading.get_ident())
+    bell.waiting.poll_from(0.001, threading.get_ident())
     assert not bell.wait(0.01)
     bell.close()
     assert calls[0] == 0 and 0 <= calls[-1] <= 0.009  # polled, then slept what was left of the timeout
+
+
+def _deliver_later(url: str, home: str, key: str, delay: float) -> None:
+    time.sleep(delay)
+    backend = open_backend(url, home, key, "process")  # its own connections: nothing shared with the parent
+    try:
+        backend.deliver(backend.address("main", "polled"), [InboxMessage.create(AgentRef("tester"), "task", 1)])
+    finally:
+        backend.close()
+
+
+def test_a_redis_mailbox_that_polls_finds_a_delivery_from_another_process_without_sleeping(
+        redis_server, tmp_path, monkeypatch):
+    key = "polling-00000001"
+    backend = open_backend(redis_server.url, str(tmp_path), key, "process")
+    mailbox = backend.mailbox(backend.address("main", "polled"), create=True)
+    blocked = []
+    original = PolledWait.wait
+
+    def recorded(self, poll, block, timeout):
+        return original(self, poll, lambda left: blocked.append(left) or block(left), timeout)
+
+    monkeypatch.setattr(PolledWait, "wait", recorded)
+    try:
+        mailbox.claim()
+        assert mailbox.drain() == []
+        mailbox.poll_before_sleeping(5.0)  # a budget that cannot run out before the delivery
+        sender = multiprocessing.get_context("fork").Process(
+            target=_deliver_later, args=(redis_server.url, str(tmp_path), key, 0.05))
+        sender.start()
+        try:
+            assert mailbox.wait(30)
+        finally:
+            sender.join(10)
+        assert blocked == []  # the BLPOP's reply was found polling: the worker never slept
+        assert [d.message.body for d in mailbox.drain()] == [1]
+    finally:
+        mailbox.close()
+        backend.close()
 
 
 def test_a_worker_polls_its_mailbox_with_the_budget_of_its_environment(tmp_path, monkeypatch):
@@ -219,7 +260,7 @@ def test_a_worker_polls_its_mailbox_with_the_budget_of_its_environment(tmp_path,
                              limits=Limits()).validate()
         worker = activation.Worker(spec)
         try:
-            return worker.mailbox._bell().spin.budget
+            return worker.mailbox._bell().waiting.spin.budget
         finally:
             worker.backend.close()
 

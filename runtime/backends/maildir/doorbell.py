@@ -27,11 +27,9 @@ import errno
 import logging
 import os
 import stat
-import threading
-import time
 
 from ...errors import StoreError
-from ...spinning import Spin
+from ...spinning import PolledWait
 from ...wakeup import PIPE_CAPACITY, WakeUp, wait_readable
 from .durable import FILE_MODE, NOFOLLOW
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BELL_FLAGS = os.O_RDWR | os.O_NONBLOCK | _CLOEXEC | NOFOLLOW
-_clock = time.perf_counter
 #: A ring for a record appended to the segment the sender rang for before.
 KNOWN_SEGMENT = b"\x01"
 #: Any other ring: the reader lists ``new/`` and ``log/`` again.
@@ -92,14 +89,13 @@ def open_bell(path: str) -> int:
 class Doorbell:
     """The reader's side: the FIFO to ``select`` on, and a wake-up pipe."""
 
-    def __init__(self, fifo_path: str) -> None:
+    def __init__(self, fifo_path: str, waiting: PolledWait | None = None) -> None:
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF (which
         # would make select() spin) when senders come and go.
         self.fd = open_bell(fifo_path)
         self._wakeup = WakeUp()
-        #: Polling before ``wait`` sleeps (``poll_before_sleeping``: the worker's mailbox).
-        self.spin = Spin(0.0)
-        self._polling_thread = -1
+        #: Polling before ``wait`` sleeps (the mailbox's ``poll_before_sleeping``).
+        self.waiting = waiting or PolledWait()
 
     def clear(self) -> bool:
         """Swallow pending rings. Call *before* listing, so a later ring is not lost.
@@ -125,28 +121,12 @@ class Doorbell:
         """Block until rung, woken or ``timeout`` passes; returns whether it was rung or
         woken. A wake-up is consumed; a ring stays until ``clear``.
 
-        On the thread named by ``poll_before_sleeping``, while the rings before
-        came quickly, it polls for up to ``spin.budget`` first (``runtime.spinning``):
-        a reader that is not asleep when the ring comes spares the sender the wake-up
-        and itself the time to be scheduled back."""
+        On the thread named by the mailbox's ``poll_before_sleeping``, while the rings before came
+        quickly, it polls first (``runtime.spinning``): a reader that is not asleep
+        when the ring comes spares the sender the wake-up and itself the time to be
+        scheduled back."""
         fds = [self.fd, self._wakeup.fd]
-        if self._polling_thread != threading.get_ident():
-            return self._end_wait(wait_readable(fds, timeout))
-        spin, start = self.spin, _clock()
-        readable = spin.poll(lambda: wait_readable(fds, 0), timeout) if spin.wanted() else None
-        if not readable:
-            readable = wait_readable(fds, None if timeout is None else max(0.0, timeout - (_clock() - start)))
-        spin.waited(_clock() - start)  # polled or not: how soon rings come decides the next
-        return self._end_wait(readable)
-
-    def poll_before_sleeping(self, budget: float, thread: int) -> None:
-        """Poll for up to ``budget`` seconds before sleeping, in waits of ``thread``
-        only (another thread of the process, e.g. one waiting for replies while a
-        handler runs, would take the handler's GIL while it polls)."""
-        self.spin = Spin(budget)
-        self._polling_thread = thread
-
-    def _end_wait(self, readable: list[int]) -> bool:
+        readable = self.waiting.wait(lambda: wait_readable(fds, 0), lambda left: wait_readable(fds, left), timeout)
         if self._wakeup.fd in readable:
             self._wakeup.clear()
         return bool(readable)
@@ -166,7 +146,7 @@ class Ringer:
     """A sender's side: rings the FIFO, keeping it open between rings. Not thread-safe:
     the sender calls it under its own lock."""
 
-    def __init__(self, fifo_path: str) -> None:
+    def __init__(self, fifo_path: str, waiting: PolledWait | None = None) -> None:
         self.path = fifo_path
         self._fd = -1
 

@@ -34,6 +34,7 @@ from typing import Iterable, Iterator, Sequence
 from ...durability import MACHINE, Durability
 from ...errors import StoreError
 from ...messages import InboxMessage
+from ...spinning import PolledWait
 from ...threads import done_future
 from ..base import DeadLetter, Delivered, InflightMarker
 from .dead_letters import read_dead_letters, write_dead_letter
@@ -93,7 +94,7 @@ class MaildirMailbox:
         self._reader = Reader(paths, durability)
         self._flusher = flusher
         self._doorbell: Doorbell | None = None  # the reader's, opened on first use
-        self._polling: tuple[float, int] | None = None  # budget and thread (the worker's)
+        self._waiting = PolledWait()  # the doorbell's polling (the worker's loop thread)
         self._marker: MmapMarker | None = None
 
     @property
@@ -139,16 +140,12 @@ class MaildirMailbox:
 
     def _bell(self) -> Doorbell:
         if self._doorbell is None:
-            self._doorbell = Doorbell(self.paths.bell)
-            if self._polling is not None:
-                self._doorbell.poll_before_sleeping(*self._polling)
+            self._doorbell = Doorbell(self.paths.bell, self._waiting)
         return self._doorbell
 
     def poll_before_sleeping(self, seconds: float) -> None:
         """``PollsBeforeSleeping``: waits of the calling thread poll first (``Doorbell.wait``)."""
-        self._polling = (seconds, threading.get_ident())
-        if self._doorbell is not None:
-            self._doorbell.poll_before_sleeping(*self._polling)
+        self._waiting.poll_from(seconds, threading.get_ident())
 
     def recover(self) -> list[Delivered]:
         self._bell().clear()

@@ -17,6 +17,7 @@ the current epoch. The stream is never trimmed.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -25,6 +26,7 @@ from ...address import Address
 from ...errors import ActorNotFound, InvalidSpec, MailboxFull
 from ...ids import check_id
 from ...messages import InboxMessage
+from ...spinning import PolledWait
 from ...threads import done_future
 from ..base import ActorSession, DeadLetter, Delivered
 from .connection import Server
@@ -131,6 +133,7 @@ class RedisMailbox:
         self._reader = Reader(server, keys, self._name, reader_lease, on_claim)
         self._claimed = False
         self._bell: Bell | None = None
+        self._waiting = PolledWait()  # the bell's polling (the worker's loop thread)
         self._marker: RedisMarker | None = None
         self._closed = False
 
@@ -205,8 +208,12 @@ class RedisMailbox:
 
     def _ensure_bell(self) -> Bell:
         if self._bell is None:
-            self._bell = Bell(self._server, self._keys.bell)
+            self._bell = Bell(self._server, self._keys.bell, self._waiting)
         return self._bell
+
+    def poll_before_sleeping(self, seconds: float) -> None:
+        """``PollsBeforeSleeping``: waits of the calling thread poll for the bell first."""
+        self._waiting.poll_from(seconds, threading.get_ident())
 
     @property
     def inflight(self) -> RedisMarker:

@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from ...errors import StoreError
+from ...spinning import PolledWait
 from ...wakeup import WakeUp
 from .connection import Server
 
@@ -38,12 +39,14 @@ LONGEST_BLOCK = 300.0
 class Bell:
     """The reader's side of one mailbox's bell (one waiter at a time)."""
 
-    def __init__(self, server: Server, key: str) -> None:
+    def __init__(self, server: Server, key: str, waiting: PolledWait | None = None) -> None:
         self._server = server
         self._key = key
         self._conn: Any = None
         self._wakeup = WakeUp()
         self._lock = threading.Lock()  # one waiter
+        #: Polling for the BLPOP's reply before sleeping (the mailbox's ``poll_before_sleeping``).
+        self.waiting = waiting or PolledWait()
 
     def wake(self) -> None:
         """End a ``wait`` (from any thread or a signal handler)."""
@@ -73,7 +76,9 @@ class Bell:
             self._drop()
             return True
         sock = conn._sock
-        ready, _, _ = select.select([sock, self._wakeup.fd], [], [], seconds + HUNG_MARGIN)
+        fds = [sock, self._wakeup.fd]
+        ready = self.waiting.wait(lambda: select.select(fds, [], [], 0)[0],
+                                  lambda left: select.select(fds, [], [], (left or 0.0) + HUNG_MARGIN)[0], seconds)
         if self._wakeup.fd in ready:
             self._wakeup.clear()
             if sock not in ready:
