@@ -121,10 +121,10 @@ class Doorbell:
         """Block until rung, woken or ``timeout`` passes; returns whether it was rung or
         woken. A wake-up is consumed; a ring stays until ``clear``.
 
-        On the thread named by the mailbox's ``poll_before_sleeping``, while the rings before came
-        quickly, it polls first (``runtime.spinning``): a reader that is not asleep
-        when the ring comes spares the sender the wake-up and itself the time to be
-        scheduled back."""
+        On the thread named by the mailbox's ``poll_before_sleeping``, while the rings
+        before came quickly, it polls first (``runtime.spinning``): a reader that is
+        not asleep when the ring comes spares the sender the wake-up and itself the
+        time to be scheduled back."""
         fds = [self.fd, self._wakeup.fd]
         readable = self.waiting.wait(lambda: wait_readable(fds, 0), lambda left: wait_readable(fds, left), timeout)
         if self._wakeup.fd in readable:
@@ -146,7 +146,7 @@ class Ringer:
     """A sender's side: rings the FIFO, keeping it open between rings. Not thread-safe:
     the sender calls it under its own lock."""
 
-    def __init__(self, fifo_path: str, waiting: PolledWait | None = None) -> None:
+    def __init__(self, fifo_path: str) -> None:
         self.path = fifo_path
         self._fd = -1
 
