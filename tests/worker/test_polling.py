@@ -165,6 +165,17 @@ def test_one_thread_polls_at_a_time_where_polls_share_a_token():
     assert second.poll(lambda: "mine") == "mine"  # free again
 
 
+def test_a_token_held_by_a_thread_at_a_fork_is_free_in_the_child():
+    token = spinning.Token()
+    assert token.lock.acquire(blocking=False)  # held, as by a thread polling when another forks
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(0 if token.lock.acquire(blocking=False) else 1)
+    token.lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def _ring_later(bell_path: str, delay: float) -> None:
     time.sleep(delay)
     Ringer(bell_path).ring()
