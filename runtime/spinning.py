@@ -32,6 +32,7 @@ waiter of the process (and of the workers it starts), read when the waiter is ma
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -104,7 +105,7 @@ def budget(default_us: float) -> float:
             value = float(raw)
         except ValueError:
             value = -1.0
-        if value >= 0 and value == value and value != float("inf"):
+        if math.isfinite(value) and value >= 0:
             return value / 1e6
     return default_us / 1e6
 
@@ -170,6 +171,17 @@ class Spin:
             if lock is not None:
                 lock.release()
 
+    def wait(self, poll: Callable[[], T], block: Callable[[float | None], T], timeout: float | None) -> T:
+        """``block(timeout)``, with ``poll()`` (non-blocking) first while polling pays
+        (``wanted``); ``block`` then gets only what is left of ``timeout``. Counts the
+        wait, polled or not: how soon waits end decides whether the next one polls."""
+        start = _clock()
+        found = self.poll(poll, timeout) if self.wanted() else None
+        if not found:
+            found = block(None if timeout is None else max(0.0, timeout - (_clock() - start)))
+        self.waited(_clock() - start)
+        return found
+
     def waited(self, seconds: float) -> None:
         """Count a wait that took ``seconds`` from its start (polling included)."""
         if self.budget > 0:
@@ -193,13 +205,7 @@ class PolledWait:
         self._thread = thread
 
     def wait(self, poll: Callable[[], T], block: Callable[[float | None], T], timeout: float | None) -> T:
-        """``block(timeout)``; on the polling thread, while waits end soon, ``poll()``
-        first (non-blocking), and then ``block`` only for what is left of ``timeout``."""
+        """``Spin.wait`` on the polling thread, ``block(timeout)`` on any other."""
         if self._thread != threading.get_ident():
             return block(timeout)
-        spin, start = self.spin, _clock()
-        found = spin.poll(poll, timeout) if spin.wanted() else None
-        if not found:
-            found = block(None if timeout is None else max(0.0, timeout - (_clock() - start)))
-        spin.waited(_clock() - start)  # polled or not: how soon waits end decides the next
-        return found
+        return self.spin.wait(poll, block, timeout)

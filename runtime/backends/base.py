@@ -316,6 +316,22 @@ class FlushesLater(Protocol):
 
 
 @runtime_checkable
+class OpensSendersAhead(Protocol):
+    """Optional for a ``Backend``: open what this process's first message to an
+    address needs (maildir: its sender handle and segment) before there is one. The
+    system calls it while a worker starts, so the caller's first message only writes.
+    """
+
+    def open_sender(self, address: Address) -> None:
+        """Open it now.
+
+        Raises:
+            ActorNotFound: no mailbox there. StoreError: it cannot be opened.
+        """
+        ...
+
+
+@runtime_checkable
 class PollsBeforeSleeping(Protocol):
     """Optional for a ``Mailbox``: a ``wait`` that polls for a little while before it
     blocks, while messages have been coming at least that often (``runtime.spinning``).

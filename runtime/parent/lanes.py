@@ -55,7 +55,6 @@ POLL_US = 300
 #: Held by the asking thread that polls (one per process: a second one would poll
 #: for CPU the workers need).
 _POLLING = Token()
-_clock = time.perf_counter
 
 
 class Lanes:
@@ -249,25 +248,18 @@ class Lane:
             return
         waker = _waker()
         waker.watch(future)
-        spin, start = waker.spin, _clock()
         try:
             poller = waker.poller(fd, sentinel)
             while not future.done():
-                if deadline is None:
-                    wait = -1
-                else:
+                remaining = None
+                if deadline is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return
-                    wait = math.ceil(remaining * 1000)
-                ready = None
-                if spin.wanted():  # the answer is often due soon (``runtime.spinning``)
-                    ready = spin.poll(lambda: poller.poll(0), None if deadline is None else remaining)
-                    if not ready and deadline is not None:
-                        wait = max(0, math.ceil((deadline - time.monotonic()) * 1000))
-                if not ready:
-                    ready = poller.poll(wait)
-                ready = [ready_fd for ready_fd, _ in ready]
+                # Polled first while answers come soon (``runtime.spinning``).
+                ready = [ready_fd for ready_fd, _ in waker.spin.wait(
+                    lambda: poller.poll(0), lambda left: poller.poll(-1 if left is None else math.ceil(left * 1000)),
+                    remaining)]
                 if fd in ready:
                     try:
                         read_one(sup, child, conn)
@@ -282,7 +274,6 @@ class Lane:
                     return  # died with nothing left to read: the monitor takes it from here
         finally:
             waker.future = None
-            spin.waited(_clock() - start)
 
     def release(self) -> None:
         child = self._child

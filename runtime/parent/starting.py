@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import control
+from ..backends.base import OpensSendersAhead
 from ..errors import ActorError, SpawnError
 from ..records import FAILED, RESTARTING, RUNNING, STARTING, STOPPED
 from ..worker.main_guard import EXIT_UNGUARDED_MAIN, unguarded_reason
@@ -163,11 +164,11 @@ def _open_sender(sup: "Supervisor", child: Child) -> None:
     (the maildir backend's sender handle and segment): that message, usually the
     caller's first ask right after ``spawn`` returns, then only writes. A failure
     here is only a lost head start: the first delivery opens them, or reports why."""
-    open_sender = getattr(sup.backend, "open_sender", None)  # the maildir backend's
-    if open_sender is None:
+    backend = sup.backend
+    if not isinstance(backend, OpensSendersAhead):
         return
     try:
-        open_sender(sup.backend.address(sup.system_id, child.actor_id))
+        backend.open_sender(backend.address(sup.system_id, child.actor_id))
     except (ActorError, OSError) as exc:
         log.debug("actor %s: could not open its sender ahead of its first message: %s", child.actor_id, exc)
 

@@ -195,11 +195,11 @@ class MaildirBackend:
         self._router.forget(address)  # a cached handle writes the old way
 
     def open_sender(self, address: Address) -> None:
-        """Open this process's sender handle for ``address`` and its segment, so that
-        the first message to an actor whose worker is starting only writes (its
-        system calls this while it waits for the worker). An empty segment is what a
-        sender leaves between opening a segment and its first append: readers skip
-        it, and the handle seals it when it closes.
+        """``OpensSendersAhead``: open this process's sender handle for ``address``
+        and its segment, so that the first message to an actor whose worker is
+        starting only writes (its system calls this while it waits for the worker).
+        An empty segment is what a sender leaves between opening a segment and its
+        first append: readers skip it, and the handle seals it when it closes.
 
         Raises:
             ActorNotFound: no mailbox there. StoreError: the segment cannot be made.
